@@ -1,0 +1,173 @@
+//! The plain, validated configuration the tracker and its server run with.
+//!
+//! Built by [`crate::cli`] from flags and environment variables, or directly by
+//! tests and embedders. [`Config::validate`] is the one place limits are checked.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Protocol settings: what the sans-IO core needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackerConfig {
+    /// Announce interval sent to clients, seconds.
+    pub interval: u32,
+    /// A peer that has not announced for this long is dropped, seconds.
+    pub peer_timeout: u32,
+    /// Peers sent when a client asks for the default (`num_want` < 0).
+    pub default_numwant: u32,
+    /// Most peers sent in one reply (also capped by what fits in one datagram).
+    pub max_numwant: u32,
+    /// Most info hashes answered in one scrape; further hashes are not answered.
+    pub max_scrape: u32,
+    /// How long a UDP connection id stays valid, seconds.
+    pub connection_id_lifetime: u32,
+}
+
+impl Default for TrackerConfig {
+    fn default() -> Self {
+        TrackerConfig {
+            interval: 1800,
+            peer_timeout: 2700,
+            default_numwant: 50,
+            max_numwant: 200,
+            max_scrape: 74,
+            connection_id_lifetime: 120,
+        }
+    }
+}
+
+/// Everything `shoal serve` needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub tracker: TrackerConfig,
+    /// UDP addresses to serve. Empty means none (HTTP only).
+    pub udp: Vec<SocketAddr>,
+    /// HTTP addresses to serve. Empty means no HTTP.
+    pub http: Vec<SocketAddr>,
+    /// Worker threads, each with its own sockets and event loop.
+    pub workers: usize,
+    /// Shards in the swarm map (rounded up to a power of two).
+    pub shards: usize,
+    /// Period of the one-line stats summary in the log; `None` = off.
+    pub stats_interval: Option<Duration>,
+    /// Socket receive/send buffer size asked of the kernel, bytes.
+    pub socket_buffer: usize,
+    /// HTTP: most open connections per worker.
+    pub http_max_connections: usize,
+    /// HTTP: a connection idle (or stuck mid-request) this long is closed.
+    pub http_idle_timeout: Duration,
+    /// HTTP: take the client address from this header (`X-Forwarded-For`, `X-Real-IP`).
+    pub http_client_ip_header: Option<String>,
+    /// Whether the addresses in `udp`/`http` are the built-in defaults: a default
+    /// IPv6 address that cannot be bound (no IPv6 on the host) is then skipped
+    /// with a warning instead of failing start-up.
+    pub default_addrs: bool,
+}
+
+/// Default port, as most public trackers use.
+pub const DEFAULT_PORT: u16 = 6969;
+
+/// Largest peer timeout: peer time stamps are 16-bit seconds (see `swarm::peers::Stamp`).
+pub const MAX_PEER_TIMEOUT: u32 = 32_767;
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            tracker: TrackerConfig::default(),
+            udp: vec![
+                SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)),
+                SocketAddr::from(([0u16; 8], DEFAULT_PORT)),
+            ],
+            http: Vec::new(),
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            shards: 1024,
+            stats_interval: None,
+            socket_buffer: 8 << 20,
+            http_max_connections: 1024,
+            http_idle_timeout: Duration::from_secs(15),
+            http_client_ip_header: None,
+            default_addrs: true,
+        }
+    }
+}
+
+impl Config {
+    /// A configuration for tests and embedders: one worker on the given UDP address.
+    pub fn for_udp(addr: SocketAddr) -> Config {
+        Config {
+            udp: vec![addr],
+            workers: 1,
+            default_addrs: false,
+            ..Config::default()
+        }
+    }
+
+    /// Check every limit; the message names the offending option.
+    pub fn validate(&self) -> Result<(), String> {
+        let t = &self.tracker;
+        if self.udp.is_empty() && self.http.is_empty() {
+            return Err("nothing to serve: give at least one --udp or --http address".into());
+        }
+        if self.workers == 0 || self.workers > 1024 {
+            return Err(format!("--workers must be 1..=1024, got {}", self.workers));
+        }
+        if t.interval == 0 {
+            return Err("--interval must be at least 1 second".into());
+        }
+        if t.peer_timeout <= t.interval {
+            return Err(format!(
+                "--peer-timeout ({}) must be longer than --interval ({}), or every peer expires between announces",
+                t.peer_timeout, t.interval
+            ));
+        }
+        if t.peer_timeout > MAX_PEER_TIMEOUT {
+            return Err(format!(
+                "--peer-timeout must be at most {MAX_PEER_TIMEOUT} seconds"
+            ));
+        }
+        if t.connection_id_lifetime < 120 {
+            return Err("--connection-id-lifetime must be at least 120 seconds (BEP 15 clients use an id for up to 2 minutes)".into());
+        }
+        if t.connection_id_lifetime > 86_400 {
+            return Err("--connection-id-lifetime must be at most 86400 seconds".into());
+        }
+        if t.max_numwant == 0 || t.default_numwant > t.max_numwant {
+            return Err(format!(
+                "--default-numwant ({}) must not exceed --max-numwant ({}), which must be at least 1",
+                t.default_numwant, t.max_numwant
+            ));
+        }
+        if t.max_scrape == 0 || t.max_scrape > 256 {
+            return Err("--max-scrape must be 1..=256".into());
+        }
+        if self.http_max_connections == 0 {
+            return Err("--http-max-connections must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_limits_are_checked() {
+        assert_eq!(Config::default().validate(), Ok(()));
+        let mut c = Config::default();
+        c.tracker.peer_timeout = c.tracker.interval;
+        assert!(c.validate().unwrap_err().contains("--peer-timeout"));
+        let mut c = Config::default();
+        c.tracker.connection_id_lifetime = 60;
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .contains("--connection-id-lifetime"));
+        let mut c = Config::default();
+        c.tracker.default_numwant = 500;
+        assert!(c.validate().unwrap_err().contains("--max-numwant"));
+        let mut c = Config::default();
+        c.udp.clear();
+        assert!(c.validate().is_err());
+    }
+}

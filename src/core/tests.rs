@@ -1,0 +1,508 @@
+//! Byte-level tests of the sans-IO core: bytes in, bytes out, time as an argument.
+
+use super::*;
+use crate::wire::udp::{AnnounceRequest, Options, Response};
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+fn tracker() -> Tracker {
+    Tracker::new(TrackerConfig::default(), 16)
+}
+
+fn worker() -> Worker {
+    Worker::new(Arc::new(Counters::default()))
+}
+
+fn v4(last: u8, port: u16) -> SocketAddr {
+    SocketAddr::from(([10, 0, 0, last], port))
+}
+
+fn v6(last: u16, port: u16) -> SocketAddr {
+    SocketAddr::from((Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, last), port))
+}
+
+struct Client<'t> {
+    t: &'t Tracker,
+    w: Worker,
+    out: [u8; 2048],
+}
+
+impl<'t> Client<'t> {
+    fn new(t: &'t Tracker) -> Self {
+        Client {
+            t,
+            w: worker(),
+            out: [0; 2048],
+        }
+    }
+
+    fn send(&mut self, now: u32, src: SocketAddr, req: &[u8]) -> Option<Vec<u8>> {
+        let n = self
+            .t
+            .handle_udp(&mut self.w, now, src, req, &mut self.out)?;
+        Some(self.out[..n].to_vec())
+    }
+
+    fn connect(&mut self, now: u32, src: SocketAddr) -> u64 {
+        let mut req = [0u8; 16];
+        udp::write_connect_request(&mut req, 77).unwrap();
+        let resp = self.send(now, src, &req).expect("connect reply");
+        match udp::parse_response(&resp) {
+            Ok(Response::Connect {
+                transaction_id: 77,
+                connection_id,
+            }) => connection_id,
+            other => panic!("bad connect reply {other:?}"),
+        }
+    }
+}
+
+fn announce_bytes(conn: u64, ih: u8, event: Event, left: u64, num_want: i32, port: u16) -> Vec<u8> {
+    let req = AnnounceRequest {
+        connection_id: conn,
+        transaction_id: 0x1234,
+        info_hash: [ih; 20],
+        peer_id: [0x2d; 20],
+        downloaded: 0,
+        left,
+        uploaded: 0,
+        event,
+        ip: 0,
+        key: 0,
+        num_want,
+        port,
+        options: Options(&[]),
+    };
+    let mut buf = [0u8; 256];
+    let n = udp::write_announce_request(&mut buf, &req, b"").unwrap();
+    buf[..n].to_vec()
+}
+
+struct Announce {
+    interval: u32,
+    seeders: u32,
+    leechers: u32,
+    peers: Vec<u8>,
+}
+
+fn parse_announce(resp: &[u8]) -> Announce {
+    match udp::parse_response(resp) {
+        Ok(Response::Announce {
+            transaction_id: 0x1234,
+            interval,
+            leechers,
+            seeders,
+            peers,
+        }) => Announce {
+            interval,
+            seeders,
+            leechers,
+            peers: peers.to_vec(),
+        },
+        other => panic!("not an announce reply: {other:?}"),
+    }
+}
+
+#[test]
+fn connect_fixture() {
+    let t = tracker();
+    let mut c = Client::new(&t);
+    let req = [
+        0, 0, 4, 0x17, 0x27, 0x10, 0x19, 0x80, 0, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef,
+    ];
+    let resp = c.send(100, v4(1, 1), &req).unwrap();
+    assert_eq!(resp.len(), 16);
+    assert_eq!(&resp[..8], &[0, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef]);
+    let id = u64::from_be_bytes(resp[8..16].try_into().unwrap());
+    assert!(t.conn_ids.check(id, 100, "10.0.0.1".parse().unwrap()));
+    assert_eq!(
+        c.w.counters
+            .responses(Proto::Udp, Family::V4, Kind::Connect),
+        1
+    );
+}
+
+#[test]
+fn garbage_is_silent() {
+    let t = tracker();
+    let mut c = Client::new(&t);
+    // Too short, wrong magic, unknown action with a forged id, error action.
+    assert_eq!(c.send(0, v4(1, 1), &[0; 15]), None);
+    let mut bad_magic = [0u8; 16];
+    udp::write_connect_request(&mut bad_magic, 1).unwrap();
+    bad_magic[7] ^= 1;
+    assert_eq!(c.send(0, v4(1, 1), &bad_magic), None);
+    let mut unknown = [0u8; 16];
+    unknown[11] = 9;
+    assert_eq!(c.send(0, v4(1, 1), &unknown), None);
+    assert_eq!(c.w.counters.rejects(Reject::Truncated), 1);
+    assert_eq!(c.w.counters.rejects(Reject::BadProtocolId), 1);
+    assert_eq!(c.w.counters.rejects(Reject::UnknownAction), 1);
+}
+
+#[test]
+fn bad_connection_ids_get_nothing() {
+    let t = tracker();
+    let mut c = Client::new(&t);
+    let id = c.connect(1000, v4(1, 1));
+    let req = announce_bytes(id, 1, Event::Started, 10, -1, 6881);
+    // Forged, another IP's, expired.
+    assert_eq!(
+        c.send(
+            1000,
+            v4(1, 1),
+            &announce_bytes(id ^ 0xff, 1, Event::Started, 10, -1, 6881)
+        ),
+        None
+    );
+    assert_eq!(c.send(1000, v4(2, 1), &req), None);
+    assert_eq!(c.send(1000 + 121, v4(1, 1), &req), None);
+    let mut scrape = [0u8; 36];
+    udp::write_scrape_request(&mut scrape, id, 5, &[[1; 20]]).unwrap();
+    assert_eq!(c.send(1000, v4(2, 1), &scrape), None);
+    assert_eq!(c.w.counters.rejects(Reject::BadConnectionId), 4);
+    // Still valid at the end of the lifetime, from the same address on another port.
+    assert!(c.send(1000 + 120, v4(1, 9), &req).is_some());
+    // An unknown action with a valid id is answerable: BEP 15 error.
+    let mut unknown = [0u8; 16];
+    unknown[..8].copy_from_slice(&id.to_be_bytes());
+    unknown[11] = 7;
+    unknown[15] = 42;
+    let resp = c.send(1000, v4(1, 1), &unknown).unwrap();
+    assert_eq!(
+        udp::parse_response(&resp),
+        Ok(Response::Error {
+            transaction_id: 42,
+            message: b"unknown action"
+        })
+    );
+}
+
+#[test]
+fn no_reply_to_an_unauthenticated_packet_is_larger_than_it() {
+    let t = tracker();
+    let mut c = Client::new(&t);
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    for len in 0..=256usize {
+        for action in 0..5u32 {
+            let mut buf = vec![0u8; len];
+            for b in buf.iter_mut() {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                *b = x as u8;
+            }
+            if len >= 12 {
+                buf[8..12].copy_from_slice(&action.to_be_bytes());
+            }
+            if len >= 8 && action == 0 {
+                buf[..8].copy_from_slice(&udp::PROTOCOL_ID.to_be_bytes());
+            }
+            if let Some(resp) = c.send(0, v4(1, 1), &buf) {
+                assert!(
+                    resp.len() <= len,
+                    "{len}-byte action {action} got {} bytes",
+                    resp.len()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn announce_fixture_and_counts() {
+    let t = tracker();
+    let mut c = Client::new(&t);
+    let id1 = c.connect(0, v4(1, 1));
+    let id2 = c.connect(0, v4(2, 1));
+    let r = parse_announce(
+        &c.send(
+            0,
+            v4(1, 1),
+            &announce_bytes(id1, 1, Event::Started, 100, -1, 6881),
+        )
+        .unwrap(),
+    );
+    assert_eq!((r.interval, r.seeders, r.leechers), (1800, 0, 1));
+    assert!(r.peers.is_empty(), "never sent itself");
+    let resp = c
+        .send(
+            0,
+            v4(2, 1),
+            &announce_bytes(id2, 1, Event::Started, 100, -1, 7000),
+        )
+        .unwrap();
+    // Exact bytes: action 1, tx, interval 1800, leechers 2, seeders 0, peer 10.0.0.1:6881.
+    assert_eq!(
+        resp,
+        vec![
+            0, 0, 0, 1, 0, 0, 0x12, 0x34, 0, 0, 0x07, 0x08, 0, 0, 0, 2, 0, 0, 0, 0, 10, 0, 0, 1,
+            0x1a, 0xe1
+        ]
+    );
+    // Peer 1 completes: seeder, counted once, and gets the leecher (peer 2) only.
+    let r = parse_announce(
+        &c.send(
+            1,
+            v4(1, 1),
+            &announce_bytes(id1, 1, Event::Completed, 0, -1, 6881),
+        )
+        .unwrap(),
+    );
+    assert_eq!((r.seeders, r.leechers), (1, 1));
+    assert_eq!(r.peers, vec![10, 0, 0, 2, 0x1b, 0x58]);
+    c.send(
+        2,
+        v4(1, 1),
+        &announce_bytes(id1, 1, Event::Completed, 0, -1, 6881),
+    )
+    .unwrap();
+    assert_eq!(t.swarm().scrape(&[1; 20]).completed, 1);
+    // Event 4 (libtorrent's "paused") is a plain announce.
+    let mut paused = announce_bytes(id2, 1, Event::None, 100, -1, 7000);
+    paused[83] = 4;
+    let r = parse_announce(&c.send(3, v4(2, 1), &paused).unwrap());
+    assert_eq!((r.seeders, r.leechers), (1, 1));
+    // Stopped removes the peer and gets no peers even when asking for them.
+    let r = parse_announce(
+        &c.send(
+            4,
+            v4(2, 1),
+            &announce_bytes(id2, 1, Event::Stopped, 100, 50, 7000),
+        )
+        .unwrap(),
+    );
+    assert_eq!((r.seeders, r.leechers, r.peers.len()), (1, 0, 0));
+}
+
+#[test]
+fn ip_field_is_ignored_and_bep41_options_are_accepted() {
+    let t = tracker();
+    let mut c = Client::new(&t);
+    let id = c.connect(0, v4(1, 1));
+    let mut req = announce_bytes(id, 3, Event::Started, 1, -1, 6881);
+    req[84..88].copy_from_slice(&[192, 0, 2, 99]);
+    // libtorrent's URL data, then a malformed option: the announce still works.
+    req.extend_from_slice(&[2, 9]);
+    req.extend_from_slice(b"/announce");
+    req.extend_from_slice(&[2, 200, b'x']);
+    assert!(c.send(0, v4(1, 1), &req).is_some());
+    let id2 = c.connect(0, v4(2, 1));
+    let r = parse_announce(
+        &c.send(
+            0,
+            v4(2, 1),
+            &announce_bytes(id2, 3, Event::Started, 1, -1, 1),
+        )
+        .unwrap(),
+    );
+    assert_eq!(
+        r.peers,
+        vec![10, 0, 0, 1, 0x1a, 0xe1],
+        "the source address, not the ip field"
+    );
+}
+
+#[test]
+fn port_zero_gets_an_error() {
+    let t = tracker();
+    let mut c = Client::new(&t);
+    let id = c.connect(0, v4(1, 1));
+    let resp = c
+        .send(
+            0,
+            v4(1, 1),
+            &announce_bytes(id, 3, Event::Started, 1, -1, 0),
+        )
+        .unwrap();
+    assert!(matches!(
+        udp::parse_response(&resp),
+        Ok(Response::Error {
+            transaction_id: 0x1234,
+            ..
+        })
+    ));
+    assert_eq!(t.swarm().scrape(&[3; 20]).leechers, 0);
+}
+
+#[test]
+fn num_want_default_zero_cap_and_datagram_limit() {
+    let cfg = TrackerConfig {
+        default_numwant: 10,
+        max_numwant: 400,
+        ..TrackerConfig::default()
+    };
+    let t = Tracker::new(cfg, 4);
+    let mut c = Client::new(&t);
+    for i in 0..300u16 {
+        let src = SocketAddr::from((Ipv4Addr::from(0x0a01_0000 + u32::from(i)), 1));
+        let id = c.connect(0, src);
+        c.send(
+            0,
+            src,
+            &announce_bytes(id, 9, Event::Started, 1, 0, 1000 + i),
+        )
+        .unwrap();
+    }
+    let src = v4(250, 1);
+    let id = c.connect(0, src);
+    let peers = |c: &mut Client, nw: i32| {
+        parse_announce(
+            &c.send(0, src, &announce_bytes(id, 9, Event::None, 1, nw, 1))
+                .unwrap(),
+        )
+        .peers
+        .len()
+    };
+    assert_eq!(peers(&mut c, -1), 10 * 6, "default");
+    assert_eq!(peers(&mut c, 0), 0, "none");
+    assert_eq!(peers(&mut c, 5), 5 * 6);
+    assert_eq!(
+        peers(&mut c, 1000),
+        MAX_PEERS_V4 * 6,
+        "one unfragmented datagram"
+    );
+    let resp = c
+        .send(0, src, &announce_bytes(id, 9, Event::None, 1, 1000, 1))
+        .unwrap();
+    assert!(resp.len() <= MAX_DATAGRAM_V4);
+
+    // IPv6: 18-byte peers, capped at the IPv6 minimum-MTU datagram.
+    for i in 0..100u16 {
+        let src = v6(i + 1, 1);
+        let id = c.connect(0, src);
+        c.send(
+            0,
+            src,
+            &announce_bytes(id, 9, Event::Started, 1, 0, 2000 + i),
+        )
+        .unwrap();
+    }
+    let src6 = v6(999, 1);
+    let id6 = c.connect(0, src6);
+    let resp = c
+        .send(0, src6, &announce_bytes(id6, 9, Event::None, 1, 1000, 1))
+        .unwrap();
+    let r = parse_announce(&resp);
+    assert_eq!(r.peers.len(), MAX_PEERS_V6 * 18);
+    assert!(resp.len() <= MAX_DATAGRAM_V6);
+    assert_eq!(r.peers[..2], [0x20, 0x01], "only IPv6 peers over IPv6");
+    // Counts cover both families.
+    assert_eq!(r.leechers, 301 + 101);
+}
+
+#[test]
+fn ipv4_mapped_source_is_ipv4() {
+    let t = tracker();
+    let mut c = Client::new(&t);
+    let id = c.connect(0, v4(1, 1));
+    c.send(
+        0,
+        v4(1, 1),
+        &announce_bytes(id, 4, Event::Started, 1, -1, 6881),
+    )
+    .unwrap();
+    let mapped = SocketAddr::from((Ipv4Addr::new(10, 0, 0, 2).to_ipv6_mapped(), 5));
+    let idm = c.connect(0, mapped);
+    // The id is bound to the canonical address: usable over plain IPv4 too.
+    assert!(t.conn_ids.check(idm, 0, "10.0.0.2".parse().unwrap()));
+    let r = parse_announce(
+        &c.send(
+            0,
+            mapped,
+            &announce_bytes(idm, 4, Event::Started, 1, -1, 7000),
+        )
+        .unwrap(),
+    );
+    assert_eq!(r.peers, vec![10, 0, 0, 1, 0x1a, 0xe1], "6-byte IPv4 peers");
+    assert_eq!(
+        c.w.counters
+            .requests(Proto::Udp, Family::V4, Kind::Announce),
+        2
+    );
+}
+
+#[test]
+fn scrape_in_order_with_duplicates_unknown_zero_and_limit() {
+    let cfg = TrackerConfig {
+        max_scrape: 3,
+        ..TrackerConfig::default()
+    };
+    let t = Tracker::new(cfg, 4);
+    let mut c = Client::new(&t);
+    let id = c.connect(0, v4(1, 1));
+    c.send(
+        0,
+        v4(1, 1),
+        &announce_bytes(id, 1, Event::Started, 0, -1, 1),
+    )
+    .unwrap();
+    c.send(
+        0,
+        v4(1, 1),
+        &announce_bytes(id, 2, Event::Started, 5, -1, 1),
+    )
+    .unwrap();
+    let mut req = [0u8; 16 + 20 * 4];
+    let n =
+        udp::write_scrape_request(&mut req, id, 5, &[[2; 20], [9; 20], [2; 20], [1; 20]]).unwrap();
+    let resp = c.send(0, v4(1, 1), &req[..n]).unwrap();
+    assert_eq!(
+        resp,
+        vec![
+            0, 0, 0, 2, 0, 0, 0, 5, // header
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, // [2]: 0 seeders, 0 completed, 1 leecher
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, // [9]: unknown
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, // [2] again
+        ],
+        "first max_scrape hashes, request order, duplicates repeated"
+    );
+    // No hashes: an error, not an empty scrape.
+    let resp = c.send(0, v4(1, 1), &req[..16]).unwrap();
+    assert!(matches!(
+        udp::parse_response(&resp),
+        Ok(Response::Error {
+            transaction_id: 5,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn truncated_announce_with_valid_id_gets_error() {
+    let t = tracker();
+    let mut c = Client::new(&t);
+    let id = c.connect(0, v4(1, 1));
+    let req = announce_bytes(id, 1, Event::Started, 1, -1, 1);
+    let resp = c.send(0, v4(1, 1), &req[..60]).unwrap();
+    assert_eq!(
+        udp::parse_response(&resp),
+        Ok(Response::Error {
+            transaction_id: 0x1234,
+            message: b"truncated request"
+        })
+    );
+}
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn random_datagrams_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300), v6src in any::<bool>()) {
+            let t = tracker();
+            let mut w = worker();
+            let mut out = [0u8; 1500];
+            let src = if v6src { v6(1, 1) } else { v4(1, 1) };
+            let _ = t.handle_udp(&mut w, 0, src, &bytes, &mut out);
+            // With a valid connection id spliced in, the full request paths run too.
+            if bytes.len() >= 16 {
+                let mut b = bytes.clone();
+                b[..8].copy_from_slice(&t.connection_id(0, src.ip()).to_be_bytes());
+                if let Some(n) = t.handle_udp(&mut w, 0, src, &b, &mut out) {
+                    prop_assert!(udp::parse_response(&out[..n]).is_ok());
+                }
+            }
+        }
+    }
+}

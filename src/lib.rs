@@ -1,0 +1,30 @@
+//! shoal: a single-binary, UDP-first BitTorrent tracker.
+//!
+//! # Layout
+//!
+//! Data flows one way: socket → [`wire`] view → [`core`] → [`swarm`] → [`core`]
+//! writes the reply → socket.
+//!
+//! - [`wire`]: byte layouts. BEP 15 frames ([`wire::udp`]), HTTP request heads and
+//!   announce/scrape queries ([`wire::http`]), bencode output ([`wire::bencode`]).
+//!   No I/O, no clocks, no locks, no allocation per packet.
+//! - [`swarm`]: the sharded in-memory map of torrents and peers: announce, scrape,
+//!   random peer sampling, expiry. No sockets, no parsing, no OS clock.
+//! - [`core`]: the sans-IO tracker: `(now, source address, request bytes) → reply
+//!   bytes`, plus stateless connection ids. Testable without sockets.
+//! - [`net`]: mio worker loops, socket set-up (socket2), HTTP connection state,
+//!   shutdown. No protocol decisions.
+//! - [`stats`]: per-worker counters and their Prometheus rendering.
+//! - [`config`]: the plain, validated configuration the server runs with.
+//! - [`cli`]: command-line parsing (clap) into a [`config::Config`] or a tool invocation.
+
+// Tests may unwrap: a panic is how they fail. Non-test code may not (see Cargo.toml).
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod cli;
+pub mod config;
+pub mod core;
+pub mod net;
+pub mod stats;
+pub mod swarm;
+pub mod wire;

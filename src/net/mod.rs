@@ -1,0 +1,479 @@
+//! Sockets, mio worker loops and shutdown.
+//!
+//! [`Server::bind`] opens every socket up front (so start-up errors surface
+//! before any thread runs, and tests can read the ephemeral ports), then
+//! [`Server::spawn`] starts one thread per worker. Each worker owns a mio `Poll`
+//! and its own `SO_REUSEPORT` socket for every address, so the kernel spreads
+//! clients over workers and no two threads ever share a socket. A worker
+//! decodes a datagram, calls the sans-IO core (which touches the shared swarm
+//! map directly) and sends the reply: no channels, no async runtime.
+//!
+//! The loop reads the clock once per turn, drains ready sockets until
+//! `WouldBlock` (with a per-turn budget so one flooded socket cannot starve the
+//! others or the housekeeping), retries on `EINTR`, and does housekeeping at the
+//! start of each turn: a few shards of peer expiry, HTTP timeouts, the stats
+//! line. A [`Shutdown`] handle wakes every loop at once.
+
+pub mod http;
+mod socket;
+
+use crate::config::Config;
+use crate::core::{Tracker, Worker};
+use crate::stats::{Counters, Dropped, Proto, Registry};
+use mio::net::UdpSocket;
+use mio::{Events, Interest, Poll, Token, Waker};
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+pub use socket::BindError;
+
+/// The tracker's clock, read once per loop turn: whole seconds since start.
+#[derive(Debug, Clone)]
+pub enum Clock {
+    /// Real monotonic time.
+    System(Instant),
+    /// Time set by hand, for tests of expiry and connection-id lifetimes.
+    Manual(Arc<AtomicU32>),
+}
+
+impl Clock {
+    pub fn system() -> Clock {
+        Clock::System(Instant::now())
+    }
+
+    /// Milliseconds since start (manual clocks move in whole seconds).
+    pub fn now_ms(&self) -> u64 {
+        match self {
+            Clock::System(start) => start.elapsed().as_millis() as u64,
+            Clock::Manual(secs) => u64::from(secs.load(Ordering::Relaxed)) * 1000,
+        }
+    }
+}
+
+/// State every worker shares.
+#[derive(Debug)]
+pub struct Shared {
+    pub tracker: Tracker,
+    pub registry: Registry,
+    pub clock: Clock,
+    pub config: Config,
+    /// Next shard to sweep, counted from start (taken with compare-exchange so
+    /// workers split the sweep without a lock).
+    sweep_cursor: AtomicU64,
+    sweep_period_ms: u64,
+    shutdown: AtomicBool,
+}
+
+impl Shared {
+    pub fn uptime_secs(&self) -> u64 {
+        self.clock.now_ms() / 1000
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutdown.load(Ordering::Relaxed)
+    }
+}
+
+/// Stops a running server: every worker leaves its loop at its next wake-up,
+/// and `shutdown` wakes them all at once.
+#[derive(Debug, Clone)]
+pub struct Shutdown {
+    shared: Arc<Shared>,
+    wakers: Arc<Vec<Waker>>,
+}
+
+impl Shutdown {
+    pub fn shutdown(&self) {
+        self.shared.shutdown.store(true, Ordering::SeqCst);
+        for w in self.wakers.iter() {
+            if let Err(e) = w.wake() {
+                log::warn!("could not wake a worker: {e}");
+            }
+        }
+    }
+}
+
+const WAKE: Token = Token(usize::MAX - 1);
+
+/// Sockets and poller of one worker, bound but not yet running.
+struct WorkerIo {
+    poll: Poll,
+    udp: Vec<UdpSocket>,
+    http: Vec<mio::net::TcpListener>,
+}
+
+/// A bound server. Nothing runs until [`Server::spawn`].
+#[derive(Debug)]
+pub struct Server {
+    shared: Arc<Shared>,
+    workers: Vec<WorkerIo>,
+    wakers: Vec<Waker>,
+    udp_addrs: Vec<SocketAddr>,
+    http_addrs: Vec<SocketAddr>,
+}
+
+impl std::fmt::Debug for WorkerIo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerIo")
+            .field("udp", &self.udp.len())
+            .field("http", &self.http.len())
+            .finish()
+    }
+}
+
+impl Server {
+    /// Bind every configured address for every worker.
+    pub fn bind(config: Config) -> Result<Server, BindError> {
+        Server::bind_with_clock(config, Clock::system())
+    }
+
+    /// As [`Server::bind`], with a given clock (tests use a manual one).
+    pub fn bind_with_clock(config: Config, clock: Clock) -> Result<Server, BindError> {
+        config.validate().map_err(BindError::Config)?;
+        let n = config.workers;
+        let mut udp = socket::bind_group(
+            &config.udp,
+            n,
+            config.socket_buffer,
+            config.default_addrs,
+            socket::Kind::Udp,
+        )?;
+        let mut http = socket::bind_group(
+            &config.http,
+            n,
+            config.socket_buffer,
+            config.default_addrs,
+            socket::Kind::Tcp,
+        )?;
+        let mut workers = Vec::with_capacity(n);
+        let mut wakers = Vec::with_capacity(n);
+        let mut udp_addrs = Vec::new();
+        let mut http_addrs = Vec::new();
+        for w in 0..n {
+            let poll = Poll::new().map_err(BindError::Poll)?;
+            wakers.push(Waker::new(poll.registry(), WAKE).map_err(BindError::Poll)?);
+            let mut io = WorkerIo {
+                poll,
+                udp: Vec::new(),
+                http: Vec::new(),
+            };
+            let n_udp = udp.len();
+            for (i, group) in udp.iter_mut().enumerate() {
+                let std_sock = group.next_udp().ok_or(BindError::Missing)?;
+                if w == 0 {
+                    udp_addrs.push(group.addr);
+                }
+                let mut sock = UdpSocket::from_std(std_sock);
+                io.poll
+                    .registry()
+                    .register(&mut sock, Token(i), Interest::READABLE)
+                    .map_err(BindError::Poll)?;
+                io.udp.push(sock);
+            }
+            for (i, group) in http.iter_mut().enumerate() {
+                let std_listener = group.next_tcp().ok_or(BindError::Missing)?;
+                if w == 0 {
+                    http_addrs.push(group.addr);
+                }
+                let mut l = mio::net::TcpListener::from_std(std_listener);
+                io.poll
+                    .registry()
+                    .register(&mut l, Token(n_udp + i), Interest::READABLE)
+                    .map_err(BindError::Poll)?;
+                io.http.push(l);
+            }
+            workers.push(io);
+        }
+        let registry = Registry {
+            workers: (0..n).map(|_| Arc::new(Counters::default())).collect(),
+        };
+        let peer_timeout_ms = u64::from(config.tracker.peer_timeout) * 1000;
+        let shared = Arc::new(Shared {
+            tracker: Tracker::new(config.tracker.clone(), config.shards),
+            registry,
+            clock,
+            sweep_cursor: AtomicU64::new(0),
+            // Every shard is swept once per period: peers leave at most this late.
+            sweep_period_ms: (peer_timeout_ms / 8).clamp(1000, 60_000),
+            shutdown: AtomicBool::new(false),
+            config,
+        });
+        Ok(Server {
+            shared,
+            workers,
+            wakers,
+            udp_addrs,
+            http_addrs,
+        })
+    }
+
+    /// The bound UDP addresses (ports resolved), one per configured address.
+    pub fn udp_addrs(&self) -> &[SocketAddr] {
+        &self.udp_addrs
+    }
+
+    /// The bound HTTP addresses (ports resolved).
+    pub fn http_addrs(&self) -> &[SocketAddr] {
+        &self.http_addrs
+    }
+
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Start the workers.
+    pub fn spawn(self) -> io::Result<Running> {
+        let shutdown = Shutdown {
+            shared: Arc::clone(&self.shared),
+            wakers: Arc::new(self.wakers),
+        };
+        let mut threads = Vec::with_capacity(self.workers.len());
+        for (id, io) in self.workers.into_iter().enumerate() {
+            let shared = Arc::clone(&self.shared);
+            let t = std::thread::Builder::new()
+                .name(format!("shoal-worker-{id}"))
+                .spawn(move || worker_loop(id, io, shared))?;
+            threads.push(t);
+        }
+        Ok(Running {
+            shutdown,
+            threads,
+            udp_addrs: self.udp_addrs,
+            http_addrs: self.http_addrs,
+        })
+    }
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct Running {
+    shutdown: Shutdown,
+    threads: Vec<JoinHandle<()>>,
+    udp_addrs: Vec<SocketAddr>,
+    http_addrs: Vec<SocketAddr>,
+}
+
+impl Running {
+    pub fn udp_addrs(&self) -> &[SocketAddr] {
+        &self.udp_addrs
+    }
+
+    pub fn http_addrs(&self) -> &[SocketAddr] {
+        &self.http_addrs
+    }
+
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shutdown.shared
+    }
+
+    /// A handle that stops the server from elsewhere (a signal thread).
+    pub fn shutdown_handle(&self) -> Shutdown {
+        self.shutdown.clone()
+    }
+
+    /// Stop every worker and wait for them.
+    pub fn stop(self) {
+        self.shutdown.shutdown();
+        self.join();
+    }
+
+    /// Wait for the workers to finish (after a shutdown).
+    pub fn join(self) {
+        for t in self.threads {
+            if t.join().is_err() {
+                log::error!("a worker thread panicked");
+            }
+        }
+    }
+}
+
+/// Datagrams handled per socket per loop turn before other sockets and
+/// housekeeping get a turn.
+const UDP_BUDGET: usize = 512;
+/// Shards swept at most per loop turn.
+const SWEEP_BUDGET: u64 = 64;
+/// Longest a loop sleeps with nothing to do, so sweeps and timeouts run when idle.
+const IDLE_TICK: Duration = Duration::from_millis(250);
+
+fn worker_loop(id: usize, mut io: WorkerIo, shared: Arc<Shared>) {
+    let counters = Arc::clone(&shared.registry.workers[id]);
+    let mut worker = Worker::new(Arc::clone(&counters));
+    let mut events = Events::with_capacity(256);
+    let mut buf = [0u8; 2048];
+    let mut out = [0u8; 2048];
+    // Sockets that still had datagrams queued when their budget ran out.
+    let mut pending = vec![false; io.udp.len()];
+    let mut http = http::HttpWorker::new(&shared.config, io.udp.len(), io.http.len());
+    let mut stats = StatsLine::new(&shared);
+    log::debug!("worker {id} running");
+    loop {
+        let busy = pending.iter().any(|&p| p);
+        let timeout = if busy { Duration::ZERO } else { IDLE_TICK };
+        match io.poll.poll(&mut events, Some(timeout)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                log::error!("worker {id}: poll failed, worker stops: {e}");
+                break;
+            }
+        }
+        if shared.is_shutting_down() {
+            break;
+        }
+        let now_ms = shared.clock.now_ms();
+        let now = (now_ms / 1000) as u32;
+        housekeeping(&shared, now_ms, now);
+        if id == 0 {
+            stats.maybe_log(&shared, now_ms);
+        }
+        http.expire(&mut io.poll, now_ms, &counters);
+        for event in events.iter() {
+            let t = event.token().0;
+            if t < io.udp.len() {
+                pending[t] = true;
+            } else if event.token() != WAKE {
+                http.on_event(&mut io.poll, &io.http, &shared, &mut worker, event, now_ms);
+            }
+        }
+        for (i, sock) in io.udp.iter().enumerate() {
+            if pending[i] {
+                pending[i] = drain_udp(sock, &shared.tracker, &mut worker, now, &mut buf, &mut out);
+            }
+        }
+    }
+    log::debug!("worker {id} stopped");
+}
+
+/// Receive and answer datagrams until `WouldBlock` or the budget is spent.
+/// Returns whether datagrams may remain.
+fn drain_udp(
+    sock: &UdpSocket,
+    tracker: &Tracker,
+    worker: &mut Worker,
+    now: u32,
+    buf: &mut [u8],
+    out: &mut [u8],
+) -> bool {
+    let mut errors = 0;
+    for _ in 0..UDP_BUDGET {
+        match sock.recv_from(buf) {
+            Ok((n, src)) => {
+                let reply = tracker.handle_udp(worker, now, src, &buf[..n], out);
+                let sent = match reply {
+                    Some(m) => send_reply(sock, &out[..m], src, &worker.counters),
+                    None => 0,
+                };
+                worker.counters.bytes(Proto::Udp, n, sent);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                // e.g. an ICMP error surfaced on the socket; not fatal.
+                log::debug!("udp recv error: {e}");
+                errors += 1;
+                if errors > 8 {
+                    return true;
+                }
+            }
+        }
+    }
+    true
+}
+
+fn send_reply(sock: &UdpSocket, reply: &[u8], dst: SocketAddr, counters: &Counters) -> usize {
+    loop {
+        match sock.send_to(reply, dst) {
+            Ok(n) => return n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                counters.dropped(Dropped::SendWouldBlock);
+                return 0;
+            }
+            Err(e) => {
+                log::debug!("udp send to {dst} failed: {e}");
+                counters.dropped(Dropped::SendError);
+                return 0;
+            }
+        }
+    }
+}
+
+/// Sweep the shards that are due: shard `k` (counted from start) is due at
+/// `k * period / shards`. Workers claim shards with compare-exchange.
+fn housekeeping(shared: &Shared, now_ms: u64, now: u32) {
+    let swarm = shared.tracker.swarm();
+    let shards = swarm.shard_count() as u64;
+    let due = now_ms * shards / shared.sweep_period_ms;
+    for _ in 0..SWEEP_BUDGET {
+        let cursor = shared.sweep_cursor.load(Ordering::Relaxed);
+        if cursor >= due {
+            return;
+        }
+        // After a long stall, one full round covers everything that is due.
+        let next = cursor.max(due.saturating_sub(shards));
+        if shared
+            .sweep_cursor
+            .compare_exchange(cursor, next + 1, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            let removed = swarm.expire_shard((next % shards) as usize, now);
+            if removed > 0 {
+                log::trace!("expired {removed} peers from shard {}", next % shards);
+            }
+        }
+    }
+}
+
+/// The periodic one-line summary (worker 0 only).
+struct StatsLine {
+    every_ms: Option<u64>,
+    next_ms: u64,
+    last: [u64; 3],
+}
+
+impl StatsLine {
+    fn new(shared: &Shared) -> StatsLine {
+        let every_ms = shared
+            .config
+            .stats_interval
+            .map(|d| d.as_millis().max(1) as u64);
+        StatsLine {
+            every_ms,
+            next_ms: shared.clock.now_ms() + every_ms.unwrap_or(0),
+            last: [0; 3],
+        }
+    }
+
+    fn maybe_log(&mut self, shared: &Shared, now_ms: u64) {
+        let Some(every) = self.every_ms else { return };
+        if now_ms < self.next_ms {
+            return;
+        }
+        let secs = (every as f64 / 1000.0).max(0.001);
+        self.next_ms = now_ms + every;
+        use crate::stats::Kind;
+        let cur = [
+            shared.registry.requests_of(Kind::Connect),
+            shared.registry.requests_of(Kind::Announce),
+            shared.registry.requests_of(Kind::Scrape),
+        ];
+        let rate = |i: usize| (cur[i] - self.last[i]) as f64 / secs;
+        let t = shared.tracker.swarm().totals();
+        log::info!(
+            "stats: {:.0} req/s (connect {:.0}/s, announce {:.0}/s, scrape {:.0}/s); {} torrents, {} peers ({} seeders, {} leechers)",
+            rate(0) + rate(1) + rate(2),
+            rate(0),
+            rate(1),
+            rate(2),
+            t.torrents,
+            t.peers(),
+            t.seeders4 + t.seeders6,
+            t.leechers4 + t.leechers6,
+        );
+        self.last = cur;
+    }
+}

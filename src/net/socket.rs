@@ -1,0 +1,176 @@
+//! Socket set-up with socket2: one `SO_REUSEPORT` socket per worker per address.
+//!
+//! One function serves both families (`Domain::for_address`). An IPv6 wildcard
+//! socket is dual-stack unless an IPv4 address with the same port is also
+//! configured, in which case it is made v6-only so the two do not collide.
+//! Before a fixed port is bound with `SO_REUSEPORT`, it is probed without it,
+//! so a port already held by another process (even another shoal with
+//! `SO_REUSEPORT`) is reported as in use instead of being silently shared.
+
+use socket2::{Domain, Protocol, Socket, Type};
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+
+/// Why the server could not start. Its `Display` is the one-line message an
+/// operator sees; it names the address.
+#[derive(Debug)]
+pub enum BindError {
+    Config(String),
+    Bind {
+        addr: SocketAddr,
+        proto: &'static str,
+        error: io::Error,
+    },
+    Poll(io::Error),
+    /// Internal: fewer sockets were bound than workers (cannot happen).
+    Missing,
+}
+
+impl fmt::Display for BindError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BindError::Config(msg) => write!(f, "invalid configuration: {msg}"),
+            BindError::Bind { addr, proto, error } if error.kind() == io::ErrorKind::AddrInUse => {
+                write!(
+                    f,
+                    "cannot listen on {proto}://{addr}: address already in use"
+                )
+            }
+            BindError::Bind { addr, proto, error } => {
+                write!(f, "cannot listen on {proto}://{addr}: {error}")
+            }
+            BindError::Poll(e) => write!(f, "cannot create the event loop: {e}"),
+            BindError::Missing => write!(f, "internal error: a worker has no socket"),
+        }
+    }
+}
+
+impl std::error::Error for BindError {}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Udp,
+    Tcp,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Udp => "udp",
+            Kind::Tcp => "http",
+        }
+    }
+}
+
+/// The sockets of one configured address, one per worker, handed out in order.
+pub struct Group {
+    pub addr: SocketAddr,
+    sockets: std::vec::IntoIter<Socket>,
+}
+
+impl Group {
+    pub fn next_udp(&mut self) -> Option<std::net::UdpSocket> {
+        self.sockets.next().map(Into::into)
+    }
+
+    pub fn next_tcp(&mut self) -> Option<std::net::TcpListener> {
+        self.sockets.next().map(Into::into)
+    }
+}
+
+/// Bind `workers` sockets for every address in `addrs`.
+pub fn bind_group(
+    addrs: &[SocketAddr],
+    workers: usize,
+    buffer: usize,
+    default_addrs: bool,
+    kind: Kind,
+) -> Result<Vec<Group>, super::BindError> {
+    let mut groups = Vec::new();
+    for &addr in addrs {
+        let v6only = addr.is_ipv6() && addrs.iter().any(|a| a.is_ipv4() && a.port() == addr.port());
+        match bind_one(addr, workers, buffer, v6only, kind) {
+            Ok(g) => groups.push(g),
+            Err(error) if default_addrs && addr.is_ipv6() && is_no_ipv6(&error) => {
+                log::warn!(
+                    "IPv6 is not available here ({error}); serving {} on IPv4 only",
+                    kind.name()
+                );
+            }
+            Err(error) => {
+                return Err(super::BindError::Bind {
+                    addr,
+                    proto: kind.name(),
+                    error,
+                })
+            }
+        }
+    }
+    Ok(groups)
+}
+
+fn is_no_ipv6(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::AddrNotAvailable | io::ErrorKind::Unsupported
+    ) || e.raw_os_error() == Some(97) // EAFNOSUPPORT
+}
+
+fn bind_one(
+    addr: SocketAddr,
+    workers: usize,
+    buffer: usize,
+    v6only: bool,
+    kind: Kind,
+) -> io::Result<Group> {
+    if addr.port() != 0 {
+        // Probe: fails if anyone holds the port, with or without SO_REUSEPORT.
+        drop(new_socket(addr, v6only, kind, false, buffer)?);
+    }
+    let first = new_socket(addr, v6only, kind, true, buffer)?;
+    let bound = first
+        .local_addr()?
+        .as_socket()
+        .ok_or_else(|| io::Error::other("bound address is not an IP socket address"))?;
+    let mut sockets = vec![first];
+    for _ in 1..workers {
+        sockets.push(new_socket(bound, v6only, kind, true, buffer)?);
+    }
+    Ok(Group {
+        addr: bound,
+        sockets: sockets.into_iter(),
+    })
+}
+
+fn new_socket(
+    addr: SocketAddr,
+    v6only: bool,
+    kind: Kind,
+    reuse_port: bool,
+    buffer: usize,
+) -> io::Result<Socket> {
+    let (ty, proto) = match kind {
+        Kind::Udp => (Type::DGRAM, Protocol::UDP),
+        Kind::Tcp => (Type::STREAM, Protocol::TCP),
+    };
+    let s = Socket::new(Domain::for_address(addr), ty, Some(proto))?;
+    if addr.is_ipv6() {
+        s.set_only_v6(v6only)?;
+    }
+    if kind == Kind::Tcp {
+        s.set_reuse_address(true)?;
+    }
+    s.set_reuse_port(reuse_port)?;
+    s.set_nonblocking(true)?;
+    if kind == Kind::Udp {
+        // The kernel caps these at net.core.{r,w}mem_max; a smaller grant is fine.
+        let _ = s.set_recv_buffer_size(buffer);
+        let _ = s.set_send_buffer_size(buffer);
+    }
+    s.bind(&addr.into())?;
+    if kind == Kind::Tcp {
+        s.listen(1024)?;
+    }
+    Ok(s)
+}

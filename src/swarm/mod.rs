@@ -1,0 +1,488 @@
+//! The sharded in-memory swarm map: torrents, their peers, counts, expiry.
+//!
+//! Owns all tracker state. Every worker thread calls into it directly (no
+//! channels): a request locks exactly one shard for the time it takes to update
+//! one torrent and copy out a handful of peers, then releases it before any I/O.
+//!
+//! Guarantees:
+//! - shards are picked by a keyed hash (random per process) of the info hash, so
+//!   a client cannot aim every torrent at one hot shard, and the map inside a
+//!   shard is keyed the same way against hash flooding;
+//! - no socket, no parsing, no clock: `now` is always an argument;
+//! - expiry is incremental: [`Swarm::expire_shard`] sweeps one shard at a time so
+//!   no request waits behind a sweep of the whole map.
+
+pub mod peers;
+
+use ahash::RandomState;
+use parking_lot::Mutex;
+use peers::{Peer, PeerSet, Stamp, Upserted};
+pub use peers::{Peer4, Peer6};
+use std::collections::HashMap;
+
+/// A torrent's 20-byte info hash.
+pub type InfoHash = [u8; 20];
+
+/// What an announce says about the announcing peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// `left > 0`: still downloading.
+    Leecher,
+    /// `left == 0`: has everything.
+    Seeder,
+    /// `event=stopped`: leaving the swarm.
+    Stopped,
+}
+
+/// Swarm counts as reported to clients (both address families together).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub seeders: u32,
+    pub leechers: u32,
+    /// Downloads completed (`event=completed` once per peer) since the torrent appeared.
+    pub completed: u32,
+}
+
+/// Totals over the whole map, for metrics and the stats line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub torrents: u64,
+    pub seeders4: u64,
+    pub leechers4: u64,
+    pub seeders6: u64,
+    pub leechers6: u64,
+}
+
+impl Totals {
+    pub fn peers(&self) -> u64 {
+        self.seeders4 + self.leechers4 + self.seeders6 + self.leechers6
+    }
+}
+
+/// One torrent: its IPv4 peers inline, its IPv6 peers boxed (most torrents have none).
+/// Opaque outside this module.
+#[derive(Debug, Default)]
+pub struct Torrent {
+    v4: PeerSet<Peer4>,
+    v6: Option<Box<PeerSet<Peer6>>>,
+    completed: u32,
+}
+
+impl Torrent {
+    fn counts(&self) -> Counts {
+        let (s6, l6) = self
+            .v6
+            .as_ref()
+            .map_or((0, 0), |s| (s.seeders(), s.leechers()));
+        Counts {
+            seeders: (self.v4.seeders() + s6) as u32,
+            leechers: (self.v4.leechers() + l6) as u32,
+            completed: self.completed,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.v4.is_empty() && self.v6.as_ref().is_none_or(|s| s.is_empty())
+    }
+}
+
+/// Chooses a torrent's peer set for one address family.
+pub trait Family: Peer {
+    fn set(t: &Torrent) -> Option<&PeerSet<Self>>;
+    fn set_mut(t: &mut Torrent) -> &mut PeerSet<Self>;
+    /// Per-shard (seeders, leechers) gauges of this family.
+    fn gauges(s: &mut ShardTotals) -> (&mut u64, &mut u64);
+}
+
+impl Family for Peer4 {
+    fn set(t: &Torrent) -> Option<&PeerSet<Self>> {
+        Some(&t.v4)
+    }
+    fn set_mut(t: &mut Torrent) -> &mut PeerSet<Self> {
+        &mut t.v4
+    }
+    fn gauges(s: &mut ShardTotals) -> (&mut u64, &mut u64) {
+        (&mut s.seeders4, &mut s.leechers4)
+    }
+}
+
+impl Family for Peer6 {
+    fn set(t: &Torrent) -> Option<&PeerSet<Self>> {
+        t.v6.as_deref()
+    }
+    fn set_mut(t: &mut Torrent) -> &mut PeerSet<Self> {
+        t.v6.get_or_insert_with(Default::default)
+    }
+    fn gauges(s: &mut ShardTotals) -> (&mut u64, &mut u64) {
+        (&mut s.seeders6, &mut s.leechers6)
+    }
+}
+
+/// Live peer counts of one shard, kept exact on every change.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ShardTotals {
+    seeders4: u64,
+    leechers4: u64,
+    seeders6: u64,
+    leechers6: u64,
+}
+
+#[derive(Debug, Default)]
+struct Shard {
+    torrents: HashMap<InfoHash, Torrent, RandomState>,
+    totals: ShardTotals,
+}
+
+/// A shard padded to its own cache lines, so two workers updating neighbouring
+/// shards do not fight over one line.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Padded(Mutex<Shard>);
+
+/// The map. Shared by reference between all workers.
+#[derive(Debug)]
+pub struct Swarm {
+    shards: Box<[Padded]>,
+    /// Keyed hash for choosing a shard (independent of the in-shard map's key).
+    shard_hasher: RandomState,
+    /// Keyed hash for the per-torrent peer index.
+    peer_hasher: RandomState,
+    peer_timeout: u16,
+}
+
+/// What an announce returns besides the peers it emitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Announced {
+    pub counts: Counts,
+    /// Peers passed to `emit`.
+    pub peers: usize,
+}
+
+impl Swarm {
+    /// `shards` is rounded up to a power of two. `peer_timeout` is in seconds and
+    /// must be below 32768 (see [`peers::Stamp`]).
+    pub fn new(shards: usize, peer_timeout: u16) -> Swarm {
+        let n = shards.max(1).next_power_of_two();
+        let map_hasher = RandomState::new();
+        Swarm {
+            shards: (0..n)
+                .map(|_| {
+                    Padded(Mutex::new(Shard {
+                        torrents: HashMap::with_hasher(map_hasher.clone()),
+                        totals: ShardTotals::default(),
+                    }))
+                })
+                .collect(),
+            shard_hasher: RandomState::new(),
+            peer_hasher: RandomState::new(),
+            peer_timeout: peer_timeout.min(32767),
+        }
+    }
+
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    fn shard(&self, info_hash: &InfoHash) -> &Mutex<Shard> {
+        let h = self.shard_hasher.hash_one(info_hash) as usize;
+        &self.shards[h & (self.shards.len() - 1)].0
+    }
+
+    /// Record an announce and emit up to `want` other peers of the same family:
+    /// a seeder gets leechers only, nobody gets themself, no peer twice.
+    /// `completed_event` counts a download unless the peer was already a seeder.
+    /// A `Stopped` peer is removed and gets no peers. `random` seeds the sampling.
+    #[allow(clippy::too_many_arguments)]
+    pub fn announce<P: Family>(
+        &self,
+        info_hash: &InfoHash,
+        addr: P::Addr,
+        role: Role,
+        completed_event: bool,
+        now: u32,
+        want: usize,
+        random: (u64, u64),
+        emit: impl FnMut(&P),
+    ) -> Announced {
+        let stamp = now as Stamp;
+        let mut guard = self.shard(info_hash).lock();
+        let shard = &mut *guard;
+        if role == Role::Stopped {
+            let Some(torrent) = shard.torrents.get_mut(info_hash) else {
+                return Announced {
+                    counts: Counts::default(),
+                    peers: 0,
+                };
+            };
+            if let Some(was_seeder) = P::set_mut(torrent).remove(&addr, &self.peer_hasher) {
+                let (s, l) = P::gauges(&mut shard.totals);
+                *if was_seeder { s } else { l } -= 1;
+            }
+            let counts = torrent.counts();
+            if torrent.is_empty() {
+                shard.torrents.remove(info_hash);
+            }
+            return Announced { counts, peers: 0 };
+        }
+        let seeder = role == Role::Seeder;
+        let torrent = shard.torrents.entry(*info_hash).or_default();
+        let set = P::set_mut(torrent);
+        let Upserted { index, was } = set.upsert(addr, seeder, stamp, &self.peer_hasher);
+        let (s, l) = P::gauges(&mut shard.totals);
+        match was {
+            Some(true) => *s -= 1,
+            Some(false) => *l -= 1,
+            None => {}
+        }
+        *if seeder { s } else { l } += 1;
+        let range = if seeder {
+            set.seeders()..set.len()
+        } else {
+            0..set.len()
+        };
+        let peers = set.sample(range, Some(index), want, random, emit);
+        if completed_event && was != Some(true) {
+            torrent.completed = torrent.completed.saturating_add(1);
+        }
+        Announced {
+            counts: torrent.counts(),
+            peers,
+        }
+    }
+
+    /// Emit up to `want` peers of family `P` without announcing (HTTP uses this to
+    /// add the other family's peers). `leechers_only` for a seeder asking.
+    pub fn sample<P: Family>(
+        &self,
+        info_hash: &InfoHash,
+        leechers_only: bool,
+        want: usize,
+        random: (u64, u64),
+        emit: impl FnMut(&P),
+    ) -> usize {
+        let guard = self.shard(info_hash).lock();
+        let Some(set) = guard.torrents.get(info_hash).and_then(P::set) else {
+            return 0;
+        };
+        let range = if leechers_only {
+            set.seeders()..set.len()
+        } else {
+            0..set.len()
+        };
+        set.sample(range, None, want, random, emit)
+    }
+
+    /// Counts for one torrent; zeros for an unknown one.
+    pub fn scrape(&self, info_hash: &InfoHash) -> Counts {
+        self.shard(info_hash)
+            .lock()
+            .torrents
+            .get(info_hash)
+            .map(Torrent::counts)
+            .unwrap_or_default()
+    }
+
+    /// Remove the peers of shard `shard % shard_count()` that have not announced
+    /// within the peer timeout, and the torrents left empty. Returns peers removed.
+    pub fn expire_shard(&self, shard: usize, now: u32) -> usize {
+        let stamp = now as Stamp;
+        let timeout = self.peer_timeout;
+        let mut guard = self.shards[shard & (self.shards.len() - 1)].0.lock();
+        let Shard { torrents, totals } = &mut *guard;
+        let mut removed = 0;
+        torrents.retain(|_, t| {
+            let (s, l) = t.v4.expire(stamp, timeout, &self.peer_hasher);
+            totals.seeders4 -= s as u64;
+            totals.leechers4 -= l as u64;
+            removed += s + l;
+            if let Some(v6) = &mut t.v6 {
+                let (s, l) = v6.expire(stamp, timeout, &self.peer_hasher);
+                totals.seeders6 -= s as u64;
+                totals.leechers6 -= l as u64;
+                removed += s + l;
+                if v6.is_empty() {
+                    t.v6 = None;
+                }
+            }
+            !t.is_empty()
+        });
+        if torrents.capacity() > 64 && torrents.len() < torrents.capacity() / 4 {
+            torrents.shrink_to(torrents.len() * 2);
+        }
+        removed
+    }
+
+    /// Totals over all shards (locks each shard briefly, one at a time).
+    pub fn totals(&self) -> Totals {
+        let mut t = Totals::default();
+        for shard in self.shards.iter() {
+            let s = shard.0.lock();
+            t.torrents += s.torrents.len() as u64;
+            t.seeders4 += s.totals.seeders4;
+            t.leechers4 += s.totals.leechers4;
+            t.seeders6 += s.totals.seeders6;
+            t.leechers6 += s.totals.leechers6;
+        }
+        t
+    }
+
+    /// Approximate bytes held by the map (tables and peer storage), for the
+    /// bytes-per-peer figure in BENCHMARKS.md.
+    pub fn approx_bytes(&self) -> usize {
+        let entry = std::mem::size_of::<(InfoHash, Torrent)>() + 1;
+        self.shards
+            .iter()
+            .map(|shard| {
+                let s = shard.0.lock();
+                s.torrents.capacity() * entry
+                    + s.torrents
+                        .values()
+                        .map(|t| {
+                            t.v4.heap_bytes()
+                                + t.v6.as_ref().map_or(0, |v6| {
+                                    std::mem::size_of::<PeerSet<Peer6>>() + v6.heap_bytes()
+                                })
+                        })
+                        .sum::<usize>()
+            })
+            .sum::<usize>()
+            + self.shards.len() * std::mem::size_of::<Padded>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    fn v4(n: u8, port: u16) -> (Ipv4Addr, u16) {
+        (Ipv4Addr::new(10, 0, 0, n), port)
+    }
+
+    fn announce4(
+        s: &Swarm,
+        ih: &InfoHash,
+        n: u8,
+        role: Role,
+        completed: bool,
+        now: u32,
+        want: usize,
+    ) -> (Announced, Vec<(Ipv4Addr, u16)>) {
+        let mut got = Vec::new();
+        let a = s.announce::<Peer4>(
+            ih,
+            v4(n, 6881),
+            role,
+            completed,
+            now,
+            want,
+            (n as u64, 3),
+            |p| got.push(p.addr()),
+        );
+        (a, got)
+    }
+
+    #[test]
+    fn torrent_entry_is_small() {
+        // Info hash plus torrent in the map: keeps 1 M torrents well under 100 MB.
+        assert!(std::mem::size_of::<(InfoHash, Torrent)>() <= 80);
+    }
+
+    #[test]
+    fn counts_roles_and_completed_once() {
+        let s = Swarm::new(4, 600);
+        let ih = [1u8; 20];
+        let (a, peers) = announce4(&s, &ih, 1, Role::Leecher, false, 0, 50);
+        assert_eq!(
+            a.counts,
+            Counts {
+                seeders: 0,
+                leechers: 1,
+                completed: 0
+            }
+        );
+        assert!(peers.is_empty(), "never sent itself");
+        let (a, peers) = announce4(&s, &ih, 2, Role::Seeder, false, 0, 50);
+        assert_eq!((a.counts.seeders, a.counts.leechers), (1, 1));
+        assert_eq!(peers, vec![v4(1, 6881)]);
+        // Peer 1 completes: counted once; a repeat completed is not counted again.
+        let (a, peers) = announce4(&s, &ih, 1, Role::Seeder, true, 1, 50);
+        assert_eq!(
+            a.counts,
+            Counts {
+                seeders: 2,
+                leechers: 0,
+                completed: 1
+            }
+        );
+        assert!(peers.is_empty(), "a seeder gets leechers only");
+        let (a, _) = announce4(&s, &ih, 1, Role::Seeder, true, 2, 50);
+        assert_eq!(a.counts.completed, 1);
+        assert_eq!(
+            s.scrape(&ih),
+            Counts {
+                seeders: 2,
+                leechers: 0,
+                completed: 1
+            }
+        );
+        // A leecher sees both seeders.
+        let (_, peers) = announce4(&s, &ih, 3, Role::Leecher, false, 2, 50);
+        assert_eq!(peers.len(), 2);
+        // Stopped removes and gets nothing.
+        let (a, peers) = announce4(&s, &ih, 2, Role::Stopped, false, 3, 50);
+        assert_eq!((a.counts.seeders, a.counts.leechers, a.peers), (1, 1, 0));
+        assert!(peers.is_empty());
+        let t = s.totals();
+        assert_eq!((t.torrents, t.seeders4, t.leechers4), (1, 1, 1));
+        announce4(&s, &ih, 1, Role::Stopped, false, 3, 50);
+        announce4(&s, &ih, 3, Role::Stopped, false, 3, 50);
+        assert_eq!(s.totals(), Totals::default(), "empty torrent dropped");
+        assert_eq!(s.scrape(&ih), Counts::default());
+    }
+
+    #[test]
+    fn families_are_separate_but_counted_together() {
+        let s = Swarm::new(1, 600);
+        let ih = [2u8; 20];
+        announce4(&s, &ih, 1, Role::Seeder, false, 0, 50);
+        let mut got6 = Vec::new();
+        let a = s.announce::<Peer6>(
+            &ih,
+            (Ipv6Addr::LOCALHOST, 1),
+            Role::Leecher,
+            false,
+            0,
+            50,
+            (0, 0),
+            |p| got6.push(p.addr()),
+        );
+        assert!(got6.is_empty(), "IPv6 announcer gets no IPv4 peers");
+        assert_eq!((a.counts.seeders, a.counts.leechers), (1, 1));
+        let mut got4 = Vec::new();
+        assert_eq!(
+            s.sample::<Peer4>(&ih, false, 10, (0, 0), |p| got4.push(p.addr())),
+            1
+        );
+        let t = s.totals();
+        assert_eq!((t.seeders4, t.leechers6), (1, 1));
+    }
+
+    #[test]
+    fn expiry_drops_stale_peers_and_empty_torrents() {
+        let s = Swarm::new(2, 100);
+        for i in 0..20u8 {
+            announce4(&s, &[i; 20], 1, Role::Leecher, false, 0, 0);
+        }
+        announce4(&s, &[0; 20], 2, Role::Seeder, false, 90, 0);
+        // At t=150 peer 1 (t=0) is stale everywhere, peer 2 (t=90) is not.
+        let removed: usize = (0..s.shard_count()).map(|i| s.expire_shard(i, 150)).sum();
+        assert_eq!(removed, 20);
+        let t = s.totals();
+        assert_eq!((t.torrents, t.seeders4, t.leechers4), (1, 1, 0));
+        assert_eq!(s.scrape(&[0; 20]).seeders, 1);
+        let removed: usize = (0..s.shard_count()).map(|i| s.expire_shard(i, 191)).sum();
+        assert_eq!(removed, 1);
+        assert_eq!(s.totals(), Totals::default());
+    }
+}

@@ -1,0 +1,1 @@
+//! Bencode output (BEP 3). Being written.

@@ -1,0 +1,1 @@
+//! HTTP request heads and tracker queries (BEP 3, 7, 23, 48). Being written.

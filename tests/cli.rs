@@ -1,0 +1,157 @@
+//! The `shoal` binary as an operator runs it: help, start-up lines, bind
+//! errors, and a clean exit on SIGTERM/SIGINT.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, UdpSocket};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+fn shoal() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_shoal"));
+    c.env_remove("RUST_LOG");
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("SHOAL_")) {
+        c.env_remove(k);
+    }
+    c
+}
+
+/// Start the binary and read stderr until it reports its UDP address.
+fn start(args: &[&str]) -> (Child, SocketAddr, Vec<String>) {
+    let mut child = shoal()
+        .args(args)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = Vec::new();
+    let mut reader = BufReader::new(child.stderr.take().unwrap());
+    let addr = loop {
+        let mut line = String::new();
+        assert!(
+            reader.read_line(&mut line).unwrap() > 0,
+            "exited early: {lines:?}"
+        );
+        lines.push(line.clone());
+        if let Some(rest) = line.split("listening on udp://").nth(1) {
+            break rest.trim().parse().unwrap();
+        }
+    };
+    // Keep draining stderr in the background so the child never blocks on it.
+    std::thread::spawn(move || for _ in reader.lines() {});
+    (child, addr, lines)
+}
+
+fn connect_works(addr: SocketAddr) {
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut req = [0u8; 16];
+    shoal::wire::udp::write_connect_request(&mut req, 5).unwrap();
+    sock.send_to(&req, addr).unwrap();
+    let mut buf = [0u8; 64];
+    let (n, _) = sock.recv_from(&mut buf).unwrap();
+    assert_eq!(n, 16);
+}
+
+fn signal_and_wait(child: Child, signal: &str) -> std::process::ExitStatus {
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args([signal, &pid])
+        .status()
+        .unwrap()
+        .success());
+    // Bounded wait: a hung shutdown fails the test instead of hanging it.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut child = child;
+    std::thread::spawn(move || tx.send(child.wait()));
+    match rx.recv_timeout(Duration::from_secs(5)) {
+        Ok(status) => status.unwrap(),
+        Err(_) => {
+            Command::new("kill").args(["-KILL", &pid]).status().ok();
+            panic!("shoal did not exit within 5 s of {signal}");
+        }
+    }
+}
+
+#[test]
+fn sigterm_and_sigint_exit_zero() {
+    for signal in ["-TERM", "-INT"] {
+        let (child, addr, lines) = start(&["--udp", "127.0.0.1:0", "--workers", "2"]);
+        connect_works(addr);
+        let status = signal_and_wait(child, signal);
+        assert!(status.success(), "{signal}: {status:?}, log: {lines:?}");
+    }
+}
+
+#[test]
+fn env_twins_configure_the_server() {
+    let mut cmd = shoal();
+    cmd.env("SHOAL_UDP", "127.0.0.1:0")
+        .env("SHOAL_WORKERS", "3")
+        .env("SHOAL_LOG", "info");
+    let mut child = cmd.stderr(Stdio::piped()).spawn().unwrap();
+    let mut reader = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("worker(s)") {
+        let mut line = String::new();
+        assert!(
+            reader.read_line(&mut line).unwrap() > 0,
+            "exited early: {seen}"
+        );
+        seen.push_str(&line);
+    }
+    assert!(seen.contains("listening on udp://127.0.0.1:"), "{seen}");
+    assert!(seen.contains("serving with 3 worker(s)"), "{seen}");
+    std::thread::spawn(move || for _ in reader.lines() {});
+    assert!(signal_and_wait(child, "-TERM").success());
+}
+
+#[test]
+fn port_in_use_exits_nonzero_with_one_line_naming_the_address() {
+    let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let out = shoal().args(["--udp", &addr.to_string()]).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!("udp://{addr}: address already in use")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"));
+}
+
+#[test]
+fn invalid_flags_are_refused_clearly() {
+    let out = shoal()
+        .args(["--interval", "100", "--peer-timeout", "50"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--peer-timeout"));
+    let out = shoal().args(["--udp", "nonsense"]).output().unwrap();
+    assert!(!out.status.success());
+}
+
+#[test]
+fn help_lists_every_flag_with_its_env_twin() {
+    let out = shoal().arg("--help").output().unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    for (flag, env) in [
+        ("--udp", "SHOAL_UDP"),
+        ("--workers", "SHOAL_WORKERS"),
+        ("--interval", "SHOAL_INTERVAL"),
+        ("--peer-timeout", "SHOAL_PEER_TIMEOUT"),
+        ("--default-numwant", "SHOAL_DEFAULT_NUMWANT"),
+        ("--max-numwant", "SHOAL_MAX_NUMWANT"),
+        ("--max-scrape", "SHOAL_MAX_SCRAPE"),
+        ("--connection-id-lifetime", "SHOAL_CONNECTION_ID_LIFETIME"),
+        ("--stats-interval", "SHOAL_STATS_INTERVAL"),
+        ("--log", "SHOAL_LOG"),
+    ] {
+        assert!(
+            help.contains(flag) && help.contains(env),
+            "{flag} / {env} missing from --help"
+        );
+    }
+}

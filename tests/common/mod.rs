@@ -1,0 +1,159 @@
+//! Helpers shared by the integration tests: start a server on ephemeral
+//! loopback ports, and a blocking BEP 15 client that speaks raw bytes.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use shoal::config::Config;
+use shoal::net::{Clock, Running, Server};
+use shoal::wire::udp::{self, AnnounceRequest, Event, Options, Response};
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::AtomicU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Upper bound for any reply: a test that waits this long has failed.
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub fn start(config: Config) -> Running {
+    Server::bind(config).expect("bind").spawn().expect("spawn")
+}
+
+/// A server whose clock the test moves by hand (seconds).
+pub fn start_with_manual_clock(config: Config) -> (Running, Arc<AtomicU32>) {
+    let secs = Arc::new(AtomicU32::new(0));
+    let server = Server::bind_with_clock(config, Clock::Manual(Arc::clone(&secs))).expect("bind");
+    (server.spawn().expect("spawn"), secs)
+}
+
+pub struct Client {
+    pub sock: UdpSocket,
+    pub server: SocketAddr,
+    pub connection_id: u64,
+    tx: u32,
+}
+
+pub struct Announced {
+    pub interval: u32,
+    pub seeders: u32,
+    pub leechers: u32,
+    pub peers: Vec<u8>,
+}
+
+impl Client {
+    /// A client bound to `local` (e.g. "127.0.0.1:0") talking to `server`.
+    pub fn new(local: &str, server: SocketAddr) -> Client {
+        let sock = UdpSocket::bind(local).unwrap();
+        sock.set_read_timeout(Some(REPLY_TIMEOUT)).unwrap();
+        Client {
+            sock,
+            server,
+            connection_id: 0,
+            tx: 0,
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.sock.local_addr().unwrap().port()
+    }
+
+    pub fn roundtrip(&self, req: &[u8]) -> Vec<u8> {
+        self.sock.send_to(req, self.server).unwrap();
+        let mut buf = [0u8; 4096];
+        let (n, _) = self
+            .sock
+            .recv_from(&mut buf)
+            .expect("reply within the timeout");
+        buf[..n].to_vec()
+    }
+
+    pub fn next_tx(&mut self) -> u32 {
+        self.tx += 1;
+        self.tx
+    }
+
+    pub fn connect(&mut self) -> u64 {
+        let tx = self.next_tx();
+        let mut req = [0u8; 16];
+        udp::write_connect_request(&mut req, tx).unwrap();
+        match udp::parse_response(&self.roundtrip(&req)) {
+            Ok(Response::Connect {
+                transaction_id,
+                connection_id,
+            }) if transaction_id == tx => {
+                self.connection_id = connection_id;
+                connection_id
+            }
+            other => panic!("bad connect reply: {other:?}"),
+        }
+    }
+
+    pub fn announce_bytes(
+        &mut self,
+        info_hash: [u8; 20],
+        event: Event,
+        left: u64,
+        num_want: i32,
+        port: u16,
+    ) -> Vec<u8> {
+        let req = AnnounceRequest {
+            connection_id: self.connection_id,
+            transaction_id: self.next_tx(),
+            info_hash,
+            peer_id: [7; 20],
+            downloaded: 0,
+            left,
+            uploaded: 0,
+            event,
+            ip: 0,
+            key: 0,
+            num_want,
+            port,
+            options: Options(&[]),
+        };
+        let mut buf = [0u8; 256];
+        let n = udp::write_announce_request(&mut buf, &req, b"/announce").unwrap();
+        buf[..n].to_vec()
+    }
+
+    pub fn announce(
+        &mut self,
+        info_hash: [u8; 20],
+        event: Event,
+        left: u64,
+        num_want: i32,
+    ) -> Announced {
+        let port = self.port();
+        let req = self.announce_bytes(info_hash, event, left, num_want, port);
+        match udp::parse_response(&self.roundtrip(&req)) {
+            Ok(Response::Announce {
+                interval,
+                seeders,
+                leechers,
+                peers,
+                ..
+            }) => Announced {
+                interval,
+                seeders,
+                leechers,
+                peers: peers.to_vec(),
+            },
+            other => panic!("bad announce reply: {other:?}"),
+        }
+    }
+
+    /// (seeders, completed, leechers) per hash.
+    pub fn scrape(&mut self, hashes: &[[u8; 20]]) -> Vec<(u32, u32, u32)> {
+        let tx = self.next_tx();
+        let mut buf = vec![0u8; 16 + 20 * hashes.len()];
+        udp::write_scrape_request(&mut buf, self.connection_id, tx, hashes).unwrap();
+        match udp::parse_response(&self.roundtrip(&buf)) {
+            Ok(Response::Scrape {
+                transaction_id,
+                rows,
+            }) if transaction_id == tx => rows
+                .chunks(12)
+                .map(|r| udp::read_scrape_row(r).unwrap())
+                .collect(),
+            other => panic!("bad scrape reply: {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,603 @@
+#!/usr/bin/python3
+"""End-to-end test of shoal against real BitTorrent clients.
+
+What it proves
+--------------
+A shoal binary, started as a subprocess on 127.0.0.1 with ephemeral ports, is a working tracker
+for unmodified, real-world clients:
+
+1. ``udp-download``   two libtorrent sessions (seeder + leecher) find each other through
+                      ``udp://.../announce`` (BEP 15, incl. libtorrent's BEP 41 URL option) and the
+                      leecher ends up with a byte-identical copy of a random 1-4 MiB file.
+2. ``http-download``  the same through ``http://.../announce`` (BEP 3/23 compact peers).
+3. ``udp-scrape`` /   while both sessions are still up, a hand-written BEP 15 scrape and an HTTP
+   ``http-scrape``    scrape report, per info-hash: complete == 2, incomplete == 0,
+                      downloaded >= 1 (the leecher's ``completed`` event), and zeros for a hash
+                      the tracker has never seen.
+4. ``stopped``        after the torrents are removed (``event=stopped``), scrape shows the swarms
+                      empty while ``downloaded`` is kept.
+5. ``transmission``   interop: a ``transmission-cli`` leecher and a libtorrent seeder meet through
+                      the UDP URL and the file arrives intact (skipped, not failed, when
+                      transmission-cli is not installed). transmission 3.00 will not dial
+                      loopback peers it learns from a tracker, so it joins first and the
+                      libtorrent seeder dials it.
+6. ``shutdown``       SIGTERM makes shoal exit with status 0 promptly.
+
+Every torrent is private (no DHT/PEX/LSD), and DHT/LSD/UPnP/NAT-PMP are off in every client, so
+the tracker is the only way the peers can discover each other. Each case uses its own random
+file, hence its own info-hash, so the counts are per case.
+
+How to run
+----------
+Needs Debian's ``python3-libtorrent`` (and optionally ``transmission-cli``); this script installs
+nothing. Use Debian's interpreter, since another ``python3`` on PATH may lack libtorrent::
+
+    cargo build --release
+    /usr/bin/python3 tests/e2e/real_clients.py [--shoal target/release/shoal] [-v]
+
+It prints one ``PASS``/``FAIL``/``SKIP`` line per case and finally ``N passed, M failed``;
+exit status is 0 only when nothing failed. Every wait is bounded (about 60 s per download).
+"""
+
+import argparse
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import urllib.parse
+import urllib.request
+
+try:
+    import libtorrent as lt
+except ImportError:  # pragma: no cover - environment problem, not a test failure to debug
+    sys.exit("error: cannot import libtorrent; run with Debian's /usr/bin/python3 "
+             "and install python3-libtorrent (apt-get install python3-libtorrent)")
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+STARTUP_TIMEOUT = 15      # shoal must log both listening lines within this
+ANNOUNCE_TIMEOUT = 30     # first announce of a client must be answered within this
+DOWNLOAD_TIMEOUT = 60     # per download
+SCRAPE_TIMEOUT = 30       # counters must converge within this (announces are asynchronous)
+SHUTDOWN_TIMEOUT = 10     # SIGTERM -> exit
+POLL = 0.1                # polling interval of every wait
+
+VERBOSE = False
+
+
+class Failure(Exception):
+    """An assertion about the tracker or the clients did not hold."""
+
+
+class Skip(Exception):
+    """A case cannot run in this environment (missing optional tool)."""
+
+
+def log(msg):
+    if VERBOSE:
+        print("  .. " + msg, flush=True)
+
+
+def wait_for(what, predicate, timeout, on_timeout=None):
+    """Poll predicate() every POLL seconds until it returns a truthy value, which is returned.
+
+    Raises Failure after `timeout` seconds; on_timeout() may add diagnostics to the message.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            extra = on_timeout() if on_timeout else ""
+            raise Failure("timed out after %ds waiting for %s%s"
+                          % (timeout, what, ("\n" + extra) if extra else ""))
+        time.sleep(POLL)
+
+
+# --------------------------------------------------------------------------------------------
+# The tracker under test
+# --------------------------------------------------------------------------------------------
+
+class Shoal:
+    """shoal as a subprocess on ephemeral loopback ports; stderr is drained by a thread."""
+
+    LISTEN_RE = re.compile(r"listening on (udp|http)://(\S+)")
+
+    def __init__(self, binary):
+        self.cmd = [binary, "--udp", "127.0.0.1:0", "--http", "127.0.0.1:0",
+                    "--workers", "1", "--log", "info"]
+        self.lines = []
+        self.addrs = {}
+        self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        threading.Thread(target=self._drain, daemon=True).start()
+        wait_for("shoal to log 'listening on udp://' and 'listening on http://'",
+                 lambda: len(self.addrs) == 2 or self.proc.poll() is not None,
+                 STARTUP_TIMEOUT, self.tail)
+        if self.proc.poll() is not None:
+            raise Failure("shoal exited with status %s during startup\n%s"
+                          % (self.proc.returncode, self.tail()))
+        self.udp = self._hostport(self.addrs["udp"])
+        self.http = self._hostport(self.addrs["http"])
+        self.udp_url = "udp://%s:%d/announce" % self.udp
+        self.http_url = "http://%s:%d/announce" % self.http
+        self.scrape_url = "http://%s:%d/scrape" % self.http
+
+    def _drain(self):
+        for raw in self.proc.stderr:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            self.lines.append(line)
+            m = self.LISTEN_RE.search(line)
+            if m:
+                self.addrs.setdefault(m.group(1), m.group(2).rstrip("/,;"))
+
+    @staticmethod
+    def _hostport(addr):
+        host, _, port = addr.rpartition(":")
+        return host.strip("[]"), int(port)
+
+    def tail(self, n=25):
+        return "--- last shoal log lines ---\n" + "\n".join(self.lines[-n:])
+
+    def alive(self):
+        if self.proc.poll() is not None:
+            raise Failure("shoal died with status %s\n%s" % (self.proc.returncode, self.tail()))
+
+    def terminate(self):
+        """SIGTERM and wait; returns the exit status (None if it had to be killed)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                return self.proc.wait(SHUTDOWN_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                return None
+        return self.proc.returncode
+
+
+# --------------------------------------------------------------------------------------------
+# Scrape clients (HTTP + BEP 15 UDP) and a tiny bencode decoder
+# --------------------------------------------------------------------------------------------
+
+def bdecode(data):
+    """Decode one bencoded value (bytes keys/strings); raises ValueError on malformed input."""
+
+    def item(i):
+        c = data[i:i + 1]
+        if c == b"i":
+            end = data.index(b"e", i)
+            return int(data[i + 1:end]), end + 1
+        if c == b"l":
+            out, i = [], i + 1
+            while data[i:i + 1] != b"e":
+                v, i = item(i)
+                out.append(v)
+            return out, i + 1
+        if c == b"d":
+            out, i = {}, i + 1
+            while data[i:i + 1] != b"e":
+                k, i = item(i)
+                if not isinstance(k, bytes):
+                    raise ValueError("non-string dict key at %d" % i)
+                out[k], i = item(i)
+            return out, i + 1
+        if c.isdigit():
+            colon = data.index(b":", i)
+            n = int(data[i:colon])
+            if colon + 1 + n > len(data):
+                raise ValueError("string runs past end")
+            return data[colon + 1:colon + 1 + n], colon + 1 + n
+        raise ValueError("unexpected byte %r at %d" % (c, i))
+
+    value, end = item(0)
+    if end != len(data):
+        raise ValueError("%d trailing bytes" % (len(data) - end))
+    return value
+
+
+def http_scrape(shoal, hashes):
+    """GET /scrape for the given 20-byte hashes -> {hash: (complete, downloaded, incomplete)}."""
+    query = "&".join("info_hash=" + urllib.parse.quote(h, safe="") for h in hashes)
+    with urllib.request.urlopen(shoal.scrape_url + "?" + query, timeout=5) as resp:
+        if resp.status != 200:
+            raise Failure("HTTP scrape: status %d" % resp.status)
+        body = resp.read()
+    try:
+        files = bdecode(body)[b"files"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise Failure("HTTP scrape: bad body %r (%s)" % (body[:200], e))
+    out = {}
+    for h in hashes:
+        if h not in files:
+            raise Failure("HTTP scrape: hash %s missing from %r" % (h.hex(), body[:200]))
+        d = files[h]
+        out[h] = (d.get(b"complete"), d.get(b"downloaded"), d.get(b"incomplete"))
+    return out
+
+
+def udp_scrape(shoal, hashes):
+    """BEP 15 connect + scrape -> {hash: (complete, downloaded, incomplete)}.
+
+    UDP scrape rows are (seeders, completed, leechers), in request order.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(2)
+        s.connect(shoal.udp)
+        tx = random.getrandbits(32)
+        s.send(struct.pack(">QII", 0x41727101980, 0, tx))
+        resp = s.recv(2048)
+        if len(resp) < 16 or struct.unpack(">II", resp[:8]) != (0, tx):
+            raise Failure("UDP connect: bad reply %r" % resp)
+        conn_id, = struct.unpack(">Q", resp[8:16])
+        tx = random.getrandbits(32)
+        s.send(struct.pack(">QII", conn_id, 2, tx) + b"".join(hashes))
+        resp = s.recv(2048)
+    if len(resp) < 8 or struct.unpack(">II", resp[:8]) != (2, tx):
+        raise Failure("UDP scrape: bad reply header %r" % resp[:40])
+    if len(resp) != 8 + 12 * len(hashes):
+        raise Failure("UDP scrape: %d bytes for %d hashes" % (len(resp), len(hashes)))
+    return {h: struct.unpack(">III", resp[8 + 12 * i:20 + 12 * i]) for i, h in enumerate(hashes)}
+
+
+def expect_scrape(name, scrape, shoal, expected):
+    """Poll `scrape` until every hash matches; expected: {hash: predicate(c, d, i) -> bool}.
+
+    Announces are asynchronous (a client's `completed` may still be in flight when the file is
+    done), so this waits for convergence rather than checking once.
+    """
+    last = {}
+
+    def ok():
+        last.update(scrape(shoal, list(expected)))
+        return all(pred(*last[h]) for h, pred in expected.items())
+
+    def show():
+        return "last %s scrape (complete, downloaded, incomplete): %s\n%s" % (
+            name, {h.hex()[:8]: v for h, v in last.items()}, shoal.tail(10))
+
+    wait_for("%s scrape counts" % name, ok, SCRAPE_TIMEOUT, show)
+    log("%s scrape %s" % (name, {h.hex()[:8]: v for h, v in last.items()}))
+
+
+# --------------------------------------------------------------------------------------------
+# libtorrent helpers
+# --------------------------------------------------------------------------------------------
+
+def make_torrent(directory, tracker_url):
+    """Write a random 1-4 MiB file into `directory`; return (torrent_bytes, v1 info-hash, path).
+
+    The torrent is private and v1-only: a libtorrent 2.x default (hybrid v1+v2) torrent would be
+    announced under two info-hashes, and transmission 3.00 does not understand v2.
+    """
+    name = "payload-%08x.bin" % random.getrandbits(32)
+    path = os.path.join(directory, name)
+    with open(path, "wb") as f:
+        f.write(os.urandom(random.randint(1 << 20, 4 << 20)))
+    fs = lt.file_storage()
+    lt.add_files(fs, path)
+    ct = lt.create_torrent(fs, 0, lt.create_torrent.v1_only)
+    ct.set_priv(True)
+    ct.add_tracker(tracker_url)
+    ct.set_creator("shoal e2e test")
+    lt.set_piece_hashes(ct, directory)
+    data = lt.bencode(ct.generate())
+    info = lt.torrent_info(data)
+    return data, info.info_hashes().v1.to_bytes(), path
+
+
+class Client:
+    """One libtorrent session on 127.0.0.1 with every peer source but the tracker disabled."""
+
+    SETTINGS = {
+        # An ephemeral port on loopback only.
+        "listen_interfaces": "127.0.0.1:0",
+        # The tracker must be the only way to find peers.
+        "enable_dht": False,
+        "enable_lsd": False,
+        "enable_upnp": False,
+        "enable_natpmp": False,
+        # All peers share 127.0.0.1; without this a second connection from the same IP (e.g.
+        # both sides dialling each other at once) is refused as a duplicate.
+        "allow_multiple_connections_per_ip": True,
+        # Alerts used for waiting and for diagnostics.
+        "alert_mask": (lt.alert.category_t.tracker_notification
+                       | lt.alert.category_t.error_notification
+                       | lt.alert.category_t.status_notification),
+        "user_agent": "shoal-e2e/libtorrent-" + lt.__version__,
+    }
+
+    def __init__(self, label):
+        self.label = label
+        self.session = lt.session(self.SETTINGS)
+        self.alerts = []   # (label, message) of every alert seen, for failure messages
+
+    def add(self, torrent_bytes, save_path, seed_mode=False):
+        params = lt.add_torrent_params()
+        params.ti = lt.torrent_info(torrent_bytes)
+        params.save_path = save_path
+        if seed_mode:
+            # We made the file ourselves: skip the hash check so seeding starts at once.
+            params.flags |= lt.torrent_flags.seed_mode
+        return self.session.add_torrent(params)
+
+    def pump(self):
+        """Collect pending alerts; returns the new ones."""
+        new = self.session.pop_alerts()
+        for a in new:
+            self.alerts.append((type(a).__name__, a.message()))
+        return new
+
+    def wait_announced(self, handle):
+        """Wait for the tracker's first successful announce reply for `handle`."""
+        def replied():
+            for a in self.pump():
+                if isinstance(a, lt.tracker_reply_alert) and a.handle == handle:
+                    return True
+            return False
+        wait_for("%s's first tracker reply" % self.label, replied, ANNOUNCE_TIMEOUT,
+                 self.diagnostics)
+
+    def diagnostics(self, n=12):
+        return "--- last %s alerts ---\n%s" % (
+            self.label, "\n".join("%s: %s" % a for a in self.alerts[-n:]))
+
+
+def check_same_file(a, b):
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        if fa.read() != fb.read():
+            raise Failure("downloaded file %s differs from the original %s" % (b, a))
+
+
+def libtorrent_swarm(shoal, workdir, tracker_url, tag):
+    """Seeder + leecher over `tracker_url`; returns (seeder, leecher, handles, info-hash).
+
+    Sessions are left running so that later cases can scrape the live swarm.
+    """
+    seed_dir = os.path.join(workdir, tag + "-seed")
+    leech_dir = os.path.join(workdir, tag + "-leech")
+    os.makedirs(seed_dir)
+    os.makedirs(leech_dir)
+    torrent, info_hash, original = make_torrent(seed_dir, tracker_url)
+    log("%s: torrent %s, %d bytes" % (tag, info_hash.hex(), os.path.getsize(original)))
+
+    seeder = Client(tag + " seeder")
+    leecher = Client(tag + " leecher")
+    sh = seeder.add(torrent, seed_dir, seed_mode=True)
+    # Register the seeder first, so the leecher's first announce already returns it.
+    seeder.wait_announced(sh)
+    lh = leecher.add(torrent, leech_dir)
+
+    def done():
+        shoal.alive()
+        seeder.pump()
+        leecher.pump()
+        return lh.status().is_seeding
+
+    def why():
+        st = lh.status()
+        return "leecher progress %.1f%%, %d peers, state %s\n%s\n%s\n%s" % (
+            st.progress * 100, st.num_peers, st.state, leecher.diagnostics(),
+            seeder.diagnostics(), shoal.tail(10))
+
+    wait_for("%s leecher to finish downloading" % tag, done, DOWNLOAD_TIMEOUT, why)
+    check_same_file(original, os.path.join(leech_dir, os.path.basename(original)))
+    return seeder, leecher, (sh, lh), info_hash
+
+
+# --------------------------------------------------------------------------------------------
+# transmission-cli
+# --------------------------------------------------------------------------------------------
+
+def free_tcp_port():
+    """A currently unused loopback port (transmission-cli has no 'port 0')."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def transmission_interop(shoal, workdir):
+    """libtorrent seeder -> transmission-cli leecher through shoal's UDP URL.
+
+    transmission 3.00 treats 127.0.0.0/8 as a "martian" address and never dials a loopback
+    peer it got from a tracker; it does accept incoming loopback connections. So the
+    leecher joins first and the seeder, whose first announce then returns the leecher,
+    dials it. That still needs the tracker to carry transmission's announce to libtorrent.
+    """
+    exe = shutil.which("transmission-cli")
+    if not exe:
+        raise Skip("transmission-cli not installed")
+    seed_dir = os.path.join(workdir, "tr-seed")
+    leech_dir = os.path.join(workdir, "tr-leech")
+    conf_dir = os.path.join(workdir, "tr-config")   # keeps transmission away from $HOME
+    for d in (seed_dir, leech_dir, conf_dir):
+        os.makedirs(d)
+    torrent, info_hash, original = make_torrent(seed_dir, shoal.udp_url)
+    torrent_file = os.path.join(workdir, "tr.torrent")
+    with open(torrent_file, "wb") as f:
+        f.write(torrent)
+    with open(original, "rb") as f:
+        want = f.read()
+    target = os.path.join(leech_dir, os.path.basename(original))
+
+    out_path = os.path.join(workdir, "transmission.log")
+    env = dict(os.environ, HOME=conf_dir)   # belt and braces next to -g
+    with open(out_path, "wb") as out:
+        proc = subprocess.Popen(
+            [exe, "-g", conf_dir, "-w", leech_dir, "-p", str(free_tcp_port()),
+             "-M",        # no NAT-PMP/UPnP
+             "-D", "-U",  # no speed limits
+             torrent_file],
+            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env)
+    seeder = None
+    try:
+        def transmission_output():
+            with open(out_path, "rb") as f:
+                tail = f.read()[-1500:].decode("utf-8", "replace")
+            lines = [l.strip() for l in tail.replace("\r", "\n").split("\n") if l.strip()]
+            return "--- transmission-cli output ---\n" + "\n".join(lines[-8:])
+
+        def running():
+            shoal.alive()
+            if proc.poll() is not None:
+                raise Failure("transmission-cli exited early with status %d\n%s"
+                              % (proc.returncode, transmission_output()))
+
+        # 1. transmission's announce reaches the swarm (seen through a UDP scrape).
+        def registered():
+            running()
+            return udp_scrape(shoal, [info_hash])[info_hash][2] >= 1
+        wait_for("transmission-cli's announce to show up as a leecher", registered,
+                 ANNOUNCE_TIMEOUT, lambda: transmission_output() + "\n" + shoal.tail(10))
+        log("transmission-cli registered with the tracker")
+
+        # 2. The seeder's announce returns transmission's address; it connects and uploads.
+        seeder = Client("transmission-case seeder")
+        sh = seeder.add(torrent, seed_dir, seed_mode=True)
+
+        def complete():
+            running()
+            seeder.pump()
+            # transmission preallocates, so compare contents, not just the size.
+            try:
+                with open(target, "rb") as f:
+                    return f.read() == want
+            except FileNotFoundError:
+                return False
+
+        def why():
+            return "%s\n%s\n%s" % (transmission_output(), seeder.diagnostics(), shoal.tail(10))
+
+        wait_for("transmission-cli to download the file", complete, DOWNLOAD_TIMEOUT, why)
+        log("transmission-cli downloaded %d bytes" % len(want))
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if seeder is not None:
+            seeder.session.remove_torrent(sh)
+
+
+# --------------------------------------------------------------------------------------------
+# Runner
+# --------------------------------------------------------------------------------------------
+
+def main():
+    global VERBOSE
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--shoal", default=os.path.join(REPO_ROOT, "target", "release", "shoal"),
+                    help="path to the shoal binary (default: target/release/shoal)")
+    ap.add_argument("-v", "--verbose", action="store_true", help="print progress details")
+    args = ap.parse_args()
+    VERBOSE = args.verbose
+
+    if not (os.path.isfile(args.shoal) and os.access(args.shoal, os.X_OK)):
+        print("error: shoal binary not found or not executable: %s "
+              "(build it with `cargo build --release` or pass --shoal)" % args.shoal)
+        print("0 passed, 1 failed")
+        return 1
+
+    results = []
+
+    def case(name, fn):
+        start = time.monotonic()
+        try:
+            fn()
+        except Skip as e:
+            print("SKIP %-14s %s" % (name, e), flush=True)
+            return
+        except Failure as e:
+            results.append(False)
+            print("FAIL %-14s %s" % (name, e), flush=True)
+            return
+        except Exception:  # a bug or an unexpected client error: report, keep going
+            results.append(False)
+            print("FAIL %-14s unexpected error:\n%s" % (name, traceback.format_exc()), flush=True)
+            return
+        results.append(True)
+        print("PASS %-14s (%.1fs)" % (name, time.monotonic() - start), flush=True)
+
+    workdir = tempfile.mkdtemp(prefix="shoal-e2e-")
+    shoal = None
+    swarms = {}   # tag -> (seeder, leecher, handles, info_hash)
+    try:
+        try:
+            shoal = Shoal(args.shoal)
+        except Failure as e:
+            print("FAIL %-14s %s" % ("startup", e))
+            results.append(False)
+            return 1
+        log("shoal: %s and %s" % (shoal.udp_url, shoal.http_url))
+
+        def download(tag, url):
+            swarms[tag] = libtorrent_swarm(shoal, workdir, url, tag)
+
+        case("udp-download", lambda: download("udp", shoal.udp_url))
+        case("http-download", lambda: download("http", shoal.http_url))
+
+        # Both swarms are live: 2 seeders each, the leecher's `completed` counted.
+        unknown = os.urandom(20)
+
+        def scrape_live(scrape, name):
+            if not swarms:
+                raise Skip("no swarm to scrape (downloads failed)")
+            expected = {sw[3]: (lambda c, d, i: c == 2 and i == 0 and d >= 1)
+                        for sw in swarms.values()}
+            expected[unknown] = lambda c, d, i: (c, d, i) == (0, 0, 0)
+            expect_scrape(name, scrape, shoal, expected)
+
+        case("udp-scrape", lambda: scrape_live(udp_scrape, "UDP"))
+        case("http-scrape", lambda: scrape_live(http_scrape, "HTTP"))
+
+        def stopped():
+            if not swarms:
+                raise Skip("no swarm to stop (downloads failed)")
+            # remove_torrent() announces event=stopped for each handle.
+            for seeder, leecher, (sh, lh), _ in swarms.values():
+                seeder.session.remove_torrent(sh)
+                leecher.session.remove_torrent(lh)
+            expected = {sw[3]: (lambda c, d, i: c == 0 and i == 0 and d >= 1)
+                        for sw in swarms.values()}
+            expect_scrape("UDP", udp_scrape, shoal, expected)
+            expect_scrape("HTTP", http_scrape, shoal, expected)
+
+        case("stopped", stopped)
+        case("transmission", lambda: transmission_interop(shoal, workdir))
+
+        def shutdown():
+            shoal.alive()
+            t0 = time.monotonic()
+            status = shoal.terminate()
+            if status is None:
+                raise Failure("shoal ignored SIGTERM for %ds (killed)" % SHUTDOWN_TIMEOUT)
+            if status != 0:
+                raise Failure("shoal exited with status %d on SIGTERM\n%s"
+                              % (status, shoal.tail()))
+            log("shoal exited 0 after %.2fs" % (time.monotonic() - t0))
+
+        case("shutdown", shutdown)
+    finally:
+        swarms.clear()   # drop sessions before deleting their files
+        if shoal is not None:
+            shoal.terminate()
+        shutil.rmtree(workdir, ignore_errors=True)
+        passed = sum(results)
+        print("%d passed, %d failed" % (passed, len(results) - passed), flush=True)
+    return 0 if results and all(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
