@@ -7,7 +7,6 @@ use common::{start, start_with_manual_clock, Client};
 use shoal::config::Config;
 use shoal::wire::udp::{self, Event, Response};
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 
 fn loopback_config(workers: usize) -> Config {
     Config {
@@ -149,7 +148,8 @@ fn connection_ids_expire_and_are_bound_to_the_address() {
     b.announce(ih, Event::Started, 1, -1);
     // After the lifetime, the announce is ignored: the next reply on the socket
     // is the one to the following connect, not to the stale announce.
-    clock.store(121, Ordering::Relaxed);
+    let mut timekeeper = Client::new("127.0.0.1:0", addr);
+    timekeeper.set_clock(&clock, 121);
     let stale = a.announce_bytes(ih, Event::None, 1, -1, 1);
     a.sock.send_to(&stale, addr).unwrap();
     let mut req = [0u8; 16];
@@ -179,15 +179,13 @@ fn peers_expire_with_time_and_empty_torrents_go() {
     a.connect();
     a.announce([1; 20], Event::Started, 1, -1);
     a.announce([2; 20], Event::Started, 0, -1);
-    clock.store(90, Ordering::Relaxed);
-    a.connect();
+    a.set_clock(&clock, 90);
     a.announce([2; 20], Event::None, 0, -1); // refreshed at t=90
     assert_eq!(server.shared().tracker.swarm().totals().torrents, 2);
     // At t=150 the t=0 peer is past the 100 s timeout; the t=90 one is not.
-    // The loop sweeps due shards at the start of the turn that handles our
-    // packet, so the very next scrape sees the result.
-    clock.store(150, Ordering::Relaxed);
-    a.connect();
+    // The loop sweeps due shards at the start of each turn, before it handles
+    // the packets of that turn, so the first request seen at t=150 sees the result.
+    a.set_clock(&clock, 150);
     assert_eq!(a.scrape(&[[1; 20], [2; 20]]), vec![(0, 0, 0), (1, 0, 0)]);
     assert_eq!(
         server.shared().tracker.swarm().totals().torrents,

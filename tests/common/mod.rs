@@ -86,6 +86,20 @@ impl Client {
         }
     }
 
+    /// Move a manual clock and wait until the server's loop runs with it. A loop
+    /// turn reads the clock once, so a packet may still be handled with the old
+    /// time; a connect reply tells which time was used (its id starts with the
+    /// issue time in seconds), so connect until it shows the new one.
+    pub fn set_clock(&mut self, clock: &AtomicU32, secs: u32) {
+        clock.store(secs, std::sync::atomic::Ordering::SeqCst);
+        for _ in 0..10_000 {
+            if (self.connect() >> 32) as u32 == secs {
+                return;
+            }
+        }
+        panic!("the server never picked up clock time {secs}");
+    }
+
     pub fn announce_bytes(
         &mut self,
         info_hash: [u8; 20],
