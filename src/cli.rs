@@ -42,6 +42,29 @@ pub struct ServeArgs {
     )]
     pub udp: Vec<SocketAddr>,
 
+    /// HTTP address to serve announce/scrape, /health and /metrics on (repeatable;
+    /// comma-separated in the environment). Off by default.
+    #[arg(
+        long = "http",
+        value_name = "ADDR",
+        env = "SHOAL_HTTP",
+        value_delimiter = ','
+    )]
+    pub http: Vec<SocketAddr>,
+
+    /// HTTP: most open connections per worker; more are closed at once.
+    #[arg(long, value_name = "N", env = "SHOAL_HTTP_MAX_CONNECTIONS", default_value_t = Config::default().http_max_connections)]
+    pub http_max_connections: usize,
+
+    /// HTTP: close a connection idle (or stuck mid-request) for this long, in seconds.
+    #[arg(long, value_name = "SECS", env = "SHOAL_HTTP_IDLE_TIMEOUT", default_value_t = Config::default().http_idle_timeout.as_secs())]
+    pub http_idle_timeout: u64,
+
+    /// HTTP behind a reverse proxy: take the client address from this header
+    /// (X-Forwarded-For: rightmost entry; X-Real-IP). Announces without it are refused.
+    #[arg(long, value_name = "NAME", env = "SHOAL_HTTP_CLIENT_IP_HEADER")]
+    pub http_client_ip_header: Option<String>,
+
     /// Serve no UDP at all (only useful with --http).
     #[arg(long, env = "SHOAL_NO_UDP")]
     pub no_udp: bool,
@@ -102,6 +125,9 @@ impl ServeArgs {
     pub fn to_config(&self) -> Result<Config, String> {
         let defaults = Config::default();
         let default_addrs = self.udp.is_empty() && !self.no_udp;
+        if self.http_idle_timeout == 0 {
+            return Err("--http-idle-timeout must be at least 1 second".into());
+        }
         let udp = if self.no_udp {
             Vec::new()
         } else if self.udp.is_empty() {
@@ -119,14 +145,16 @@ impl ServeArgs {
                 connection_id_lifetime: self.connection_id_lifetime,
             },
             udp,
-            http: Vec::new(),
+            http: self.http.clone(),
+            http_max_connections: self.http_max_connections,
+            http_idle_timeout: Duration::from_secs(self.http_idle_timeout),
+            http_client_ip_header: self.http_client_ip_header.clone(),
             workers: self.workers.unwrap_or(defaults.workers),
             shards: self.shards,
             stats_interval: (self.stats_interval > 0)
                 .then(|| Duration::from_secs(self.stats_interval)),
             socket_buffer: self.socket_buffer,
             default_addrs,
-            ..defaults
         };
         config.validate()?;
         Ok(config)

@@ -112,6 +112,7 @@ class Shoal:
     """shoal as a subprocess on ephemeral loopback ports; stderr is drained by a thread."""
 
     LISTEN_RE = re.compile(r"listening on (udp|http)://(\S+)")
+    ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
 
     def __init__(self, binary):
         self.cmd = [binary, "--udp", "127.0.0.1:0", "--http", "127.0.0.1:0",
@@ -135,11 +136,11 @@ class Shoal:
 
     def _drain(self):
         for raw in self.proc.stderr:
-            line = raw.decode("utf-8", "replace").rstrip("\n")
+            line = self.ANSI_RE.sub("", raw.decode("utf-8", "replace").rstrip("\n"))
             self.lines.append(line)
             m = self.LISTEN_RE.search(line)
             if m:
-                self.addrs.setdefault(m.group(1), m.group(2).rstrip("/,;"))
+                self.addrs.setdefault(m.group(1), m.group(2).rstrip("/,;\"'"))
 
     @staticmethod
     def _hostport(addr):
@@ -209,10 +210,11 @@ def bdecode(data):
 def http_scrape(shoal, hashes):
     """GET /scrape for the given 20-byte hashes -> {hash: (complete, downloaded, incomplete)}."""
     query = "&".join("info_hash=" + urllib.parse.quote(h, safe="") for h in hashes)
-    with urllib.request.urlopen(shoal.scrape_url + "?" + query, timeout=5) as resp:
-        if resp.status != 200:
-            raise Failure("HTTP scrape: status %d" % resp.status)
-        body = resp.read()
+    try:
+        with urllib.request.urlopen(shoal.scrape_url + "?" + query, timeout=5) as resp:
+            body = resp.read()
+    except OSError as e:   # URLError and HTTPError (non-2xx) are OSErrors
+        raise Failure("HTTP scrape: %s" % e)
     try:
         files = bdecode(body)[b"files"]
     except (ValueError, KeyError, TypeError) as e:
@@ -236,13 +238,19 @@ def udp_scrape(shoal, hashes):
         s.connect(shoal.udp)
         tx = random.getrandbits(32)
         s.send(struct.pack(">QII", 0x41727101980, 0, tx))
-        resp = s.recv(2048)
+        try:
+            resp = s.recv(2048)
+        except OSError as e:
+            raise Failure("UDP connect: no reply (%s)" % e)
         if len(resp) < 16 or struct.unpack(">II", resp[:8]) != (0, tx):
             raise Failure("UDP connect: bad reply %r" % resp)
         conn_id, = struct.unpack(">Q", resp[8:16])
         tx = random.getrandbits(32)
         s.send(struct.pack(">QII", conn_id, 2, tx) + b"".join(hashes))
-        resp = s.recv(2048)
+        try:
+            resp = s.recv(2048)
+        except OSError as e:
+            raise Failure("UDP scrape: no reply (%s)" % e)
     if len(resp) < 8 or struct.unpack(">II", resp[:8]) != (2, tx):
         raise Failure("UDP scrape: bad reply header %r" % resp[:40])
     if len(resp) != 8 + 12 * len(hashes):
@@ -257,14 +265,21 @@ def expect_scrape(name, scrape, shoal, expected):
     done), so this waits for convergence rather than checking once.
     """
     last = {}
+    errors = []
 
     def ok():
-        last.update(scrape(shoal, list(expected)))
+        shoal.alive()
+        try:
+            last.update(scrape(shoal, list(expected)))
+        except Failure as e:   # retried until the deadline; the last error is reported
+            errors.append(str(e))
+            return False
         return all(pred(*last[h]) for h, pred in expected.items())
 
     def show():
-        return "last %s scrape (complete, downloaded, incomplete): %s\n%s" % (
-            name, {h.hex()[:8]: v for h, v in last.items()}, shoal.tail(10))
+        return "last %s scrape (complete, downloaded, incomplete): %s%s\n%s" % (
+            name, {h.hex()[:8]: v for h, v in last.items()},
+            ("\nlast error: " + errors[-1]) if errors else "", shoal.tail(10))
 
     wait_for("%s scrape counts" % name, ok, SCRAPE_TIMEOUT, show)
     log("%s scrape %s" % (name, {h.hex()[:8]: v for h, v in last.items()}))
@@ -310,6 +325,10 @@ class Client:
         # All peers share 127.0.0.1; without this a second connection from the same IP (e.g.
         # both sides dialling each other at once) is refused as a duplicate.
         "allow_multiple_connections_per_ip": True,
+        # Plain TCP between peers: transmission's uTP over loopback is several times slower,
+        # and peer transport is not what this test is about.
+        "enable_outgoing_utp": False,
+        "enable_incoming_utp": False,
         # Alerts used for waiting and for diagnostics.
         "alert_mask": (lt.alert.category_t.tracker_notification
                        | lt.alert.category_t.error_notification
