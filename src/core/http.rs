@@ -1,1 +1,368 @@
-//! HTTP announce and scrape handling (BEP 3, 7, 23, 48). Being written.
+//! HTTP tracker requests (BEP 3, 7, 23, 48) and the operator endpoints.
+//!
+//! [`Tracker::handle_http`] turns one parsed request head into one complete
+//! response (head and body) appended to a caller-owned buffer. Like the UDP
+//! path it is sans-IO: no sockets, no clock reads. It shares the swarm with
+//! UDP, so a peer announced over one protocol is handed to clients of the other.
+//!
+//! Routes: `/announce…` (any path starting so, extra query parameters ignored),
+//! `/scrape…`, `/health`, `/metrics`; anything else is 404, a method other than
+//! GET or HEAD is 405. Tracker errors are 200 with a bencoded `failure reason`
+//! (what BitTorrent clients expect), never an HTTP error status.
+
+use super::{Rng, Tracker, Worker};
+use crate::stats::{Counters, Family, Kind, Proto, Registry, Reject};
+use crate::swarm::peers::Peer;
+use crate::swarm::{Peer4, Peer6, PeerId, Role};
+use crate::wire::bencode;
+use crate::wire::http::{self, Head, Method};
+use crate::wire::udp::Event;
+use std::io::Write as _;
+use std::net::{IpAddr, SocketAddr};
+
+/// What the HTTP side needs besides the tracker: counters for `/metrics`,
+/// whether the server is healthy, and the reverse-proxy client-address header.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpEnv<'a> {
+    pub registry: &'a Registry,
+    pub uptime_secs: u64,
+    pub healthy: bool,
+    /// Take the client address from this header (e.g. `X-Forwarded-For`).
+    pub client_ip_header: Option<&'a str>,
+}
+
+/// Content type of bencoded replies (what opentracker and most trackers send).
+const TEXT: &str = "text/plain";
+const PROMETHEUS: &str = "text/plain; version=0.0.4";
+
+impl Tracker {
+    /// Handle one request; append the whole response to `out`. `scratch` is a
+    /// reusable buffer for the body. Returns whether the connection may stay open.
+    #[allow(clippy::too_many_arguments)]
+    pub fn handle_http(
+        &self,
+        w: &mut Worker,
+        env: &HttpEnv<'_>,
+        now: u32,
+        peer: SocketAddr,
+        head: &Head<'_>,
+        out: &mut Vec<u8>,
+        scratch: &mut Vec<u8>,
+    ) -> bool {
+        scratch.clear();
+        let Worker {
+            rng,
+            counters,
+            http_peers,
+        } = w;
+        let c = &**counters;
+        let fam = family(peer.ip().to_canonical());
+        let (status, content_type) = match (head.method, head.path) {
+            (Method::Other, _) => {
+                c.reject(Reject::HttpMethod);
+                scratch.extend_from_slice(b"method not allowed\n");
+                (405, TEXT)
+            }
+            (_, p) if p.starts_with(b"/announce") => {
+                c.request(Proto::Http, fam, Kind::Announce);
+                match client_ip(env, head, peer) {
+                    Some(ip) => {
+                        self.http_announce(c, rng, http_peers, now, ip, head.query, scratch)
+                    }
+                    None => {
+                        c.reject(Reject::HttpNoClientIp);
+                        bencode::failure(scratch, "missing client address header");
+                        c.response(Proto::Http, fam, Kind::Error);
+                    }
+                }
+                (200, TEXT)
+            }
+            (_, p) if p.starts_with(b"/scrape") => {
+                c.request(Proto::Http, fam, Kind::Scrape);
+                self.http_scrape(c, fam, head.query, scratch);
+                (200, TEXT)
+            }
+            (_, b"/health") => {
+                c.request(Proto::Http, fam, Kind::Other);
+                if env.healthy {
+                    scratch.extend_from_slice(b"ok\n");
+                    (200, TEXT)
+                } else {
+                    scratch.extend_from_slice(b"shutting down\n");
+                    (503, TEXT)
+                }
+            }
+            (_, b"/metrics") => {
+                c.request(Proto::Http, fam, Kind::Other);
+                let mut text = String::new();
+                env.registry
+                    .render_prometheus(&mut text, &self.swarm.totals(), env.uptime_secs);
+                scratch.extend_from_slice(text.as_bytes());
+                (200, PROMETHEUS)
+            }
+            _ => {
+                c.reject(Reject::HttpNotFound);
+                scratch.extend_from_slice(b"not found\n");
+                (404, TEXT)
+            }
+        };
+        if status != 200 {
+            c.response(Proto::Http, fam, Kind::Other);
+        }
+        http::write_response_head(out, status, content_type, scratch.len(), head.keep_alive);
+        if head.method != Method::Head {
+            out.extend_from_slice(scratch);
+        }
+        head.keep_alive
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn http_announce(
+        &self,
+        c: &Counters,
+        rng: &mut Rng,
+        lists: &mut [Vec<u8>; 2],
+        now: u32,
+        ip: IpAddr,
+        query: &[u8],
+        body: &mut Vec<u8>,
+    ) {
+        let fam = family(ip);
+        let q = match http::parse_announce(query) {
+            Ok(q) => q,
+            Err(e) => {
+                c.reject(Reject::InvalidRequest);
+                bencode::failure(body, e.as_str());
+                c.response(Proto::Http, fam, Kind::Error);
+                return;
+            }
+        };
+        let role = match (q.event, q.left) {
+            (Event::Stopped, _) => Role::Stopped,
+            (_, 0) => Role::Seeder,
+            _ => Role::Leecher,
+        };
+        let want = match role {
+            Role::Stopped => 0,
+            _ => self.want(q.numwant.map_or(-1, i64::from)),
+        };
+        let completed = q.event == Event::Completed;
+        let with_ids = !q.compact && !q.no_peer_id;
+        // Peers of the client's own family are announced-and-sampled under one
+        // lock; the other family's fill what is left of `want` (BEP 7).
+        let [own_buf, other_buf] = lists;
+        let mut own = PeerList::new(q.compact, own_buf);
+        let mut other = PeerList::new(q.compact, other_buf);
+        let random = (rng.next_u64(), rng.next_u64());
+        let announced = match ip {
+            IpAddr::V4(v4) => {
+                let a = self.swarm.announce_with_id::<Peer4>(
+                    &q.info_hash,
+                    (v4, q.port),
+                    &q.peer_id,
+                    role,
+                    completed,
+                    now,
+                    want,
+                    random,
+                    with_ids,
+                    |p, id| own.push(p, id),
+                );
+                let rest = want - a.peers;
+                if rest > 0 {
+                    self.swarm.sample::<Peer6>(
+                        &q.info_hash,
+                        role == Role::Seeder,
+                        rest,
+                        (rng.next_u64(), rng.next_u64()),
+                        with_ids,
+                        |p, id| other.push(p, id),
+                    );
+                }
+                a
+            }
+            IpAddr::V6(v6) => {
+                let a = self.swarm.announce_with_id::<Peer6>(
+                    &q.info_hash,
+                    (v6, q.port),
+                    &q.peer_id,
+                    role,
+                    completed,
+                    now,
+                    want,
+                    random,
+                    with_ids,
+                    |p, id| own.push(p, id),
+                );
+                let rest = want - a.peers;
+                if rest > 0 {
+                    self.swarm.sample::<Peer4>(
+                        &q.info_hash,
+                        role == Role::Seeder,
+                        rest,
+                        (rng.next_u64(), rng.next_u64()),
+                        with_ids,
+                        |p, id| other.push(p, id),
+                    );
+                }
+                a
+            }
+        };
+        let (v4_list, v6_list) = match ip {
+            IpAddr::V4(_) => (&own, &other),
+            IpAddr::V6(_) => (&other, &own),
+        };
+        let counts = announced.counts;
+        // Keys in raw byte order: complete, incomplete, interval, min interval, peers, peers6.
+        bencode::dict_start(body);
+        bencode::bytes(body, b"complete");
+        bencode::int(body, i64::from(counts.seeders));
+        bencode::bytes(body, b"incomplete");
+        bencode::int(body, i64::from(counts.leechers));
+        bencode::bytes(body, b"interval");
+        bencode::int(body, i64::from(self.config.interval));
+        bencode::bytes(body, b"min interval");
+        bencode::int(body, i64::from((self.config.interval / 2).max(1)));
+        bencode::bytes(body, b"peers");
+        if q.compact {
+            bencode::bytes(body, v4_list.bytes);
+            if !v6_list.bytes.is_empty() {
+                bencode::bytes(body, b"peers6");
+                bencode::bytes(body, v6_list.bytes);
+            }
+        } else {
+            // Non-compact: one list of dicts, both families.
+            bencode::list_start(body);
+            body.extend_from_slice(v4_list.bytes);
+            body.extend_from_slice(v6_list.bytes);
+            bencode::end(body);
+        }
+        bencode::end(body);
+        c.response(Proto::Http, fam, Kind::Announce);
+    }
+
+    fn http_scrape(&self, c: &Counters, fam: Family, query: &[u8], body: &mut Vec<u8>) {
+        // A bencoded dict needs sorted, unique keys: collect the requested hashes
+        // (bounded by max_scrape, on the stack), sort and deduplicate them.
+        let mut hashes = [[0u8; 20]; 256];
+        let limit = (self.config.max_scrape as usize).min(hashes.len());
+        let mut n = 0;
+        for h in http::scrape_hashes(query) {
+            match h {
+                Ok(h) if n < limit => {
+                    hashes[n] = h;
+                    n += 1;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    c.reject(Reject::InvalidRequest);
+                    bencode::failure(body, e.as_str());
+                    c.response(Proto::Http, fam, Kind::Error);
+                    return;
+                }
+            }
+        }
+        if n == 0 {
+            // A full scrape (no info_hash) would leak the whole map; refuse it.
+            c.reject(Reject::InvalidRequest);
+            bencode::failure(body, "scrape requires at least one info_hash");
+            c.response(Proto::Http, fam, Kind::Error);
+            return;
+        }
+        let hashes = &mut hashes[..n];
+        hashes.sort_unstable();
+        bencode::dict_start(body);
+        bencode::bytes(body, b"files");
+        bencode::dict_start(body);
+        let mut last: Option<[u8; 20]> = None;
+        for h in hashes.iter() {
+            if last == Some(*h) {
+                continue;
+            }
+            last = Some(*h);
+            let counts = self.swarm.scrape(h);
+            bencode::bytes(body, h);
+            bencode::dict_start(body);
+            bencode::bytes(body, b"complete");
+            bencode::int(body, i64::from(counts.seeders));
+            bencode::bytes(body, b"downloaded");
+            bencode::int(body, i64::from(counts.completed));
+            bencode::bytes(body, b"incomplete");
+            bencode::int(body, i64::from(counts.leechers));
+            bencode::end(body);
+        }
+        bencode::end(body);
+        bencode::end(body);
+        c.response(Proto::Http, fam, Kind::Scrape);
+    }
+}
+
+fn family(ip: IpAddr) -> Family {
+    match ip {
+        IpAddr::V4(_) => Family::V4,
+        IpAddr::V6(_) => Family::V6,
+    }
+}
+
+/// The client's address: the socket peer, or (behind a proxy, when the
+/// operator configured it) the rightmost `X-Forwarded-For` entry or the header's
+/// value. `None` when the header is configured but missing or unparsable.
+fn client_ip(env: &HttpEnv<'_>, head: &Head<'_>, peer: SocketAddr) -> Option<IpAddr> {
+    let Some(name) = env.client_ip_header else {
+        return Some(peer.ip().to_canonical());
+    };
+    // The rightmost entry of the last such header is the one our proxy added.
+    let value = head
+        .headers()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+        .last()?
+        .1;
+    let last = value.rsplit(|&b| b == b',').next()?;
+    let text = std::str::from_utf8(last).ok()?.trim();
+    let ip: IpAddr = text
+        .parse()
+        .ok()
+        .or_else(|| text.parse::<SocketAddr>().ok().map(|s| s.ip()))?;
+    Some(ip.to_canonical())
+}
+
+/// Peers of one family as they go into the reply: compact bytes, or bencoded
+/// dicts for `compact=0`. Written into a buffer that lives for one request.
+struct PeerList<'b> {
+    compact: bool,
+    bytes: &'b mut Vec<u8>,
+}
+
+impl<'b> PeerList<'b> {
+    fn new(compact: bool, bytes: &'b mut Vec<u8>) -> PeerList<'b> {
+        bytes.clear();
+        PeerList { compact, bytes }
+    }
+
+    fn push<P: Peer>(&mut self, p: &P, id: Option<&PeerId>) {
+        let (ip, port) = P::socket_addr(&p.addr());
+        if self.compact {
+            match ip {
+                IpAddr::V4(v4) => self.bytes.extend_from_slice(&v4.octets()),
+                IpAddr::V6(v6) => self.bytes.extend_from_slice(&v6.octets()),
+            }
+            self.bytes.extend_from_slice(&port.to_be_bytes());
+        } else {
+            let b = &mut *self.bytes;
+            bencode::dict_start(b);
+            bencode::bytes(b, b"ip");
+            let mut text = [0u8; 45];
+            let mut cursor = std::io::Cursor::new(&mut text[..]);
+            let _ = write!(cursor, "{ip}");
+            let len = cursor.position() as usize;
+            bencode::bytes(b, &text[..len]);
+            if let Some(id) = id {
+                bencode::bytes(b, b"peer id");
+                bencode::bytes(b, id);
+            }
+            bencode::bytes(b, b"port");
+            bencode::int(b, i64::from(port));
+            bencode::end(b);
+        }
+    }
+}

@@ -53,6 +53,9 @@ pub struct Tracker {
 pub struct Worker {
     rng: Rng,
     pub counters: Arc<Counters>,
+    /// Reusable buffers for the two peer lists of an HTTP reply (own and other
+    /// address family), so a request allocates nothing once they are warm.
+    http_peers: [Vec<u8>; 2],
 }
 
 impl Worker {
@@ -60,6 +63,7 @@ impl Worker {
         Worker {
             rng: Rng::new(),
             counters,
+            http_peers: [Vec::new(), Vec::new()],
         }
     }
 
@@ -111,7 +115,7 @@ impl Tracker {
             IpAddr::V4(_) => Family::V4,
             IpAddr::V6(_) => Family::V6,
         };
-        let Worker { rng, counters } = w;
+        let Worker { rng, counters, .. } = w;
         let c = &**counters;
         let request = match udp::parse_request(req) {
             Ok(r) => r,

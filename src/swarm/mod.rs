@@ -19,6 +19,7 @@ use parking_lot::Mutex;
 use peers::{Peer, PeerSet, Stamp, Upserted};
 pub use peers::{Peer4, Peer6};
 use std::collections::HashMap;
+use std::net::IpAddr;
 
 /// A torrent's 20-byte info hash.
 pub type InfoHash = [u8; 20];
@@ -127,10 +128,20 @@ pub struct ShardTotals {
     leechers6: u64,
 }
 
+/// A peer's 20-byte self-chosen id.
+pub type PeerId = [u8; 20];
+
+/// Key of the peer-id side table: torrent, address, port.
+type PeerIdKey = (InfoHash, IpAddr, u16);
+
 #[derive(Debug, Default)]
 struct Shard {
     torrents: HashMap<InfoHash, Torrent, RandomState>,
     totals: ShardTotals,
+    /// Peer ids of peers that announced over HTTP, for non-compact (`compact=0`)
+    /// replies. Peers are stored without their id (8 bytes instead of 28), so
+    /// only the few HTTP peers pay for one; empty for a UDP-only tracker.
+    peer_ids: HashMap<PeerIdKey, PeerId, RandomState>,
 }
 
 /// A shard padded to its own cache lines, so two workers updating neighbouring
@@ -170,6 +181,7 @@ impl Swarm {
                     Padded(Mutex::new(Shard {
                         torrents: HashMap::with_hasher(map_hasher.clone()),
                         totals: ShardTotals::default(),
+                        peer_ids: HashMap::with_hasher(map_hasher.clone()),
                     }))
                 })
                 .collect(),
@@ -202,33 +214,105 @@ impl Swarm {
         now: u32,
         want: usize,
         random: (u64, u64),
-        emit: impl FnMut(&P),
+        mut emit: impl FnMut(&P),
     ) -> Announced {
-        let stamp = now as Stamp;
         let mut guard = self.shard(info_hash).lock();
         let shard = &mut *guard;
+        self.announce_locked(
+            shard,
+            info_hash,
+            addr,
+            role,
+            completed_event,
+            now,
+            want,
+            random,
+            |p, _| emit(p),
+            false,
+        )
+    }
+
+    /// As [`Swarm::announce`], for a peer that announced over HTTP with its
+    /// `peer_id`: the id is kept for non-compact replies, and with `with_ids`
+    /// `emit` is given each emitted peer's id where one is known.
+    #[allow(clippy::too_many_arguments)]
+    pub fn announce_with_id<P: Family>(
+        &self,
+        info_hash: &InfoHash,
+        addr: P::Addr,
+        peer_id: &PeerId,
+        role: Role,
+        completed_event: bool,
+        now: u32,
+        want: usize,
+        random: (u64, u64),
+        with_ids: bool,
+        emit: impl FnMut(&P, Option<&PeerId>),
+    ) -> Announced {
+        let mut guard = self.shard(info_hash).lock();
+        let shard = &mut *guard;
+        let (ip, port) = P::socket_addr(&addr);
         if role == Role::Stopped {
-            let Some(torrent) = shard.torrents.get_mut(info_hash) else {
+            shard.peer_ids.remove(&(*info_hash, ip, port));
+        } else {
+            shard.peer_ids.insert((*info_hash, ip, port), *peer_id);
+        }
+        self.announce_locked(
+            shard,
+            info_hash,
+            addr,
+            role,
+            completed_event,
+            now,
+            want,
+            random,
+            emit,
+            with_ids,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn announce_locked<P: Family>(
+        &self,
+        shard: &mut Shard,
+        info_hash: &InfoHash,
+        addr: P::Addr,
+        role: Role,
+        completed_event: bool,
+        now: u32,
+        want: usize,
+        random: (u64, u64),
+        mut emit: impl FnMut(&P, Option<&PeerId>),
+        with_ids: bool,
+    ) -> Announced {
+        let stamp = now as Stamp;
+        let Shard {
+            torrents,
+            totals,
+            peer_ids,
+        } = shard;
+        if role == Role::Stopped {
+            let Some(torrent) = torrents.get_mut(info_hash) else {
                 return Announced {
                     counts: Counts::default(),
                     peers: 0,
                 };
             };
             if let Some(was_seeder) = P::set_mut(torrent).remove(&addr, &self.peer_hasher) {
-                let (s, l) = P::gauges(&mut shard.totals);
+                let (s, l) = P::gauges(totals);
                 *if was_seeder { s } else { l } -= 1;
             }
             let counts = torrent.counts();
             if torrent.is_empty() {
-                shard.torrents.remove(info_hash);
+                torrents.remove(info_hash);
             }
             return Announced { counts, peers: 0 };
         }
         let seeder = role == Role::Seeder;
-        let torrent = shard.torrents.entry(*info_hash).or_default();
+        let torrent = torrents.entry(*info_hash).or_default();
         let set = P::set_mut(torrent);
         let Upserted { index, was } = set.upsert(addr, seeder, stamp, &self.peer_hasher);
-        let (s, l) = P::gauges(&mut shard.totals);
+        let (s, l) = P::gauges(totals);
         match was {
             Some(true) => *s -= 1,
             Some(false) => *l -= 1,
@@ -240,7 +324,16 @@ impl Swarm {
         } else {
             0..set.len()
         };
-        let peers = set.sample(range, Some(index), want, random, emit);
+        let ids = &*peer_ids;
+        let peers = set.sample(range, Some(index), want, random, |p| {
+            let id = if with_ids && !ids.is_empty() {
+                let (ip, port) = P::socket_addr(&p.addr());
+                ids.get(&(*info_hash, ip, port))
+            } else {
+                None
+            };
+            emit(p, id)
+        });
         if completed_event && was != Some(true) {
             torrent.completed = torrent.completed.saturating_add(1);
         }
@@ -258,11 +351,22 @@ impl Swarm {
         leechers_only: bool,
         want: usize,
         random: (u64, u64),
-        emit: impl FnMut(&P),
+        with_ids: bool,
+        mut emit: impl FnMut(&P, Option<&PeerId>),
     ) -> usize {
         let guard = self.shard(info_hash).lock();
         let Some(set) = guard.torrents.get(info_hash).and_then(P::set) else {
             return 0;
+        };
+        let ids = &guard.peer_ids;
+        let emit = |p: &P| {
+            let id = if with_ids && !ids.is_empty() {
+                let (ip, port) = P::socket_addr(&p.addr());
+                ids.get(&(*info_hash, ip, port))
+            } else {
+                None
+            };
+            emit(p, id)
         };
         let range = if leechers_only {
             set.seeders()..set.len()
@@ -288,7 +392,11 @@ impl Swarm {
         let stamp = now as Stamp;
         let timeout = self.peer_timeout;
         let mut guard = self.shards[shard & (self.shards.len() - 1)].0.lock();
-        let Shard { torrents, totals } = &mut *guard;
+        let Shard {
+            torrents,
+            totals,
+            peer_ids,
+        } = &mut *guard;
         let mut removed = 0;
         torrents.retain(|_, t| {
             let (s, l) = t.v4.expire(stamp, timeout, &self.peer_hasher);
@@ -308,6 +416,17 @@ impl Swarm {
         });
         if torrents.capacity() > 64 && torrents.len() < torrents.capacity() / 4 {
             torrents.shrink_to(torrents.len() * 2);
+        }
+        if !peer_ids.is_empty() {
+            peer_ids.retain(|(ih, ip, port), _| {
+                torrents.get(ih).is_some_and(|t| match ip {
+                    IpAddr::V4(v4) => t.v4.contains(&(*v4, *port), &self.peer_hasher),
+                    IpAddr::V6(v6) => {
+                        t.v6.as_ref()
+                            .is_some_and(|s| s.contains(&(*v6, *port), &self.peer_hasher))
+                    }
+                })
+            });
         }
         removed
     }
@@ -461,11 +580,62 @@ mod tests {
         assert_eq!((a.counts.seeders, a.counts.leechers), (1, 1));
         let mut got4 = Vec::new();
         assert_eq!(
-            s.sample::<Peer4>(&ih, false, 10, (0, 0), |p| got4.push(p.addr())),
+            s.sample::<Peer4>(&ih, false, 10, (0, 0), false, |p, _| got4.push(p.addr())),
             1
         );
         let t = s.totals();
         assert_eq!((t.seeders4, t.leechers6), (1, 1));
+    }
+
+    #[test]
+    fn http_peer_ids_are_kept_for_their_peers_only() {
+        let s = Swarm::new(1, 100);
+        let ih = [5u8; 20];
+        s.announce_with_id::<Peer4>(
+            &ih,
+            v4(1, 1),
+            &[b'a'; 20],
+            Role::Seeder,
+            false,
+            0,
+            0,
+            (0, 0),
+            true,
+            |_, _| {},
+        );
+        announce4(&s, &ih, 2, Role::Seeder, false, 50, 0); // a UDP peer: no id
+        let mut got = Vec::new();
+        s.announce_with_id::<Peer4>(
+            &ih,
+            v4(3, 1),
+            &[b'c'; 20],
+            Role::Leecher,
+            false,
+            50,
+            9,
+            (0, 0),
+            true,
+            |p, id| got.push((p.addr(), id.copied())),
+        );
+        got.sort();
+        assert_eq!(got, vec![(v4(1, 1), Some([b'a'; 20])), (v4(2, 6881), None)]);
+        // Stopped forgets the id; expiry forgets ids of expired peers.
+        s.announce_with_id::<Peer4>(
+            &ih,
+            v4(3, 1),
+            &[b'c'; 20],
+            Role::Stopped,
+            false,
+            50,
+            0,
+            (0, 0),
+            true,
+            |_, _| {},
+        );
+        assert_eq!(s.shards[0].0.lock().peer_ids.len(), 1);
+        s.expire_shard(0, 120); // peer 1 (t=0) expires, peer 2 (t=50) stays
+        assert!(s.shards[0].0.lock().peer_ids.is_empty());
+        assert_eq!(s.scrape(&ih).seeders, 1);
     }
 
     #[test]

@@ -33,6 +33,8 @@ pub trait Peer: Copy + std::fmt::Debug + Send + 'static {
     fn set_stamp(&mut self, stamp: Stamp);
     /// Bytes that identify the peer, for the keyed index hash.
     fn hash_key(addr: &Self::Addr, hasher: &ahash::RandomState) -> u64;
+    /// The address as a family-neutral pair.
+    fn socket_addr(addr: &Self::Addr) -> (std::net::IpAddr, u16);
 }
 
 /// An IPv4 peer: 8 bytes.
@@ -72,6 +74,9 @@ impl Peer for Peer4 {
     fn hash_key((ip, port): &Self::Addr, hasher: &ahash::RandomState) -> u64 {
         hasher.hash_one((ip.to_bits(), *port))
     }
+    fn socket_addr((ip, port): &Self::Addr) -> (std::net::IpAddr, u16) {
+        ((*ip).into(), *port)
+    }
 }
 
 impl Peer for Peer6 {
@@ -94,6 +99,9 @@ impl Peer for Peer6 {
     }
     fn hash_key((ip, port): &Self::Addr, hasher: &ahash::RandomState) -> u64 {
         hasher.hash_one((ip.to_bits(), *port))
+    }
+    fn socket_addr((ip, port): &Self::Addr) -> (std::net::IpAddr, u16) {
+        ((*ip).into(), *port)
     }
 }
 
@@ -152,6 +160,10 @@ impl<P: Peer> PeerSet<P> {
                 .index
                 .as_ref()
                 .map_or(0, |i| std::mem::size_of::<Index>() + i.slots.len() * 4)
+    }
+
+    pub fn contains(&self, addr: &P::Addr, hasher: &ahash::RandomState) -> bool {
+        self.find(addr, hasher).is_some()
     }
 
     fn find(&self, addr: &P::Addr, hasher: &ahash::RandomState) -> Option<usize> {

@@ -1,0 +1,519 @@
+//! The HTTP side over real sockets: announce/scrape sharing the UDP swarm,
+//! operator endpoints, keep-alive and pipelining, limits and hostile input.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{start, start_with_manual_clock, Client, REPLY_TIMEOUT};
+use shoal::config::Config;
+use shoal::net::Running;
+use shoal::stats::{Dropped, Reject};
+use shoal::wire::udp::Event;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+fn config() -> Config {
+    Config {
+        http: vec!["127.0.0.1:0".parse().unwrap()],
+        ..Config::for_udp("127.0.0.1:0".parse().unwrap())
+    }
+}
+
+fn pct(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("%{b:02x}")).collect()
+}
+
+fn announce_path(ih: [u8; 20], peer_id: &str, port: u16, left: u64, extra: &str) -> String {
+    format!(
+        "/announce?info_hash={}&peer_id={}&port={port}&uploaded=0&downloaded=0&left={left}{extra}",
+        pct(&ih),
+        pct(peer_id.as_bytes())
+    )
+}
+
+struct Resp {
+    status: u16,
+    head: String,
+    body: Vec<u8>,
+}
+
+/// Read one response (head, then Content-Length bytes of body).
+fn read_response(s: &mut TcpStream) -> Resp {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        assert_eq!(
+            s.read(&mut byte).expect("response head"),
+            1,
+            "closed mid-head: {buf:?}"
+        );
+        buf.push(byte[0]);
+    }
+    let head = String::from_utf8(buf).unwrap();
+    let status = head[9..12].parse().unwrap();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .map_or(0, |v| v.trim().parse().unwrap());
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).unwrap();
+    Resp { status, head, body }
+}
+
+fn connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(REPLY_TIMEOUT)).unwrap();
+    s
+}
+
+fn get(addr: SocketAddr, path: &str) -> Resp {
+    let mut s = connect(addr);
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    read_response(&mut s)
+}
+
+/// The connection was closed by the server (EOF, or reset).
+fn assert_closed(s: &mut TcpStream) {
+    let mut rest = Vec::new();
+    match s.read_to_end(&mut rest) {
+        Ok(_) => {}
+        Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
+    }
+}
+
+fn http_addr(server: &Running) -> SocketAddr {
+    server.http_addrs()[0]
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn udp_and_http_share_one_swarm() {
+    let server = start(config());
+    let ih = [0xab; 20];
+    // A UDP seeder...
+    let mut udp = Client::new("127.0.0.1:0", server.udp_addrs()[0]);
+    udp.connect();
+    udp.announce(ih, Event::Started, 0, -1);
+    // ...is handed to an HTTP leecher, compactly.
+    let r = get(
+        http_addr(&server),
+        &announce_path(ih, "-lt2000-aaaaaaaaaaaa", 7001, 100, "&compact=1"),
+    );
+    assert_eq!(r.status, 200);
+    let mut expected =
+        b"d8:completei1e10:incompletei1e8:intervali1800e12:min intervali900e5:peers6:".to_vec();
+    expected.extend_from_slice(&[127, 0, 0, 1]);
+    expected.extend_from_slice(&udp.port().to_be_bytes());
+    expected.push(b'e');
+    assert_eq!(r.body, expected);
+    // And the HTTP leecher is handed to the UDP seeder.
+    let a = udp.announce(ih, Event::None, 0, -1);
+    assert_eq!(a.peers, vec![127, 0, 0, 1, 0x1b, 0x59]);
+    assert_eq!((a.seeders, a.leechers), (1, 1));
+    server.stop();
+}
+
+#[test]
+fn non_compact_lists_dicts_with_peer_ids_unless_no_peer_id() {
+    let server = start(config());
+    let addr = http_addr(&server);
+    let ih = [0x01; 20];
+    get(
+        addr,
+        &announce_path(ih, "-TR3000-bbbbbbbbbbbb", 6001, 0, ""),
+    );
+    let r = get(
+        addr,
+        &announce_path(ih, "-TR3000-cccccccccccc", 6002, 5, "&compact=0"),
+    );
+    assert_eq!(
+        r.body,
+        b"d8:completei1e10:incompletei1e8:intervali1800e12:min intervali900e5:peersld2:ip9:127.0.0.17:peer id20:-TR3000-bbbbbbbbbbbb4:porti6001eeee".to_vec()
+    );
+    let r = get(
+        addr,
+        &announce_path(
+            ih,
+            "-TR3000-cccccccccccc",
+            6002,
+            5,
+            "&compact=0&no_peer_id=1",
+        ),
+    );
+    assert!(
+        contains(&r.body, b"5:peersld2:ip9:127.0.0.14:porti6001eeee"),
+        "{:?}",
+        String::from_utf8_lossy(&r.body)
+    );
+    server.stop();
+}
+
+#[test]
+fn ipv6_peers_come_as_peers6() {
+    let server = start(Config {
+        http: vec!["127.0.0.1:0".parse().unwrap(), "[::1]:0".parse().unwrap()],
+        ..config()
+    });
+    let ih = [0x02; 20];
+    let r6 = get(
+        server.http_addrs()[1],
+        &announce_path(ih, "-TR3000-666666666666", 6006, 1, ""),
+    );
+    assert_eq!(r6.status, 200);
+    let r4 = get(
+        server.http_addrs()[0],
+        &announce_path(ih, "-TR3000-444444444444", 6004, 1, ""),
+    );
+    let mut peers6 = b"6:peers618:".to_vec();
+    peers6.extend_from_slice(&std::net::Ipv6Addr::LOCALHOST.octets());
+    peers6.extend_from_slice(&6006u16.to_be_bytes());
+    assert!(contains(&r4.body, b"5:peers0:"), "no IPv4 peers yet");
+    assert!(
+        contains(&r4.body, &peers6),
+        "{:?}",
+        String::from_utf8_lossy(&r4.body)
+    );
+    server.stop();
+}
+
+#[test]
+fn stopped_and_completed_over_http() {
+    let server = start(config());
+    let addr = http_addr(&server);
+    let ih = [0x03; 20];
+    get(
+        addr,
+        &announce_path(ih, "-TR3000-dddddddddddd", 6001, 5, "&event=started"),
+    );
+    get(
+        addr,
+        &announce_path(ih, "-TR3000-dddddddddddd", 6001, 0, "&event=completed"),
+    );
+    get(
+        addr,
+        &announce_path(ih, "-TR3000-dddddddddddd", 6001, 0, "&event=completed"),
+    );
+    get(
+        addr,
+        &announce_path(ih, "-TR3000-eeeeeeeeeeee", 6002, 5, "&event=paused"),
+    );
+    let r = get(addr, &format!("/scrape?info_hash={}", pct(&ih)));
+    let mut expected = b"d5:filesd20:".to_vec();
+    expected.extend_from_slice(&ih);
+    expected.extend_from_slice(b"d8:completei1e10:downloadedi1e10:incompletei1eeee");
+    assert_eq!(r.body, expected);
+    let r = get(
+        addr,
+        &announce_path(
+            ih,
+            "-TR3000-eeeeeeeeeeee",
+            6002,
+            5,
+            "&event=stopped&numwant=50",
+        ),
+    );
+    assert!(contains(&r.body, b"10:incompletei0e"));
+    assert!(contains(&r.body, b"5:peers0:"), "stopped gets no peers");
+    server.stop();
+}
+
+#[test]
+fn scrape_sorted_deduplicated_unknown_zero() {
+    let server = start(config());
+    let addr = http_addr(&server);
+    get(
+        addr,
+        &announce_path([0x09; 20], "-TR3000-ffffffffffff", 6001, 0, ""),
+    );
+    let r = get(
+        addr,
+        &format!(
+            "/scrape?info_hash={}&info_hash={}&info_hash={}",
+            pct(&[0x09; 20]),
+            pct(&[0x05; 20]),
+            pct(&[0x09; 20])
+        ),
+    );
+    let mut expected = b"d5:filesd20:".to_vec();
+    expected.extend_from_slice(&[0x05; 20]);
+    expected.extend_from_slice(b"d8:completei0e10:downloadedi0e10:incompletei0ee20:");
+    expected.extend_from_slice(&[0x09; 20]);
+    expected.extend_from_slice(b"d8:completei1e10:downloadedi0e10:incompletei0eeee");
+    assert_eq!(r.body, expected);
+    let r = get(addr, "/scrape");
+    assert!(r.body.starts_with(b"d14:failure reason"));
+    server.stop();
+}
+
+#[test]
+fn bad_parameters_get_a_failure_reason() {
+    let server = start(config());
+    let addr = http_addr(&server);
+    for (path, reason) in [
+        (
+            "/announce?peer_id=x&port=1".to_string(),
+            "missing info_hash",
+        ),
+        (
+            format!("/announce?info_hash={}&peer_id=x&port=1", pct(&[1; 19])),
+            "invalid info_hash",
+        ),
+        (
+            announce_path([1; 20], "-TR3000-gggggggggggg", 0, 0, ""),
+            "invalid port",
+        ),
+        (
+            announce_path([1; 20], "-TR3000-gggggggggggg", 1, 0, "&event=bogus"),
+            "invalid event",
+        ),
+    ] {
+        let r = get(addr, &path);
+        assert_eq!(r.status, 200, "{path}");
+        let body = String::from_utf8_lossy(&r.body).to_string();
+        assert_eq!(
+            body,
+            format!("d14:failure reason{}:{reason}e", reason.len()),
+            "{path}"
+        );
+    }
+    // Operator parameters (passkeys) are ignored.
+    let r = get(
+        addr,
+        &announce_path(
+            [1; 20],
+            "-TR3000-gggggggggggg",
+            1,
+            0,
+            "&passkey=abc&corrupt=0",
+        ),
+    );
+    assert!(r.body.starts_with(b"d8:complete"));
+    assert!(server.shared().registry.rejects(Reject::InvalidRequest) >= 4);
+    server.stop();
+}
+
+#[test]
+fn health_metrics_404_405() {
+    let server = start(config());
+    let addr = http_addr(&server);
+    let r = get(addr, "/health");
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"ok\n"[..]));
+    get(
+        addr,
+        &announce_path([1; 20], "-TR3000-hhhhhhhhhhhh", 1, 0, ""),
+    );
+    let r = get(addr, "/metrics");
+    assert_eq!(r.status, 200);
+    assert!(r.head.contains("Content-Type: text/plain; version=0.0.4"));
+    let text = String::from_utf8(r.body).unwrap();
+    for needle in [
+        "# TYPE shoal_requests_total counter",
+        "shoal_requests_total{protocol=\"http\",family=\"ipv4\",kind=\"announce\"} 1",
+        "shoal_peers{family=\"ipv4\"} 1",
+        "shoal_torrents 1",
+        "# TYPE shoal_uptime_seconds gauge",
+        "shoal_workers 1",
+    ] {
+        assert!(text.contains(needle), "missing {needle} in\n{text}");
+    }
+    assert_eq!(get(addr, "/favicon.ico").status, 404);
+    let mut s = connect(addr);
+    s.write_all(b"DELETE /announce HTTP/1.1\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_response(&mut s).status, 405);
+    // HEAD: same head, no body.
+    let mut s = connect(addr);
+    s.write_all(b"HEAD /health HTTP/1.1\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut all = Vec::new();
+    s.read_to_end(&mut all).unwrap();
+    let all = String::from_utf8(all).unwrap();
+    assert!(
+        all.starts_with("HTTP/1.1 200")
+            && all.contains("Content-Length: 3")
+            && all.ends_with("\r\n\r\n")
+    );
+    server.stop();
+}
+
+#[test]
+fn keep_alive_pipelining_http10_and_connection_close() {
+    let server = start(config());
+    let addr = http_addr(&server);
+    // Two pipelined requests in one write, then a third on the same connection.
+    let mut s = connect(addr);
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: t\r\n\r\nGET /nope HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_response(&mut s).status, 200);
+    assert_eq!(read_response(&mut s).status, 404);
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let r = read_response(&mut s);
+    assert!(r.head.contains("Connection: keep-alive"));
+    // Connection: close is honoured.
+    s.write_all(b"GET /health HTTP/1.1\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    assert!(read_response(&mut s).head.contains("Connection: close"));
+    assert_closed(&mut s);
+    // HTTP/1.0 closes by default.
+    let mut s = connect(addr);
+    s.write_all(b"GET /health HTTP/1.0\r\n\r\n").unwrap();
+    assert_eq!(read_response(&mut s).status, 200);
+    assert_closed(&mut s);
+    server.stop();
+}
+
+#[test]
+fn hostile_input_is_refused_and_closed() {
+    let server = start(config());
+    let addr = http_addr(&server);
+    // A TLS ClientHello.
+    let mut s = connect(addr);
+    s.write_all(&[
+        0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03,
+    ])
+    .unwrap();
+    assert_eq!(read_response(&mut s).status, 400);
+    assert_closed(&mut s);
+    // Binary garbage.
+    let mut s = connect(addr);
+    s.write_all(&[0u8, 255, 13, 10, 13, 10, 7, 7]).unwrap();
+    assert_eq!(read_response(&mut s).status, 400);
+    // A 200 kB header: 431 once the head passes 8 KiB; the rest is never read.
+    let mut s = connect(addr);
+    let big = format!(
+        "GET /health HTTP/1.1\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(200_000)
+    );
+    let _ = s.write_all(big.as_bytes()); // may fail once the server closes
+    assert_eq!(read_response(&mut s).status, 431);
+    // A POST with a body.
+    let mut s = connect(addr);
+    s.write_all(b"POST /announce HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello")
+        .unwrap();
+    assert_eq!(read_response(&mut s).status, 413);
+    assert_closed(&mut s);
+    // The server still serves everyone else.
+    assert_eq!(get(addr, "/health").status, 200);
+    assert!(server.shared().registry.rejects(Reject::HttpMalformed) >= 4);
+    server.stop();
+}
+
+#[test]
+fn connection_limit_closes_extra_connections() {
+    let server = start(Config {
+        http_max_connections: 2,
+        ..config()
+    });
+    let addr = http_addr(&server);
+    let mut a = connect(addr);
+    let mut b = connect(addr);
+    // Both are served (so both are accepted and counted).
+    for s in [&mut a, &mut b] {
+        s.write_all(b"GET /health HTTP/1.1\r\n\r\n").unwrap();
+        assert_eq!(read_response(s).status, 200);
+    }
+    let mut c = connect(addr);
+    let _ = c.write_all(b"GET /health HTTP/1.1\r\n\r\n");
+    assert_closed(&mut c);
+    assert_eq!(server.shared().registry.drops(Dropped::HttpOverLimit), 1);
+    // Closing one frees a place.
+    drop(a);
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let mut d = connect(addr);
+        let _ = d.write_all(b"GET /health HTTP/1.1\r\nConnection: close\r\n\r\n");
+        let mut all = Vec::new();
+        let _ = d.read_to_end(&mut all);
+        if all.starts_with(b"HTTP/1.1 200") {
+            break;
+        }
+        // The server notices the close on its next loop turn; each try is one turn.
+        assert!(tries < 1000, "a freed place was never reused");
+    }
+    server.stop();
+}
+
+#[test]
+fn idle_and_slowloris_connections_time_out() {
+    let mut cfg = config();
+    cfg.http_idle_timeout = Duration::from_secs(10);
+    let (server, clock) = start_with_manual_clock(cfg);
+    let addr = http_addr(&server);
+    let mut idle = connect(addr);
+    idle.write_all(b"GET /health HTTP/1.1\r\n\r\n").unwrap();
+    assert_eq!(read_response(&mut idle).status, 200);
+    let mut slow = connect(addr);
+    slow.write_all(b"GET /announce?info_hash=").unwrap();
+    // A slow client never delays another.
+    assert_eq!(get(addr, "/health").status, 200);
+    // Eleven seconds later both are closed on the next loop turn.
+    let mut udp = Client::new("127.0.0.1:0", server.udp_addrs()[0]);
+    udp.set_clock(&clock, 11);
+    udp.set_clock(&clock, 12); // one more full turn after the timeout check
+    assert_closed(&mut idle);
+    assert_closed(&mut slow);
+    assert!(server.shared().registry.drops(Dropped::HttpTimeout) >= 2);
+    server.stop();
+}
+
+#[test]
+fn client_ip_header_behind_a_proxy() {
+    let server = start(Config {
+        http_client_ip_header: Some("X-Forwarded-For".into()),
+        ..config()
+    });
+    let addr = http_addr(&server);
+    let ih = [0x07; 20];
+    let mut s = connect(addr);
+    let path = announce_path(ih, "-TR3000-iiiiiiiiiiii", 6001, 0, "");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nX-Forwarded-For: 203.0.113.9, 198.51.100.7\r\n\r\n"
+    )
+    .unwrap();
+    assert_eq!(read_response(&mut s).status, 200);
+    let r = get(
+        addr,
+        &announce_path(
+            ih,
+            "-TR3000-jjjjjjjjjjjj",
+            6002,
+            5,
+            "&compact=0&no_peer_id=1",
+        ),
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&r.body),
+        "d14:failure reason29:missing client address headere",
+        "the header is required once configured"
+    );
+    write!(
+        s,
+        "GET {} HTTP/1.1\r\nX-Forwarded-For: 192.0.2.1\r\n\r\n",
+        announce_path(
+            ih,
+            "-TR3000-jjjjjjjjjjjj",
+            6002,
+            5,
+            "&compact=0&no_peer_id=1"
+        )
+    )
+    .unwrap();
+    let r = read_response(&mut s);
+    assert!(
+        contains(&r.body, b"d2:ip12:198.51.100.74:porti6001ee"),
+        "rightmost entry: {:?}",
+        String::from_utf8_lossy(&r.body)
+    );
+    server.stop();
+}
