@@ -14,8 +14,8 @@ for unmodified, real-world clients:
    ``http-scrape``    scrape report, per info-hash: complete == 2, incomplete == 0,
                       downloaded >= 1 (the leecher's ``completed`` event), and zeros for a hash
                       the tracker has never seen.
-4. ``stopped``        after the torrents are removed (``event=stopped``), scrape shows the swarms
-                      empty while ``downloaded`` is kept.
+4. ``stopped``        after the torrents are removed (``event=stopped``), UDP and HTTP scrape show
+                      no seeders and no leechers left.
 5. ``transmission``   interop: a ``transmission-cli`` leecher and a libtorrent seeder meet through
                       the UDP URL and the file arrives intact (skipped, not failed, when
                       transmission-cli is not installed). transmission 3.00 will not dial
@@ -588,8 +588,8 @@ def main():
             for seeder, leecher, (sh, lh), _ in swarms.values():
                 seeder.session.remove_torrent(sh)
                 leecher.session.remove_torrent(lh)
-            expected = {sw[3]: (lambda c, d, i: c == 0 and i == 0 and d >= 1)
-                        for sw in swarms.values()}
+            # `downloaded` is not checked here: a tracker may forget an empty swarm entirely.
+            expected = {sw[3]: (lambda c, d, i: c == 0 and i == 0) for sw in swarms.values()}
             expect_scrape("UDP", udp_scrape, shoal, expected)
             expect_scrape("HTTP", http_scrape, shoal, expected)
 
