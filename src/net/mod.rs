@@ -15,6 +15,8 @@
 //! line. A [`Shutdown`] handle wakes every loop at once.
 
 pub mod http;
+#[cfg(target_os = "linux")]
+mod mmsg;
 mod socket;
 
 use crate::config::Config;
@@ -303,8 +305,7 @@ fn worker_loop(id: usize, mut io: WorkerIo, shared: Arc<Shared>) {
     let counters = Arc::clone(&shared.registry.workers[id]);
     let mut worker = Worker::new(Arc::clone(&counters));
     let mut events = Events::with_capacity(256);
-    let mut buf = [0u8; 2048];
-    let mut out = [0u8; 2048];
+    let mut udp_io = UdpIo::new();
     // Sockets that still had datagrams queued when their budget ran out.
     let mut pending = vec![false; io.udp.len()];
     let mut http = http::HttpWorker::new(&shared.config, io.udp.len(), io.http.len());
@@ -341,49 +342,123 @@ fn worker_loop(id: usize, mut io: WorkerIo, shared: Arc<Shared>) {
         }
         for (i, sock) in io.udp.iter().enumerate() {
             if pending[i] {
-                pending[i] = drain_udp(sock, &shared.tracker, &mut worker, now, &mut buf, &mut out);
+                pending[i] = udp_io.drain(sock, &shared.tracker, &mut worker, now);
             }
         }
     }
     log::debug!("worker {id} stopped");
 }
 
-/// Receive and answer datagrams until `WouldBlock` or the budget is spent.
-/// Returns whether datagrams may remain.
-fn drain_udp(
-    sock: &UdpSocket,
-    tracker: &Tracker,
-    worker: &mut Worker,
-    now: u32,
-    buf: &mut [u8],
-    out: &mut [u8],
-) -> bool {
-    let mut errors = 0;
-    for _ in 0..UDP_BUDGET {
-        match sock.recv_from(buf) {
-            Ok((n, src)) => {
-                let reply = tracker.handle_udp(worker, now, src, &buf[..n], out);
-                let sent = match reply {
-                    Some(m) => send_reply(sock, &out[..m], src, &worker.counters),
-                    None => 0,
+/// Per-worker UDP buffers: batched syscalls on Linux, one datagram at a time elsewhere.
+struct UdpIo {
+    #[cfg(target_os = "linux")]
+    batch: mmsg::Batch,
+    #[cfg(not(target_os = "linux"))]
+    bufs: Box<([u8; 2048], [u8; 2048])>,
+}
+
+impl UdpIo {
+    fn new() -> UdpIo {
+        UdpIo {
+            #[cfg(target_os = "linux")]
+            batch: mmsg::Batch::new(),
+            #[cfg(not(target_os = "linux"))]
+            bufs: Box::new(([0; 2048], [0; 2048])),
+        }
+    }
+
+    /// Receive and answer datagrams until the socket is empty or the budget is
+    /// spent. Returns whether datagrams may remain.
+    #[cfg(target_os = "linux")]
+    fn drain(
+        &mut self,
+        sock: &UdpSocket,
+        tracker: &Tracker,
+        worker: &mut Worker,
+        now: u32,
+    ) -> bool {
+        use std::os::fd::AsRawFd;
+        let fd = sock.as_raw_fd();
+        let batch = &mut self.batch;
+        for _ in 0..UDP_BUDGET / mmsg::BATCH {
+            let n = match batch.rx.recv(fd) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    log::debug!("udp recv error: {e}");
+                    return false;
+                }
+            };
+            let mut received = 0;
+            for i in 0..n {
+                let Some((req, src)) = batch.rx.received(i) else {
+                    continue;
                 };
-                worker.counters.bytes(Proto::Udp, n, sent);
+                received += req.len();
+                // The reply batch is flushed after every receive batch, and both
+                // hold BATCH datagrams, so a reply buffer is always free here.
+                let Some(out) = batch.tx.reply_buf() else {
+                    break;
+                };
+                if let Some(len) = tracker.handle_udp(worker, now, src, req, out) {
+                    batch.tx.push_reply(len, src);
+                }
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                // e.g. an ICMP error surfaced on the socket; not fatal.
-                log::debug!("udp recv error: {e}");
-                errors += 1;
-                if errors > 8 {
-                    return true;
+            let flushed = batch.tx.flush(fd);
+            let c = &worker.counters;
+            c.bytes(Proto::Udp, received, flushed.bytes);
+            for _ in 0..flushed.would_block {
+                c.dropped(Dropped::SendWouldBlock);
+            }
+            for _ in 0..flushed.failed {
+                c.dropped(Dropped::SendError);
+            }
+            // A short batch means the queue was empty when we asked; a later
+            // datagram raises a new readiness event.
+            if n < mmsg::BATCH {
+                return false;
+            }
+        }
+        true
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn drain(
+        &mut self,
+        sock: &UdpSocket,
+        tracker: &Tracker,
+        worker: &mut Worker,
+        now: u32,
+    ) -> bool {
+        let (buf, out) = &mut *self.bufs;
+        let mut errors = 0;
+        for _ in 0..UDP_BUDGET {
+            match sock.recv_from(buf) {
+                Ok((n, src)) => {
+                    let reply = tracker.handle_udp(worker, now, src, &buf[..n], out);
+                    let sent = match reply {
+                        Some(m) => send_reply(sock, &out[..m], src, &worker.counters),
+                        None => 0,
+                    };
+                    worker.counters.bytes(Proto::Udp, n, sent);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    log::debug!("udp recv error: {e}");
+                    errors += 1;
+                    if errors > 8 {
+                        return true;
+                    }
                 }
             }
         }
+        true
     }
-    true
 }
 
+#[cfg(not(target_os = "linux"))]
 fn send_reply(sock: &UdpSocket, reply: &[u8], dst: SocketAddr, counters: &Counters) -> usize {
     loop {
         match sock.send_to(reply, dst) {
