@@ -15,6 +15,8 @@
 //! - [`net`]: mio worker loops, socket set-up (socket2), HTTP connection state,
 //!   shutdown. No protocol decisions.
 //! - [`stats`]: per-worker counters and their Prometheus rendering.
+//! - [`client`]: a blocking tracker client (UDP BEP 15, plain HTTP) with typed
+//!   announce/scrape; used by `shoal announce`/`scrape` and the tests.
 //! - [`config`]: the plain, validated configuration the server runs with.
 //! - [`cli`]: command-line parsing (clap) into a [`config::Config`] or a tool invocation.
 
@@ -22,6 +24,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod core;
 pub mod net;

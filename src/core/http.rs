@@ -11,9 +11,9 @@
 //! (what BitTorrent clients expect), never an HTTP error status.
 
 use super::{Rng, Tracker, Worker};
-use crate::stats::{Counters, Family, Kind, Proto, Registry, Reject};
+use crate::stats::{Counters, Family as StatsFamily, Kind, Proto, Registry, Reject};
 use crate::swarm::peers::Peer;
-use crate::swarm::{Peer4, Peer6, PeerId, Role};
+use crate::swarm::{Announced, Family, Peer4, Peer6, PeerId, Role};
 use crate::wire::bencode;
 use crate::wire::http::{self, Head, Method};
 use crate::wire::udp::Event;
@@ -153,59 +153,22 @@ impl Tracker {
         let [own_buf, other_buf] = lists;
         let mut own = PeerList::new(q.compact, own_buf);
         let mut other = PeerList::new(q.compact, other_buf);
-        let random = (rng.next_u64(), rng.next_u64());
+        let req = HttpAnnounce {
+            info_hash: &q.info_hash,
+            port: q.port,
+            peer_id: &q.peer_id,
+            role,
+            completed,
+            now,
+            want,
+            with_ids,
+        };
         let announced = match ip {
             IpAddr::V4(v4) => {
-                let a = self.swarm.announce_with_id::<Peer4>(
-                    &q.info_hash,
-                    (v4, q.port),
-                    &q.peer_id,
-                    role,
-                    completed,
-                    now,
-                    want,
-                    random,
-                    with_ids,
-                    |p, id| own.push(p, id),
-                );
-                let rest = want - a.peers;
-                if rest > 0 {
-                    self.swarm.sample::<Peer6>(
-                        &q.info_hash,
-                        role == Role::Seeder,
-                        rest,
-                        (rng.next_u64(), rng.next_u64()),
-                        with_ids,
-                        |p, id| other.push(p, id),
-                    );
-                }
-                a
+                self.announce_both::<Peer4, Peer6>(&req, v4, rng, &mut own, &mut other)
             }
             IpAddr::V6(v6) => {
-                let a = self.swarm.announce_with_id::<Peer6>(
-                    &q.info_hash,
-                    (v6, q.port),
-                    &q.peer_id,
-                    role,
-                    completed,
-                    now,
-                    want,
-                    random,
-                    with_ids,
-                    |p, id| own.push(p, id),
-                );
-                let rest = want - a.peers;
-                if rest > 0 {
-                    self.swarm.sample::<Peer4>(
-                        &q.info_hash,
-                        role == Role::Seeder,
-                        rest,
-                        (rng.next_u64(), rng.next_u64()),
-                        with_ids,
-                        |p, id| other.push(p, id),
-                    );
-                }
-                a
+                self.announce_both::<Peer6, Peer4>(&req, v6, rng, &mut own, &mut other)
             }
         };
         let (v4_list, v6_list) = match ip {
@@ -241,7 +204,47 @@ impl Tracker {
         c.response(Proto::Http, fam, Kind::Announce);
     }
 
-    fn http_scrape(&self, c: &Counters, fam: Family, query: &[u8], body: &mut Vec<u8>) {
+    /// Announce in the client's own family `Own` and sample that family into
+    /// `own`; fill what is left of `want` from the other family (BEP 7).
+    fn announce_both<Own, Other>(
+        &self,
+        req: &HttpAnnounce<'_>,
+        ip: <Own as HostPort>::Ip,
+        rng: &mut Rng,
+        own: &mut PeerList<'_>,
+        other: &mut PeerList<'_>,
+    ) -> Announced
+    where
+        Own: Family + HostPort,
+        Other: Family,
+    {
+        let a = self.swarm.announce_with_id::<Own>(
+            req.info_hash,
+            Own::with_port(ip, req.port),
+            req.peer_id,
+            req.role,
+            req.completed,
+            req.now,
+            req.want,
+            (rng.next_u64(), rng.next_u64()),
+            req.with_ids,
+            |p, id| own.push(p, id),
+        );
+        let rest = req.want - a.peers;
+        if rest > 0 {
+            self.swarm.sample::<Other>(
+                req.info_hash,
+                req.role == Role::Seeder,
+                rest,
+                (rng.next_u64(), rng.next_u64()),
+                req.with_ids,
+                |p, id| other.push(p, id),
+            );
+        }
+        a
+    }
+
+    fn http_scrape(&self, c: &Counters, fam: StatsFamily, query: &[u8], body: &mut Vec<u8>) {
         // A bencoded dict needs sorted, unique keys: collect the requested hashes
         // (bounded by max_scrape, on the stack), sort and deduplicate them.
         let mut hashes = [[0u8; 20]; 256];
@@ -297,10 +300,42 @@ impl Tracker {
     }
 }
 
-fn family(ip: IpAddr) -> Family {
+/// One HTTP announce, as the swarm needs it.
+struct HttpAnnounce<'q> {
+    info_hash: &'q [u8; 20],
+    port: u16,
+    peer_id: &'q PeerId,
+    role: Role,
+    completed: bool,
+    now: u32,
+    want: usize,
+    with_ids: bool,
+}
+
+/// Builds a family's peer address from the client's IP and announced port.
+trait HostPort: Peer {
+    type Ip;
+    fn with_port(ip: Self::Ip, port: u16) -> Self::Addr;
+}
+
+impl HostPort for Peer4 {
+    type Ip = std::net::Ipv4Addr;
+    fn with_port(ip: Self::Ip, port: u16) -> Self::Addr {
+        (ip, port)
+    }
+}
+
+impl HostPort for Peer6 {
+    type Ip = std::net::Ipv6Addr;
+    fn with_port(ip: Self::Ip, port: u16) -> Self::Addr {
+        (ip, port)
+    }
+}
+
+fn family(ip: IpAddr) -> StatsFamily {
     match ip {
-        IpAddr::V4(_) => Family::V4,
-        IpAddr::V6(_) => Family::V6,
+        IpAddr::V4(_) => StatsFamily::V4,
+        IpAddr::V6(_) => StatsFamily::V6,
     }
 }
 

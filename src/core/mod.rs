@@ -22,7 +22,7 @@ pub mod http;
 use crate::config::TrackerConfig;
 use crate::stats::{Counters, Family, Kind, Proto, Reject};
 use crate::swarm::peers::Peer;
-use crate::swarm::{Peer4, Peer6, Role, Swarm};
+use crate::swarm::{Announced, Family as SwarmFamily, Peer4, Peer6, Role, Swarm};
 use crate::wire::udp::{self, Event, ParseError, Request};
 use connid::ConnectionIds;
 use std::net::{IpAddr, SocketAddr};
@@ -155,44 +155,29 @@ impl Tracker {
                 let completed = a.event == Event::Completed;
                 let random = (rng.next_u64(), rng.next_u64());
                 let header = udp::ANNOUNCE_RESPONSE_HEADER_LEN;
-                if out.len() < header {
-                    return None;
-                }
-                let mut at = header;
-                let announced = match ip {
-                    IpAddr::V4(v4) => {
-                        let cap = (out.len().min(MAX_DATAGRAM_V4) - header) / udp::PEER4_LEN;
-                        self.swarm.announce::<Peer4>(
-                            &a.info_hash,
-                            (v4, a.port),
-                            role,
-                            completed,
-                            now,
-                            want.min(cap),
-                            random,
-                            |p| {
-                                let (pip, pport) = p.addr();
-                                at += udp::write_peer4(&mut out[at..], pip, pport).unwrap_or(0);
-                            },
-                        )
-                    }
-                    IpAddr::V6(v6) => {
-                        let cap = (out.len().min(MAX_DATAGRAM_V6) - header) / udp::PEER6_LEN;
-                        self.swarm.announce::<Peer6>(
-                            &a.info_hash,
-                            (v6, a.port),
-                            role,
-                            completed,
-                            now,
-                            want.min(cap),
-                            random,
-                            |p| {
-                                let (pip, pport) = p.addr();
-                                at += udp::write_peer6(&mut out[at..], pip, pport).unwrap_or(0);
-                            },
-                        )
-                    }
+                let (announced, at) = match ip {
+                    IpAddr::V4(v4) => self.udp_announce::<Peer4>(
+                        &a.info_hash,
+                        (v4, a.port),
+                        role,
+                        completed,
+                        now,
+                        want,
+                        random,
+                        out.get_mut(header..)?,
+                    ),
+                    IpAddr::V6(v6) => self.udp_announce::<Peer6>(
+                        &a.info_hash,
+                        (v6, a.port),
+                        role,
+                        completed,
+                        now,
+                        want,
+                        random,
+                        out.get_mut(header..)?,
+                    ),
                 };
+                let at = header + at;
                 let counts = announced.counts;
                 udp::write_announce_header(
                     out,
@@ -239,6 +224,38 @@ impl Tracker {
         }
     }
 
+    /// Announce into the swarm and write the sampled peers, in the compact form
+    /// of the client's family, into `peers_out`; returns the announce and the
+    /// bytes written. The peer count is capped by one unfragmented datagram.
+    #[allow(clippy::too_many_arguments)]
+    fn udp_announce<P: CompactPeer>(
+        &self,
+        info_hash: &[u8; 20],
+        addr: P::Addr,
+        role: Role,
+        completed: bool,
+        now: u32,
+        want: usize,
+        random: (u64, u64),
+        peers_out: &mut [u8],
+    ) -> (Announced, usize) {
+        let room = peers_out
+            .len()
+            .min(P::MAX_DATAGRAM - udp::ANNOUNCE_RESPONSE_HEADER_LEN);
+        let mut at = 0;
+        let announced = self.swarm.announce::<P>(
+            info_hash,
+            addr,
+            role,
+            completed,
+            now,
+            want.min(room / P::LEN),
+            random,
+            |p| at += p.write_compact(&mut peers_out[at..]).unwrap_or(0),
+        );
+        (announced, at)
+    }
+
     /// A datagram that did not parse: an error frame when we know who asked
     /// (valid connection id for their address), silence otherwise.
     #[allow(clippy::too_many_arguments)]
@@ -282,6 +299,33 @@ impl Tracker {
     /// Issue a connection id (for tests and tools that bypass the connect round trip).
     pub fn connection_id(&self, now: u32, ip: IpAddr) -> u64 {
         self.conn_ids.issue(now, ip.to_canonical())
+    }
+}
+
+/// A stored peer as a BEP 15 compact peer of its family.
+trait CompactPeer: SwarmFamily {
+    /// Bytes per compact peer.
+    const LEN: usize;
+    /// Largest unfragmented reply over this family.
+    const MAX_DATAGRAM: usize;
+    fn write_compact(&self, out: &mut [u8]) -> Option<usize>;
+}
+
+impl CompactPeer for Peer4 {
+    const LEN: usize = udp::PEER4_LEN;
+    const MAX_DATAGRAM: usize = MAX_DATAGRAM_V4;
+    fn write_compact(&self, out: &mut [u8]) -> Option<usize> {
+        let (ip, port) = self.addr();
+        udp::write_peer4(out, ip, port)
+    }
+}
+
+impl CompactPeer for Peer6 {
+    const LEN: usize = udp::PEER6_LEN;
+    const MAX_DATAGRAM: usize = MAX_DATAGRAM_V6;
+    fn write_compact(&self, out: &mut [u8]) -> Option<usize> {
+        let (ip, port) = self.addr();
+        udp::write_peer6(out, ip, port)
     }
 }
 

@@ -53,57 +53,39 @@ pub struct Peer6 {
     stamp: Stamp,
 }
 
-impl Peer for Peer4 {
-    type Addr = (Ipv4Addr, u16);
-    fn new((ip, port): Self::Addr, stamp: Stamp) -> Self {
-        Peer4 {
-            ip: ip.octets(),
-            port,
-            stamp,
+/// `Peer4` and `Peer6` differ only in their address type.
+macro_rules! impl_peer {
+    ($peer:ty, $ip:ty) => {
+        impl Peer for $peer {
+            type Addr = ($ip, u16);
+            fn new((ip, port): Self::Addr, stamp: Stamp) -> Self {
+                Self {
+                    ip: ip.octets(),
+                    port,
+                    stamp,
+                }
+            }
+            fn addr(&self) -> Self::Addr {
+                (<$ip>::from(self.ip), self.port)
+            }
+            fn stamp(&self) -> Stamp {
+                self.stamp
+            }
+            fn set_stamp(&mut self, stamp: Stamp) {
+                self.stamp = stamp;
+            }
+            fn hash_key((ip, port): &Self::Addr, hasher: &ahash::RandomState) -> u64 {
+                hasher.hash_one((ip.to_bits(), *port))
+            }
+            fn socket_addr((ip, port): &Self::Addr) -> (std::net::IpAddr, u16) {
+                ((*ip).into(), *port)
+            }
         }
-    }
-    fn addr(&self) -> Self::Addr {
-        (Ipv4Addr::from(self.ip), self.port)
-    }
-    fn stamp(&self) -> Stamp {
-        self.stamp
-    }
-    fn set_stamp(&mut self, stamp: Stamp) {
-        self.stamp = stamp;
-    }
-    fn hash_key((ip, port): &Self::Addr, hasher: &ahash::RandomState) -> u64 {
-        hasher.hash_one((ip.to_bits(), *port))
-    }
-    fn socket_addr((ip, port): &Self::Addr) -> (std::net::IpAddr, u16) {
-        ((*ip).into(), *port)
-    }
+    };
 }
 
-impl Peer for Peer6 {
-    type Addr = (Ipv6Addr, u16);
-    fn new((ip, port): Self::Addr, stamp: Stamp) -> Self {
-        Peer6 {
-            ip: ip.octets(),
-            port,
-            stamp,
-        }
-    }
-    fn addr(&self) -> Self::Addr {
-        (Ipv6Addr::from(self.ip), self.port)
-    }
-    fn stamp(&self) -> Stamp {
-        self.stamp
-    }
-    fn set_stamp(&mut self, stamp: Stamp) {
-        self.stamp = stamp;
-    }
-    fn hash_key((ip, port): &Self::Addr, hasher: &ahash::RandomState) -> u64 {
-        hasher.hash_one((ip.to_bits(), *port))
-    }
-    fn socket_addr((ip, port): &Self::Addr) -> (std::net::IpAddr, u16) {
-        ((*ip).into(), *port)
-    }
-}
+impl_peer!(Peer4, Ipv4Addr);
+impl_peer!(Peer6, Ipv6Addr);
 
 /// Where an announce left a peer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,478 @@
+//! A BitTorrent tracker client: announce and scrape against any tracker over
+//! UDP (BEP 15, with BEP 41 URL data) or plain HTTP (BEP 3, 7, 23, 48).
+//!
+//! Used by `shoal announce` / `shoal scrape` and by the integration tests.
+//! Blocking and simple: one socket per call, bounded in every dimension: host
+//! lookup, per-try timeouts ([`Client::timeout`], doubled on each retry as
+//! BEP 15 prescribes for its `15 * 2^n` back-off), number of tries
+//! ([`Client::tries`]), and HTTP reply size ([`http::MAX_REPLY`]).
+//!
+//! ```no_run
+//! use shoal::client::{AnnounceParams, Client, TrackerUrl};
+//! let url: TrackerUrl = "udp://127.0.0.1:6969".parse()?;
+//! let reply = Client::default().announce(&url, &AnnounceParams::new([1; 20], 6881))?;
+//! println!("{} seeders, {} leechers", reply.seeders, reply.leechers);
+//! # Ok::<(), shoal::client::ClientError>(())
+//! ```
+
+pub mod bencode;
+pub mod http;
+pub(crate) mod json;
+pub(crate) mod rng;
+pub mod udp;
+mod url;
+
+pub use crate::wire::udp::Event;
+pub use url::{Scheme, TrackerUrl};
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Info hashes asked per scrape request; longer lists are split. BEP 15 says
+/// "up to about 74" fit a datagram; shoal answers 74 by default.
+pub const SCRAPE_CHUNK: usize = 74;
+
+/// What an announce tells the tracker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnnounceParams {
+    pub info_hash: [u8; 20],
+    pub peer_id: [u8; 20],
+    /// The port the peer accepts connections on.
+    pub port: u16,
+    pub uploaded: u64,
+    pub downloaded: u64,
+    /// Bytes left to download; 0 makes a seeder.
+    pub left: u64,
+    pub event: Event,
+    /// Peers wanted; `None` asks for the tracker's default.
+    pub numwant: Option<u32>,
+    /// Identifies the client across IP changes (BEP 15 `key`, HTTP `key`).
+    pub key: u32,
+}
+
+impl AnnounceParams {
+    /// A `started` announce of a leecher with a random peer id and key, and
+    /// `left` = 1 (unknown size, not complete).
+    pub fn new(info_hash: [u8; 20], port: u16) -> AnnounceParams {
+        let mut rng = rng::Rng::from_entropy();
+        AnnounceParams {
+            info_hash,
+            peer_id: random_peer_id(&mut rng, b""),
+            port,
+            uploaded: 0,
+            downloaded: 0,
+            left: 1,
+            event: Event::Started,
+            numwant: None,
+            key: rng.next_u64() as u32,
+        }
+    }
+}
+
+/// What a tracker answered to an announce.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnnounceResponse {
+    /// Seconds until the next regular announce.
+    pub interval: u32,
+    /// HTTP only: the tracker's `min interval`.
+    pub min_interval: Option<u32>,
+    pub seeders: u32,
+    pub leechers: u32,
+    /// Peers in reply order (IPv4 and, from HTTP `peers6` or a UDP tracker over IPv6, IPv6).
+    pub peers: Vec<SocketAddr>,
+    /// HTTP only: the tracker's `warning message`.
+    pub warning: Option<String>,
+}
+
+impl AnnounceResponse {
+    /// Human-readable: one `key: value` line each, then the peers, one `ip:port` a line.
+    pub fn to_text(&self) -> String {
+        let mut s = format!("interval: {} s\n", self.interval);
+        if let Some(m) = self.min_interval {
+            s += &format!("min interval: {m} s\n");
+        }
+        s += &format!("seeders: {}\nleechers: {}\n", self.seeders, self.leechers);
+        if let Some(w) = &self.warning {
+            s += &format!("warning: {w}\n");
+        }
+        s += &format!("peers: {}\n", self.peers.len());
+        for p in &self.peers {
+            s += &format!("{p}\n");
+        }
+        s
+    }
+
+    /// One JSON object: `interval`, `min_interval`, `seeders`, `leechers`,
+    /// `peers` (`"ip:port"` strings), `warning`.
+    pub fn to_json(&self) -> String {
+        let peers: Vec<String> = self
+            .peers
+            .iter()
+            .map(|p| json::quoted(&p.to_string()))
+            .collect();
+        format!(
+            "{{\"interval\":{},\"min_interval\":{},\"seeders\":{},\"leechers\":{},\"peers\":[{}],\"warning\":{}}}",
+            self.interval,
+            json::opt(self.min_interval),
+            self.seeders,
+            self.leechers,
+            peers.join(","),
+            self.warning.as_deref().map_or_else(|| "null".into(), json::quoted)
+        )
+    }
+}
+
+/// Scrape results as a table: hash, seeders, completed, leechers (`-` where unanswered).
+pub fn scrape_to_text(info_hashes: &[[u8; 20]], stats: &[Option<ScrapeStats>]) -> String {
+    let mut s = format!(
+        "{:<40}  {:>8}  {:>9}  {:>8}\n",
+        "info hash", "seeders", "completed", "leechers"
+    );
+    for (h, st) in info_hashes.iter().zip(stats) {
+        match st {
+            Some(st) => {
+                s += &format!(
+                    "{}  {:>8}  {:>9}  {:>8}\n",
+                    hex(h),
+                    st.seeders,
+                    st.completed,
+                    st.leechers
+                )
+            }
+            None => s += &format!("{}  {:>8}  {:>9}  {:>8}\n", hex(h), "-", "-", "-"),
+        }
+    }
+    s
+}
+
+/// Scrape results as JSON: `{"files":[{"info_hash":…,"seeders":…,"completed":…,"leechers":…}]}`
+/// in request order; the numbers are `null` where the tracker did not answer.
+pub fn scrape_to_json(info_hashes: &[[u8; 20]], stats: &[Option<ScrapeStats>]) -> String {
+    let rows: Vec<String> = info_hashes
+        .iter()
+        .zip(stats)
+        .map(|(h, st)| {
+            format!(
+                "{{\"info_hash\":\"{}\",\"seeders\":{},\"completed\":{},\"leechers\":{}}}",
+                hex(h),
+                json::opt(st.map(|s| s.seeders)),
+                json::opt(st.map(|s| s.completed)),
+                json::opt(st.map(|s| s.leechers))
+            )
+        })
+        .collect();
+    format!("{{\"files\":[{}]}}", rows.join(","))
+}
+
+/// One scrape row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ScrapeStats {
+    pub seeders: u32,
+    /// Times the torrent was downloaded (`completed` / HTTP `downloaded`).
+    pub completed: u32,
+    pub leechers: u32,
+}
+
+/// Why a call failed. `Display` is one line, fit for a command-line error.
+#[derive(Debug)]
+pub enum ClientError {
+    /// The URL does not parse.
+    Url(String),
+    /// Parses, but asks for something this client does not do (https, scrape without `announce`).
+    Unsupported(String),
+    /// The host name did not resolve (in time).
+    Resolve { host: String, reason: String },
+    /// No reply after every try.
+    Timeout { tries: u32, first_timeout: Duration },
+    /// The tracker answered with an error: a BEP 15 error frame or an HTTP `failure reason`.
+    Tracker(String),
+    /// An HTTP status other than 200, without a `failure reason`.
+    HttpStatus(u16, String),
+    /// The reply is not what the protocol says; the message says what was wrong.
+    Malformed(String),
+    /// A socket error (e.g. connection refused).
+    Io(std::io::Error),
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientError::Url(m) => write!(f, "bad tracker URL {m}"),
+            ClientError::Unsupported(m) => f.write_str(m),
+            ClientError::Resolve { host, reason } => {
+                write!(f, "cannot resolve host {host:?}: {reason}")
+            }
+            ClientError::Timeout {
+                tries,
+                first_timeout,
+            } => {
+                let total = (0..*tries).map(|n| backoff(*first_timeout, n)).sum();
+                write!(
+                    f,
+                    "no reply after {tries} {} ({} in all)",
+                    if *tries == 1 { "try" } else { "tries" },
+                    secs(total)
+                )
+            }
+            ClientError::Tracker(m) => write!(f, "tracker error: {m}"),
+            ClientError::HttpStatus(code, reason) => write!(f, "HTTP status {code} {reason}"),
+            ClientError::Malformed(m) => write!(f, "malformed reply: {m}"),
+            ClientError::Io(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                f.write_str("connection refused (nothing listening there?)")
+            }
+            ClientError::Io(e) => write!(f, "I/O error: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+impl From<std::io::Error> for ClientError {
+    fn from(e: std::io::Error) -> ClientError {
+        ClientError::Io(e)
+    }
+}
+
+/// `1.5 s`, `200 ms`: durations for messages.
+pub(crate) fn secs(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{} ms", d.as_millis())
+    } else {
+        format!("{} s", (d.as_secs_f64() * 10.0).round() / 10.0)
+    }
+}
+
+/// The wait of try `n` (from 0): `first * 2^n`, BEP 15's back-off with a
+/// configurable start (BEP 15 itself starts at 15 s). Saturates at an hour.
+pub fn backoff(first: Duration, n: u32) -> Duration {
+    first
+        .checked_mul(1u32.checked_shl(n).unwrap_or(u32::MAX))
+        .unwrap_or(Duration::MAX)
+        .min(Duration::from_secs(3600))
+}
+
+/// Blocking tracker client settings. One value serves any number of calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Client {
+    /// Timeout of the first try; each retry doubles it (BEP 15). Also bounds
+    /// host lookup, and for HTTP each connect/read.
+    pub timeout: Duration,
+    /// Tries before giving up with [`ClientError::Timeout`] (at least 1).
+    pub tries: u32,
+}
+
+impl Default for Client {
+    /// BEP 15's own start (15 s) with 3 tries: 15 + 30 + 60 s at most.
+    fn default() -> Client {
+        Client {
+            timeout: Duration::from_secs(15),
+            tries: 3,
+        }
+    }
+}
+
+impl Client {
+    pub fn new(timeout: Duration, tries: u32) -> Client {
+        Client {
+            timeout,
+            tries: tries.max(1),
+        }
+    }
+
+    /// Announce to a tracker.
+    pub fn announce(
+        &self,
+        url: &TrackerUrl,
+        params: &AnnounceParams,
+    ) -> Result<AnnounceResponse, ClientError> {
+        let addr = url.resolve(self.timeout)?;
+        match url.scheme() {
+            Scheme::Udp => {
+                udp::Session::new(addr, url.path_and_query().as_bytes(), self)?.announce(params)
+            }
+            Scheme::Http => http::announce(url, addr, params, self),
+        }
+    }
+
+    /// Scrape a tracker. One entry per requested hash, in order; `None` where
+    /// the tracker left a hash unanswered (a UDP reply cut short, or a hash
+    /// missing from an HTTP `files` dict).
+    pub fn scrape(
+        &self,
+        url: &TrackerUrl,
+        info_hashes: &[[u8; 20]],
+    ) -> Result<Vec<Option<ScrapeStats>>, ClientError> {
+        let url = url.scrape_url()?;
+        let addr = url.resolve(self.timeout)?;
+        match url.scheme() {
+            Scheme::Udp => udp::Session::new(addr, b"", self)?.scrape(info_hashes),
+            Scheme::Http => http::scrape(&url, addr, info_hashes, self),
+        }
+    }
+}
+
+/// Parse 40 hex digits (either case) into 20 bytes.
+pub fn parse_hex20(s: &str) -> Option<[u8; 20]> {
+    let s = s.as_bytes();
+    if s.len() != 40 {
+        return None;
+    }
+    let mut out = [0u8; 20];
+    for (o, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
+        let hi = char::from(pair[0]).to_digit(16)?;
+        let lo = char::from(pair[1]).to_digit(16)?;
+        *o = (hi * 16 + lo) as u8;
+    }
+    Some(out)
+}
+
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    s
+}
+
+/// Azureus-style client prefix of shoal's peer ids (BEP 20).
+pub const PEER_ID_PREFIX: &[u8; 8] = b"-SH0100-";
+
+/// A peer id: `prefix` (at most 20 bytes; [`PEER_ID_PREFIX`] when empty)
+/// padded with random alphanumerics.
+pub(crate) fn random_peer_id(rng: &mut rng::Rng, prefix: &[u8]) -> [u8; 20] {
+    const ALNUM: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let prefix = if prefix.is_empty() {
+        &PEER_ID_PREFIX[..]
+    } else {
+        prefix
+    };
+    let mut id = [0u8; 20];
+    for (i, b) in id.iter_mut().enumerate() {
+        *b = match prefix.get(i) {
+            Some(&p) => p,
+            None => ALNUM[rng.below(ALNUM.len() as u64) as usize],
+        };
+    }
+    id
+}
+
+/// A peer id from the command line: 40 hex digits, or up to 20 bytes of text
+/// (a shorter text is a prefix, padded with random alphanumerics).
+pub fn peer_id_from_arg(arg: &str) -> Result<[u8; 20], String> {
+    if let Some(id) = parse_hex20(arg) {
+        return Ok(id);
+    }
+    if arg.is_empty() || arg.len() > 20 {
+        return Err(format!(
+            "peer id {arg:?}: give 40 hex digits or 1 to 20 bytes of text"
+        ));
+    }
+    Ok(random_peer_id(
+        &mut rng::Rng::from_entropy(),
+        arg.as_bytes(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_hex() {
+        let h = parse_hex20("00112233445566778899AABBCCDDEEFF0a1B2c3D").unwrap();
+        assert_eq!(h[0], 0x00);
+        assert_eq!(h[15], 0xff);
+        assert_eq!(h[19], 0x3d);
+        assert_eq!(hex(&h), "00112233445566778899aabbccddeeff0a1b2c3d");
+        assert_eq!(parse_hex20("0011"), None);
+        assert_eq!(parse_hex20(&"g".repeat(40)), None);
+        assert_eq!(parse_hex20(&"é".repeat(20)), None);
+    }
+
+    #[test]
+    fn test_peer_ids() {
+        let id = peer_id_from_arg("-qB4650-").unwrap();
+        assert_eq!(&id[..8], b"-qB4650-");
+        assert!(id[8..].iter().all(u8::is_ascii_alphanumeric));
+        assert_eq!(peer_id_from_arg(&"41".repeat(20)).unwrap(), [b'A'; 20]);
+        assert_eq!(
+            &peer_id_from_arg("exactly-twenty-bytes").unwrap(),
+            b"exactly-twenty-bytes"
+        );
+        assert!(peer_id_from_arg("twenty-one-bytes-long").is_err());
+        assert!(peer_id_from_arg("").is_err());
+        let p = AnnounceParams::new([1; 20], 1);
+        assert_eq!(&p.peer_id[..8], PEER_ID_PREFIX);
+    }
+
+    #[test]
+    fn test_output_formats() {
+        let r = AnnounceResponse {
+            interval: 1800,
+            min_interval: None,
+            seeders: 2,
+            leechers: 1,
+            peers: vec![
+                "127.0.0.1:6881".parse().unwrap(),
+                "[::1]:80".parse().unwrap(),
+            ],
+            warning: Some("be \"nice\"".into()),
+        };
+        assert_eq!(
+            r.to_text(),
+            "interval: 1800 s\nseeders: 2\nleechers: 1\nwarning: be \"nice\"\npeers: 2\n127.0.0.1:6881\n[::1]:80\n"
+        );
+        assert_eq!(
+            r.to_json(),
+            r#"{"interval":1800,"min_interval":null,"seeders":2,"leechers":1,"peers":["127.0.0.1:6881","[::1]:80"],"warning":"be \"nice\""}"#
+        );
+        let stats = [
+            Some(ScrapeStats {
+                seeders: 1,
+                completed: 2,
+                leechers: 3,
+            }),
+            None,
+        ];
+        let hashes = [[0xab; 20], [0; 20]];
+        assert_eq!(
+            scrape_to_json(&hashes, &stats),
+            format!(
+                r#"{{"files":[{{"info_hash":"{}","seeders":1,"completed":2,"leechers":3}},{{"info_hash":"{}","seeders":null,"completed":null,"leechers":null}}]}}"#,
+                "ab".repeat(20),
+                "00".repeat(20)
+            )
+        );
+        let text = scrape_to_text(&hashes, &stats);
+        assert!(
+            text.lines()
+                .nth(1)
+                .unwrap()
+                .ends_with("1          2         3"),
+            "{text}"
+        );
+        assert!(text.lines().nth(2).unwrap().ends_with("-"), "{text}");
+    }
+
+    #[test]
+    fn test_backoff_and_messages() {
+        let s = Duration::from_secs(15);
+        assert_eq!(backoff(s, 0), s);
+        assert_eq!(backoff(s, 3), Duration::from_secs(120));
+        assert_eq!(backoff(s, 40), Duration::from_secs(3600));
+        let e = ClientError::Timeout {
+            tries: 3,
+            first_timeout: Duration::from_secs(5),
+        };
+        assert_eq!(e.to_string(), "no reply after 3 tries (35 s in all)");
+        let e = ClientError::Timeout {
+            tries: 1,
+            first_timeout: Duration::from_millis(200),
+        };
+        assert_eq!(e.to_string(), "no reply after 1 try (200 ms in all)");
+    }
+}
