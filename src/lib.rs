@@ -17,12 +17,14 @@
 //! - [`stats`]: per-worker counters and their Prometheus rendering.
 //! - [`client`]: a blocking tracker client (UDP BEP 15, plain HTTP) with typed
 //!   announce/scrape; used by `shoal announce`/`scrape` and the tests.
+//! - [`bench`]: `shoal bench`, a BEP 15 load generator with a simulated population.
 //! - [`config`]: the plain, validated configuration the server runs with.
 //! - [`cli`]: command-line parsing (clap) into a [`config::Config`] or a tool invocation.
 
 // Tests may unwrap: a panic is how they fail. Non-test code may not (see Cargo.toml).
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod config;

@@ -1,0 +1,515 @@
+//! One load-generating thread and its sockets.
+//!
+//! Each socket keeps at most `window` requests outstanding, tracked in a slot
+//! table: the transaction id is `(sequence << SLOT_BITS | slot) ^ salt`, so a
+//! reply finds its slot (send time, kind, scrape size) without a map, and a
+//! late reply to a reused slot is told apart by the sequence bits. A slot not
+//! answered within the timeout is counted lost and reused. Connection ids are
+//! per socket (trackers bind them to the client IP), obtained by connect
+//! requests and refreshed every minute, as real clients do.
+//!
+//! The loop sends while windows have room, drains every socket to
+//! `WouldBlock`, and only when a few turns in a row do nothing does it sleep
+//! in `poll` (≤ 1 ms) until a reply arrives. Nothing in the loop allocates:
+//! requests are written into one stack buffer, the population and the slot
+//! tables are built before the clock starts.
+
+use super::hist::Histogram;
+use super::population::{self, Peer, SEEDER, STARTED};
+use crate::client::rng::Rng;
+use crate::wire::udp::{self, AnnounceRequest, Event, Options};
+use mio::net::UdpSocket;
+use mio::{Events, Interest, Poll, Token};
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Request kinds, also indices into per-kind counters.
+pub const CONNECT: usize = 0;
+pub const ANNOUNCE: usize = 1;
+pub const SCRAPE: usize = 2;
+const FREE: u8 = u8::MAX;
+
+/// Low transaction-id bits that name the slot; the window is at most 2^12.
+pub const SLOT_BITS: u32 = 12;
+const SLOT_MASK: u32 = (1 << SLOT_BITS) - 1;
+/// Most hashes in one scrape request (BEP 15: "up to about 74").
+pub const MAX_SCRAPE: usize = 74;
+/// A connection id is refreshed after a minute (BEP 15: clients may use it for one).
+const REFRESH_NS: u64 = 60_000_000_000;
+/// Turns without progress before sleeping in `poll`.
+const SPIN_TURNS: u32 = 16;
+
+/// What every worker reads; fixed before the run.
+#[derive(Debug)]
+pub struct Settings {
+    pub target: SocketAddr,
+    /// Weights: connect, announce, scrape.
+    pub mix: [u32; 3],
+    /// `num_want` sent with announces (−1 = the tracker's default).
+    pub numwant: i32,
+    /// Most hashes per scrape; each scrape asks 1..=this many.
+    pub scrape_max: usize,
+    pub seed: u64,
+    pub timeout: Duration,
+    pub window: usize,
+    /// BEP 41 URL data sent with each announce (the target URL's path).
+    pub url_data: Vec<u8>,
+    pub seeder_ratio: f64,
+    /// Set by the main thread to end the send phase early (the deadline ends it otherwise).
+    pub stop: AtomicBool,
+}
+
+/// Counters a worker publishes for the progress line (single writer each).
+#[derive(Debug, Default)]
+pub struct Live {
+    pub sent: AtomicU64,
+    pub replies: AtomicU64,
+    pub timeouts: AtomicU64,
+}
+
+/// A worker's final counts.
+#[derive(Debug, Default, Clone)]
+pub struct Totals {
+    pub sent: [u64; 3],
+    pub replies: [u64; 3],
+    /// BEP 15 error frames (action 3) answering one of our requests.
+    pub error_frames: u64,
+    /// Replies with our transaction id but the wrong action or length.
+    pub malformed: u64,
+    /// Datagrams matching no outstanding request (late after a timeout, or garbage).
+    pub unexpected: u64,
+    pub timeouts: u64,
+    /// Sends or receives refused by the OS (ICMP port unreachable: nothing listening).
+    pub refused: u64,
+    /// Other socket errors.
+    pub io_errors: u64,
+    pub latency: Histogram,
+}
+
+impl Totals {
+    pub fn merge(&mut self, o: &Totals) {
+        for k in 0..3 {
+            self.sent[k] += o.sent[k];
+            self.replies[k] += o.replies[k];
+        }
+        self.error_frames += o.error_frames;
+        self.malformed += o.malformed;
+        self.unexpected += o.unexpected;
+        self.timeouts += o.timeouts;
+        self.refused += o.refused;
+        self.io_errors += o.io_errors;
+        self.latency.merge(&o.latency);
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    sent_ns: u64,
+    tx: u32,
+    /// Hashes asked, for a scrape.
+    hashes: u16,
+    kind: u8,
+}
+
+const EMPTY: Slot = Slot {
+    sent_ns: 0,
+    tx: 0,
+    hashes: 0,
+    kind: FREE,
+};
+
+#[derive(Debug)]
+struct Sock {
+    io: UdpSocket,
+    salt: u32,
+    seq: u32,
+    conn: Option<u64>,
+    conn_at: u64,
+    /// A connect is outstanding (so a refresh is not sent twice).
+    connecting: bool,
+    slots: Box<[Slot]>,
+    free: Vec<u16>,
+    /// Peers of this socket: indices `index, index + sockets, …` of the worker's peers.
+    peers: usize,
+}
+
+#[derive(Debug)]
+pub struct Worker {
+    settings: Arc<Settings>,
+    live: Arc<Live>,
+    socks: Vec<Sock>,
+    peers: Vec<Peer>,
+    /// Global index of this worker's first peer, and the stride between its peers.
+    peer_base: u64,
+    peer_stride: u64,
+    rng: Rng,
+    poll: Poll,
+    totals: Totals,
+    /// Peer entry size in announce replies: 6 (IPv4) or 18 (IPv6).
+    stride: usize,
+}
+
+impl Worker {
+    /// A worker over already bound and connected sockets, driving `peers`
+    /// (global indices `peer_base + k * peer_stride`).
+    pub fn new(
+        settings: Arc<Settings>,
+        live: Arc<Live>,
+        sockets: Vec<std::net::UdpSocket>,
+        peers: Vec<Peer>,
+        peer_base: u64,
+        peer_stride: u64,
+        rng: Rng,
+    ) -> io::Result<Worker> {
+        let poll = Poll::new()?;
+        let mut rng = rng;
+        let n = sockets.len();
+        let mut socks = Vec::with_capacity(n);
+        for (i, s) in sockets.into_iter().enumerate() {
+            let mut io = UdpSocket::from_std(s);
+            poll.registry()
+                .register(&mut io, Token(i), Interest::READABLE)?;
+            let window = settings.window.clamp(1, 1 << SLOT_BITS);
+            socks.push(Sock {
+                io,
+                salt: rng.next_u32(),
+                seq: rng.next_u32(),
+                conn: None,
+                conn_at: 0,
+                connecting: false,
+                slots: vec![EMPTY; window].into_boxed_slice(),
+                free: (0..window as u16).rev().collect(),
+                peers: peers.len() / n + usize::from(i < peers.len() % n),
+            });
+        }
+        let stride = if settings.target.is_ipv4() {
+            udp::PEER4_LEN
+        } else {
+            udp::PEER6_LEN
+        };
+        Ok(Worker {
+            settings,
+            live,
+            socks,
+            peers,
+            peer_base,
+            peer_stride,
+            rng,
+            poll,
+            totals: Totals::default(),
+            stride,
+        })
+    }
+
+    /// Send until `end` (or the stop flag), then wait up to the timeout for
+    /// outstanding replies; whatever is still unanswered counts as lost.
+    pub fn run(mut self, start: Instant, end: Instant) -> Totals {
+        let timeout_ns = self.settings.timeout.as_nanos() as u64;
+        let end_ns = end.saturating_duration_since(start).as_nanos() as u64;
+        let scan_every = (timeout_ns / 8).clamp(1_000_000, 10_000_000);
+        let mut next_scan = 0;
+        let mut drain_until: Option<u64> = None;
+        let mut idle = 0;
+        let mut events = Events::with_capacity(64);
+        let mut buf = [0u8; 2048];
+        let mut rbuf = [0u8; 8192];
+        loop {
+            let now = ns(start);
+            if drain_until.is_none()
+                && (now >= end_ns || self.settings.stop.load(Ordering::Relaxed))
+            {
+                drain_until = Some(now + timeout_ns);
+            }
+            let mut progress = false;
+            for s in 0..self.socks.len() {
+                progress |= self.receive(s, start, &mut rbuf);
+                if drain_until.is_none() {
+                    progress |= self.fill(s, start, &mut buf);
+                }
+            }
+            let now = ns(start);
+            if now >= next_scan {
+                self.expire(now, timeout_ns);
+                self.publish();
+                next_scan = now + scan_every;
+            }
+            if let Some(until) = drain_until {
+                let outstanding = self.socks.iter().any(|s| s.free.len() < s.slots.len());
+                if !outstanding || now >= until {
+                    self.expire(u64::MAX, 0);
+                    self.publish();
+                    return self.totals;
+                }
+            }
+            if progress {
+                idle = 0;
+            } else {
+                idle += 1;
+                if idle >= SPIN_TURNS {
+                    idle = 0;
+                    let wait = Duration::from_nanos(next_scan.saturating_sub(now))
+                        .min(Duration::from_millis(1));
+                    match self.poll.poll(&mut events, Some(wait)) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(_) => self.totals.io_errors += 1,
+                    }
+                }
+            }
+        }
+    }
+
+    fn publish(&self) {
+        let t = &self.totals;
+        self.live.sent.store(t.sent.iter().sum(), Ordering::Relaxed);
+        self.live
+            .replies
+            .store(t.replies.iter().sum(), Ordering::Relaxed);
+        self.live.timeouts.store(t.timeouts, Ordering::Relaxed);
+    }
+
+    /// Free every slot sent before `now - timeout`, counting it lost.
+    fn expire(&mut self, now: u64, timeout_ns: u64) {
+        for sock in &mut self.socks {
+            for (i, slot) in sock.slots.iter_mut().enumerate() {
+                if slot.kind != FREE && now.saturating_sub(slot.sent_ns) >= timeout_ns {
+                    if usize::from(slot.kind) == CONNECT {
+                        sock.connecting = false;
+                    }
+                    *slot = EMPTY;
+                    sock.free.push(i as u16);
+                    self.totals.timeouts += 1;
+                }
+            }
+        }
+    }
+
+    /// Read every queued datagram on socket `s`. Returns whether any arrived.
+    fn receive(&mut self, s: usize, start: Instant, rbuf: &mut [u8]) -> bool {
+        let mut any = false;
+        loop {
+            let n = match self.socks[s].io.recv(rbuf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return any,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                    self.totals.refused += 1;
+                    return any;
+                }
+                Err(_) => {
+                    self.totals.io_errors += 1;
+                    return any;
+                }
+            };
+            any = true;
+            let now = ns(start);
+            self.on_reply(s, &rbuf[..n], now);
+        }
+    }
+
+    fn on_reply(&mut self, s: usize, reply: &[u8], now: u64) {
+        let stride = self.stride;
+        let sock = &mut self.socks[s];
+        let Some(header) = reply.get(..8) else {
+            self.totals.unexpected += 1;
+            return;
+        };
+        let action = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
+        let tx = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
+        let index = ((tx ^ sock.salt) & SLOT_MASK) as usize;
+        let slot = match sock.slots.get(index) {
+            Some(slot) if slot.kind != FREE && slot.tx == tx => *slot,
+            _ => {
+                self.totals.unexpected += 1;
+                return;
+            }
+        };
+        sock.slots[index] = EMPTY;
+        sock.free.push(index as u16);
+        let kind = usize::from(slot.kind);
+        if kind == CONNECT {
+            sock.connecting = false;
+        }
+        self.totals.latency.record(now.saturating_sub(slot.sent_ns));
+        let n = reply.len();
+        let ok = match action {
+            0 if kind == CONNECT && n >= 16 => {
+                let mut id = [0u8; 8];
+                id.copy_from_slice(&reply[8..16]);
+                sock.conn = Some(u64::from_be_bytes(id));
+                sock.conn_at = now;
+                true
+            }
+            1 => kind == ANNOUNCE && n >= 20 && (n - 20).is_multiple_of(stride),
+            2 => {
+                kind == SCRAPE
+                    && n >= 8
+                    && (n - 8).is_multiple_of(12)
+                    && (n - 8) / 12 <= usize::from(slot.hashes)
+            }
+            3 => {
+                self.totals.error_frames += 1;
+                // Perhaps our connection id is no longer accepted: refresh it.
+                sock.conn_at = 0;
+                self.totals.replies[kind] += 1;
+                return;
+            }
+            _ => false,
+        };
+        if ok {
+            self.totals.replies[kind] += 1;
+        } else {
+            self.totals.malformed += 1;
+        }
+    }
+
+    /// Send on socket `s` while its window has room. Returns whether anything was sent.
+    fn fill(&mut self, s: usize, start: Instant, buf: &mut [u8]) -> bool {
+        let mut any = false;
+        while let Some(&index) = self.socks[s].free.last() {
+            let now = ns(start);
+            let sock = &self.socks[s];
+            let stale = sock.conn.is_none() || now.saturating_sub(sock.conn_at) > REFRESH_NS;
+            let kind = if stale && !sock.connecting {
+                CONNECT
+            } else if sock.conn.is_none() {
+                return any; // wait for the first connection id
+            } else {
+                self.draw_kind()
+            };
+            let tx = ((self.socks[s].seq << SLOT_BITS) | u32::from(index)) ^ self.socks[s].salt;
+            let (len, hashes) = match kind {
+                CONNECT => (udp::write_connect_request(buf, tx), 0),
+                ANNOUNCE => (self.write_announce(s, tx, buf), 0),
+                _ => self.write_scrape(s, tx, buf),
+            };
+            let Some(len) = len else {
+                self.totals.io_errors += 1;
+                return any;
+            };
+            let sock = &mut self.socks[s];
+            match sock.io.send(&buf[..len]) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return any,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                    self.totals.refused += 1;
+                    return any;
+                }
+                Err(_) => {
+                    self.totals.io_errors += 1;
+                    return any;
+                }
+            }
+            sock.free.pop();
+            sock.seq = sock.seq.wrapping_add(1);
+            sock.slots[usize::from(index)] = Slot {
+                sent_ns: now,
+                tx,
+                hashes,
+                kind: kind as u8,
+            };
+            if kind == CONNECT {
+                sock.connecting = true;
+            }
+            self.totals.sent[kind] += 1;
+            any = true;
+        }
+        any
+    }
+
+    fn draw_kind(&mut self) -> usize {
+        let [c, a, sc] = self.settings.mix;
+        let r = self.rng.below(u64::from(c + a + sc)) as u32;
+        if r < c {
+            CONNECT
+        } else if r < c + a {
+            ANNOUNCE
+        } else {
+            SCRAPE
+        }
+    }
+
+    /// A random peer of socket `s`: its index in `self.peers`.
+    fn pick_peer(&mut self, s: usize) -> usize {
+        let n = self.socks.len();
+        s + n * self.rng.below(self.socks[s].peers as u64) as usize
+    }
+
+    fn write_announce(&mut self, s: usize, tx: u32, buf: &mut [u8]) -> Option<usize> {
+        let p = self.pick_peer(s);
+        let seeder_ratio = self.settings.seeder_ratio;
+        let roll = self.rng.below(1000);
+        let reroll = self.rng.unit();
+        let peer = self.peers.get_mut(p)?;
+        // A peer starts, announces, now and then completes (a leecher) or
+        // stops; a stopped peer starts again later as a seeder or leecher.
+        let event = if peer.flags & STARTED == 0 {
+            peer.flags = STARTED | if reroll < seeder_ratio { SEEDER } else { 0 };
+            Event::Started
+        } else if roll < 5 {
+            peer.flags &= !STARTED;
+            Event::Stopped
+        } else if roll < 15 && peer.flags & SEEDER == 0 {
+            peer.flags |= SEEDER;
+            Event::Completed
+        } else {
+            Event::None
+        };
+        let peer = *peer;
+        let mut info_hash = [0u8; 20];
+        population::info_hash(self.settings.seed, peer.torrent, &mut info_hash);
+        let mut peer_id = [0u8; 20];
+        let global = self.peer_base + p as u64 * self.peer_stride;
+        population::peer_id(self.settings.seed, global, &mut peer_id);
+        let sock = &self.socks[s];
+        let req = AnnounceRequest {
+            connection_id: sock.conn.unwrap_or(0),
+            transaction_id: tx,
+            info_hash,
+            peer_id,
+            downloaded: 0,
+            left: if peer.flags & SEEDER != 0 { 0 } else { 1 << 20 },
+            uploaded: 0,
+            event,
+            ip: 0,
+            key: global as u32,
+            num_want: if event == Event::Stopped {
+                0
+            } else {
+                self.settings.numwant
+            },
+            port: peer.port,
+            options: Options(&[]),
+        };
+        udp::write_announce_request(buf, &req, &self.settings.url_data)
+    }
+
+    /// A scrape of 1..=scrape_max torrents, chosen as random peers' torrents
+    /// (so popular torrents are scraped more, as in real swarms).
+    fn write_scrape(&mut self, s: usize, tx: u32, buf: &mut [u8]) -> (Option<usize>, u16) {
+        let mut hashes = [[0u8; 20]; MAX_SCRAPE];
+        let k = 1 + self
+            .rng
+            .below(self.settings.scrape_max.clamp(1, MAX_SCRAPE) as u64)
+            as usize;
+        for h in hashes.iter_mut().take(k) {
+            let p = self.rng.below(self.peers.len() as u64) as usize;
+            let torrent = self.peers.get(p).map_or(0, |p| p.torrent);
+            population::info_hash(self.settings.seed, torrent, h);
+        }
+        let conn = self.socks[s].conn.unwrap_or(0);
+        (
+            udp::write_scrape_request(buf, conn, tx, &hashes[..k]),
+            k as u16,
+        )
+    }
+}
+
+#[inline]
+fn ns(start: Instant) -> u64 {
+    start.elapsed().as_nanos() as u64
+}
