@@ -1,8 +1,12 @@
 //! Command-line parsing: clap turns flags and `SHOAL_*` environment variables
-//! into a plain [`Config`] (for `serve`) or a tool invocation. Nothing else.
+//! into a plain [`Config`] (for `serve`) or a tool invocation (`announce`,
+//! `scrape`, `bench`: typed parameters for [`crate::client`] and
+//! [`crate::bench`]). Nothing else.
 
+use crate::bench::BenchConfig;
+use crate::client::{self, AnnounceParams, Client, Event, TrackerUrl};
 use crate::config::{Config, TrackerConfig, DEFAULT_PORT};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -28,6 +32,254 @@ pub struct Cli {
 pub enum Command {
     /// Run the tracker (the default when no subcommand is given).
     Serve(ServeArgs),
+    /// Announce to any tracker (udp:// or http://) and print its reply.
+    Announce(AnnounceArgs),
+    /// Scrape any tracker (udp:// or http://) for one or more info hashes.
+    Scrape(ScrapeArgs),
+    /// Load-test a UDP tracker with a simulated population (by default, an in-process shoal).
+    Bench(BenchArgs),
+}
+
+/// Options every client tool shares.
+#[derive(Debug, Clone, Args)]
+pub struct ClientArgs {
+    /// Seconds to wait for the first try (and for host lookup, HTTP connect and
+    /// reads); each retry doubles it, as BEP 15 prescribes (it starts at 15).
+    #[arg(long, value_name = "SECS", default_value_t = 5.0, value_parser = parse_secs)]
+    pub timeout: f64,
+
+    /// Tries before giving up. The default waits at most 5 + 10 + 20 s.
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10))]
+    pub tries: u32,
+
+    /// Print the reply as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl ClientArgs {
+    pub fn client(&self) -> Client {
+        Client::new(Duration::from_secs_f64(self.timeout), self.tries)
+    }
+}
+
+/// `--event` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EventArg {
+    Started,
+    Completed,
+    Stopped,
+    None,
+}
+
+impl From<EventArg> for Event {
+    fn from(e: EventArg) -> Event {
+        match e {
+            EventArg::Started => Event::Started,
+            EventArg::Completed => Event::Completed,
+            EventArg::Stopped => Event::Stopped,
+            EventArg::None => Event::None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AnnounceArgs {
+    /// Tracker URL: udp://host:port[/path] or http://host[:port]/announce[?query].
+    #[arg(value_name = "URL", value_parser = parse_url)]
+    pub url: TrackerUrl,
+
+    /// Info hash: 40 hex digits.
+    #[arg(long, value_name = "HEX", value_parser = parse_hash)]
+    pub info_hash: [u8; 20],
+
+    /// Port the (simulated) peer listens on.
+    #[arg(long, value_name = "N", default_value_t = 6881)]
+    pub port: u16,
+
+    /// Bytes left to download; 0 announces a seeder. The default, 1, is a
+    /// leecher, which gets seeders as well as leechers back.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub left: u64,
+
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub uploaded: u64,
+
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub downloaded: u64,
+
+    #[arg(long, value_enum, default_value_t = EventArg::Started)]
+    pub event: EventArg,
+
+    /// Peers wanted [default: the tracker's default].
+    #[arg(long, value_name = "N")]
+    pub numwant: Option<u32>,
+
+    /// Peer id: 40 hex digits, or up to 20 bytes of text (a shorter text is a
+    /// prefix padded with random characters) [default: -SH0100- and random].
+    #[arg(long, value_name = "STR|HEX", allow_hyphen_values = true, value_parser = client::peer_id_from_arg)]
+    pub peer_id: Option<[u8; 20]>,
+
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+impl AnnounceArgs {
+    pub fn params(&self) -> AnnounceParams {
+        let mut p = AnnounceParams::new(self.info_hash, self.port);
+        if let Some(id) = self.peer_id {
+            p.peer_id = id;
+        }
+        p.left = self.left;
+        p.uploaded = self.uploaded;
+        p.downloaded = self.downloaded;
+        p.event = self.event.into();
+        p.numwant = self.numwant;
+        p
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ScrapeArgs {
+    /// Tracker URL: udp://host:port or http://host[:port]/announce (scraped at
+    /// /scrape by the BEP 48 convention).
+    #[arg(value_name = "URL", value_parser = parse_url)]
+    pub url: TrackerUrl,
+
+    /// Info hashes: 40 hex digits each.
+    #[arg(value_name = "HEX", required = true, num_args = 1.., value_parser = parse_hash)]
+    pub info_hashes: Vec<[u8; 20]>,
+
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// UDP tracker to load [default: an in-process shoal on 127.0.0.1].
+    #[arg(long, value_name = "URL", value_parser = parse_url)]
+    pub target: Option<TrackerUrl>,
+
+    /// Seconds to send for (at most 3600).
+    #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = parse_secs)]
+    pub duration: f64,
+
+    /// Load-generating threads.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub workers: usize,
+
+    /// Sockets per worker, each from its own 127.0.0.x address on loopback.
+    #[arg(long, value_name = "N", default_value_t = BenchConfig::default().sockets)]
+    pub sockets: usize,
+
+    /// Requests in flight per socket.
+    #[arg(long, value_name = "N", default_value_t = BenchConfig::default().window)]
+    pub window: usize,
+
+    /// Seconds after which an unanswered request counts as lost.
+    #[arg(long, value_name = "SECS", default_value_t = 1.0, value_parser = parse_secs)]
+    pub timeout: f64,
+
+    /// Simulated torrents (popularity: Zipf, exponent 1).
+    #[arg(long, value_name = "N", default_value_t = BenchConfig::default().torrents)]
+    pub torrents: u32,
+
+    /// Simulated peers, each with its own torrent, port and seeder state.
+    #[arg(long, value_name = "N", default_value_t = BenchConfig::default().peers)]
+    pub peers: u32,
+
+    /// Weight of connect requests in the mix.
+    #[arg(long, value_name = "W", default_value_t = BenchConfig::default().connect)]
+    pub connect: u32,
+
+    /// Weight of announce requests in the mix.
+    #[arg(long, value_name = "W", default_value_t = BenchConfig::default().announce)]
+    pub announce: u32,
+
+    /// Weight of scrape requests in the mix.
+    #[arg(long, value_name = "W", default_value_t = BenchConfig::default().scrape)]
+    pub scrape: u32,
+
+    /// Peers wanted per announce; negative asks for the tracker's default.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 30,
+        allow_negative_numbers = true
+    )]
+    pub numwant: i64,
+
+    /// Most info hashes per scrape (each scrape asks for 1..=N).
+    #[arg(long, value_name = "N", default_value_t = BenchConfig::default().scrape_max)]
+    pub scrape_max: usize,
+
+    /// Share of peers that are seeders (0..=1).
+    #[arg(long, value_name = "RATIO", default_value_t = BenchConfig::default().seeder_ratio)]
+    pub seeders: f64,
+
+    /// Seed of the simulated population (same seed, same torrents and peers).
+    #[arg(long, value_name = "N", default_value_t = BenchConfig::default().seed)]
+    pub seed: u64,
+
+    /// Worker threads of the in-process shoal (without --target).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub server_workers: usize,
+
+    /// Allow a target outside 127.0.0.0/8 and ::1. Only load trackers you run.
+    #[arg(long)]
+    pub allow_remote: bool,
+
+    /// No progress line on stderr.
+    #[arg(long)]
+    pub quiet: bool,
+
+    /// Print the final report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl BenchArgs {
+    /// The validated benchmark configuration.
+    pub fn to_config(&self) -> Result<BenchConfig, String> {
+        let config = BenchConfig {
+            target: self.target.clone(),
+            duration: Duration::from_secs_f64(self.duration),
+            workers: self.workers,
+            sockets: self.sockets,
+            window: self.window,
+            timeout: Duration::from_secs_f64(self.timeout),
+            torrents: self.torrents,
+            peers: self.peers,
+            connect: self.connect,
+            announce: self.announce,
+            scrape: self.scrape,
+            numwant: u32::try_from(self.numwant).ok(),
+            scrape_max: self.scrape_max,
+            seeder_ratio: self.seeders,
+            seed: self.seed,
+            server_workers: self.server_workers,
+            allow_remote: self.allow_remote,
+            progress: !self.quiet,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+fn parse_url(s: &str) -> Result<TrackerUrl, String> {
+    s.parse().map_err(|e: client::ClientError| e.to_string())
+}
+
+fn parse_hash(s: &str) -> Result<[u8; 20], String> {
+    client::parse_hex20(s).ok_or_else(|| format!("{s:?} is not an info hash (40 hex digits)"))
+}
+
+/// Seconds, fractions allowed, finite, 0.001..=3600.
+fn parse_secs(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if (0.001..=3600.0).contains(&x) => Ok(x),
+        _ => Err(format!("{s:?}: give seconds between 0.001 and 3600")),
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -217,5 +469,158 @@ mod tests {
             .unwrap_err()
             .contains("--peer-timeout"));
         assert!(Cli::try_parse_from(["shoal", "--udp", "not-an-address"]).is_err());
+    }
+
+    const HASH: &str = "0123456789abcdef0123456789abcdef01234567";
+
+    #[test]
+    fn announce_subcommand() {
+        let cli = parse(&[
+            "announce",
+            "udp://127.0.0.1:6969/announce",
+            "--info-hash",
+            HASH,
+            "--port",
+            "7000",
+            "--left",
+            "0",
+            "--event",
+            "completed",
+            "--numwant",
+            "5",
+            "--peer-id",
+            "-XX0001-",
+            "--timeout",
+            "0.5",
+            "--tries",
+            "2",
+            "--json",
+        ]);
+        let Some(Command::Announce(a)) = cli.command else {
+            panic!()
+        };
+        let p = a.params();
+        assert_eq!(p.info_hash, client::parse_hex20(HASH).unwrap());
+        assert_eq!(
+            (p.port, p.left, p.event, p.numwant),
+            (7000, 0, Event::Completed, Some(5))
+        );
+        assert_eq!(&p.peer_id[..8], b"-XX0001-");
+        assert_eq!(
+            a.client.client(),
+            Client::new(Duration::from_millis(500), 2)
+        );
+        assert!(a.client.json);
+        // Defaults: a started leecher, the tracker's numwant, 5 s × 3 tries.
+        let cli = parse(&["announce", "http://h/announce", "--info-hash", HASH]);
+        let Some(Command::Announce(a)) = cli.command else {
+            panic!()
+        };
+        let p = a.params();
+        assert_eq!(
+            (p.port, p.left, p.event, p.numwant),
+            (6881, 1, Event::Started, None)
+        );
+        assert_eq!(a.client.client(), Client::new(Duration::from_secs(5), 3));
+        // Bad input is refused by clap with the reason.
+        for bad in [
+            &["announce", "udp://h:1", "--info-hash", "abc"][..],
+            &["announce", "https://h/announce", "--info-hash", HASH],
+            &["announce", "udp://h", "--info-hash", HASH],
+            &["announce", "udp://h:1"],
+            &[
+                "announce",
+                "udp://h:1",
+                "--info-hash",
+                HASH,
+                "--event",
+                "paused",
+            ],
+            &[
+                "announce",
+                "udp://h:1",
+                "--info-hash",
+                HASH,
+                "--timeout",
+                "0",
+            ],
+            &["announce", "udp://h:1", "--info-hash", HASH, "--tries", "0"],
+            &[
+                "announce",
+                "udp://h:1",
+                "--info-hash",
+                HASH,
+                "--peer-id",
+                "much-too-long-for-a-peer-id",
+            ],
+        ] {
+            assert!(
+                Cli::try_parse_from(std::iter::once("shoal").chain(bad.iter().copied())).is_err(),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn scrape_subcommand() {
+        let cli = parse(&["scrape", "udp://[::1]:6969", HASH, HASH, "--json"]);
+        let Some(Command::Scrape(s)) = cli.command else {
+            panic!()
+        };
+        assert_eq!(s.info_hashes.len(), 2);
+        assert!(s.client.json);
+        assert!(Cli::try_parse_from(["shoal", "scrape", "udp://h:1"]).is_err());
+    }
+
+    #[test]
+    fn bench_subcommand() {
+        let cli = parse(&["bench"]);
+        let Some(Command::Bench(b)) = cli.command else {
+            panic!()
+        };
+        let c = b.to_config().unwrap();
+        let d = BenchConfig::default();
+        assert!(c.target.is_none());
+        assert_eq!(
+            (c.duration, c.workers, c.sockets, c.peers),
+            (d.duration, d.workers, d.sockets, d.peers)
+        );
+        assert_eq!(c.numwant, Some(30));
+        let cli = parse(&[
+            "bench",
+            "--target",
+            "udp://127.0.0.1:7000",
+            "--duration",
+            "2.5",
+            "--workers",
+            "2",
+            "--connect",
+            "0",
+            "--scrape",
+            "0",
+            "--numwant",
+            "-1",
+            "--json",
+            "--quiet",
+        ]);
+        let Some(Command::Bench(b)) = cli.command else {
+            panic!()
+        };
+        let c = b.to_config().unwrap();
+        assert_eq!(c.target.unwrap().port(), 7000);
+        assert_eq!(
+            (c.duration, c.workers, c.numwant),
+            (Duration::from_millis(2500), 2, None)
+        );
+        assert_eq!(
+            (c.connect, c.announce, c.scrape, c.progress),
+            (0, 50, 0, false)
+        );
+        let cli = parse(&["bench", "--duration", "3600", "--workers", "0"]);
+        let Some(Command::Bench(b)) = cli.command else {
+            panic!()
+        };
+        assert!(b.to_config().unwrap_err().contains("--workers"));
+        assert!(Cli::try_parse_from(["shoal", "bench", "--duration", "3601"]).is_err());
     }
 }

@@ -1,8 +1,10 @@
 //! The `shoal` binary: parse the command line, run the tracker or a tool.
 
 use clap::Parser;
-use shoal::cli::{Cli, Command, ServeArgs};
+use shoal::cli::{AnnounceArgs, BenchArgs, Cli, Command, ScrapeArgs, ServeArgs};
+use shoal::client;
 use shoal::net::Server;
+use std::io::Write;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -10,7 +12,75 @@ fn main() -> ExitCode {
     match cli.command {
         None => serve(&cli.serve),
         Some(Command::Serve(args)) => serve(&args),
+        Some(Command::Announce(args)) => tool(announce(&args)),
+        Some(Command::Scrape(args)) => tool(scrape(&args)),
+        Some(Command::Bench(args)) => tool(bench(&args)),
     }
+}
+
+/// Print a tool's output on stdout, or its error as one line on stderr.
+fn tool(result: Result<String, String>) -> ExitCode {
+    match result {
+        Ok(out) => {
+            // A closed pipe (`| head`) is not an error worth a panic.
+            let _ = std::io::stdout().lock().write_all(out.as_bytes());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "shoal: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Tools log warnings only (e.g. from an in-process server), unless asked.
+fn init_tool_logging() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
+        .format_timestamp_millis()
+        .init();
+}
+
+fn with_newline(mut s: String) -> String {
+    s.push('\n');
+    s
+}
+
+fn announce(args: &AnnounceArgs) -> Result<String, String> {
+    init_tool_logging();
+    let reply = args
+        .client
+        .client()
+        .announce(&args.url, &args.params())
+        .map_err(|e| format!("{}: {e}", args.url))?;
+    Ok(if args.client.json {
+        with_newline(reply.to_json())
+    } else {
+        reply.to_text()
+    })
+}
+
+fn scrape(args: &ScrapeArgs) -> Result<String, String> {
+    init_tool_logging();
+    let stats = args
+        .client
+        .client()
+        .scrape(&args.url, &args.info_hashes)
+        .map_err(|e| format!("{}: {e}", args.url))?;
+    Ok(if args.client.json {
+        with_newline(client::scrape_to_json(&args.info_hashes, &stats))
+    } else {
+        client::scrape_to_text(&args.info_hashes, &stats)
+    })
+}
+
+fn bench(args: &BenchArgs) -> Result<String, String> {
+    init_tool_logging();
+    let report = shoal::bench::run(&args.to_config()?)?;
+    Ok(if args.json {
+        with_newline(report.to_json())
+    } else {
+        report.to_text()
+    })
 }
 
 fn init_logging(level: Option<&str>) {
