@@ -1,0 +1,71 @@
+# syntax=docker/dockerfile:1
+#
+# shoal in a container: built on Debian bookworm, run on distroless (glibc and
+# libgcc, no shell, no package manager) as an unprivileged user.
+#
+#   docker build -t shoal .
+#   docker run -d --name shoal -p 6969:6969/udp shoal
+#   docker run -d -p 6969:6969/udp -e SHOAL_WORKERS=2 -e SHOAL_STATS_INTERVAL=60 shoal
+#   docker run --rm shoal --help              # every flag and its SHOAL_* variable
+#   docker run --rm shoal scrape udp://tracker.example:6969 <40 hex digits>
+#
+# Configure with SHOAL_* environment variables (each flag has one) or with flags
+# after the image name. `docker stop` sends SIGTERM; shoal handles it itself (no
+# init needed as PID 1) and exits 0. The build uses BuildKit cache mounts (the
+# default builder since Docker 23; podman and buildah support them too).
+# tests/container.sh checks, without Docker, what this image relies on: the
+# binary runs as a non-root user from an empty directory with only the
+# environment for configuration, answers BEP 15, and stops cleanly.
+
+# ---- build -------------------------------------------------------------------
+FROM rust:1-bookworm AS build
+WORKDIR /src
+COPY . .
+# The cache mounts keep downloaded crates and compiled dependencies between
+# builds, so a source change rebuilds shoal alone. The target directory is a
+# cache, not a layer: copy the binary out of it in the same step.
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target,sharing=locked \
+    cargo build --release --locked --bin shoal \
+    && install -D -m 0755 target/release/shoal /out/shoal
+
+# ---- run ---------------------------------------------------------------------
+# distroless/cc holds glibc and libgcc_s, all the binary links (libc, libm,
+# libgcc_s). Its :nonroot variant has user "nonroot", uid/gid 65532; the numeric
+# form lets Kubernetes' runAsNonRoot verify it. Port 6969 needs no capability.
+FROM gcr.io/distroless/cc-debian12:nonroot
+COPY --from=build /out/shoal /usr/local/bin/shoal
+USER 65532:65532
+
+# Defaults, shown so they are easy to change with `docker run -e`. With SHOAL_UDP
+# unset, shoal listens on 0.0.0.0:6969 and [::]:6969 (IPv6 skipped with a warning
+# where the container has none); with SHOAL_WORKERS unset, it starts one worker
+# per CPU the container may use.
+ENV SHOAL_LOG=info \
+    SHOAL_INTERVAL=1800 \
+    SHOAL_PEER_TIMEOUT=2700 \
+    SHOAL_MAX_NUMWANT=200 \
+    SHOAL_STATS_INTERVAL=0
+# Other examples:
+#   SHOAL_UDP=0.0.0.0:6969          IPv4 only (an address given explicitly must bind)
+#   SHOAL_WORKERS=2                 worker threads
+#   SHOAL_SHARDS=1024               shards of the swarm map
+#   SHOAL_SOCKET_BUFFER=8388608     capped by the host's net.core.rmem_max
+
+EXPOSE 6969/udp
+# HTTP announce/scrape, /health and /metrics are off by default. To serve them:
+#   -e SHOAL_HTTP=0.0.0.0:6969 -p 6969:6969/tcp   (TCP and UDP may share the port)
+# EXPOSE 6969/tcp
+
+# A real BEP 15 round trip against the running tracker (connect + scrape of an
+# unknown hash, which any tracker answers with zeros): works with HTTP off.
+# It assumes UDP on port 6969 of 127.0.0.1 (the default, or 0.0.0.0/[::]). For
+# another SHOAL_UDP, override it in exec form, e.g. compose's
+# `healthcheck: test: ["CMD", "/usr/local/bin/shoal", "scrape", ...]` (the image
+# has no shell, so `docker run --health-cmd` cannot work), or use --no-healthcheck.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=5s --retries=3 \
+    CMD ["/usr/local/bin/shoal", "scrape", "udp://127.0.0.1:6969", \
+         "0000000000000000000000000000000000000000", "--timeout", "2", "--tries", "1"]
+
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["/usr/local/bin/shoal"]
