@@ -86,6 +86,8 @@ pub struct Totals {
     pub refused: u64,
     /// Other socket errors.
     pub io_errors: u64,
+    /// Peers received in announce replies.
+    pub peers_received: u64,
     pub latency: Histogram,
 }
 
@@ -101,6 +103,7 @@ impl Totals {
         self.timeouts += o.timeouts;
         self.refused += o.refused;
         self.io_errors += o.io_errors;
+        self.peers_received += o.peers_received;
         self.latency.merge(&o.latency);
     }
 }
@@ -343,7 +346,10 @@ impl Worker {
                 sock.conn_at = now;
                 true
             }
-            1 => kind == ANNOUNCE && n >= 20 && (n - 20).is_multiple_of(stride),
+            1 if kind == ANNOUNCE && n >= 20 && (n - 20).is_multiple_of(stride) => {
+                self.totals.peers_received += ((n - 20) / stride) as u64;
+                true
+            }
             2 => {
                 kind == SCRAPE
                     && n >= 8
