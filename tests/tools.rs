@@ -321,37 +321,39 @@ fn http_timeout_against_a_silent_tracker() {
     assert!(t.elapsed() < Duration::from_secs(3));
 }
 
-/// The HTTP client against shoal's own HTTP side.
+/// The HTTP client against shoal's own HTTP side, over IPv4 (compact `peers`)
+/// and IPv6 (`peers6`).
 #[test]
-#[ignore = "shoal's HTTP announce/scrape (src/net/http.rs) is still being written; run with --ignored once it lands"]
 fn http_client_against_shoal() {
-    let config = Config {
-        http: vec!["127.0.0.1:0".parse().unwrap()],
-        ..Config::for_udp("127.0.0.1:0".parse().unwrap())
-    };
-    let server = start(config);
-    let tracker = url(&format!("http://{}/announce", server.http_addrs()[0]));
-    let c = client();
-    c.announce(&tracker, &params(1000, 0)).unwrap();
-    let r = c.announce(&tracker, &params(2000, 1)).unwrap();
-    assert_eq!((r.seeders, r.leechers), (1, 1));
-    assert_eq!(
-        r.peers,
-        vec!["127.0.0.1:1000".parse::<SocketAddr>().unwrap()]
-    );
-    let stats = c.scrape(&tracker, &[HASH, [0; 20]]).unwrap();
-    assert_eq!(
-        stats,
-        vec![
-            Some(ScrapeStats {
-                seeders: 1,
-                completed: 0,
-                leechers: 1
-            }),
-            Some(ScrapeStats::default())
-        ]
-    );
-    server.stop();
+    for bind in ["127.0.0.1:0", "[::1]:0"] {
+        let config = Config {
+            http: vec![bind.parse().unwrap()],
+            ..Config::for_udp("127.0.0.1:0".parse().unwrap())
+        };
+        let server = start(config);
+        let http = server.http_addrs()[0];
+        let tracker = url(&format!("http://{http}/announce"));
+        let c = client();
+        c.announce(&tracker, &params(1000, 0)).unwrap();
+        let r = c.announce(&tracker, &params(2000, 1)).unwrap();
+        assert_eq!((r.seeders, r.leechers), (1, 1));
+        assert_eq!(r.interval, Config::default().tracker.interval);
+        assert!(r.min_interval.is_some());
+        assert_eq!(r.peers, vec![SocketAddr::new(http.ip(), 1000)], "{bind}");
+        let stats = c.scrape(&tracker, &[HASH, [0; 20]]).unwrap();
+        assert_eq!(
+            stats,
+            vec![
+                Some(ScrapeStats {
+                    seeders: 1,
+                    completed: 0,
+                    leechers: 1
+                }),
+                Some(ScrapeStats::default())
+            ]
+        );
+        server.stop();
+    }
 }
 
 // ---------------------------------------------------------------------------
