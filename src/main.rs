@@ -76,11 +76,21 @@ fn scrape(args: &ScrapeArgs) -> Result<String, String> {
 fn bench(args: &BenchArgs) -> Result<String, String> {
     init_tool_logging();
     let report = shoal::bench::run(&args.to_config()?)?;
-    Ok(if args.json {
+    let out = if args.json {
         with_newline(report.to_json())
     } else {
         report.to_text()
-    })
+    };
+    if report.replies_total() == 0 {
+        // The report still goes out (it says what was sent and lost), but a
+        // run without a single reply is a failure worth an exit status.
+        let _ = std::io::stdout().lock().write_all(out.as_bytes());
+        return Err(format!(
+            "{}: no replies (is a UDP tracker listening there?)",
+            report.target
+        ));
+    }
+    Ok(out)
 }
 
 fn init_logging(level: Option<&str>) {

@@ -554,6 +554,37 @@ fn cli_bench_in_process_human_report() {
 }
 
 #[test]
+fn cli_bench_stops_at_its_duration_against_a_silent_target() {
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let target = format!("udp://{}", silent.local_addr().unwrap());
+    let t = Instant::now();
+    let o = shoal(&[
+        "bench",
+        "--target",
+        &target,
+        "--duration",
+        "1",
+        "--timeout",
+        "0.1",
+        "--peers",
+        "100",
+        "--json",
+        "--quiet",
+    ]);
+    // Send phase, then at most one timeout of draining.
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    assert_eq!(o.status.code(), Some(1));
+    let json = stdout(&o);
+    assert_eq!(json_number(&json, "replies"), 0.0, "{json}");
+    assert!(json_number(&json, "timeouts") > 0.0, "{json}");
+    assert_eq!(json_number(&json, "loss_pct"), 100.0, "{json}");
+    assert_eq!(
+        stderr(&o),
+        format!("shoal: {target}: no replies (is a UDP tracker listening there?)\n")
+    );
+}
+
+#[test]
 fn cli_bench_refuses_a_remote_target_before_sending() {
     // 192.0.2.1 is TEST-NET-1 (RFC 5737): nothing may be sent there. The check
     // runs before any socket exists, so the refusal is immediate.
