@@ -321,9 +321,18 @@ fn health_metrics_404_405() {
         "shoal_torrents 1",
         "# TYPE shoal_uptime_seconds gauge",
         "shoal_workers 1",
+        "shoal_received_bytes_total{protocol=\"http\"}",
     ] {
         assert!(text.contains(needle), "missing {needle} in\n{text}");
     }
+    // Bytes both ways are counted (the earlier replies were written in full).
+    let sent: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("shoal_sent_bytes_total{protocol=\"http\"} "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(sent > 100, "{sent}");
     assert_eq!(get(addr, "/favicon.ico").status, 404);
     let mut s = connect(addr);
     s.write_all(b"DELETE /announce HTTP/1.1\r\nConnection: close\r\n\r\n")

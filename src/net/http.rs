@@ -203,7 +203,7 @@ impl HttpWorker {
         };
         let now = (now_ms / 1000) as u32;
         let keep = loop {
-            if !conn.flush() {
+            if !conn.flush(&worker.counters) {
                 break false;
             }
             if conn.closing {
@@ -293,11 +293,14 @@ impl HttpWorker {
 
 impl Conn {
     /// Write queued replies; false if the connection is broken.
-    fn flush(&mut self) -> bool {
+    fn flush(&mut self, counters: &Counters) -> bool {
         while self.out_pos < self.out.len() {
             match self.stream.write(&self.out[self.out_pos..]) {
                 Ok(0) => return false,
-                Ok(n) => self.out_pos += n,
+                Ok(n) => {
+                    self.out_pos += n;
+                    counters.bytes(Proto::Http, 0, n);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => return false,
