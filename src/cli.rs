@@ -350,6 +350,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SECS", env = "SHOAL_CONNECTION_ID_LIFETIME", default_value_t = TrackerConfig::default().connection_id_lifetime)]
     pub connection_id_lifetime: u32,
 
+    /// Most peers held in all, bounding memory (about 50 bytes each); announces
+    /// of new peers beyond it are answered but not stored. 0 = no limit.
+    #[arg(long, value_name = "N", env = "SHOAL_MAX_PEERS", default_value_t = TrackerConfig::default().max_peers)]
+    pub max_peers: u64,
+
     /// Log a one-line summary (requests/s by kind, torrents, peers) every SECS; 0 = off.
     #[arg(
         long,
@@ -395,6 +400,7 @@ impl ServeArgs {
                 max_numwant: self.max_numwant,
                 max_scrape: self.max_scrape,
                 connection_id_lifetime: self.connection_id_lifetime,
+                max_peers: self.max_peers,
             },
             udp,
             http: self.http.clone(),

@@ -21,6 +21,8 @@ pub struct TrackerConfig {
     pub max_scrape: u32,
     /// How long a UDP connection id stays valid, seconds.
     pub connection_id_lifetime: u32,
+    /// Most peers held in all (0 = no limit); bounds memory whatever clients send.
+    pub max_peers: u64,
 }
 
 impl Default for TrackerConfig {
@@ -32,6 +34,7 @@ impl Default for TrackerConfig {
             max_numwant: 200,
             max_scrape: 74,
             connection_id_lifetime: 120,
+            max_peers: 20_000_000,
         }
     }
 }
@@ -139,6 +142,9 @@ impl Config {
         }
         if t.max_scrape == 0 || t.max_scrape > 256 {
             return Err("--max-scrape must be 1..=256".into());
+        }
+        if self.shards == 0 || self.shards > 65_536 {
+            return Err(format!("--shards must be 1..=65536, got {}", self.shards));
         }
         if self.http_max_connections == 0 {
             return Err("--http-max-connections must be at least 1".into());

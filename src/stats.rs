@@ -91,9 +91,11 @@ pub enum Reject {
     HttpNotFound = 7,
     /// HTTP: the client address header was required and missing.
     HttpNoClientIp = 8,
+    /// A new peer answered but not stored: the swarm map is at `--max-peers`.
+    SwarmFull = 9,
 }
 
-const REJECTS: [(Reject, &str); 9] = [
+const REJECTS: [(Reject, &str); 10] = [
     (Reject::Truncated, "truncated"),
     (Reject::BadProtocolId, "bad_protocol_id"),
     (Reject::UnknownAction, "unknown_action"),
@@ -103,6 +105,7 @@ const REJECTS: [(Reject, &str); 9] = [
     (Reject::HttpMethod, "http_method"),
     (Reject::HttpNotFound, "http_not_found"),
     (Reject::HttpNoClientIp, "http_no_client_ip"),
+    (Reject::SwarmFull, "swarm_full"),
 ];
 
 /// Why a packet or connection was dropped by the I/O layer.
@@ -125,12 +128,14 @@ const DROPS: [(Dropped, &str); 4] = [
     (Dropped::HttpTimeout, "http_timeout"),
 ];
 
-/// One worker's counters.
+/// One worker's counters, on cache lines of their own (workers' counters are
+/// allocated back to back; without the alignment neighbours would share lines).
 #[derive(Debug, Default)]
+#[repr(align(128))]
 pub struct Counters {
     requests: [[[Counter; 5]; 2]; 2],
     responses: [[[Counter; 5]; 2]; 2],
-    rejects: [Counter; 9],
+    rejects: [Counter; 10],
     drops: [Counter; 4],
     bytes_in: [Counter; 2],
     bytes_out: [Counter; 2],

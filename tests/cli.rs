@@ -147,6 +147,8 @@ fn help_lists_every_flag_with_its_env_twin() {
         ("--max-scrape", "SHOAL_MAX_SCRAPE"),
         ("--connection-id-lifetime", "SHOAL_CONNECTION_ID_LIFETIME"),
         ("--stats-interval", "SHOAL_STATS_INTERVAL"),
+        ("--max-peers", "SHOAL_MAX_PEERS"),
+        ("--http", "SHOAL_HTTP"),
         ("--log", "SHOAL_LOG"),
     ] {
         assert!(

@@ -171,6 +171,9 @@ impl Tracker {
                 self.announce_both::<Peer6, Peer4>(&req, v6, rng, &mut own, &mut other)
             }
         };
+        if announced.full {
+            c.reject(Reject::SwarmFull);
+        }
         let (v4_list, v6_list) = match ip {
             IpAddr::V4(_) => (&own, &other),
             IpAddr::V6(_) => (&other, &own),

@@ -74,7 +74,8 @@ impl Worker {
 
 impl Tracker {
     pub fn new(config: TrackerConfig, shards: usize) -> Tracker {
-        let swarm = Swarm::new(shards, config.peer_timeout.min(u32::from(u16::MAX)) as u16);
+        let swarm = Swarm::new(shards, config.peer_timeout.min(u32::from(u16::MAX)) as u16)
+            .with_max_peers(config.max_peers);
         Tracker {
             conn_ids: ConnectionIds::new(config.connection_id_lifetime),
             config,
@@ -178,6 +179,9 @@ impl Tracker {
                     ),
                 };
                 let at = header + at;
+                if announced.full {
+                    c.reject(Reject::SwarmFull);
+                }
                 let counts = announced.counts;
                 udp::write_announce_header(
                     out,

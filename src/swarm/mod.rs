@@ -128,6 +128,12 @@ pub struct ShardTotals {
     leechers6: u64,
 }
 
+impl ShardTotals {
+    fn peers(&self) -> u64 {
+        self.seeders4 + self.leechers4 + self.seeders6 + self.leechers6
+    }
+}
+
 /// A peer's 20-byte self-chosen id.
 pub type PeerId = [u8; 20];
 
@@ -159,6 +165,9 @@ pub struct Swarm {
     /// Keyed hash for the per-torrent peer index.
     peer_hasher: RandomState,
     peer_timeout: u16,
+    /// Most peers one shard holds: the map's memory is bounded whatever clients
+    /// send. A full shard still answers announces, but stores no new peer.
+    max_peers_per_shard: u64,
 }
 
 /// What an announce returns besides the peers it emitted.
@@ -167,6 +176,8 @@ pub struct Announced {
     pub counts: Counts,
     /// Peers passed to `emit`.
     pub peers: usize,
+    /// The peer was new but not stored: its shard is at the peer limit.
+    pub full: bool,
 }
 
 impl Swarm {
@@ -188,7 +199,20 @@ impl Swarm {
             shard_hasher: RandomState::new(),
             peer_hasher: RandomState::new(),
             peer_timeout: peer_timeout.min(32767),
+            max_peers_per_shard: u64::MAX,
         }
+    }
+
+    /// Bound the map to about `max_peers` peers in all (0 = no bound). The bound
+    /// is split evenly over the shards, so a shard is full slightly before the
+    /// whole map is.
+    pub fn with_max_peers(mut self, max_peers: u64) -> Swarm {
+        self.max_peers_per_shard = if max_peers == 0 {
+            u64::MAX
+        } else {
+            max_peers.div_ceil(self.shards.len() as u64)
+        };
+        self
     }
 
     pub fn shard_count(&self) -> usize {
@@ -251,13 +275,7 @@ impl Swarm {
     ) -> Announced {
         let mut guard = self.shard(info_hash).lock();
         let shard = &mut *guard;
-        let (ip, port) = P::socket_addr(&addr);
-        if role == Role::Stopped {
-            shard.peer_ids.remove(&(*info_hash, ip, port));
-        } else {
-            shard.peer_ids.insert((*info_hash, ip, port), *peer_id);
-        }
-        self.announce_locked(
+        let a = self.announce_locked(
             shard,
             info_hash,
             addr,
@@ -268,7 +286,14 @@ impl Swarm {
             random,
             emit,
             with_ids,
-        )
+        );
+        let key = (*info_hash, P::socket_addr(&addr).0, P::socket_addr(&addr).1);
+        if role == Role::Stopped {
+            shard.peer_ids.remove(&key);
+        } else if !a.full {
+            shard.peer_ids.insert(key, *peer_id);
+        }
+        a
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -296,19 +321,59 @@ impl Swarm {
                 return Announced {
                     counts: Counts::default(),
                     peers: 0,
+                    full: false,
                 };
             };
-            if let Some(was_seeder) = P::set_mut(torrent).remove(&addr, &self.peer_hasher) {
-                let (s, l) = P::gauges(totals);
-                *if was_seeder { s } else { l } -= 1;
+            // Only touch a family's set if it exists (no empty IPv6 set for nothing).
+            if P::set(torrent).is_some() {
+                if let Some(was_seeder) = P::set_mut(torrent).remove(&addr, &self.peer_hasher) {
+                    let (s, l) = P::gauges(totals);
+                    *if was_seeder { s } else { l } -= 1;
+                }
             }
             let counts = torrent.counts();
             if torrent.is_empty() {
                 torrents.remove(info_hash);
             }
-            return Announced { counts, peers: 0 };
+            return Announced {
+                counts,
+                peers: 0,
+                full: false,
+            };
         }
         let seeder = role == Role::Seeder;
+        if totals.peers() >= self.max_peers_per_shard {
+            let known = torrents
+                .get(info_hash)
+                .and_then(P::set)
+                .is_some_and(|set| set.contains(&addr, &self.peer_hasher));
+            if !known {
+                // Full: answer from what is there, store nothing.
+                let Some(torrent) = torrents.get(info_hash) else {
+                    return Announced {
+                        counts: Counts::default(),
+                        peers: 0,
+                        full: true,
+                    };
+                };
+                let ids = &*peer_ids;
+                let peers = P::set(torrent).map_or(0, |set| {
+                    let range = if seeder {
+                        set.seeders()..set.len()
+                    } else {
+                        0..set.len()
+                    };
+                    set.sample(range, None, want, random, |p| {
+                        emit(p, lookup_id(ids, with_ids, info_hash, p))
+                    })
+                });
+                return Announced {
+                    counts: torrent.counts(),
+                    peers,
+                    full: true,
+                };
+            }
+        }
         let torrent = torrents.entry(*info_hash).or_default();
         let set = P::set_mut(torrent);
         let Upserted { index, was } = set.upsert(addr, seeder, stamp, &self.peer_hasher);
@@ -326,20 +391,17 @@ impl Swarm {
         };
         let ids = &*peer_ids;
         let peers = set.sample(range, Some(index), want, random, |p| {
-            let id = if with_ids && !ids.is_empty() {
-                let (ip, port) = P::socket_addr(&p.addr());
-                ids.get(&(*info_hash, ip, port))
-            } else {
-                None
-            };
-            emit(p, id)
+            emit(p, lookup_id(ids, with_ids, info_hash, p))
         });
-        if completed_event && was != Some(true) {
+        // A download counts once: when a peer reports `completed` as a seeder
+        // and was not already known as one.
+        if completed_event && seeder && was != Some(true) {
             torrent.completed = torrent.completed.saturating_add(1);
         }
         Announced {
             counts: torrent.counts(),
             peers,
+            full: false,
         }
     }
 
@@ -359,15 +421,7 @@ impl Swarm {
             return 0;
         };
         let ids = &guard.peer_ids;
-        let emit = |p: &P| {
-            let id = if with_ids && !ids.is_empty() {
-                let (ip, port) = P::socket_addr(&p.addr());
-                ids.get(&(*info_hash, ip, port))
-            } else {
-                None
-            };
-            emit(p, id)
-        };
+        let emit = |p: &P| emit(p, lookup_id(ids, with_ids, info_hash, p));
         let range = if leechers_only {
             set.seeders()..set.len()
         } else {
@@ -469,6 +523,20 @@ impl Swarm {
     }
 }
 
+/// The peer id recorded for an emitted peer, when ids are wanted and known.
+fn lookup_id<'m, P: Peer>(
+    ids: &'m HashMap<PeerIdKey, PeerId, RandomState>,
+    with_ids: bool,
+    info_hash: &InfoHash,
+    p: &P,
+) -> Option<&'m PeerId> {
+    if !with_ids || ids.is_empty() {
+        return None;
+    }
+    let (ip, port) = P::socket_addr(&p.addr());
+    ids.get(&(*info_hash, ip, port))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -558,6 +626,51 @@ mod tests {
         announce4(&s, &ih, 3, Role::Stopped, false, 3, 50);
         assert_eq!(s.totals(), Totals::default(), "empty torrent dropped");
         assert_eq!(s.scrape(&ih), Counts::default());
+    }
+
+    #[test]
+    fn completed_counts_only_a_seeder_once() {
+        let s = Swarm::new(1, 600);
+        let ih = [3u8; 20];
+        // `completed` with left > 0 (a confused client) is not a download.
+        announce4(&s, &ih, 1, Role::Leecher, true, 0, 0);
+        announce4(&s, &ih, 1, Role::Leecher, true, 0, 0);
+        assert_eq!(s.scrape(&ih).completed, 0);
+        announce4(&s, &ih, 1, Role::Seeder, true, 0, 0);
+        announce4(&s, &ih, 1, Role::Seeder, true, 0, 0);
+        assert_eq!(s.scrape(&ih).completed, 1);
+        // An IPv6 `stopped` on an IPv4-only torrent creates no IPv6 set.
+        s.announce::<Peer6>(
+            &ih,
+            (Ipv6Addr::LOCALHOST, 1),
+            Role::Stopped,
+            false,
+            0,
+            0,
+            (0, 0),
+            |_| {},
+        );
+        assert!(s.shards[0].0.lock().torrents[&ih].v6.is_none());
+    }
+
+    #[test]
+    fn a_full_map_answers_but_stores_no_new_peer() {
+        let s = Swarm::new(1, 600).with_max_peers(3);
+        let ih = [4u8; 20];
+        for n in 1..=3 {
+            assert!(!announce4(&s, &ih, n, Role::Leecher, false, 0, 0).0.full);
+        }
+        let (a, peers) = announce4(&s, &ih, 9, Role::Leecher, false, 0, 50);
+        assert!(a.full);
+        assert_eq!((a.counts.leechers, peers.len()), (3, 3), "still gets peers");
+        let (a, _) = announce4(&s, &[5u8; 20], 9, Role::Leecher, false, 0, 50);
+        assert!(a.full && s.totals().torrents == 1, "no new torrent either");
+        // Known peers still refresh and change role; a stop makes room.
+        assert!(!announce4(&s, &ih, 2, Role::Seeder, false, 1, 0).0.full);
+        assert_eq!(s.scrape(&ih).seeders, 1);
+        announce4(&s, &ih, 3, Role::Stopped, false, 1, 0);
+        assert!(!announce4(&s, &ih, 9, Role::Leecher, false, 1, 0).0.full);
+        assert_eq!(s.totals().peers(), 3);
     }
 
     #[test]

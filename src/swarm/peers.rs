@@ -251,7 +251,10 @@ impl<P: Peer> PeerSet<P> {
         timeout: u16,
         hasher: &ahash::RandomState,
     ) -> (usize, usize) {
-        let fresh = |p: &P| now.wrapping_sub(p.stamp()) <= timeout;
+        // Signed age: a stamp a second or two ahead of `now` (written by a worker
+        // whose clock turn started later) is fresh, not 65535 seconds old. The
+        // timeout is capped below 32768 so the comparison stays exact.
+        let fresh = |p: &P| (now.wrapping_sub(p.stamp()) as i16) <= timeout as i16;
         if self.peers.iter().all(fresh) {
             return (0, 0);
         }
@@ -550,6 +553,10 @@ mod tests {
         set.upsert(a(1), false, 65_530, &h);
         assert_eq!(set.expire(20, 60, &h), (0, 0));
         assert_eq!(set.expire(100, 60, &h), (0, 1));
+        // A stamp from a worker whose turn began a second later is fresh.
+        let mut set = PeerSet::<Peer4>::default();
+        set.upsert(a(1), false, 1001, &h);
+        assert_eq!(set.expire(1000, 60, &h), (0, 0));
     }
 
     #[test]
