@@ -526,3 +526,46 @@ fn client_ip_header_behind_a_proxy() {
     );
     server.stop();
 }
+
+#[test]
+fn pipelined_flood_with_half_close_gets_every_reply_and_starves_no_one() {
+    let server = start(config());
+    let addr = http_addr(&server);
+    // A client with a tiny receive buffer pipelines 2000 requests (~70 kB in,
+    // ~200 kB of replies), half-closes, and only then starts reading. The
+    // server meets its head buffer, its per-turn read budget, its output
+    // back-pressure, and finally end-of-file while replies are still queued.
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    sock.connect(&addr.into()).unwrap();
+    let mut flood: TcpStream = sock.into();
+    flood.set_read_timeout(Some(REPLY_TIMEOUT)).unwrap();
+    let mut writer = flood.try_clone().unwrap();
+    for _ in 0..2000 {
+        writer
+            .write_all(b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+    }
+    writer.shutdown(std::net::Shutdown::Write).unwrap();
+    // Meanwhile another client is served.
+    assert_eq!(get(addr, "/health").status, 200);
+    let mut all = Vec::new();
+    flood.read_to_end(&mut all).unwrap();
+    let mut replies = 0;
+    let mut rest = &all[..];
+    while !rest.is_empty() {
+        let end = rest
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("a complete head")
+            + 4;
+        assert!(rest.starts_with(b"HTTP/1.1 200 OK"));
+        rest = &rest[end + 3..]; // "ok\n"
+        replies += 1;
+    }
+    assert_eq!(
+        replies, 2000,
+        "every pipelined request answered before the close"
+    );
+    server.stop();
+}

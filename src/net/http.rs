@@ -37,6 +37,10 @@ pub const MAX_PENDING_OUT: usize = 64 * 1024;
 pub const CONN_BASE: usize = 1 << 20;
 /// How often (ms) connections are checked for timeouts.
 const TIMEOUT_CHECK_MS: u64 = 500;
+/// Reads one connection may do per loop turn before others get a turn. With
+/// edge-triggered readiness there is no new event for data already waiting, so
+/// a connection cut short goes on the ready list and is driven next turn.
+const READS_PER_TURN: usize = 8;
 
 #[derive(Debug)]
 struct Conn {
@@ -69,10 +73,16 @@ pub struct HttpWorker {
     next_check_ms: u64,
     client_ip_header: Option<String>,
     scratch: Vec<u8>,
+    /// Connections cut short by their budget: drive them next turn.
+    ready: Vec<usize>,
+    ready_now: Vec<usize>,
+    /// Listeners whose accept failed (e.g. EMFILE) with connections waiting.
+    accept_pending: Vec<bool>,
+    last_accept_warning_ms: Option<u64>,
 }
 
 impl HttpWorker {
-    pub fn new(config: &Config, first_listener: usize, _listeners: usize) -> HttpWorker {
+    pub fn new(config: &Config, first_listener: usize, listeners: usize) -> HttpWorker {
         HttpWorker {
             conns: Vec::new(),
             free: Vec::new(),
@@ -83,7 +93,41 @@ impl HttpWorker {
             next_check_ms: 0,
             client_ip_header: config.http_client_ip_header.clone(),
             scratch: Vec::new(),
+            ready: Vec::new(),
+            ready_now: Vec::new(),
+            accept_pending: vec![false; listeners],
+            last_accept_warning_ms: None,
         }
+    }
+
+    /// Whether work is left over from the last turn (the loop should not sleep).
+    pub fn has_ready(&self) -> bool {
+        !self.ready.is_empty() || self.accept_pending.iter().any(|&p| p)
+    }
+
+    /// Continue what the last turn cut short: connections over their budget and
+    /// listeners whose accept failed.
+    pub fn run_ready(
+        &mut self,
+        poll: &mut Poll,
+        listeners: &[TcpListener],
+        shared: &Shared,
+        worker: &mut Worker,
+        now_ms: u64,
+    ) {
+        for i in 0..self.accept_pending.len() {
+            if std::mem::take(&mut self.accept_pending[i]) {
+                if let Some(listener) = listeners.get(i) {
+                    self.accept(poll, i, listener, &worker.counters, now_ms);
+                }
+            }
+        }
+        std::mem::swap(&mut self.ready, &mut self.ready_now);
+        let mut ready = std::mem::take(&mut self.ready_now);
+        for slot in ready.drain(..) {
+            self.drive(poll, slot, shared, worker, now_ms);
+        }
+        self.ready_now = ready;
     }
 
     /// Number of open connections.
@@ -120,17 +164,17 @@ impl HttpWorker {
         let t = event.token().0;
         if t >= CONN_BASE {
             self.drive(poll, t - CONN_BASE, shared, worker, now_ms);
-        } else if let Some(listener) = t
-            .checked_sub(self.first_listener)
-            .and_then(|i| listeners.get(i))
-        {
-            self.accept(poll, listener, &worker.counters, now_ms);
+        } else if let Some(i) = t.checked_sub(self.first_listener) {
+            if let Some(listener) = listeners.get(i) {
+                self.accept(poll, i, listener, &worker.counters, now_ms);
+            }
         }
     }
 
     fn accept(
         &mut self,
         poll: &mut Poll,
+        index: usize,
         listener: &TcpListener,
         counters: &Counters,
         now_ms: u64,
@@ -175,8 +219,19 @@ impl HttpWorker {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    // EMFILE and friends: stop accepting this turn, keep serving.
-                    log::warn!("http: accept failed: {e}");
+                    // EMFILE and friends: stop accepting this turn, keep serving,
+                    // and try again next turn (no new event will come for the
+                    // connections already waiting). Warn at most once a minute.
+                    if self
+                        .last_accept_warning_ms
+                        .is_none_or(|t| now_ms >= t + 60_000)
+                    {
+                        log::warn!("http: accept failed: {e}");
+                        self.last_accept_warning_ms = Some(now_ms);
+                    }
+                    if let Some(p) = self.accept_pending.get_mut(index) {
+                        *p = true;
+                    }
                     return;
                 }
             }
@@ -202,6 +257,7 @@ impl HttpWorker {
             client_ip_header: self.client_ip_header.as_deref(),
         };
         let now = (now_ms / 1000) as u32;
+        let mut reads = 0;
         let keep = loop {
             if !conn.flush(&worker.counters) {
                 break false;
@@ -253,11 +309,18 @@ impl HttpWorker {
                 continue; // flush what we produced
             }
             if conn.eof {
-                break false;
+                // Everything complete is answered; close once it is written.
+                conn.closing = true;
+                continue;
             }
             if conn.out.len() - conn.out_pos >= MAX_PENDING_OUT {
-                break true; // wait until the client reads
+                break true; // wait until the client reads (a writable event)
             }
+            if reads == READS_PER_TURN {
+                self.ready.push(slot);
+                break true;
+            }
+            reads += 1;
             // Read more.
             match conn.stream.read(&mut conn.inbuf[conn.in_len..]) {
                 Ok(0) => {

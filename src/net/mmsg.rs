@@ -54,6 +54,8 @@ pub struct RxBatch {
     rx_names: Box<[libc::sockaddr_storage; BATCH]>,
     rx_iov: Box<[libc::iovec; BATCH]>,
     rx_hdrs: Box<[libc::mmsghdr; BATCH]>,
+    /// Datagrams filled by the last `recv`.
+    rx_count: usize,
 }
 
 /// Replies waiting to be sent.
@@ -97,6 +99,7 @@ impl Default for RxBatch {
                 rx_names: Box::new(zeroed()),
                 rx_iov: Box::new(zeroed()),
                 rx_hdrs: Box::new(zeroed()),
+                rx_count: 0,
             }
         }
     }
@@ -148,18 +151,28 @@ impl RxBatch {
                 std::ptr::null_mut(),
             )
         };
+        self.rx_count = 0;
         if n < 0 {
             return Err(io::Error::last_os_error());
         }
         if n == 0 {
             return Err(io::ErrorKind::WouldBlock.into());
         }
-        Ok(n as usize)
+        self.rx_count = (n as usize).min(BATCH);
+        Ok(self.rx_count)
     }
 
-    /// Datagram `i` of the last `recv`: its bytes and source, if the source is IP.
+    /// Datagram `i` of the last `recv`: its bytes and source. `None` for a
+    /// source that is not IP, and for a datagram longer than [`BUF_LEN`] (it was
+    /// truncated; no tracker request is that long).
     pub fn received(&self, i: usize) -> Option<(&[u8], SocketAddr)> {
-        let hdr = self.rx_hdrs.get(i)?;
+        if i >= self.rx_count {
+            return None;
+        }
+        let hdr = &self.rx_hdrs[i];
+        if hdr.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
+            return None;
+        }
         let len = (hdr.msg_len as usize).min(BUF_LEN);
         let addr = read_addr(&self.rx_names[i], hdr.msg_hdr.msg_namelen)?;
         Some((&self.rx_bufs[i][..len], addr))
@@ -220,13 +233,14 @@ impl TxBatch {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
-                // The first unsent reply cannot go (full buffer, unreachable
-                // destination...): drop it and carry on with the rest.
                 if e.kind() == io::ErrorKind::WouldBlock {
-                    r.would_block += 1;
-                } else {
-                    r.failed += 1;
+                    // The send buffer is full: the rest cannot go either.
+                    r.would_block += count - at;
+                    break;
                 }
+                // This reply cannot go (e.g. unreachable destination): drop it
+                // and carry on with the rest.
+                r.failed += 1;
                 at += 1;
                 continue;
             }
@@ -352,6 +366,13 @@ mod tests {
             }
         }
         assert_eq!(got, (0..40u8).map(|i| vec![i; 3]).collect::<Vec<_>>());
+        // A datagram longer than the buffer is reported as truncated: skipped.
+        client
+            .send_to(&vec![1u8; BUF_LEN + 1], server.local_addr().unwrap())
+            .unwrap();
+        assert_eq!(batch.rx.recv(server.as_raw_fd()).unwrap(), 1);
+        assert!(batch.rx.received(0).is_none());
+        assert!(batch.rx.received(1).is_none(), "beyond the last recv");
         let mut buf = [0u8; 16];
         for i in 0..40u8 {
             let (n, _) = client.recv_from(&mut buf).unwrap();

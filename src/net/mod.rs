@@ -312,7 +312,7 @@ fn worker_loop(id: usize, mut io: WorkerIo, shared: Arc<Shared>) {
     let mut stats = StatsLine::new(&shared);
     log::debug!("worker {id} running");
     loop {
-        let busy = pending.iter().any(|&p| p);
+        let busy = pending.iter().any(|&p| p) || http.has_ready();
         let timeout = if busy { Duration::ZERO } else { IDLE_TICK };
         match io.poll.poll(&mut events, Some(timeout)) {
             Ok(()) => {}
@@ -332,6 +332,7 @@ fn worker_loop(id: usize, mut io: WorkerIo, shared: Arc<Shared>) {
             stats.maybe_log(&shared, now_ms);
         }
         http.expire(&mut io.poll, now_ms, &counters);
+        http.run_ready(&mut io.poll, &io.http, &shared, &mut worker, now_ms);
         for event in events.iter() {
             let t = event.token().0;
             if t < io.udp.len() {
