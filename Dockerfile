@@ -41,11 +41,11 @@ USER 65532:65532
 # unset, shoal listens on 0.0.0.0:6969 and [::]:6969 (IPv6 skipped with a warning
 # where the container has none); with SHOAL_WORKERS unset, it starts one worker
 # per CPU the container may use.
-ENV SHOAL_LOG=info \
-    SHOAL_INTERVAL=1800 \
+ENV SHOAL_INTERVAL=1800 \
     SHOAL_PEER_TIMEOUT=2700 \
     SHOAL_MAX_NUMWANT=200 \
     SHOAL_STATS_INTERVAL=0
+# Logging is at info by default; set SHOAL_LOG (or RUST_LOG) to change it.
 # Other examples:
 #   SHOAL_UDP=0.0.0.0:6969          IPv4 only (an address given explicitly must bind)
 #   SHOAL_WORKERS=2                 worker threads

@@ -290,7 +290,8 @@ pub struct ServeArgs {
         long = "udp",
         value_name = "ADDR",
         env = "SHOAL_UDP",
-        value_delimiter = ','
+        value_delimiter = ',',
+        value_parser = parse_addr
     )]
     pub udp: Vec<SocketAddr>,
 
@@ -300,7 +301,8 @@ pub struct ServeArgs {
         long = "http",
         value_name = "ADDR",
         env = "SHOAL_HTTP",
-        value_delimiter = ','
+        value_delimiter = ',',
+        value_parser = parse_addr
     )]
     pub http: Vec<SocketAddr>,
 
@@ -317,8 +319,13 @@ pub struct ServeArgs {
     #[arg(long, value_name = "NAME", env = "SHOAL_HTTP_CLIENT_IP_HEADER")]
     pub http_client_ip_header: Option<String>,
 
-    /// Serve no UDP at all (only useful with --http).
-    #[arg(long, env = "SHOAL_NO_UDP")]
+    /// Serve no UDP at all (only useful with --http). In the environment: 1/true/yes/on.
+    #[arg(
+        long,
+        env = "SHOAL_NO_UDP",
+        conflicts_with = "udp",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
     pub no_udp: bool,
 
     /// Worker threads, each with its own sockets and event loop [default: available cores].
@@ -417,6 +424,13 @@ impl ServeArgs {
         config.validate()?;
         Ok(config)
     }
+}
+
+/// An address from a flag or an environment list (`a, b` as well as `a,b`).
+fn parse_addr(s: &str) -> Result<SocketAddr, String> {
+    s.trim().parse().map_err(|_| {
+        format!("{s:?} is not an IP address with a port, like 0.0.0.0:6969 or [::]:6969")
+    })
 }
 
 /// The default UDP port, for help texts and tools.

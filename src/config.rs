@@ -109,7 +109,9 @@ impl Config {
     pub fn validate(&self) -> Result<(), String> {
         let t = &self.tracker;
         if self.udp.is_empty() && self.http.is_empty() {
-            return Err("nothing to serve: give at least one --udp or --http address".into());
+            return Err(
+                "nothing to serve: UDP is off (--no-udp) and no --http address is given".into(),
+            );
         }
         if self.workers == 0 || self.workers > 1024 {
             return Err(format!("--workers must be 1..=1024, got {}", self.workers));

@@ -105,14 +105,37 @@ fn init_logging(level: Option<&str>) {
     builder.format_timestamp_millis().init();
 }
 
+/// A fatal start-up error: always on stderr, whatever the log level (an
+/// operator who set `--log off` or mistyped a level must still see why shoal
+/// did not start).
+fn fatal(msg: impl std::fmt::Display, code: u8) -> ExitCode {
+    eprintln!("shoal: {msg}");
+    ExitCode::from(code)
+}
+
+/// Level names env_logger understands on their own.
+const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+
 fn serve(args: &ServeArgs) -> ExitCode {
+    if let Some(spec) = args.log.as_deref() {
+        // A bare word that is not a level is a module filter to env_logger, which
+        // silently turns everything else off: say so.
+        for word in spec
+            .split(',')
+            .filter(|w| !w.contains('=') && !w.is_empty())
+        {
+            if !LEVELS.contains(&word.to_ascii_lowercase().as_str()) && !word.starts_with("shoal") {
+                eprintln!(
+                    "shoal: warning: --log {word:?} is not a level ({}); it is read as a module filter",
+                    LEVELS.join(", ")
+                );
+            }
+        }
+    }
     init_logging(args.log.as_deref());
     let config = match args.to_config() {
         Ok(c) => c,
-        Err(e) => {
-            log::error!("{e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return fatal(e, 2),
     };
     // Signals are caught before any thread starts, so a SIGTERM during start-up
     // is not lost to the default handler.
@@ -121,18 +144,12 @@ fn serve(args: &ServeArgs) -> ExitCode {
         signal_hook::consts::SIGTERM,
     ]) {
         Ok(s) => s,
-        Err(e) => {
-            log::error!("cannot install signal handlers: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(e) => return fatal(format_args!("cannot install signal handlers: {e}"), 1),
     };
     let workers = config.workers;
     let server = match Server::bind(config) {
         Ok(s) => s,
-        Err(e) => {
-            log::error!("{e}");
-            return ExitCode::FAILURE;
-        }
+        Err(e) => return fatal(e, 1),
     };
     for addr in server.udp_addrs() {
         log::info!("listening on udp://{addr}");
@@ -142,10 +159,7 @@ fn serve(args: &ServeArgs) -> ExitCode {
     }
     let running = match server.spawn() {
         Ok(r) => r,
-        Err(e) => {
-            log::error!("cannot start worker threads: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(e) => return fatal(format_args!("cannot start worker threads: {e}"), 1),
     };
     log::info!(
         "shoal {} serving with {workers} worker(s)",

@@ -239,7 +239,8 @@ impl Registry {
         for &(p, pn) in &PROTOS {
             for &(f, fam) in &FAMILIES {
                 for &(k, kn) in &KINDS {
-                    if k == Kind::Error {
+                    // No request is an "error"; HTTP has no "connect".
+                    if k == Kind::Error || (p == Proto::Http && k == Kind::Connect) {
                         continue;
                     }
                     let v = self.requests(p, f, k);
@@ -256,6 +257,9 @@ impl Registry {
         for &(p, pn) in &PROTOS {
             for &(f, fam) in &FAMILIES {
                 for &(k, kn) in &KINDS {
+                    if p == Proto::Http && k == Kind::Connect {
+                        continue;
+                    }
                     let v = self.responses(p, f, k);
                     writeln!(out, "shoal_responses_total{{protocol=\"{pn}\",family=\"{fam}\",kind=\"{kn}\"}} {v}")?;
                 }

@@ -157,3 +157,57 @@ fn help_lists_every_flag_with_its_env_twin() {
         );
     }
 }
+
+#[test]
+fn fatal_errors_print_even_with_logging_off_or_mistyped() {
+    let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    for level in ["off", "warning"] {
+        let out = shoal()
+            .args(["--log", level, "--udp", &addr])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            stderr.contains("address already in use"),
+            "--log {level}: {stderr:?}"
+        );
+        if level == "warning" {
+            assert!(stderr.contains("is not a level"), "{stderr}");
+        }
+    }
+}
+
+#[test]
+fn environment_lists_and_booleans_read_like_an_operator_writes_them() {
+    // SHOAL_NO_UDP=1 with HTTP only; a space after the comma in an address list.
+    let mut child = shoal()
+        .env("SHOAL_NO_UDP", "1")
+        .env("SHOAL_HTTP", "127.0.0.1:0, [::1]:0")
+        .env("SHOAL_WORKERS", "1")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("worker(s)") {
+        let mut line = String::new();
+        assert!(
+            reader.read_line(&mut line).unwrap() > 0,
+            "exited early: {seen}"
+        );
+        seen.push_str(&line);
+    }
+    assert!(!seen.contains("udp://"), "{seen}");
+    assert_eq!(seen.matches("listening on http://").count(), 2, "{seen}");
+    std::thread::spawn(move || for _ in reader.lines() {});
+    assert!(signal_and_wait(child, "-TERM").success());
+    // --no-udp with --udp is a contradiction, refused as such.
+    let out = shoal()
+        .args(["--no-udp", "--udp", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be used with"));
+}

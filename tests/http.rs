@@ -503,7 +503,7 @@ fn client_ip_header_behind_a_proxy() {
     );
     assert_eq!(
         String::from_utf8_lossy(&r.body),
-        "d14:failure reason29:missing client address headere",
+        "d14:failure reason40:missing or invalid client address headere",
         "the header is required once configured"
     );
     write!(

@@ -41,6 +41,9 @@ pub const MAX_SCRAPE: usize = 74;
 const REFRESH_NS: u64 = 60_000_000_000;
 /// Turns without progress before sleeping in `poll`.
 const SPIN_TURNS: u32 = 16;
+/// Longest wait for replies in flight after the run's duration: replies on
+/// loopback take microseconds, so this only matters for a silent tracker.
+const MAX_DRAIN: Duration = Duration::from_millis(200);
 
 /// What every worker reads; fixed before the run.
 #[derive(Debug)]
@@ -207,8 +210,9 @@ impl Worker {
         })
     }
 
-    /// Send until `end` (or the stop flag), then wait up to the timeout for
-    /// outstanding replies; whatever is still unanswered counts as lost.
+    /// Send until `end` (or the stop flag), then wait briefly (the timeout, but
+    /// at most [`MAX_DRAIN`]) for replies in flight; whatever is still
+    /// unanswered counts as lost. The run ends within `MAX_DRAIN` of `end`.
     pub fn run(mut self, start: Instant, end: Instant) -> Totals {
         let timeout_ns = self.settings.timeout.as_nanos() as u64;
         let end_ns = end.saturating_duration_since(start).as_nanos() as u64;
@@ -224,7 +228,7 @@ impl Worker {
             if drain_until.is_none()
                 && (now >= end_ns || self.settings.stop.load(Ordering::Relaxed))
             {
-                drain_until = Some(now + timeout_ns);
+                drain_until = Some(now + timeout_ns.min(MAX_DRAIN.as_nanos() as u64));
             }
             let mut progress = false;
             for s in 0..self.socks.len() {

@@ -71,7 +71,7 @@ impl Tracker {
                     }
                     None => {
                         c.reject(Reject::HttpNoClientIp);
-                        bencode::failure(scratch, "missing client address header");
+                        bencode::failure(scratch, "missing or invalid client address header");
                         c.response(Proto::Http, fam, Kind::Error);
                     }
                 }
@@ -106,7 +106,11 @@ impl Tracker {
                 (404, TEXT)
             }
         };
-        if status != 200 {
+        // Tracker replies were counted by kind where they were made; the rest
+        // (health, metrics, errors of HTTP itself) are "other".
+        if !(status == 200
+            && (head.path.starts_with(b"/announce") || head.path.starts_with(b"/scrape")))
+        {
             c.response(Proto::Http, fam, Kind::Other);
         }
         http::write_response_head(out, status, content_type, scratch.len(), head.keep_alive);
