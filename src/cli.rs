@@ -102,9 +102,11 @@ pub struct AnnounceArgs {
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub left: u64,
 
+    /// Bytes uploaded so far, as reported to the tracker.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub uploaded: u64,
 
+    /// Bytes downloaded so far, as reported to the tracker.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub downloaded: u64,
 
