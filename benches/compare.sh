@@ -24,6 +24,7 @@ AQ_DIR=${AQUATIC_BIN:-$(dirname "$(command -v aquatic_udp || echo /opt/aquatic/b
 AQUATIC="$AQ_DIR/aquatic_udp"
 LOADTEST="$AQ_DIR/aquatic_udp_load_test"
 OUT=${OUT:-$(mktemp -d /tmp/shoal-compare.XXXXXX)}
+mkdir -p "$OUT"
 [ -x "$AQUATIC" ] && [ -x "$LOADTEST" ] || { echo "aquatic_udp / aquatic_udp_load_test not found (set AQUATIC_BIN)"; exit 1; }
 
 cargo build --release --quiet
