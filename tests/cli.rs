@@ -42,6 +42,24 @@ fn start(args: &[&str]) -> (Child, SocketAddr, Vec<String>) {
     (child, addr, lines)
 }
 
+/// Start `cmd` and read its log until it says it is serving; the rest of the
+/// log is drained in the background so the child never blocks on stderr.
+fn start_until_serving(mut cmd: Command) -> (Child, String) {
+    let mut child = cmd.stderr(Stdio::piped()).spawn().unwrap();
+    let mut reader = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("worker(s)") {
+        let mut line = String::new();
+        assert!(
+            reader.read_line(&mut line).unwrap() > 0,
+            "exited early: {seen}"
+        );
+        seen.push_str(&line);
+    }
+    std::thread::spawn(move || for _ in reader.lines() {});
+    (child, seen)
+}
+
 fn connect_works(addr: SocketAddr) {
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -89,20 +107,9 @@ fn env_twins_configure_the_server() {
     cmd.env("SHOAL_UDP", "127.0.0.1:0")
         .env("SHOAL_WORKERS", "3")
         .env("SHOAL_LOG", "info");
-    let mut child = cmd.stderr(Stdio::piped()).spawn().unwrap();
-    let mut reader = BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    while !seen.contains("worker(s)") {
-        let mut line = String::new();
-        assert!(
-            reader.read_line(&mut line).unwrap() > 0,
-            "exited early: {seen}"
-        );
-        seen.push_str(&line);
-    }
+    let (child, seen) = start_until_serving(cmd);
     assert!(seen.contains("listening on udp://127.0.0.1:"), "{seen}");
     assert!(seen.contains("serving with 3 worker(s)"), "{seen}");
-    std::thread::spawn(move || for _ in reader.lines() {});
     assert!(signal_and_wait(child, "-TERM").success());
 }
 
@@ -182,26 +189,13 @@ fn fatal_errors_print_even_with_logging_off_or_mistyped() {
 #[test]
 fn environment_lists_and_booleans_read_like_an_operator_writes_them() {
     // SHOAL_NO_UDP=1 with HTTP only; a space after the comma in an address list.
-    let mut child = shoal()
-        .env("SHOAL_NO_UDP", "1")
+    let mut cmd = shoal();
+    cmd.env("SHOAL_NO_UDP", "1")
         .env("SHOAL_HTTP", "127.0.0.1:0, [::1]:0")
-        .env("SHOAL_WORKERS", "1")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut reader = BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    while !seen.contains("worker(s)") {
-        let mut line = String::new();
-        assert!(
-            reader.read_line(&mut line).unwrap() > 0,
-            "exited early: {seen}"
-        );
-        seen.push_str(&line);
-    }
+        .env("SHOAL_WORKERS", "1");
+    let (child, seen) = start_until_serving(cmd);
     assert!(!seen.contains("udp://"), "{seen}");
     assert_eq!(seen.matches("listening on http://").count(), 2, "{seen}");
-    std::thread::spawn(move || for _ in reader.lines() {});
     assert!(signal_and_wait(child, "-TERM").success());
     // --no-udp with --udp is a contradiction, refused as such.
     let out = shoal()

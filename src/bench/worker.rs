@@ -73,6 +73,18 @@ pub struct Live {
     pub timeouts: AtomicU64,
 }
 
+impl Totals {
+    /// Count a socket error other than EINTR: `WouldBlock` is no error,
+    /// "connection refused" (an ICMP port unreachable) is counted apart.
+    fn count_io_error(&mut self, e: &io::Error) {
+        match e.kind() {
+            io::ErrorKind::WouldBlock => {}
+            io::ErrorKind::ConnectionRefused => self.refused += 1,
+            _ => self.io_errors += 1,
+        }
+    }
+}
+
 /// A worker's final counts.
 #[derive(Debug, Default, Clone)]
 pub struct Totals {
@@ -300,14 +312,9 @@ impl Worker {
         loop {
             let n = match self.socks[s].io.recv(rbuf) {
                 Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return any,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                    self.totals.refused += 1;
-                    return any;
-                }
-                Err(_) => {
-                    self.totals.io_errors += 1;
+                Err(e) => {
+                    self.totals.count_io_error(&e);
                     return any;
                 }
             };
@@ -403,14 +410,9 @@ impl Worker {
             let sock = &mut self.socks[s];
             match sock.io.send(&buf[..len]) {
                 Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return any,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                    self.totals.refused += 1;
-                    return any;
-                }
-                Err(_) => {
-                    self.totals.io_errors += 1;
+                Err(e) => {
+                    self.totals.count_io_error(&e);
                     return any;
                 }
             }
