@@ -131,15 +131,12 @@ impl RxBatch {
                 iov_base: self.rx_bufs[i].as_mut_ptr().cast(),
                 iov_len: BUF_LEN,
             };
-            let hdr = &mut self.rx_hdrs[i];
-            hdr.msg_hdr.msg_name = (&mut self.rx_names[i] as *mut libc::sockaddr_storage).cast();
-            hdr.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-            hdr.msg_hdr.msg_iov = &mut self.rx_iov[i];
-            hdr.msg_hdr.msg_iovlen = 1;
-            hdr.msg_hdr.msg_control = std::ptr::null_mut();
-            hdr.msg_hdr.msg_controllen = 0;
-            hdr.msg_hdr.msg_flags = 0;
-            hdr.msg_len = 0;
+            set_hdr(
+                &mut self.rx_hdrs[i],
+                &mut self.rx_names[i],
+                size_of::<libc::sockaddr_storage>() as libc::socklen_t,
+                &mut self.rx_iov[i],
+            );
         }
         // SAFETY: see the module docs; headers point into our boxed arrays.
         let n = unsafe {
@@ -206,15 +203,12 @@ impl TxBatch {
                 iov_base: self.tx_bufs[i].as_mut_ptr().cast(),
                 iov_len: self.tx_lens[i],
             };
-            let hdr = &mut self.tx_hdrs[i];
-            hdr.msg_hdr.msg_name = (&mut self.tx_names[i] as *mut libc::sockaddr_storage).cast();
-            hdr.msg_hdr.msg_namelen = self.tx_namelens[i];
-            hdr.msg_hdr.msg_iov = &mut self.tx_iov[i];
-            hdr.msg_hdr.msg_iovlen = 1;
-            hdr.msg_hdr.msg_control = std::ptr::null_mut();
-            hdr.msg_hdr.msg_controllen = 0;
-            hdr.msg_hdr.msg_flags = 0;
-            hdr.msg_len = 0;
+            set_hdr(
+                &mut self.tx_hdrs[i],
+                &mut self.tx_names[i],
+                self.tx_namelens[i],
+                &mut self.tx_iov[i],
+            );
         }
         let mut r = Flushed::default();
         let mut at = 0;
@@ -252,6 +246,24 @@ impl TxBatch {
         }
         r
     }
+}
+
+/// Point one message header at its address and its single buffer. The
+/// pointers are taken from the caller's boxed arrays just before the syscall.
+fn set_hdr(
+    hdr: &mut libc::mmsghdr,
+    name: &mut libc::sockaddr_storage,
+    namelen: libc::socklen_t,
+    iov: &mut libc::iovec,
+) {
+    hdr.msg_hdr.msg_name = (name as *mut libc::sockaddr_storage).cast();
+    hdr.msg_hdr.msg_namelen = namelen;
+    hdr.msg_hdr.msg_iov = iov;
+    hdr.msg_hdr.msg_iovlen = 1;
+    hdr.msg_hdr.msg_control = std::ptr::null_mut();
+    hdr.msg_hdr.msg_controllen = 0;
+    hdr.msg_hdr.msg_flags = 0;
+    hdr.msg_len = 0;
 }
 
 fn read_addr(ss: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
