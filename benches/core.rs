@@ -33,10 +33,10 @@ use criterion::{
     criterion_group, criterion_main, BatchSize, BenchmarkGroup, Criterion, SamplingMode, Throughput,
 };
 use shoal::config::TrackerConfig;
-use shoal::core::{Rng, Tracker, Worker};
 use shoal::stats::Counters;
 use shoal::swarm::{InfoHash, Peer4, Role, Swarm};
-use shoal::wire::udp::{self, AnnounceRequest, Event, Options};
+use shoal::tracker::{Rng, Tracker, Worker};
+use shoal::wire::udp::{self, AnnounceRequest, Event};
 use std::cell::OnceCell;
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -107,19 +107,15 @@ impl Datagram {
     /// the default number of peers (`num_want` −1: 50). Port and `left` are set by [`Self::peer`].
     fn announce(t: &Tracker, ip: IpAddr, ih: &InfoHash, event: Event) -> Datagram {
         let req = AnnounceRequest {
-            connection_id: t.connection_id(NOW, ip),
-            transaction_id: 0x1234,
-            info_hash: *ih,
-            peer_id: *b"-SH0100-benchbenchbe",
-            downloaded: 0,
             left: 0,
-            uploaded: 0,
             event,
-            ip: 0,
-            key: 0,
-            num_want: -1,
-            port: FIRST_PORT,
-            options: Options(&[]),
+            ..AnnounceRequest::new(
+                t.connection_id(NOW, ip),
+                0x1234,
+                *ih,
+                *b"-SH0100-benchbenchbe",
+                FIRST_PORT,
+            )
         };
         let mut bytes = vec![0; udp::ANNOUNCE_MIN_LEN];
         let n = udp::write_announce_request(&mut bytes, &req, b"").expect("98 bytes");

@@ -2,7 +2,7 @@
 //!
 //! # Layout
 //!
-//! Data flows one way: socket → [`wire`] view → [`core`] → [`swarm`] → [`core`]
+//! Data flows one way: socket → [`wire`] view → [`tracker`] → [`swarm`] → [`tracker`]
 //! writes the reply → socket.
 //!
 //! - [`wire`]: byte layouts. BEP 15 frames ([`wire::udp`]), HTTP request heads and
@@ -10,7 +10,7 @@
 //!   No I/O, no clocks, no locks, no allocation per packet.
 //! - [`swarm`]: the sharded in-memory map of torrents and peers: announce, scrape,
 //!   random peer sampling, expiry. No sockets, no parsing, no OS clock.
-//! - [`core`]: the sans-IO tracker: `(now, source address, request bytes) → reply
+//! - [`tracker`]: the sans-IO tracker: `(now, source address, request bytes) → reply
 //!   bytes`, plus stateless connection ids. Testable without sockets.
 //! - [`net`]: mio worker loops, socket set-up (socket2), HTTP connection state,
 //!   shutdown. No protocol decisions.
@@ -28,8 +28,8 @@ pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod config;
-pub mod core;
 pub mod net;
 pub mod stats;
 pub mod swarm;
+pub mod tracker;
 pub mod wire;

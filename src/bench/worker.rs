@@ -17,7 +17,7 @@
 use super::hist::Histogram;
 use super::population::{self, Peer, SEEDER, STARTED};
 use crate::client::rng::Rng;
-use crate::wire::udp::{self, AnnounceRequest, Event, Options};
+use crate::wire::udp::{self, AnnounceRequest, Event};
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token};
 use std::io;
@@ -479,23 +479,15 @@ impl Worker {
         population::peer_id(self.settings.seed, global, &mut peer_id);
         let sock = &self.socks[s];
         let req = AnnounceRequest {
-            connection_id: sock.conn.unwrap_or(0),
-            transaction_id: tx,
-            info_hash,
-            peer_id,
-            downloaded: 0,
             left: if peer.flags & SEEDER != 0 { 0 } else { 1 << 20 },
-            uploaded: 0,
             event,
-            ip: 0,
             key: global as u32,
             num_want: if event == Event::Stopped {
                 0
             } else {
                 self.settings.numwant
             },
-            port: peer.port,
-            options: Options(&[]),
+            ..AnnounceRequest::new(sock.conn.unwrap_or(0), tx, info_hash, peer_id, peer.port)
         };
         udp::write_announce_request(buf, &req, &self.settings.url_data)
     }

@@ -11,7 +11,7 @@
 
 use super::rng::Rng;
 use super::{backoff, AnnounceParams, AnnounceResponse, Client, ClientError, ScrapeStats};
-use crate::wire::udp::{self, AnnounceRequest, Options, Response};
+use crate::wire::udp::{self, AnnounceRequest, Response};
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
@@ -75,10 +75,6 @@ impl Session {
             udp::Action::Announce,
             |out, connection_id, transaction_id| {
                 let req = AnnounceRequest {
-                    connection_id,
-                    transaction_id,
-                    info_hash: p.info_hash,
-                    peer_id: p.peer_id,
                     downloaded: p.downloaded,
                     left: p.left,
                     uploaded: p.uploaded,
@@ -88,8 +84,13 @@ impl Session {
                     num_want: p
                         .numwant
                         .map_or(-1, |n| i32::try_from(n).unwrap_or(i32::MAX)),
-                    port: p.port,
-                    options: Options(&[]),
+                    ..AnnounceRequest::new(
+                        connection_id,
+                        transaction_id,
+                        p.info_hash,
+                        p.peer_id,
+                        p.port,
+                    )
                 };
                 udp::write_announce_request(out, &req, &url_data)
             },

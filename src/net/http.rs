@@ -3,7 +3,7 @@
 //! Each worker accepts on its own `SO_REUSEPORT` listeners and owns its
 //! connections outright: a slab of [`Conn`]s indexed by mio token, no thread
 //! per connection, no sharing. Protocol decisions belong to the core
-//! ([`Tracker::handle_http`](crate::core::Tracker::handle_http)); this module
+//! ([`Tracker::handle_http`](crate::tracker::Tracker::handle_http)); this module
 //! only moves bytes and enforces limits:
 //!
 //! - a request head larger than [`MAX_HEAD`] gets 431 and the connection closes;
@@ -19,9 +19,9 @@
 
 use super::Shared;
 use crate::config::Config;
-use crate::core::http::HttpEnv;
-use crate::core::Worker;
 use crate::stats::{Counters, Dropped, Proto, Reject};
+use crate::tracker::http::HttpEnv;
+use crate::tracker::Worker;
 use crate::wire::http::{self as wire_http, HttpError};
 use mio::event::Event;
 use mio::net::{TcpListener, TcpStream};

@@ -20,8 +20,8 @@ mod mmsg;
 mod socket;
 
 use crate::config::Config;
-use crate::core::{Tracker, Worker};
 use crate::stats::{Counters, Dropped, Proto, Registry};
+use crate::tracker::{Tracker, Worker};
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
 use std::io;

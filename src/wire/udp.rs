@@ -167,6 +167,36 @@ pub struct AnnounceRequest<'a> {
     pub options: Options<'a>,
 }
 
+impl AnnounceRequest<'static> {
+    /// A leecher's first announce (`event=started`, `left` unknown so 1, the
+    /// tracker's default `num_want`), with every other field zero and no BEP 41
+    /// options. Callers set what they need with struct update syntax:
+    /// `AnnounceRequest { left: 0, ..AnnounceRequest::new(conn, tx, ih, pid, port) }`.
+    pub fn new(
+        connection_id: u64,
+        transaction_id: u32,
+        info_hash: [u8; 20],
+        peer_id: [u8; 20],
+        port: u16,
+    ) -> AnnounceRequest<'static> {
+        AnnounceRequest {
+            connection_id,
+            transaction_id,
+            info_hash,
+            peer_id,
+            downloaded: 0,
+            left: 1,
+            uploaded: 0,
+            event: Event::Started,
+            ip: 0,
+            key: 0,
+            num_want: -1,
+            port,
+            options: Options(&[]),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ScrapeRequest<'a> {
     pub connection_id: u64,

@@ -4,7 +4,7 @@
 
 use shoal::config::Config;
 use shoal::net::{Clock, Running, Server};
-use shoal::wire::udp::{self, AnnounceRequest, Event, Options, Response};
+use shoal::wire::udp::{self, AnnounceRequest, Event, Response};
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
@@ -109,19 +109,10 @@ impl Client {
         port: u16,
     ) -> Vec<u8> {
         let req = AnnounceRequest {
-            connection_id: self.connection_id,
-            transaction_id: self.next_tx(),
-            info_hash,
-            peer_id: [7; 20],
-            downloaded: 0,
             left,
-            uploaded: 0,
             event,
-            ip: 0,
-            key: 0,
             num_want,
-            port,
-            options: Options(&[]),
+            ..AnnounceRequest::new(self.connection_id, self.next_tx(), info_hash, [7; 20], port)
         };
         let mut buf = [0u8; 256];
         let n = udp::write_announce_request(&mut buf, &req, b"/announce").unwrap();

@@ -1,7 +1,7 @@
 //! Byte-level tests of the sans-IO core: bytes in, bytes out, time as an argument.
 
 use super::*;
-use crate::wire::udp::{AnnounceRequest, Options, Response};
+use crate::wire::udp::{AnnounceRequest, Response};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 fn tracker() -> Tracker {
@@ -58,19 +58,10 @@ impl<'t> Client<'t> {
 
 fn announce_bytes(conn: u64, ih: u8, event: Event, left: u64, num_want: i32, port: u16) -> Vec<u8> {
     let req = AnnounceRequest {
-        connection_id: conn,
-        transaction_id: 0x1234,
-        info_hash: [ih; 20],
-        peer_id: [0x2d; 20],
-        downloaded: 0,
-        left,
-        uploaded: 0,
         event,
-        ip: 0,
-        key: 0,
+        left,
         num_want,
-        port,
-        options: Options(&[]),
+        ..AnnounceRequest::new(conn, 0x1234, [ih; 20], [0x2d; 20], port)
     };
     let mut buf = [0u8; 256];
     let n = udp::write_announce_request(&mut buf, &req, b"").unwrap();
