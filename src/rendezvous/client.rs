@@ -170,3 +170,65 @@ impl RendezvousClient {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Rendezvous, RendezvousConfig, Replies};
+    use super::*;
+    use std::sync::Arc;
+
+    /// A one-thread server over a real loopback socket, until it reads `quit`.
+    fn serve(r: Arc<Rendezvous>) -> (SocketAddr, std::thread::JoinHandle<()>) {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = sock.local_addr().unwrap();
+        let t = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            let mut out = Replies::new();
+            loop {
+                let (n, src) = sock.recv_from(&mut buf).unwrap();
+                if &buf[..n] == b"quit" {
+                    return;
+                }
+                r.handle(0, src, &buf[..n], &mut out);
+                for (dst, b) in out.iter() {
+                    sock.send_to(b, dst).unwrap();
+                }
+            }
+        });
+        (addr, t)
+    }
+
+    #[test]
+    fn introduces_two_clients_over_loopback() {
+        let r = Arc::new(Rendezvous::new(RendezvousConfig::default(), 4));
+        let (addr, server) = serve(r);
+        let t = Duration::from_secs(5);
+        let mut alice = RendezvousClient::new(addr, t).unwrap();
+        let mut bob = RendezvousClient::new(addr, t).unwrap();
+        assert!(matches!(alice.alive(), Err(RendezvousError::Expired)));
+        let ida = alice.announce().unwrap();
+        let idb = bob.announce().unwrap();
+        assert_ne!(ida, idb);
+        alice.alive().unwrap();
+        let pushed = alice.push(&idb.to_string()).unwrap();
+        assert_eq!(pushed.peer_addr, bob.local_addr().unwrap());
+        assert_eq!(pushed.peer_share_id, idb);
+        let income = bob.next_income().unwrap();
+        assert_eq!(income.peer_addr, alice.local_addr().unwrap());
+        assert_eq!(income.peer_share_id, ida);
+        match alice.push("127.0.0.1:1") {
+            Err(RendezvousError::Tracker(reason)) => assert_eq!(reason, "unknown shareId"),
+            other => panic!("{other:?}"),
+        }
+        alice.send_raw(b"quit").unwrap();
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn times_out_on_a_silent_tracker() {
+        let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut c =
+            RendezvousClient::new(silent.local_addr().unwrap(), Duration::from_millis(50)).unwrap();
+        assert!(matches!(c.announce(), Err(RendezvousError::Timeout)));
+    }
+}

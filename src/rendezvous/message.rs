@@ -350,6 +350,13 @@ impl<'a> Request<'a> {
         if bytes.len() > MAX_REQUEST {
             return Err(DropReason::TooLarge);
         }
+        // serde_json boxes every error it reports: turn away what cannot be an
+        // object before it gets there, so random garbage costs no allocation
+        // (malformed JSON that does look like an object still costs one Box).
+        let t = bytes.trim_ascii();
+        if t.first() != Some(&b'{') || t.last() != Some(&b'}') {
+            return Err(DropReason::NotJson);
+        }
         let w: Wire<'a> = serde_json::from_slice(bytes).map_err(|_| DropReason::NotJson)?;
         match w.action {
             "announce" => Ok(Request::Announce),

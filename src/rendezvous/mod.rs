@@ -21,7 +21,8 @@
 //!   [`TOTAL_FACTOR`] × (checked on every reply; a reply that would break it is
 //!   dropped and counted — the well-formed protocol never gets there, see the
 //!   tests); a push only sends to an address that registered and whose id the
-//!   requester knew, at most `push_rate` per second per requester;
+//!   requester knew, at most `push_rate` per second per requester and at most
+//!   [`INCOME_FACTOR`] × `push_rate` `income`s per second per requestee;
 //! - addresses are canonical (IPv4-mapped IPv6 is IPv4; flow info and scope id
 //!   dropped), as in the tracker.
 
@@ -47,6 +48,11 @@ pub const SOURCE_FACTOR: usize = 3;
 /// All bytes sent for one request ≤ this × request bytes (a push's two datagrams).
 pub const TOTAL_FACTOR: usize = 2 * SOURCE_FACTOR;
 
+/// A peer may receive `income`s this many times faster than one requester may
+/// push: popular share ids get several introductions at once, but a shared id
+/// cannot be used by many requesters together to flood its owner.
+pub const INCOME_FACTOR: u32 = 4;
+
 /// Room for any reply: the longest is a `pushed`/`income` with a full-length
 /// IPv6 address (114 bytes).
 pub const REPLY_MAX: usize = 128;
@@ -59,7 +65,9 @@ pub struct RendezvousConfig {
     /// Most registrations held (rounded up to a multiple of the shard count);
     /// when full, the stalest go first.
     pub max: usize,
-    /// Pushes per second per requester (bursts of twice that).
+    /// Pushes per second per requester (bursts of twice that). Each registered
+    /// peer also receives at most [`INCOME_FACTOR`] × this many `income`s per
+    /// second from all requesters together.
     pub push_rate: u32,
 }
 
@@ -77,6 +85,16 @@ impl RendezvousConfig {
     /// Pushes a requester may send at once after a quiet spell.
     pub fn push_burst(&self) -> u32 {
         self.push_rate.saturating_mul(2).max(1)
+    }
+
+    /// `income`s per second one registered peer may receive.
+    pub fn income_rate(&self) -> u32 {
+        self.push_rate.saturating_mul(INCOME_FACTOR)
+    }
+
+    /// `income`s one registered peer may receive at once after a quiet spell.
+    pub fn income_burst(&self) -> u32 {
+        self.income_rate().saturating_mul(2).max(1)
     }
 
     /// Start-up check, with a message for the operator.
@@ -108,7 +126,8 @@ pub enum Outcome {
     Expired,
     /// `error` sent: the push named an unknown or malformed share id.
     UnknownId,
-    /// A push over the requester's rate: nothing sent.
+    /// A push over the requester's push rate or the requestee's income rate:
+    /// nothing sent.
     RateLimited,
     /// Nothing sent.
     Dropped(DropReason),
@@ -355,14 +374,22 @@ impl Rendezvous {
                     IdField::Str(s) => ShareId::parse(s),
                     IdField::NotAnId => None,
                 };
-                let Some((id, peer)) = target.and_then(|id| Some((id, r.lookup(id, now)?))) else {
-                    out.push(
-                        src,
-                        &Reply::Error(ErrorData {
-                            reason: message::UNKNOWN_SHARE_ID,
-                        }),
-                    );
-                    return Outcome::UnknownId;
+                let found = match target {
+                    Some(id) => r.take_income(id, now).map(|peer| (id, peer)),
+                    None => Err(registry::Error::UnknownId),
+                };
+                let (id, peer) = match found {
+                    Ok(p) => p,
+                    Err(registry::Error::RateLimited) => return Outcome::RateLimited,
+                    Err(_) => {
+                        out.push(
+                            src,
+                            &Reply::Error(ErrorData {
+                                reason: message::UNKNOWN_SHARE_ID,
+                            }),
+                        );
+                        return Outcome::UnknownId;
+                    }
                 };
                 out.push(
                     src,

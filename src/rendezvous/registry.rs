@@ -40,8 +40,10 @@ const NIL: u32 = u32::MAX;
 pub enum Error {
     /// The address is not registered (or its registration expired).
     Expired,
-    /// The requester spent its push tokens.
+    /// The requester spent its push tokens, or the requestee its income tokens.
     RateLimited,
+    /// No live registration has this share id.
+    UnknownId,
     /// Every id candidate for the address is held by someone else.
     NoFreeId,
 }
@@ -53,9 +55,13 @@ struct Node {
     id: u32,
     /// Tracker seconds of the last announce or alive.
     last_seen: u32,
-    /// Push tokens left and the second they were last topped up.
+    /// Push tokens left (as requester) and the second they were last topped up.
     tokens: u32,
     tokens_at: u32,
+    /// Income tokens left (as requestee): many requesters together cannot spray
+    /// one registered peer faster than [`RendezvousConfig::income_rate`].
+    incomes: u32,
+    incomes_at: u32,
     /// Neighbours in last-seen order (prev = staler). `next` links the free list
     /// for free slots.
     prev: u32,
@@ -186,6 +192,19 @@ impl Shard {
     }
 }
 
+/// Token bucket in whole seconds: top `tokens` up by `rate` per second since
+/// `at` (to at most `burst`), then spend one if there is one.
+fn take_token(tokens: &mut u32, at: &mut u32, now: u32, rate: u32, burst: u32) -> bool {
+    let earned = u64::from(now.saturating_sub(*at)) * u64::from(rate);
+    *tokens = (u64::from(*tokens) + earned).min(u64::from(burst)) as u32;
+    *at = (*at).max(now);
+    if *tokens == 0 {
+        return false;
+    }
+    *tokens -= 1;
+    true
+}
+
 /// Entry count and memory estimate, for metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RegistryStats {
@@ -301,6 +320,8 @@ impl Registry {
             last_seen: now,
             tokens: burst,
             tokens_at: now,
+            incomes: self.config.income_burst(),
+            incomes_at: now,
             prev: NIL,
             next: NIL,
         });
@@ -325,17 +346,29 @@ impl Registry {
             .live_by_addr(&addr, now, self.config.timeout)
             .ok_or(Error::Expired)?;
         let n = shard.node_mut(i).ok_or(Error::Expired)?;
-        let earned = u64::from(now.saturating_sub(n.tokens_at)) * u64::from(rate);
-        n.tokens = (u64::from(n.tokens) + earned).min(u64::from(burst)) as u32;
-        n.tokens_at = n.tokens_at.max(now);
-        if n.tokens == 0 {
+        if !take_token(&mut n.tokens, &mut n.tokens_at, now, rate, burst) {
             return Err(Error::RateLimited);
         }
-        n.tokens -= 1;
         Ok(ShareId(n.id))
     }
 
-    /// The address of live registration `id`.
+    /// The address of live registration `id`, spending one of its income tokens.
+    pub fn take_income(&self, id: ShareId, now: u32) -> Result<SocketAddr, Error> {
+        let (rate, burst) = (self.config.income_rate(), self.config.income_burst());
+        let mut shard = self.lock(id.0);
+        let i = *shard.by_id.get(&id.0).ok_or(Error::UnknownId)?;
+        let n = shard.node_mut(i).ok_or(Error::UnknownId)?;
+        if now.saturating_sub(n.last_seen) >= self.config.timeout {
+            shard.remove(i);
+            return Err(Error::UnknownId);
+        }
+        if !take_token(&mut n.incomes, &mut n.incomes_at, now, rate, burst) {
+            return Err(Error::RateLimited);
+        }
+        Ok(n.addr)
+    }
+
+    /// The address of live registration `id` (no token spent).
     pub fn lookup(&self, id: ShareId, now: u32) -> Option<SocketAddr> {
         let mut shard = self.lock(id.0);
         let i = *shard.by_id.get(&id.0)?;
@@ -464,6 +497,8 @@ mod tests {
                 last_seen: 0,
                 tokens: 1,
                 tokens_at: 0,
+                incomes: 1,
+                incomes_at: 0,
                 prev: NIL,
                 next: NIL,
             });
@@ -525,5 +560,19 @@ mod tests {
         assert!(r.take_push(a, 101).is_ok());
         assert_eq!(r.take_push(a, 101), Err(Error::RateLimited));
         assert_eq!(r.take_push(addr(1), 101), Err(Error::Expired));
+    }
+
+    #[test]
+    fn incomes_are_limited_per_requestee() {
+        let r = Registry::new(cfg(10), 1, [5; 16]);
+        let id = r.announce(addr(0), 100).unwrap();
+        // push_rate 2: incomes at 8 a second, bursts of 16.
+        for _ in 0..16 {
+            assert_eq!(r.take_income(id, 100), Ok(addr(0)));
+        }
+        assert_eq!(r.take_income(id, 100), Err(Error::RateLimited));
+        assert_eq!(r.take_income(id, 101), Ok(addr(0)));
+        assert_eq!(r.take_income(ShareId(id.0 ^ 2), 101), Err(Error::UnknownId));
+        assert_eq!(r.take_income(id, 400), Err(Error::UnknownId), "expired");
     }
 }

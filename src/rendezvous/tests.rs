@@ -245,6 +245,26 @@ fn pushes_are_rate_limited_per_requester() {
 }
 
 #[test]
+fn incomes_are_rate_limited_per_requestee() {
+    let r = rdv(); // push_rate 4: incomes at 16 a second, bursts of 32
+    let victim = announce(&r, 0, "198.51.100.7:1");
+    let push = |t: u32, i: u32| {
+        let src = format!("10.0.{}.{}:1", i / 256, i % 256);
+        announce(&r, t, &src);
+        send(&r, t, &src, &push_msg(&victim))
+    };
+    for i in 0..32 {
+        assert_eq!(push(0, i).0, Outcome::Pushed);
+    }
+    let (o, v) = push(0, 32);
+    assert_eq!((o, v.len()), (Outcome::RateLimited, 0));
+    for i in 100..116 {
+        assert_eq!(push(1, i).0, Outcome::Pushed);
+    }
+    assert_eq!(push(1, 116).0, Outcome::RateLimited);
+}
+
+#[test]
 fn ipv6_and_mapped_addresses() {
     let r = rdv();
     let v6 = "[2001:db8::7]:5000";
