@@ -25,6 +25,23 @@
 //!   [`INCOME_FACTOR`] × `push_rate` `income`s per second per requestee;
 //! - addresses are canonical (IPv4-mapped IPv6 is IPv4; flow info and scope id
 //!   dropped), as in the tracker.
+//!
+//! # Use from a worker loop
+//!
+//! ```
+//! use shoal::rendezvous::{Outcome, Rendezvous, RendezvousConfig, Replies};
+//! let rdv = Rendezvous::new(RendezvousConfig::default(), 64); // shared, `&self`
+//! let mut out = Replies::new(); // one per worker, reused
+//! let src = "192.0.2.1:4000".parse().unwrap();
+//! let outcome = rdv.handle(17, src, br#"{"action":"announce"}"#, &mut out);
+//! assert_eq!(outcome, Outcome::Announced); // count under outcome.as_str()
+//! for (dst, bytes) in out.iter() {
+//!     // socket.send_to(bytes, dst) through a socket of dst's family
+//!     assert_eq!(dst, src);
+//!     assert!(bytes.starts_with(br#"{"action":"announced""#));
+//! }
+//! // housekeeping, one shard at a time: rdv.expire_shard(i, now)
+//! ```
 
 pub mod client;
 pub mod message;
@@ -56,6 +73,10 @@ pub const INCOME_FACTOR: u32 = 4;
 /// Room for any reply: the longest is a `pushed`/`income` with a full-length
 /// IPv6 address (114 bytes).
 pub const REPLY_MAX: usize = 128;
+
+/// Largest `--rendezvous-max`: slab slots are `u32` indexes, and 2^28 entries
+/// of ~110 bytes are already ~30 GB.
+pub const MAX_REGISTRATIONS: usize = 1 << 28;
 
 /// Rendezvous settings (`--rendezvous-*`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,8 +123,10 @@ impl RendezvousConfig {
         if self.timeout == 0 {
             return Err("--rendezvous-timeout must be at least 1 second".into());
         }
-        if self.max == 0 {
-            return Err("--rendezvous-max must be at least 1".into());
+        if self.max == 0 || self.max > MAX_REGISTRATIONS {
+            return Err(format!(
+                "--rendezvous-max must be between 1 and {MAX_REGISTRATIONS}"
+            ));
         }
         if self.push_rate == 0 {
             return Err("--rendezvous-push-rate must be at least 1".into());

@@ -407,6 +407,61 @@ fn check_bound(req: &[u8], src: SocketAddr, out: &Replies) {
     }
 }
 
+/// Every prefix and every one-byte corruption of every valid message: no panic,
+/// replies bounded.
+#[test]
+fn truncated_and_corrupted_messages() {
+    let r = rdv();
+    let src = a("192.0.2.1:1");
+    let id = announce(&r, 0, "192.0.2.1:1");
+    let mut out = Replies::new();
+    for msg in [
+        r#"{"action":"announce","id":"x"}"#.to_string(),
+        r#"{"action":"alive"}"#.to_string(),
+        push_msg(&id),
+        format!(r#"{{"action":"push","data":{{"shareId":"{id}"}}}}"#),
+    ] {
+        let b = msg.as_bytes();
+        for n in 0..=b.len() {
+            r.handle(0, src, &b[..n], &mut out);
+            check_bound(&b[..n], src, &out);
+        }
+        for i in 0..b.len() {
+            for v in [0u8, b'"', b'{', b'}', b'\\', 0xff, b' '] {
+                let mut m = b.to_vec();
+                m[i] = v;
+                r.handle(0, src, &m, &mut out);
+                check_bound(&m, src, &out);
+            }
+        }
+    }
+}
+
+#[test]
+fn config_validation() {
+    assert!(RendezvousConfig::default().validate().is_ok());
+    for bad in [
+        RendezvousConfig {
+            timeout: 0,
+            ..Default::default()
+        },
+        RendezvousConfig {
+            max: 0,
+            ..Default::default()
+        },
+        RendezvousConfig {
+            max: MAX_REGISTRATIONS + 1,
+            ..Default::default()
+        },
+        RendezvousConfig {
+            push_rate: 0,
+            ..Default::default()
+        },
+    ] {
+        assert!(bad.validate().is_err(), "{bad:?}");
+    }
+}
+
 proptest! {
     #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300), src in arb_addr(), now in any::<u32>()) {
