@@ -17,6 +17,9 @@
 //! - [`stats`]: per-worker counters and their Prometheus rendering.
 //! - [`client`]: a blocking tracker client (UDP BEP 15, plain HTTP) with typed
 //!   announce/scrape; used by `shoal announce`/`scrape` and the tests.
+//! - [`rendezvous`]: the Sobani rendezvous service (issue 11), sans-IO: JSON
+//!   messages, the sharded registry with expiry and cap, `(now, source, bytes) →
+//!   replies`, and a blocking client.
 //! - [`bench`]: `shoal bench`, a BEP 15 load generator with a simulated population.
 //! - [`config`]: the plain, validated configuration the server runs with.
 //! - [`cli`]: command-line parsing (clap) into a [`config::Config`] or a tool invocation.
@@ -29,6 +32,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod net;
+pub mod rendezvous;
 pub mod stats;
 pub mod swarm;
 pub mod tracker;
