@@ -20,10 +20,10 @@ mod population;
 mod worker;
 
 use crate::client::json;
-use crate::client::rng::Rng;
 use crate::client::{Scheme, TrackerUrl};
 use crate::config::Config;
 use crate::net::{Running, Server};
+use fastrand::Rng;
 use hist::Histogram;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::fmt::Write as _;
@@ -488,7 +488,7 @@ fn run_against(
         // Peers are dealt round-robin to workers: global peer `w + k * workers`.
         let count =
             config.peers as usize / w_count + usize::from(w < config.peers as usize % w_count);
-        let mut rng = Rng::seeded(population::mix64(config.seed ^ (w as u64 + 1)));
+        let mut rng = Rng::with_seed(population::mix64(config.seed ^ (w as u64 + 1)));
         let peers = population::generate(
             &mut rng,
             count,

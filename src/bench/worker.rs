@@ -16,8 +16,8 @@
 
 use super::hist::Histogram;
 use super::population::{self, Peer, SEEDER, STARTED};
-use crate::client::rng::Rng;
 use crate::wire::udp::{self, AnnounceRequest, Event};
+use fastrand::Rng;
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token};
 use std::io;
@@ -193,8 +193,8 @@ impl Worker {
             let window = settings.window.clamp(1, 1 << SLOT_BITS);
             socks.push(Sock {
                 io,
-                salt: rng.next_u32(),
-                seq: rng.next_u32(),
+                salt: rng.u32(..),
+                seq: rng.u32(..),
                 conn: None,
                 conn_at: 0,
                 connecting: false,
@@ -435,7 +435,8 @@ impl Worker {
 
     fn draw_kind(&mut self) -> usize {
         let [c, a, sc] = self.settings.mix;
-        let r = self.rng.below(u64::from(c + a + sc)) as u32;
+        // Weights are validated non-zero; `max(1)` keeps an empty range from panicking.
+        let r = self.rng.u32(..(c + a + sc).max(1));
         if r < c {
             CONNECT
         } else if r < c + a {
@@ -448,14 +449,14 @@ impl Worker {
     /// A random peer of socket `s`: its index in `self.peers`.
     fn pick_peer(&mut self, s: usize) -> usize {
         let n = self.socks.len();
-        s + n * self.rng.below(self.socks[s].peers as u64) as usize
+        s + n * self.rng.usize(..self.socks[s].peers.max(1))
     }
 
     fn write_announce(&mut self, s: usize, tx: u32, buf: &mut [u8]) -> Option<usize> {
         let p = self.pick_peer(s);
         let seeder_ratio = self.settings.seeder_ratio;
-        let roll = self.rng.below(1000);
-        let reroll = self.rng.unit();
+        let roll = self.rng.u32(..1000);
+        let reroll = self.rng.f64();
         let peer = self.peers.get_mut(p)?;
         // A peer starts, announces, now and then completes (a leecher) or
         // stops; a stopped peer starts again later as a seeder or leecher.
@@ -496,12 +497,11 @@ impl Worker {
     /// (so popular torrents are scraped more, as in real swarms).
     fn write_scrape(&mut self, s: usize, tx: u32, buf: &mut [u8]) -> (Option<usize>, u16) {
         let mut hashes = [[0u8; 20]; MAX_SCRAPE];
-        let k = 1 + self
+        let k = self
             .rng
-            .below(self.settings.scrape_max.clamp(1, MAX_SCRAPE) as u64)
-            as usize;
+            .usize(1..=self.settings.scrape_max.clamp(1, MAX_SCRAPE));
         for h in hashes.iter_mut().take(k) {
-            let p = self.rng.below(self.peers.len() as u64) as usize;
+            let p = self.rng.usize(..self.peers.len().max(1));
             let torrent = self.peers.get(p).map_or(0, |p| p.torrent);
             population::info_hash(self.settings.seed, torrent, h);
         }

@@ -18,7 +18,6 @@
 pub mod bencode;
 pub mod http;
 pub(crate) mod json;
-pub(crate) mod rng;
 pub mod udp;
 mod url;
 
@@ -55,7 +54,7 @@ impl AnnounceParams {
     /// A `started` announce of a leecher with a random peer id and key, and
     /// `left` = 1 (unknown size, not complete).
     pub fn new(info_hash: [u8; 20], port: u16) -> AnnounceParams {
-        let mut rng = rng::Rng::from_entropy();
+        let mut rng = fastrand::Rng::new();
         AnnounceParams {
             info_hash,
             peer_id: random_peer_id(&mut rng, b""),
@@ -65,7 +64,7 @@ impl AnnounceParams {
             left: 1,
             event: Event::Started,
             numwant: None,
-            key: rng.next_u64() as u32,
+            key: rng.u32(..),
         }
     }
 }
@@ -343,7 +342,7 @@ pub const PEER_ID_PREFIX: &[u8; 8] = b"-SH0100-";
 
 /// A peer id: `prefix` (at most 20 bytes; [`PEER_ID_PREFIX`] when empty)
 /// padded with random alphanumerics.
-pub(crate) fn random_peer_id(rng: &mut rng::Rng, prefix: &[u8]) -> [u8; 20] {
+pub(crate) fn random_peer_id(rng: &mut fastrand::Rng, prefix: &[u8]) -> [u8; 20] {
     const ALNUM: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     let prefix = if prefix.is_empty() {
         &PEER_ID_PREFIX[..]
@@ -354,7 +353,7 @@ pub(crate) fn random_peer_id(rng: &mut rng::Rng, prefix: &[u8]) -> [u8; 20] {
     for (i, b) in id.iter_mut().enumerate() {
         *b = match prefix.get(i) {
             Some(&p) => p,
-            None => ALNUM[rng.below(ALNUM.len() as u64) as usize],
+            None => ALNUM[rng.usize(..ALNUM.len())],
         };
     }
     id
@@ -371,10 +370,7 @@ pub fn peer_id_from_arg(arg: &str) -> Result<[u8; 20], String> {
             "peer id {arg:?}: give 40 hex digits or 1 to 20 bytes of text"
         ));
     }
-    Ok(random_peer_id(
-        &mut rng::Rng::from_entropy(),
-        arg.as_bytes(),
-    ))
+    Ok(random_peer_id(&mut fastrand::Rng::new(), arg.as_bytes()))
 }
 
 #[cfg(test)]
