@@ -302,6 +302,58 @@ fn http_scrape_against_a_fake_tracker() {
     );
 }
 
+/// A large reply (150 000 compact peers, 900 kB) written in 1 000-byte
+/// pieces with Nagle off, so the client sees it in many small reads, and the
+/// connection held open: the client must frame it from Content-Length or the
+/// chunks and not wait for EOF. Both framings; the body must come out whole.
+#[test]
+fn http_large_reply_in_small_pieces() {
+    const PEERS: u32 = 150_000;
+    let mut compact = Vec::with_capacity(PEERS as usize * 6);
+    for i in 0..PEERS {
+        compact.extend_from_slice(&(0x0a00_0000 + i).to_be_bytes());
+        compact.extend_from_slice(&(i as u16).to_be_bytes());
+    }
+    let mut body = format!("d8:intervali60e5:peers{}:", compact.len()).into_bytes();
+    body.extend_from_slice(&compact);
+    body.push(b'e');
+    let mut chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for c in body.chunks(4096) {
+        chunked.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
+        chunked.extend_from_slice(c);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    for reply in [http_ok(&body), chunked] {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            stream.set_nodelay(true).unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap() > 2 {
+                line.clear();
+            }
+            for piece in reply.chunks(1000) {
+                stream.write_all(piece).unwrap();
+            }
+            stream // held open until joined
+        });
+        let r = client()
+            .announce(&url(&format!("http://{addr}/announce")), &params(1, 1))
+            .unwrap();
+        assert_eq!(r.interval, 60);
+        assert_eq!(r.peers.len(), PEERS as usize);
+        assert_eq!(r.peers[0], "10.0.0.0:0".parse::<SocketAddr>().unwrap());
+        assert_eq!(
+            r.peers[PEERS as usize - 1],
+            "10.2.73.239:18927".parse::<SocketAddr>().unwrap()
+        );
+        drop(server.join().unwrap());
+    }
+}
+
 #[test]
 fn http_timeout_against_a_silent_tracker() {
     // Accepts connections (the kernel does, from the backlog) but never answers.
