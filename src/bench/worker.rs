@@ -16,7 +16,7 @@
 
 use super::hist::Histogram;
 use super::population::{self, Peer, SEEDER, STARTED};
-use crate::wire::udp::{self, AnnounceRequest, Event};
+use crate::wire::udp::{self, AnnounceRequest, Event, Response};
 use fastrand::Rng;
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token};
@@ -73,29 +73,22 @@ pub struct Live {
     pub timeouts: AtomicU64,
 }
 
-impl Totals {
-    /// Count a socket error other than EINTR: `WouldBlock` is no error,
-    /// "connection refused" (an ICMP port unreachable) is counted apart.
-    fn count_io_error(&mut self, e: &io::Error) {
-        match e.kind() {
-            io::ErrorKind::WouldBlock => {}
-            io::ErrorKind::ConnectionRefused => self.refused += 1,
-            _ => self.io_errors += 1,
-        }
-    }
-}
-
-/// A worker's final counts.
-#[derive(Debug, Default, Clone)]
+/// A worker's final counts; the report embeds their sum.
+#[derive(Debug, Clone)]
 pub struct Totals {
+    /// Requests sent, by kind: [`CONNECT`], [`ANNOUNCE`], [`SCRAPE`].
     pub sent: [u64; 3],
+    /// Replies to our requests (error frames included), by kind.
     pub replies: [u64; 3],
     /// BEP 15 error frames (action 3) answering one of our requests.
     pub error_frames: u64,
     /// Replies with our transaction id but the wrong action or length.
     pub malformed: u64,
-    /// Datagrams matching no outstanding request (late after a timeout, or garbage).
+    /// Datagrams matching no outstanding request (late after a timeout), or
+    /// that `wire` cannot decode (garbage: too short for its action, unknown
+    /// action), whose request then times out.
     pub unexpected: u64,
+    /// Requests never answered within the timeout.
     pub timeouts: u64,
     /// Sends or receives refused by the OS (ICMP port unreachable: nothing listening).
     pub refused: u64,
@@ -103,11 +96,28 @@ pub struct Totals {
     pub io_errors: u64,
     /// Peers received in announce replies.
     pub peers_received: u64,
+    /// Round-trip latency of answered requests, nanoseconds.
     pub latency: Histogram,
 }
 
 impl Totals {
-    pub fn merge(&mut self, o: &Totals) {
+    /// All zero. Fails only if the histogram cannot be made (a bug in its bounds).
+    pub fn new() -> Result<Totals, hdrhistogram::CreationError> {
+        Ok(Totals {
+            sent: [0; 3],
+            replies: [0; 3],
+            error_frames: 0,
+            malformed: 0,
+            unexpected: 0,
+            timeouts: 0,
+            refused: 0,
+            io_errors: 0,
+            peers_received: 0,
+            latency: Histogram::new()?,
+        })
+    }
+
+    pub fn merge(&mut self, o: &Totals) -> Result<(), hdrhistogram::AdditionError> {
         for k in 0..3 {
             self.sent[k] += o.sent[k];
             self.replies[k] += o.replies[k];
@@ -119,7 +129,17 @@ impl Totals {
         self.refused += o.refused;
         self.io_errors += o.io_errors;
         self.peers_received += o.peers_received;
-        self.latency.merge(&o.latency);
+        self.latency.merge(&o.latency)
+    }
+
+    /// Count a socket error other than EINTR: `WouldBlock` is no error,
+    /// "connection refused" (an ICMP port unreachable) is counted apart.
+    fn count_io_error(&mut self, e: &io::Error) {
+        match e.kind() {
+            io::ErrorKind::WouldBlock => {}
+            io::ErrorKind::ConnectionRefused => self.refused += 1,
+            _ => self.io_errors += 1,
+        }
     }
 }
 
@@ -217,7 +237,7 @@ impl Worker {
             peer_stride,
             rng,
             poll,
-            totals: Totals::default(),
+            totals: Totals::new().map_err(io::Error::other)?,
             stride,
         })
     }
@@ -324,15 +344,17 @@ impl Worker {
         }
     }
 
+    /// Match a reply to its slot by transaction id and check it is the
+    /// reply its request asked for; `wire` does the decoding.
     fn on_reply(&mut self, s: usize, reply: &[u8], now: u64) {
-        let stride = self.stride;
-        let sock = &mut self.socks[s];
-        let Some(header) = reply.get(..8) else {
+        let Ok(response) = udp::parse_response(reply) else {
+            // wire does not say which request an undecodable datagram
+            // answers: it is garbage here, and its request (if any) times out.
             self.totals.unexpected += 1;
             return;
         };
-        let action = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
-        let tx = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
+        let tx = response.transaction_id();
+        let sock = &mut self.socks[s];
         let index = ((tx ^ sock.salt) & SLOT_MASK) as usize;
         let slot = match sock.slots.get(index) {
             Some(slot) if slot.kind != FREE && slot.tx == tx => *slot,
@@ -348,33 +370,33 @@ impl Worker {
             sock.connecting = false;
         }
         self.totals.latency.record(now.saturating_sub(slot.sent_ns));
-        let n = reply.len();
-        let ok = match action {
-            0 if kind == CONNECT && n >= 16 => {
-                let mut id = [0u8; 8];
-                id.copy_from_slice(&reply[8..16]);
-                sock.conn = Some(u64::from_be_bytes(id));
-                sock.conn_at = now;
-                true
+        let ok = match response {
+            Response::Connect { connection_id, .. } => {
+                if kind == CONNECT {
+                    sock.conn = Some(connection_id);
+                    sock.conn_at = now;
+                }
+                kind == CONNECT
             }
-            1 if kind == ANNOUNCE && n >= 20 && (n - 20).is_multiple_of(stride) => {
-                self.totals.peers_received += ((n - 20) / stride) as u64;
-                true
+            Response::Announce { peers, .. } => {
+                let ok = kind == ANNOUNCE && peers.len().is_multiple_of(self.stride);
+                if ok {
+                    self.totals.peers_received += (peers.len() / self.stride) as u64;
+                }
+                ok
             }
-            2 => {
+            // wire drops a trailing partial row; here it makes the reply malformed.
+            Response::Scrape { rows, .. } => {
                 kind == SCRAPE
-                    && n >= 8
-                    && (n - 8).is_multiple_of(12)
-                    && (n - 8) / 12 <= usize::from(slot.hashes)
+                    && reply.len() - rows.len() == udp::SCRAPE_RESPONSE_HEADER_LEN
+                    && rows.len() / udp::SCRAPE_ROW_LEN <= usize::from(slot.hashes)
             }
-            3 => {
+            Response::Error { .. } => {
                 self.totals.error_frames += 1;
                 // Perhaps our connection id is no longer accepted: refresh it.
                 sock.conn_at = 0;
-                self.totals.replies[kind] += 1;
-                return;
+                true
             }
-            _ => false,
         };
         if ok {
             self.totals.replies[kind] += 1;

@@ -17,13 +17,13 @@
 
 pub mod bencode;
 pub mod http;
-pub(crate) mod json;
 pub mod udp;
 mod url;
 
 pub use crate::wire::udp::Event;
 pub use url::{Scheme, TrackerUrl};
 
+use serde::Serialize;
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -69,8 +69,9 @@ impl AnnounceParams {
     }
 }
 
-/// What a tracker answered to an announce.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a tracker answered to an announce. Serialises (field order is
+/// output order) to the `--json` output of `shoal announce`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AnnounceResponse {
     /// Seconds until the next regular announce.
     pub interval: u32,
@@ -78,7 +79,8 @@ pub struct AnnounceResponse {
     pub min_interval: Option<u32>,
     pub seeders: u32,
     pub leechers: u32,
-    /// Peers in reply order (IPv4 and, from HTTP `peers6` or a UDP tracker over IPv6, IPv6).
+    /// Peers in reply order (IPv4 and, from HTTP `peers6` or a UDP tracker
+    /// over IPv6, IPv6); `"ip:port"` strings in JSON.
     pub peers: Vec<SocketAddr>,
     /// HTTP only: the tracker's `warning message`.
     pub warning: Option<String>,
@@ -103,22 +105,10 @@ impl AnnounceResponse {
     }
 
     /// One JSON object: `interval`, `min_interval`, `seeders`, `leechers`,
-    /// `peers` (`"ip:port"` strings), `warning`.
+    /// `peers` (`"ip:port"` strings), `warning`; `null` for what is absent.
     pub fn to_json(&self) -> String {
-        let peers: Vec<String> = self
-            .peers
-            .iter()
-            .map(|p| json::quoted(&p.to_string()))
-            .collect();
-        format!(
-            "{{\"interval\":{},\"min_interval\":{},\"seeders\":{},\"leechers\":{},\"peers\":[{}],\"warning\":{}}}",
-            self.interval,
-            json::opt(self.min_interval),
-            self.seeders,
-            self.leechers,
-            peers.join(","),
-            self.warning.as_deref().map_or_else(|| "null".into(), json::quoted)
-        )
+        // Cannot fail: numbers, strings and addresses (strings in JSON), no maps.
+        serde_json::to_string(self).unwrap_or_default()
     }
 }
 
@@ -148,20 +138,29 @@ pub fn scrape_to_text(info_hashes: &[[u8; 20]], stats: &[Option<ScrapeStats>]) -
 /// Scrape results as JSON: `{"files":[{"info_hash":…,"seeders":…,"completed":…,"leechers":…}]}`
 /// in request order; the numbers are `null` where the tracker did not answer.
 pub fn scrape_to_json(info_hashes: &[[u8; 20]], stats: &[Option<ScrapeStats>]) -> String {
-    let rows: Vec<String> = info_hashes
+    #[derive(Serialize)]
+    struct Row {
+        info_hash: String,
+        seeders: Option<u32>,
+        completed: Option<u32>,
+        leechers: Option<u32>,
+    }
+    #[derive(Serialize)]
+    struct Files {
+        files: Vec<Row>,
+    }
+    let files = info_hashes
         .iter()
         .zip(stats)
-        .map(|(h, st)| {
-            format!(
-                "{{\"info_hash\":\"{}\",\"seeders\":{},\"completed\":{},\"leechers\":{}}}",
-                hex(h),
-                json::opt(st.map(|s| s.seeders)),
-                json::opt(st.map(|s| s.completed)),
-                json::opt(st.map(|s| s.leechers))
-            )
+        .map(|(h, st)| Row {
+            info_hash: hex(h),
+            seeders: st.map(|s| s.seeders),
+            completed: st.map(|s| s.completed),
+            leechers: st.map(|s| s.leechers),
         })
         .collect();
-    format!("{{\"files\":[{}]}}", rows.join(","))
+    // Cannot fail: numbers and strings, no maps.
+    serde_json::to_string(&Files { files }).unwrap_or_default()
 }
 
 /// One scrape row.
@@ -426,6 +425,11 @@ mod tests {
             r.to_json(),
             r#"{"interval":1800,"min_interval":null,"seeders":2,"leechers":1,"peers":["127.0.0.1:6881","[::1]:80"],"warning":"be \"nice\""}"#
         );
+        let odd = AnnounceResponse {
+            warning: Some("a\\b\nc\u{1}é".into()),
+            ..r.clone()
+        };
+        assert!(odd.to_json().ends_with(r#""warning":"a\\b\nc\u0001é"}"#));
         let stats = [
             Some(ScrapeStats {
                 seeders: 1,
