@@ -539,3 +539,121 @@ impl Worker {
 fn ns(start: Instant) -> u64 {
     start.elapsed().as_nanos() as u64
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    /// A worker over one socket connected to itself (nothing is sent here).
+    fn worker() -> Worker {
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = sock.local_addr().unwrap();
+        sock.connect(addr).unwrap();
+        sock.set_nonblocking(true).unwrap();
+        let settings = Arc::new(Settings {
+            target: addr,
+            mix: [1, 1, 1],
+            numwant: 30,
+            scrape_max: 10,
+            seed: 1,
+            timeout: Duration::from_secs(1),
+            window: 4,
+            url_data: Vec::new(),
+            seeder_ratio: 0.5,
+            stop: AtomicBool::new(false),
+        });
+        let peers = vec![Peer {
+            torrent: 0,
+            port: 1,
+            flags: 0,
+        }];
+        let live = Arc::new(Live::default());
+        Worker::new(settings, live, vec![sock], peers, 0, 1, Rng::with_seed(1)).unwrap()
+    }
+
+    /// Puts a request of `kind` in flight, as `fill` does; its transaction id.
+    fn in_flight(w: &mut Worker, kind: usize, hashes: u16) -> u32 {
+        let sock = &mut w.socks[0];
+        let index = sock.free.pop().unwrap();
+        let tx = ((sock.seq << SLOT_BITS) | u32::from(index)) ^ sock.salt;
+        sock.seq = sock.seq.wrapping_add(1);
+        sock.slots[usize::from(index)] = Slot {
+            sent_ns: 100,
+            tx,
+            hashes,
+            kind: kind as u8,
+        };
+        tx
+    }
+
+    /// Replies built with wire's writers are matched to their requests by
+    /// transaction id and checked against what was asked.
+    #[test]
+    fn test_replies_are_matched_and_checked() {
+        let mut w = worker();
+        let mut buf = [0u8; 256];
+
+        let tx = in_flight(&mut w, CONNECT, 0);
+        let n = udp::write_connect_response(&mut buf, tx, 0xfeed).unwrap();
+        w.on_reply(0, &buf[..n], 1_100);
+        assert_eq!((w.socks[0].conn, w.socks[0].conn_at), (Some(0xfeed), 1_100));
+
+        let tx = in_flight(&mut w, ANNOUNCE, 0);
+        let mut n = udp::write_announce_header(&mut buf, tx, 1800, 1, 1).unwrap();
+        for port in [1, 2] {
+            n += udp::write_peer4(&mut buf[n..], Ipv4Addr::LOCALHOST, port).unwrap();
+        }
+        w.on_reply(0, &buf[..n], 2_000);
+        // The same reply again matches nothing in flight.
+        w.on_reply(0, &buf[..n], 2_000);
+        // A peer list cut mid-peer is malformed.
+        let tx = in_flight(&mut w, ANNOUNCE, 0);
+        udp::write_announce_header(&mut buf, tx, 1800, 1, 1).unwrap();
+        w.on_reply(0, &buf[..n - 1], 2_000);
+
+        // Scrapes: a trailing partial row, then one row as asked, then two rows for one hash.
+        for (rows, extra) in [(1, 5), (1, 0), (2, 0)] {
+            let tx = in_flight(&mut w, SCRAPE, 1);
+            let mut n = udp::write_scrape_header(&mut buf, tx).unwrap();
+            for _ in 0..rows {
+                n += udp::write_scrape_row(&mut buf[n..], 1, 2, 3).unwrap();
+            }
+            w.on_reply(0, &buf[..n + extra], 3_000);
+        }
+
+        // An announce answered with a connect reply, then one with an error frame.
+        let tx = in_flight(&mut w, ANNOUNCE, 0);
+        let n = udp::write_connect_response(&mut buf, tx, 1).unwrap();
+        w.on_reply(0, &buf[..n], 4_000);
+        assert_eq!(
+            w.socks[0].conn,
+            Some(0xfeed),
+            "not taken from a wrong reply"
+        );
+        let tx = in_flight(&mut w, ANNOUNCE, 0);
+        let n = udp::write_error_response(&mut buf, tx, "no").unwrap();
+        w.on_reply(0, &buf[..n], 5_000);
+        assert_eq!(w.socks[0].conn_at, 0, "an error frame refreshes the id");
+
+        // Garbage wire cannot decode.
+        w.on_reply(0, &[0, 0, 0], 6_000);
+
+        let t = &w.totals;
+        assert_eq!(t.replies, [1, 2, 1]);
+        assert_eq!(t.peers_received, 2);
+        assert_eq!(
+            (t.error_frames, t.malformed, t.unexpected),
+            (1, 4, 2),
+            "{t:?}"
+        );
+        assert_eq!(t.latency.count(), 8);
+        assert_eq!(t.latency.min(), Some(1_000));
+        let sock = &w.socks[0];
+        assert_eq!(
+            sock.free.len(),
+            sock.slots.len(),
+            "every slot is free again"
+        );
+    }
+}
