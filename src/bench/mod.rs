@@ -13,7 +13,13 @@
 //! The load is closed-loop: every socket keeps up to `window` requests in
 //! flight, so the generator measures the throughput the target sustains and
 //! the latency at that throughput. Memory is bounded by the population
-//! (8 bytes per peer) and the slot tables (`workers × sockets × window`).
+//! (8 bytes per peer), the slot tables (`workers × sockets × window`) and one
+//! latency histogram per worker (about 230 kB).
+//!
+//! Files: `config.rs` what to run and its limits; `population.rs` the
+//! simulated torrents and peers; `worker.rs` one load-generating thread and
+//! its counts ([`Totals`]); `hist.rs` the latency histogram; `report.rs` the
+//! outcome and its text and JSON forms; this file the set-up and the run.
 
 mod config;
 pub mod hist;
