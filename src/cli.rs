@@ -5,7 +5,7 @@
 
 use crate::bench::BenchConfig;
 use crate::client::{self, AnnounceParams, Client, Event, TrackerUrl};
-use crate::config::{Config, TrackerConfig, DEFAULT_PORT};
+use crate::config::{Config, TrackerConfig};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -433,11 +433,6 @@ fn parse_addr(s: &str) -> Result<SocketAddr, String> {
     s.trim().parse().map_err(|_| {
         format!("{s:?} is not an IP address with a port, like 0.0.0.0:6969 or [::]:6969")
     })
-}
-
-/// The default UDP port, for help texts and tools.
-pub const fn default_port() -> u16 {
-    DEFAULT_PORT
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@
 //! 20-byte tables), and a peer is 8 bytes, so memory is `8 * peers` bytes per
 //! run, whatever the number of torrents.
 
-use crate::client::rng::Rng;
+use fastrand::Rng;
 
 /// One simulated peer: 8 bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,7 +32,7 @@ pub const STARTED: u8 = 2;
 /// A Zipf(1)-distributed torrent index in `0..torrents`.
 pub fn zipf_torrent(rng: &mut Rng, torrents: u32) -> u32 {
     let n = f64::from(torrents) + 1.0;
-    let rank = (n.powf(rng.unit()) - 1.0) as u32;
+    let rank = (n.powf(rng.f64()) - 1.0) as u32;
     rank.min(torrents.saturating_sub(1))
 }
 
@@ -50,7 +50,7 @@ pub fn generate(
         .map(|i| Peer {
             torrent: zipf_torrent(rng, torrents),
             port: 1024 + ((i / sockets.max(1)) % 64_512) as u16,
-            flags: if rng.unit() < seeder_ratio { SEEDER } else { 0 },
+            flags: if rng.f64() < seeder_ratio { SEEDER } else { 0 },
         })
         .collect()
 }
@@ -87,7 +87,7 @@ mod tests {
 
     #[test]
     fn zipf_is_skewed_and_in_range() {
-        let mut rng = Rng::seeded(7);
+        let mut rng = Rng::with_seed(7);
         let torrents = 10_000;
         let mut counts = vec![0u32; torrents as usize];
         for _ in 0..100_000 {
@@ -101,7 +101,7 @@ mod tests {
 
     #[test]
     fn population_shape() {
-        let mut rng = Rng::seeded(1);
+        let mut rng = Rng::with_seed(1);
         let peers = generate(&mut rng, 10_000, 4, 100, 0.75);
         assert_eq!(peers.len(), 10_000);
         let seeders = peers.iter().filter(|p| p.flags & SEEDER != 0).count();

@@ -16,8 +16,8 @@
 
 use super::hist::Histogram;
 use super::population::{self, Peer, SEEDER, STARTED};
-use crate::client::rng::Rng;
-use crate::wire::udp::{self, AnnounceRequest, Event};
+use crate::wire::udp::{self, AnnounceRequest, Event, Response};
+use fastrand::Rng;
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token};
 use std::io;
@@ -73,29 +73,22 @@ pub struct Live {
     pub timeouts: AtomicU64,
 }
 
-impl Totals {
-    /// Count a socket error other than EINTR: `WouldBlock` is no error,
-    /// "connection refused" (an ICMP port unreachable) is counted apart.
-    fn count_io_error(&mut self, e: &io::Error) {
-        match e.kind() {
-            io::ErrorKind::WouldBlock => {}
-            io::ErrorKind::ConnectionRefused => self.refused += 1,
-            _ => self.io_errors += 1,
-        }
-    }
-}
-
-/// A worker's final counts.
-#[derive(Debug, Default, Clone)]
+/// A worker's final counts; the report embeds their sum.
+#[derive(Debug, Clone)]
 pub struct Totals {
+    /// Requests sent, by kind: [`CONNECT`], [`ANNOUNCE`], [`SCRAPE`].
     pub sent: [u64; 3],
+    /// Replies to our requests (error frames included), by kind.
     pub replies: [u64; 3],
     /// BEP 15 error frames (action 3) answering one of our requests.
     pub error_frames: u64,
     /// Replies with our transaction id but the wrong action or length.
     pub malformed: u64,
-    /// Datagrams matching no outstanding request (late after a timeout, or garbage).
+    /// Datagrams matching no outstanding request (late after a timeout), or
+    /// that `wire` cannot decode (garbage: too short for its action, unknown
+    /// action), whose request then times out.
     pub unexpected: u64,
+    /// Requests never answered within the timeout.
     pub timeouts: u64,
     /// Sends or receives refused by the OS (ICMP port unreachable: nothing listening).
     pub refused: u64,
@@ -103,11 +96,28 @@ pub struct Totals {
     pub io_errors: u64,
     /// Peers received in announce replies.
     pub peers_received: u64,
+    /// Round-trip latency of answered requests, nanoseconds.
     pub latency: Histogram,
 }
 
 impl Totals {
-    pub fn merge(&mut self, o: &Totals) {
+    /// All zero. Fails only if the histogram cannot be made (a bug in its bounds).
+    pub fn new() -> Result<Totals, hdrhistogram::CreationError> {
+        Ok(Totals {
+            sent: [0; 3],
+            replies: [0; 3],
+            error_frames: 0,
+            malformed: 0,
+            unexpected: 0,
+            timeouts: 0,
+            refused: 0,
+            io_errors: 0,
+            peers_received: 0,
+            latency: Histogram::new()?,
+        })
+    }
+
+    pub fn merge(&mut self, o: &Totals) -> Result<(), hdrhistogram::AdditionError> {
         for k in 0..3 {
             self.sent[k] += o.sent[k];
             self.replies[k] += o.replies[k];
@@ -119,7 +129,17 @@ impl Totals {
         self.refused += o.refused;
         self.io_errors += o.io_errors;
         self.peers_received += o.peers_received;
-        self.latency.merge(&o.latency);
+        self.latency.merge(&o.latency)
+    }
+
+    /// Count a socket error other than EINTR: `WouldBlock` is no error,
+    /// "connection refused" (an ICMP port unreachable) is counted apart.
+    fn count_io_error(&mut self, e: &io::Error) {
+        match e.kind() {
+            io::ErrorKind::WouldBlock => {}
+            io::ErrorKind::ConnectionRefused => self.refused += 1,
+            _ => self.io_errors += 1,
+        }
     }
 }
 
@@ -193,8 +213,8 @@ impl Worker {
             let window = settings.window.clamp(1, 1 << SLOT_BITS);
             socks.push(Sock {
                 io,
-                salt: rng.next_u32(),
-                seq: rng.next_u32(),
+                salt: rng.u32(..),
+                seq: rng.u32(..),
                 conn: None,
                 conn_at: 0,
                 connecting: false,
@@ -217,7 +237,7 @@ impl Worker {
             peer_stride,
             rng,
             poll,
-            totals: Totals::default(),
+            totals: Totals::new().map_err(io::Error::other)?,
             stride,
         })
     }
@@ -324,15 +344,17 @@ impl Worker {
         }
     }
 
+    /// Match a reply to its slot by transaction id and check it is the
+    /// reply its request asked for; `wire` does the decoding.
     fn on_reply(&mut self, s: usize, reply: &[u8], now: u64) {
-        let stride = self.stride;
-        let sock = &mut self.socks[s];
-        let Some(header) = reply.get(..8) else {
+        let Ok(response) = udp::parse_response(reply) else {
+            // wire does not say which request an undecodable datagram
+            // answers: it is garbage here, and its request (if any) times out.
             self.totals.unexpected += 1;
             return;
         };
-        let action = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
-        let tx = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
+        let tx = response.transaction_id();
+        let sock = &mut self.socks[s];
         let index = ((tx ^ sock.salt) & SLOT_MASK) as usize;
         let slot = match sock.slots.get(index) {
             Some(slot) if slot.kind != FREE && slot.tx == tx => *slot,
@@ -348,33 +370,33 @@ impl Worker {
             sock.connecting = false;
         }
         self.totals.latency.record(now.saturating_sub(slot.sent_ns));
-        let n = reply.len();
-        let ok = match action {
-            0 if kind == CONNECT && n >= 16 => {
-                let mut id = [0u8; 8];
-                id.copy_from_slice(&reply[8..16]);
-                sock.conn = Some(u64::from_be_bytes(id));
-                sock.conn_at = now;
-                true
+        let ok = match response {
+            Response::Connect { connection_id, .. } => {
+                if kind == CONNECT {
+                    sock.conn = Some(connection_id);
+                    sock.conn_at = now;
+                }
+                kind == CONNECT
             }
-            1 if kind == ANNOUNCE && n >= 20 && (n - 20).is_multiple_of(stride) => {
-                self.totals.peers_received += ((n - 20) / stride) as u64;
-                true
+            Response::Announce { peers, .. } => {
+                let ok = kind == ANNOUNCE && peers.len().is_multiple_of(self.stride);
+                if ok {
+                    self.totals.peers_received += (peers.len() / self.stride) as u64;
+                }
+                ok
             }
-            2 => {
+            // wire drops a trailing partial row; here it makes the reply malformed.
+            Response::Scrape { rows, .. } => {
                 kind == SCRAPE
-                    && n >= 8
-                    && (n - 8).is_multiple_of(12)
-                    && (n - 8) / 12 <= usize::from(slot.hashes)
+                    && reply.len() - rows.len() == udp::SCRAPE_RESPONSE_HEADER_LEN
+                    && rows.len() / udp::SCRAPE_ROW_LEN <= usize::from(slot.hashes)
             }
-            3 => {
+            Response::Error { .. } => {
                 self.totals.error_frames += 1;
                 // Perhaps our connection id is no longer accepted: refresh it.
                 sock.conn_at = 0;
-                self.totals.replies[kind] += 1;
-                return;
+                true
             }
-            _ => false,
         };
         if ok {
             self.totals.replies[kind] += 1;
@@ -435,7 +457,8 @@ impl Worker {
 
     fn draw_kind(&mut self) -> usize {
         let [c, a, sc] = self.settings.mix;
-        let r = self.rng.below(u64::from(c + a + sc)) as u32;
+        // Weights are validated non-zero; `max(1)` keeps an empty range from panicking.
+        let r = self.rng.u32(..(c + a + sc).max(1));
         if r < c {
             CONNECT
         } else if r < c + a {
@@ -448,14 +471,14 @@ impl Worker {
     /// A random peer of socket `s`: its index in `self.peers`.
     fn pick_peer(&mut self, s: usize) -> usize {
         let n = self.socks.len();
-        s + n * self.rng.below(self.socks[s].peers as u64) as usize
+        s + n * self.rng.usize(..self.socks[s].peers.max(1))
     }
 
     fn write_announce(&mut self, s: usize, tx: u32, buf: &mut [u8]) -> Option<usize> {
         let p = self.pick_peer(s);
         let seeder_ratio = self.settings.seeder_ratio;
-        let roll = self.rng.below(1000);
-        let reroll = self.rng.unit();
+        let roll = self.rng.u32(..1000);
+        let reroll = self.rng.f64();
         let peer = self.peers.get_mut(p)?;
         // A peer starts, announces, now and then completes (a leecher) or
         // stops; a stopped peer starts again later as a seeder or leecher.
@@ -496,12 +519,11 @@ impl Worker {
     /// (so popular torrents are scraped more, as in real swarms).
     fn write_scrape(&mut self, s: usize, tx: u32, buf: &mut [u8]) -> (Option<usize>, u16) {
         let mut hashes = [[0u8; 20]; MAX_SCRAPE];
-        let k = 1 + self
+        let k = self
             .rng
-            .below(self.settings.scrape_max.clamp(1, MAX_SCRAPE) as u64)
-            as usize;
+            .usize(1..=self.settings.scrape_max.clamp(1, MAX_SCRAPE));
         for h in hashes.iter_mut().take(k) {
-            let p = self.rng.below(self.peers.len() as u64) as usize;
+            let p = self.rng.usize(..self.peers.len().max(1));
             let torrent = self.peers.get(p).map_or(0, |p| p.torrent);
             population::info_hash(self.settings.seed, torrent, h);
         }
@@ -516,4 +538,122 @@ impl Worker {
 #[inline]
 fn ns(start: Instant) -> u64 {
     start.elapsed().as_nanos() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    /// A worker over one socket connected to itself (nothing is sent here).
+    fn worker() -> Worker {
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = sock.local_addr().unwrap();
+        sock.connect(addr).unwrap();
+        sock.set_nonblocking(true).unwrap();
+        let settings = Arc::new(Settings {
+            target: addr,
+            mix: [1, 1, 1],
+            numwant: 30,
+            scrape_max: 10,
+            seed: 1,
+            timeout: Duration::from_secs(1),
+            window: 4,
+            url_data: Vec::new(),
+            seeder_ratio: 0.5,
+            stop: AtomicBool::new(false),
+        });
+        let peers = vec![Peer {
+            torrent: 0,
+            port: 1,
+            flags: 0,
+        }];
+        let live = Arc::new(Live::default());
+        Worker::new(settings, live, vec![sock], peers, 0, 1, Rng::with_seed(1)).unwrap()
+    }
+
+    /// Puts a request of `kind` in flight, as `fill` does; its transaction id.
+    fn in_flight(w: &mut Worker, kind: usize, hashes: u16) -> u32 {
+        let sock = &mut w.socks[0];
+        let index = sock.free.pop().unwrap();
+        let tx = ((sock.seq << SLOT_BITS) | u32::from(index)) ^ sock.salt;
+        sock.seq = sock.seq.wrapping_add(1);
+        sock.slots[usize::from(index)] = Slot {
+            sent_ns: 100,
+            tx,
+            hashes,
+            kind: kind as u8,
+        };
+        tx
+    }
+
+    /// Replies built with wire's writers are matched to their requests by
+    /// transaction id and checked against what was asked.
+    #[test]
+    fn test_replies_are_matched_and_checked() {
+        let mut w = worker();
+        let mut buf = [0u8; 256];
+
+        let tx = in_flight(&mut w, CONNECT, 0);
+        let n = udp::write_connect_response(&mut buf, tx, 0xfeed).unwrap();
+        w.on_reply(0, &buf[..n], 1_100);
+        assert_eq!((w.socks[0].conn, w.socks[0].conn_at), (Some(0xfeed), 1_100));
+
+        let tx = in_flight(&mut w, ANNOUNCE, 0);
+        let mut n = udp::write_announce_header(&mut buf, tx, 1800, 1, 1).unwrap();
+        for port in [1, 2] {
+            n += udp::write_peer4(&mut buf[n..], Ipv4Addr::LOCALHOST, port).unwrap();
+        }
+        w.on_reply(0, &buf[..n], 2_000);
+        // The same reply again matches nothing in flight.
+        w.on_reply(0, &buf[..n], 2_000);
+        // A peer list cut mid-peer is malformed.
+        let tx = in_flight(&mut w, ANNOUNCE, 0);
+        udp::write_announce_header(&mut buf, tx, 1800, 1, 1).unwrap();
+        w.on_reply(0, &buf[..n - 1], 2_000);
+
+        // Scrapes: a trailing partial row, then one row as asked, then two rows for one hash.
+        for (rows, extra) in [(1, 5), (1, 0), (2, 0)] {
+            let tx = in_flight(&mut w, SCRAPE, 1);
+            let mut n = udp::write_scrape_header(&mut buf, tx).unwrap();
+            for _ in 0..rows {
+                n += udp::write_scrape_row(&mut buf[n..], 1, 2, 3).unwrap();
+            }
+            w.on_reply(0, &buf[..n + extra], 3_000);
+        }
+
+        // An announce answered with a connect reply, then one with an error frame.
+        let tx = in_flight(&mut w, ANNOUNCE, 0);
+        let n = udp::write_connect_response(&mut buf, tx, 1).unwrap();
+        w.on_reply(0, &buf[..n], 4_000);
+        assert_eq!(
+            w.socks[0].conn,
+            Some(0xfeed),
+            "not taken from a wrong reply"
+        );
+        let tx = in_flight(&mut w, ANNOUNCE, 0);
+        let n = udp::write_error_response(&mut buf, tx, "no").unwrap();
+        w.on_reply(0, &buf[..n], 5_000);
+        assert_eq!(w.socks[0].conn_at, 0, "an error frame refreshes the id");
+
+        // Garbage wire cannot decode.
+        w.on_reply(0, &[0, 0, 0], 6_000);
+
+        let t = &w.totals;
+        assert_eq!(t.replies, [1, 2, 1]);
+        assert_eq!(t.peers_received, 2);
+        assert_eq!(
+            (t.error_frames, t.malformed, t.unexpected),
+            (1, 4, 2),
+            "{t:?}"
+        );
+        assert_eq!(t.latency.count(), 8);
+        assert_eq!(t.latency.min(), Some(1_000));
+        let sock = &w.socks[0];
+        assert_eq!(
+            sock.free.len(),
+            sock.slots.len(),
+            "every slot is free again"
+        );
+    }
 }

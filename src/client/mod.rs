@@ -17,14 +17,13 @@
 
 pub mod bencode;
 pub mod http;
-pub(crate) mod json;
-pub(crate) mod rng;
 pub mod udp;
 mod url;
 
 pub use crate::wire::udp::Event;
 pub use url::{Scheme, TrackerUrl};
 
+use serde::Serialize;
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -55,7 +54,7 @@ impl AnnounceParams {
     /// A `started` announce of a leecher with a random peer id and key, and
     /// `left` = 1 (unknown size, not complete).
     pub fn new(info_hash: [u8; 20], port: u16) -> AnnounceParams {
-        let mut rng = rng::Rng::from_entropy();
+        let mut rng = fastrand::Rng::new();
         AnnounceParams {
             info_hash,
             peer_id: random_peer_id(&mut rng, b""),
@@ -65,13 +64,14 @@ impl AnnounceParams {
             left: 1,
             event: Event::Started,
             numwant: None,
-            key: rng.next_u64() as u32,
+            key: rng.u32(..),
         }
     }
 }
 
-/// What a tracker answered to an announce.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a tracker answered to an announce. Serialises (field order is
+/// output order) to the `--json` output of `shoal announce`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AnnounceResponse {
     /// Seconds until the next regular announce.
     pub interval: u32,
@@ -79,7 +79,8 @@ pub struct AnnounceResponse {
     pub min_interval: Option<u32>,
     pub seeders: u32,
     pub leechers: u32,
-    /// Peers in reply order (IPv4 and, from HTTP `peers6` or a UDP tracker over IPv6, IPv6).
+    /// Peers in reply order (IPv4 and, from HTTP `peers6` or a UDP tracker
+    /// over IPv6, IPv6); `"ip:port"` strings in JSON.
     pub peers: Vec<SocketAddr>,
     /// HTTP only: the tracker's `warning message`.
     pub warning: Option<String>,
@@ -104,22 +105,10 @@ impl AnnounceResponse {
     }
 
     /// One JSON object: `interval`, `min_interval`, `seeders`, `leechers`,
-    /// `peers` (`"ip:port"` strings), `warning`.
+    /// `peers` (`"ip:port"` strings), `warning`; `null` for what is absent.
     pub fn to_json(&self) -> String {
-        let peers: Vec<String> = self
-            .peers
-            .iter()
-            .map(|p| json::quoted(&p.to_string()))
-            .collect();
-        format!(
-            "{{\"interval\":{},\"min_interval\":{},\"seeders\":{},\"leechers\":{},\"peers\":[{}],\"warning\":{}}}",
-            self.interval,
-            json::opt(self.min_interval),
-            self.seeders,
-            self.leechers,
-            peers.join(","),
-            self.warning.as_deref().map_or_else(|| "null".into(), json::quoted)
-        )
+        // Cannot fail: numbers, strings and addresses (strings in JSON), no maps.
+        serde_json::to_string(self).unwrap_or_default()
     }
 }
 
@@ -149,20 +138,29 @@ pub fn scrape_to_text(info_hashes: &[[u8; 20]], stats: &[Option<ScrapeStats>]) -
 /// Scrape results as JSON: `{"files":[{"info_hash":…,"seeders":…,"completed":…,"leechers":…}]}`
 /// in request order; the numbers are `null` where the tracker did not answer.
 pub fn scrape_to_json(info_hashes: &[[u8; 20]], stats: &[Option<ScrapeStats>]) -> String {
-    let rows: Vec<String> = info_hashes
+    #[derive(Serialize)]
+    struct Row {
+        info_hash: String,
+        seeders: Option<u32>,
+        completed: Option<u32>,
+        leechers: Option<u32>,
+    }
+    #[derive(Serialize)]
+    struct Files {
+        files: Vec<Row>,
+    }
+    let files = info_hashes
         .iter()
         .zip(stats)
-        .map(|(h, st)| {
-            format!(
-                "{{\"info_hash\":\"{}\",\"seeders\":{},\"completed\":{},\"leechers\":{}}}",
-                hex(h),
-                json::opt(st.map(|s| s.seeders)),
-                json::opt(st.map(|s| s.completed)),
-                json::opt(st.map(|s| s.leechers))
-            )
+        .map(|(h, st)| Row {
+            info_hash: hex(h),
+            seeders: st.map(|s| s.seeders),
+            completed: st.map(|s| s.completed),
+            leechers: st.map(|s| s.leechers),
         })
         .collect();
-    format!("{{\"files\":[{}]}}", rows.join(","))
+    // Cannot fail: numbers and strings, no maps.
+    serde_json::to_string(&Files { files }).unwrap_or_default()
 }
 
 /// One scrape row.
@@ -343,7 +341,7 @@ pub const PEER_ID_PREFIX: &[u8; 8] = b"-SH0100-";
 
 /// A peer id: `prefix` (at most 20 bytes; [`PEER_ID_PREFIX`] when empty)
 /// padded with random alphanumerics.
-pub(crate) fn random_peer_id(rng: &mut rng::Rng, prefix: &[u8]) -> [u8; 20] {
+pub(crate) fn random_peer_id(rng: &mut fastrand::Rng, prefix: &[u8]) -> [u8; 20] {
     const ALNUM: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     let prefix = if prefix.is_empty() {
         &PEER_ID_PREFIX[..]
@@ -354,7 +352,7 @@ pub(crate) fn random_peer_id(rng: &mut rng::Rng, prefix: &[u8]) -> [u8; 20] {
     for (i, b) in id.iter_mut().enumerate() {
         *b = match prefix.get(i) {
             Some(&p) => p,
-            None => ALNUM[rng.below(ALNUM.len() as u64) as usize],
+            None => ALNUM[rng.usize(..ALNUM.len())],
         };
     }
     id
@@ -371,10 +369,7 @@ pub fn peer_id_from_arg(arg: &str) -> Result<[u8; 20], String> {
             "peer id {arg:?}: give 40 hex digits or 1 to 20 bytes of text"
         ));
     }
-    Ok(random_peer_id(
-        &mut rng::Rng::from_entropy(),
-        arg.as_bytes(),
-    ))
+    Ok(random_peer_id(&mut fastrand::Rng::new(), arg.as_bytes()))
 }
 
 #[cfg(test)]
@@ -430,6 +425,11 @@ mod tests {
             r.to_json(),
             r#"{"interval":1800,"min_interval":null,"seeders":2,"leechers":1,"peers":["127.0.0.1:6881","[::1]:80"],"warning":"be \"nice\""}"#
         );
+        let odd = AnnounceResponse {
+            warning: Some("a\\b\nc\u{1}é".into()),
+            ..r.clone()
+        };
+        assert!(odd.to_json().ends_with(r#""warning":"a\\b\nc\u0001é"}"#));
         let stats = [
             Some(ScrapeStats {
                 seeders: 1,

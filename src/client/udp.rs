@@ -9,7 +9,6 @@
 //! after 15 * 2 ^ n seconds, the client should retransmit the request").
 //! Announces carry the URL's path and query as BEP 41 URL data.
 
-use super::rng::Rng;
 use super::{backoff, AnnounceParams, AnnounceResponse, Client, ClientError, ScrapeStats};
 use crate::wire::udp::{self, AnnounceRequest, Response};
 use std::io;
@@ -32,7 +31,7 @@ pub struct Session {
     tries: u32,
     /// The connection id and when it was received.
     connection: Option<(u64, Instant)>,
-    rng: Rng,
+    rng: fastrand::Rng,
     buf: Vec<u8>,
 }
 
@@ -54,7 +53,7 @@ impl Session {
             timeout: client.timeout.max(Duration::from_millis(1)),
             tries: client.tries.max(1),
             connection: None,
-            rng: Rng::from_entropy(),
+            rng: fastrand::Rng::new(),
             buf: vec![0; MAX_DATAGRAM],
         })
     }
@@ -166,7 +165,7 @@ impl Session {
             let connection_id = match self.connection {
                 Some((id, at)) if at.elapsed() < CONNECTION_ID_LIFETIME => id,
                 _ => {
-                    let tx = self.rng.next_u32();
+                    let tx = self.rng.u32(..);
                     let len = udp::write_connect_request(&mut req, tx).ok_or_else(too_long)?;
                     match self.send_and_wait(&req[..len], tx, udp::Action::Connect, wait)? {
                         Some(m) => match udp::parse_response(&self.buf[..m]) {
@@ -183,7 +182,7 @@ impl Session {
                     }
                 }
             };
-            let tx = self.rng.next_u32();
+            let tx = self.rng.u32(..);
             let len = write(&mut req, connection_id, tx).ok_or_else(too_long)?;
             match self.send_and_wait(&req[..len], tx, action, wait)? {
                 Some(m) => return Ok(m),
