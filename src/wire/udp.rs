@@ -7,7 +7,8 @@
 //! Guarantees: parsing never panics and never allocates; it borrows from the
 //! datagram. Writers take a `&mut [u8]` and return how many bytes they wrote, or
 //! `None` when the buffer is too small; they never write past it. All integers
-//! are big-endian.
+//! are big-endian. Every byte offset lives in one public table, [`field`]; the
+//! parsers, the writers and any code that patches a frame in place index through it.
 
 use byteorder::{BigEndian, ByteOrder};
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -15,51 +16,142 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 /// `protocol_id` of a connect request (BEP 15).
 pub const PROTOCOL_ID: u64 = 0x0417_2710_1980;
 
-/// Frame length limits.
-pub const CONNECT_LEN: usize = 16;
-/// Shortest valid announce; BEP 41 options may follow.
-pub const ANNOUNCE_MIN_LEN: usize = 98;
-/// Header of a scrape request: connection id, action, transaction id.
-pub const SCRAPE_HEADER_LEN: usize = 16;
-/// Header of an announce response before the peer list.
-pub const ANNOUNCE_RESPONSE_HEADER_LEN: usize = 20;
-/// Header of a scrape response before the per-hash rows.
-pub const SCRAPE_RESPONSE_HEADER_LEN: usize = 8;
-/// Header of an error response before the message.
-pub const ERROR_HEADER_LEN: usize = 8;
-/// One scrape response row: seeders, completed, leechers.
-pub const SCRAPE_ROW_LEN: usize = 12;
-/// A compact IPv4 peer: address and port.
-pub const PEER4_LEN: usize = 6;
-/// A compact IPv6 peer: address and port.
-pub const PEER6_LEN: usize = 18;
+/// Byte ranges of every field of every frame (start..end, or start.. for the
+/// variable-length rest), after smoltcp's `mod field`. Every parser and writer
+/// here indexes through this table; benchmarks and the load generator that patch
+/// frames in place should too, so that one table is the only place a layout lives.
+pub mod field {
+    use core::ops::{Range, RangeFrom};
 
-/// Field offsets (start..end), after smoltcp's `mod field`.
-#[allow(dead_code)]
-mod field {
-    pub type Field = core::ops::Range<usize>;
-    pub const CONNECTION_ID: Field = 0..8;
-    pub const ACTION: Field = 8..12;
-    pub const TRANSACTION_ID: Field = 12..16;
-    // announce request
-    pub const INFO_HASH: Field = 16..36;
-    pub const PEER_ID: Field = 36..56;
-    pub const DOWNLOADED: Field = 56..64;
-    pub const LEFT: Field = 64..72;
-    pub const UPLOADED: Field = 72..80;
-    pub const EVENT: Field = 80..84;
-    pub const IP: Field = 84..88;
-    pub const KEY: Field = 88..92;
-    pub const NUM_WANT: Field = 92..96;
-    pub const PORT: Field = 96..98;
-    // responses
-    pub const R_ACTION: Field = 0..4;
-    pub const R_TRANSACTION_ID: Field = 4..8;
-    pub const R_CONNECTION_ID: Field = 8..16;
-    pub const R_INTERVAL: Field = 8..12;
-    pub const R_LEECHERS: Field = 12..16;
-    pub const R_SEEDERS: Field = 16..20;
+    /// A fixed-size field.
+    pub type Field = Range<usize>;
+    /// The variable-length rest of a frame.
+    pub type Rest = RangeFrom<usize>;
+
+    /// The 16 bytes every request starts with (connect, announce, scrape).
+    pub mod request {
+        use super::Field;
+        /// In a connect request, the magic [`PROTOCOL_ID`](crate::wire::udp::PROTOCOL_ID).
+        pub const CONNECTION_ID: Field = 0..8;
+        pub const ACTION: Field = 8..12;
+        pub const TRANSACTION_ID: Field = 12..16;
+    }
+
+    /// Announce request, after the request header; BEP 41 options may follow.
+    pub mod announce {
+        use super::{Field, Rest};
+        pub const INFO_HASH: Field = 16..36;
+        pub const PEER_ID: Field = 36..56;
+        pub const DOWNLOADED: Field = 56..64;
+        pub const LEFT: Field = 64..72;
+        pub const UPLOADED: Field = 72..80;
+        pub const EVENT: Field = 80..84;
+        pub const IP: Field = 84..88;
+        pub const KEY: Field = 88..92;
+        pub const NUM_WANT: Field = 92..96;
+        pub const PORT: Field = 96..98;
+        /// BEP 41 options, each laid out as [`option`](super::option).
+        pub const OPTIONS: Rest = 98..;
+    }
+
+    /// Scrape request, after the request header: whole 20-byte info hashes.
+    pub mod scrape {
+        use super::Rest;
+        pub const INFO_HASHES: Rest = 16..;
+    }
+
+    /// One BEP 41 option: a type byte, then (for types other than end-of-options
+    /// and no-op) a length byte and that many bytes of payload.
+    pub mod option {
+        use super::Rest;
+        pub const KIND: usize = 0;
+        pub const LEN: usize = 1;
+        pub const DATA: Rest = 2..;
+    }
+
+    /// The 8 bytes every response starts with.
+    pub mod response {
+        use super::Field;
+        pub const ACTION: Field = 0..4;
+        pub const TRANSACTION_ID: Field = 4..8;
+    }
+
+    /// Connect response, after the response header.
+    pub mod connect_response {
+        use super::Field;
+        pub const CONNECTION_ID: Field = 8..16;
+    }
+
+    /// Announce response, after the response header. Note the order: leechers, then seeders.
+    pub mod announce_response {
+        use super::{Field, Rest};
+        pub const INTERVAL: Field = 8..12;
+        pub const LEECHERS: Field = 12..16;
+        pub const SEEDERS: Field = 16..20;
+        /// Compact peers, each laid out as [`peer4`](super::peer4) or [`peer6`](super::peer6).
+        pub const PEERS: Rest = 20..;
+    }
+
+    /// Scrape response, after the response header.
+    pub mod scrape_response {
+        use super::Rest;
+        /// One row per requested hash, each laid out as [`scrape_row`](super::scrape_row).
+        pub const ROWS: Rest = 8..;
+    }
+
+    /// One scrape response row. Note the order: seeders, completed, leechers.
+    pub mod scrape_row {
+        use super::Field;
+        pub const SEEDERS: Field = 0..4;
+        pub const COMPLETED: Field = 4..8;
+        pub const LEECHERS: Field = 8..12;
+    }
+
+    /// Error response, after the response header: the message, not terminated.
+    pub mod error_response {
+        use super::Rest;
+        pub const MESSAGE: Rest = 8..;
+    }
+
+    /// A compact IPv4 peer.
+    pub mod peer4 {
+        use super::Field;
+        pub const IP: Field = 0..4;
+        pub const PORT: Field = 4..6;
+    }
+
+    /// A compact IPv6 peer.
+    pub mod peer6 {
+        use super::Field;
+        pub const IP: Field = 0..16;
+        pub const PORT: Field = 16..18;
+    }
 }
+
+/// Length of an info hash or a peer id.
+pub const HASH_LEN: usize = field::announce::INFO_HASH.end - field::announce::INFO_HASH.start;
+/// A connect request, and the common header of every request.
+pub const CONNECT_LEN: usize = field::request::TRANSACTION_ID.end;
+/// Shortest valid announce; BEP 41 options may follow.
+pub const ANNOUNCE_MIN_LEN: usize = field::announce::OPTIONS.start;
+/// Header of a scrape request: connection id, action, transaction id.
+pub const SCRAPE_HEADER_LEN: usize = field::scrape::INFO_HASHES.start;
+/// The common header of every response: action, transaction id.
+pub const RESPONSE_HEADER_LEN: usize = field::response::TRANSACTION_ID.end;
+/// A connect response.
+pub const CONNECT_RESPONSE_LEN: usize = field::connect_response::CONNECTION_ID.end;
+/// Header of an announce response before the peer list.
+pub const ANNOUNCE_RESPONSE_HEADER_LEN: usize = field::announce_response::PEERS.start;
+/// Header of a scrape response before the per-hash rows.
+pub const SCRAPE_RESPONSE_HEADER_LEN: usize = field::scrape_response::ROWS.start;
+/// Header of an error response before the message.
+pub const ERROR_HEADER_LEN: usize = field::error_response::MESSAGE.start;
+/// One scrape response row: seeders, completed, leechers.
+pub const SCRAPE_ROW_LEN: usize = field::scrape_row::LEECHERS.end;
+/// A compact IPv4 peer: address and port.
+pub const PEER4_LEN: usize = field::peer4::PORT.end;
+/// A compact IPv6 peer: address and port.
+pub const PEER6_LEN: usize = field::peer6::PORT.end;
 
 /// BEP 15 action codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -207,7 +299,7 @@ pub struct ScrapeRequest<'a> {
 
 impl<'a> ScrapeRequest<'a> {
     pub fn len(&self) -> usize {
-        self.info_hashes.len() / 20
+        self.info_hashes.len() / HASH_LEN
     }
 
     pub fn is_empty(&self) -> bool {
@@ -216,7 +308,7 @@ impl<'a> ScrapeRequest<'a> {
 
     /// The requested hashes, in request order, duplicates kept.
     pub fn info_hashes(&self) -> impl ExactSizeIterator<Item = &'a [u8; 20]> + 'a {
-        self.info_hashes.as_chunks::<20>().0.iter()
+        self.info_hashes.as_chunks::<HASH_LEN>().0.iter()
     }
 }
 
@@ -231,13 +323,13 @@ pub struct Header {
 }
 
 pub fn parse_header(buf: &[u8]) -> Option<Header> {
-    if buf.len() < 16 {
+    if buf.len() < CONNECT_LEN {
         return None;
     }
     Some(Header {
-        connection_id: BigEndian::read_u64(&buf[field::CONNECTION_ID]),
-        action: BigEndian::read_u32(&buf[field::ACTION]),
-        transaction_id: BigEndian::read_u32(&buf[field::TRANSACTION_ID]),
+        connection_id: BigEndian::read_u64(&buf[field::request::CONNECTION_ID]),
+        action: BigEndian::read_u32(&buf[field::request::ACTION]),
+        transaction_id: BigEndian::read_u32(&buf[field::request::TRANSACTION_ID]),
     })
 }
 
@@ -258,31 +350,31 @@ pub fn parse_request(buf: &[u8]) -> Result<Request<'_>, ParseError> {
                 return Err(ParseError::Truncated);
             }
             let mut info_hash = [0u8; 20];
-            info_hash.copy_from_slice(&buf[field::INFO_HASH]);
+            info_hash.copy_from_slice(&buf[field::announce::INFO_HASH]);
             let mut peer_id = [0u8; 20];
-            peer_id.copy_from_slice(&buf[field::PEER_ID]);
+            peer_id.copy_from_slice(&buf[field::announce::PEER_ID]);
             Ok(Request::Announce(AnnounceRequest {
                 connection_id: header.connection_id,
                 transaction_id: header.transaction_id,
                 info_hash,
                 peer_id,
-                downloaded: BigEndian::read_u64(&buf[field::DOWNLOADED]),
-                left: BigEndian::read_u64(&buf[field::LEFT]),
-                uploaded: BigEndian::read_u64(&buf[field::UPLOADED]),
-                event: Event::from_u32(BigEndian::read_u32(&buf[field::EVENT])),
-                ip: BigEndian::read_u32(&buf[field::IP]),
-                key: BigEndian::read_u32(&buf[field::KEY]),
-                num_want: BigEndian::read_i32(&buf[field::NUM_WANT]),
-                port: BigEndian::read_u16(&buf[field::PORT]),
-                options: Options(&buf[ANNOUNCE_MIN_LEN..]),
+                downloaded: BigEndian::read_u64(&buf[field::announce::DOWNLOADED]),
+                left: BigEndian::read_u64(&buf[field::announce::LEFT]),
+                uploaded: BigEndian::read_u64(&buf[field::announce::UPLOADED]),
+                event: Event::from_u32(BigEndian::read_u32(&buf[field::announce::EVENT])),
+                ip: BigEndian::read_u32(&buf[field::announce::IP]),
+                key: BigEndian::read_u32(&buf[field::announce::KEY]),
+                num_want: BigEndian::read_i32(&buf[field::announce::NUM_WANT]),
+                port: BigEndian::read_u16(&buf[field::announce::PORT]),
+                options: Options(&buf[field::announce::OPTIONS]),
             }))
         }
         Some(Action::Scrape) => Ok(Request::Scrape(ScrapeRequest {
             connection_id: header.connection_id,
             transaction_id: header.transaction_id,
             info_hashes: {
-                let body = &buf[SCRAPE_HEADER_LEN..];
-                &body[..body.len() - body.len() % 20]
+                let body = &buf[field::scrape::INFO_HASHES];
+                &body[..body.len() - body.len() % HASH_LEN]
             },
         })),
         Some(Action::Error) | None => Err(ParseError::UnknownAction),
@@ -308,6 +400,8 @@ pub enum AnnounceOption<'a> {
 pub const OPTION_END: u8 = 0;
 pub const OPTION_NOP: u8 = 1;
 pub const OPTION_URL_DATA: u8 = 2;
+/// Most payload bytes one option can carry (its length is one byte).
+pub const OPTION_MAX_DATA: usize = u8::MAX as usize;
 
 impl<'a> Options<'a> {
     pub fn iter(&self) -> OptionsIter<'a> {
@@ -337,24 +431,22 @@ impl<'a> Iterator for OptionsIter<'a> {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            let (&kind, rest) = self.0.split_first()?;
+            let &kind = self.0.get(field::option::KIND)?;
             match kind {
                 OPTION_END => {
                     self.0 = &[];
                     return None;
                 }
-                OPTION_NOP => self.0 = rest,
+                // A no-op is its type byte alone.
+                OPTION_NOP => self.0 = self.0.get(field::option::LEN..).unwrap_or(&[]),
                 _ => {
-                    let Some((&len, rest)) = rest.split_first() else {
+                    let len = self.0.get(field::option::LEN).map(|&len| usize::from(len));
+                    let body = self.0.get(field::option::DATA);
+                    let Some((data, rest)) = len.zip(body).and_then(|(l, b)| b.split_at_checked(l))
+                    else {
                         self.0 = &[];
                         return None;
                     };
-                    let len = len as usize;
-                    if rest.len() < len {
-                        self.0 = &[];
-                        return None;
-                    }
-                    let (data, rest) = rest.split_at(len);
                     self.0 = rest;
                     return Some(if kind == OPTION_URL_DATA {
                         AnnounceOption::UrlData(data)
@@ -372,22 +464,25 @@ impl<'a> Iterator for OptionsIter<'a> {
 // ---------------------------------------------------------------------------
 
 fn write_action_tx(out: &mut [u8], action: Action, transaction_id: u32) {
-    BigEndian::write_u32(&mut out[field::R_ACTION], action as u32);
-    BigEndian::write_u32(&mut out[field::R_TRANSACTION_ID], transaction_id);
+    BigEndian::write_u32(&mut out[field::response::ACTION], action as u32);
+    BigEndian::write_u32(&mut out[field::response::TRANSACTION_ID], transaction_id);
 }
 
-/// Connect response: 16 bytes.
+/// Connect response: [`CONNECT_RESPONSE_LEN`] bytes.
 pub fn write_connect_response(
     out: &mut [u8],
     transaction_id: u32,
     connection_id: u64,
 ) -> Option<usize> {
-    if out.len() < 16 {
+    if out.len() < CONNECT_RESPONSE_LEN {
         return None;
     }
     write_action_tx(out, Action::Connect, transaction_id);
-    BigEndian::write_u64(&mut out[field::R_CONNECTION_ID], connection_id);
-    Some(16)
+    BigEndian::write_u64(
+        &mut out[field::connect_response::CONNECTION_ID],
+        connection_id,
+    );
+    Some(CONNECT_RESPONSE_LEN)
 }
 
 /// Announce response header; peers follow at [`ANNOUNCE_RESPONSE_HEADER_LEN`],
@@ -403,25 +498,25 @@ pub fn write_announce_header(
         return None;
     }
     write_action_tx(out, Action::Announce, transaction_id);
-    BigEndian::write_u32(&mut out[field::R_INTERVAL], interval);
-    BigEndian::write_u32(&mut out[field::R_LEECHERS], leechers);
-    BigEndian::write_u32(&mut out[field::R_SEEDERS], seeders);
+    BigEndian::write_u32(&mut out[field::announce_response::INTERVAL], interval);
+    BigEndian::write_u32(&mut out[field::announce_response::LEECHERS], leechers);
+    BigEndian::write_u32(&mut out[field::announce_response::SEEDERS], seeders);
     Some(ANNOUNCE_RESPONSE_HEADER_LEN)
 }
 
 /// A compact IPv4 peer (6 bytes) at the start of `out`.
 pub fn write_peer4(out: &mut [u8], ip: Ipv4Addr, port: u16) -> Option<usize> {
     let out = out.get_mut(..PEER4_LEN)?;
-    out[..4].copy_from_slice(&ip.octets());
-    BigEndian::write_u16(&mut out[4..6], port);
+    out[field::peer4::IP].copy_from_slice(&ip.octets());
+    BigEndian::write_u16(&mut out[field::peer4::PORT], port);
     Some(PEER4_LEN)
 }
 
 /// A compact IPv6 peer (18 bytes) at the start of `out`.
 pub fn write_peer6(out: &mut [u8], ip: Ipv6Addr, port: u16) -> Option<usize> {
     let out = out.get_mut(..PEER6_LEN)?;
-    out[..16].copy_from_slice(&ip.octets());
-    BigEndian::write_u16(&mut out[16..18], port);
+    out[field::peer6::IP].copy_from_slice(&ip.octets());
+    BigEndian::write_u16(&mut out[field::peer6::PORT], port);
     Some(PEER6_LEN)
 }
 
@@ -442,9 +537,9 @@ pub fn write_scrape_row(
     leechers: u32,
 ) -> Option<usize> {
     let out = out.get_mut(..SCRAPE_ROW_LEN)?;
-    BigEndian::write_u32(&mut out[0..4], seeders);
-    BigEndian::write_u32(&mut out[4..8], completed);
-    BigEndian::write_u32(&mut out[8..12], leechers);
+    BigEndian::write_u32(&mut out[field::scrape_row::SEEDERS], seeders);
+    BigEndian::write_u32(&mut out[field::scrape_row::COMPLETED], completed);
+    BigEndian::write_u32(&mut out[field::scrape_row::LEECHERS], leechers);
     Some(SCRAPE_ROW_LEN)
 }
 
@@ -454,9 +549,10 @@ pub fn write_error_response(out: &mut [u8], transaction_id: u32, message: &str) 
         return None;
     }
     write_action_tx(out, Action::Error, transaction_id);
+    let room = &mut out[field::error_response::MESSAGE];
     let msg = message.as_bytes();
-    let n = msg.len().min(out.len() - ERROR_HEADER_LEN);
-    out[ERROR_HEADER_LEN..ERROR_HEADER_LEN + n].copy_from_slice(&msg[..n]);
+    let n = msg.len().min(room.len());
+    room[..n].copy_from_slice(&msg[..n]);
     Some(ERROR_HEADER_LEN + n)
 }
 
@@ -465,46 +561,48 @@ pub fn write_error_response(out: &mut [u8], transaction_id: u32, message: &str) 
 // `shoal bench` and the tests). Same guarantees as above.
 // ---------------------------------------------------------------------------
 
-/// Connect request: 16 bytes.
+/// Connect request: [`CONNECT_LEN`] bytes.
 pub fn write_connect_request(out: &mut [u8], transaction_id: u32) -> Option<usize> {
     let out = out.get_mut(..CONNECT_LEN)?;
-    BigEndian::write_u64(&mut out[field::CONNECTION_ID], PROTOCOL_ID);
-    BigEndian::write_u32(&mut out[field::ACTION], Action::Connect as u32);
-    BigEndian::write_u32(&mut out[field::TRANSACTION_ID], transaction_id);
+    BigEndian::write_u64(&mut out[field::request::CONNECTION_ID], PROTOCOL_ID);
+    BigEndian::write_u32(&mut out[field::request::ACTION], Action::Connect as u32);
+    BigEndian::write_u32(&mut out[field::request::TRANSACTION_ID], transaction_id);
     Some(CONNECT_LEN)
 }
 
 /// Announce request (98 bytes) followed by `url_data` as BEP 41 URL-data options
-/// (split into 255-byte pieces) when it is not empty.
+/// (split into [`OPTION_MAX_DATA`]-byte pieces) when it is not empty.
 pub fn write_announce_request(
     out: &mut [u8],
     req: &AnnounceRequest<'_>,
     url_data: &[u8],
 ) -> Option<usize> {
-    let opts_len = url_data.len() + 2 * url_data.len().div_ceil(255);
-    let total = ANNOUNCE_MIN_LEN + opts_len;
+    // Each piece costs its bytes plus the type and length bytes.
+    let pieces = url_data.len().div_ceil(OPTION_MAX_DATA);
+    let total = ANNOUNCE_MIN_LEN + url_data.len() + field::option::DATA.start * pieces;
     let out = out.get_mut(..total)?;
-    BigEndian::write_u64(&mut out[field::CONNECTION_ID], req.connection_id);
-    BigEndian::write_u32(&mut out[field::ACTION], Action::Announce as u32);
-    BigEndian::write_u32(&mut out[field::TRANSACTION_ID], req.transaction_id);
-    out[field::INFO_HASH].copy_from_slice(&req.info_hash);
-    out[field::PEER_ID].copy_from_slice(&req.peer_id);
-    BigEndian::write_u64(&mut out[field::DOWNLOADED], req.downloaded);
-    BigEndian::write_u64(&mut out[field::LEFT], req.left);
-    BigEndian::write_u64(&mut out[field::UPLOADED], req.uploaded);
-    BigEndian::write_u32(&mut out[field::EVENT], req.event.to_u32());
-    BigEndian::write_u32(&mut out[field::IP], req.ip);
-    BigEndian::write_u32(&mut out[field::KEY], req.key);
-    BigEndian::write_i32(&mut out[field::NUM_WANT], req.num_want);
-    BigEndian::write_u16(&mut out[field::PORT], req.port);
-    let mut at = ANNOUNCE_MIN_LEN;
-    for piece in url_data.chunks(255) {
-        out[at] = OPTION_URL_DATA;
-        out[at + 1] = piece.len() as u8;
-        out[at + 2..at + 2 + piece.len()].copy_from_slice(piece);
-        at += 2 + piece.len();
+    BigEndian::write_u64(&mut out[field::request::CONNECTION_ID], req.connection_id);
+    BigEndian::write_u32(&mut out[field::request::ACTION], Action::Announce as u32);
+    BigEndian::write_u32(&mut out[field::request::TRANSACTION_ID], req.transaction_id);
+    out[field::announce::INFO_HASH].copy_from_slice(&req.info_hash);
+    out[field::announce::PEER_ID].copy_from_slice(&req.peer_id);
+    BigEndian::write_u64(&mut out[field::announce::DOWNLOADED], req.downloaded);
+    BigEndian::write_u64(&mut out[field::announce::LEFT], req.left);
+    BigEndian::write_u64(&mut out[field::announce::UPLOADED], req.uploaded);
+    BigEndian::write_u32(&mut out[field::announce::EVENT], req.event.to_u32());
+    BigEndian::write_u32(&mut out[field::announce::IP], req.ip);
+    BigEndian::write_u32(&mut out[field::announce::KEY], req.key);
+    BigEndian::write_i32(&mut out[field::announce::NUM_WANT], req.num_want);
+    BigEndian::write_u16(&mut out[field::announce::PORT], req.port);
+    let mut opts = &mut out[field::announce::OPTIONS];
+    for piece in url_data.chunks(OPTION_MAX_DATA) {
+        let (opt, rest) = opts.split_at_mut(field::option::DATA.start + piece.len());
+        opt[field::option::KIND] = OPTION_URL_DATA;
+        opt[field::option::LEN] = piece.len() as u8;
+        opt[field::option::DATA].copy_from_slice(piece);
+        opts = rest;
     }
-    Some(at)
+    Some(total)
 }
 
 /// Scrape request for `info_hashes`.
@@ -514,13 +612,14 @@ pub fn write_scrape_request(
     transaction_id: u32,
     info_hashes: &[[u8; 20]],
 ) -> Option<usize> {
-    let total = SCRAPE_HEADER_LEN + 20 * info_hashes.len();
+    let total = SCRAPE_HEADER_LEN + HASH_LEN * info_hashes.len();
     let out = out.get_mut(..total)?;
-    BigEndian::write_u64(&mut out[field::CONNECTION_ID], connection_id);
-    BigEndian::write_u32(&mut out[field::ACTION], Action::Scrape as u32);
-    BigEndian::write_u32(&mut out[field::TRANSACTION_ID], transaction_id);
-    for (i, h) in info_hashes.iter().enumerate() {
-        out[SCRAPE_HEADER_LEN + 20 * i..SCRAPE_HEADER_LEN + 20 * (i + 1)].copy_from_slice(h);
+    BigEndian::write_u64(&mut out[field::request::CONNECTION_ID], connection_id);
+    BigEndian::write_u32(&mut out[field::request::ACTION], Action::Scrape as u32);
+    BigEndian::write_u32(&mut out[field::request::TRANSACTION_ID], transaction_id);
+    let body = out[field::scrape::INFO_HASHES].chunks_exact_mut(HASH_LEN);
+    for (slot, h) in body.zip(info_hashes) {
+        slot.copy_from_slice(h);
     }
     Some(total)
 }
@@ -564,18 +663,18 @@ impl Response<'_> {
 
 /// Parse a tracker's response datagram.
 pub fn parse_response(buf: &[u8]) -> Result<Response<'_>, ParseError> {
-    if buf.len() < 8 {
+    if buf.len() < RESPONSE_HEADER_LEN {
         return Err(ParseError::Truncated);
     }
-    let transaction_id = BigEndian::read_u32(&buf[field::R_TRANSACTION_ID]);
-    match Action::from_u32(BigEndian::read_u32(&buf[field::R_ACTION])) {
+    let transaction_id = BigEndian::read_u32(&buf[field::response::TRANSACTION_ID]);
+    match Action::from_u32(BigEndian::read_u32(&buf[field::response::ACTION])) {
         Some(Action::Connect) => {
-            if buf.len() < 16 {
+            if buf.len() < CONNECT_RESPONSE_LEN {
                 return Err(ParseError::Truncated);
             }
             Ok(Response::Connect {
                 transaction_id,
-                connection_id: BigEndian::read_u64(&buf[field::R_CONNECTION_ID]),
+                connection_id: BigEndian::read_u64(&buf[field::connect_response::CONNECTION_ID]),
             })
         }
         Some(Action::Announce) => {
@@ -584,14 +683,14 @@ pub fn parse_response(buf: &[u8]) -> Result<Response<'_>, ParseError> {
             }
             Ok(Response::Announce {
                 transaction_id,
-                interval: BigEndian::read_u32(&buf[field::R_INTERVAL]),
-                leechers: BigEndian::read_u32(&buf[field::R_LEECHERS]),
-                seeders: BigEndian::read_u32(&buf[field::R_SEEDERS]),
-                peers: &buf[ANNOUNCE_RESPONSE_HEADER_LEN..],
+                interval: BigEndian::read_u32(&buf[field::announce_response::INTERVAL]),
+                leechers: BigEndian::read_u32(&buf[field::announce_response::LEECHERS]),
+                seeders: BigEndian::read_u32(&buf[field::announce_response::SEEDERS]),
+                peers: &buf[field::announce_response::PEERS],
             })
         }
         Some(Action::Scrape) => {
-            let body = &buf[SCRAPE_RESPONSE_HEADER_LEN..];
+            let body = &buf[field::scrape_response::ROWS];
             Ok(Response::Scrape {
                 transaction_id,
                 rows: &body[..body.len() - body.len() % SCRAPE_ROW_LEN],
@@ -599,19 +698,19 @@ pub fn parse_response(buf: &[u8]) -> Result<Response<'_>, ParseError> {
         }
         Some(Action::Error) => Ok(Response::Error {
             transaction_id,
-            message: &buf[ERROR_HEADER_LEN..],
+            message: &buf[field::error_response::MESSAGE],
         }),
         None => Err(ParseError::UnknownAction),
     }
 }
 
-/// Decode one scrape row (12 bytes) into (seeders, completed, leechers).
+/// Decode one scrape row ([`SCRAPE_ROW_LEN`] bytes) into (seeders, completed, leechers).
 pub fn read_scrape_row(row: &[u8]) -> Option<(u32, u32, u32)> {
     let row = row.get(..SCRAPE_ROW_LEN)?;
     Some((
-        BigEndian::read_u32(&row[0..4]),
-        BigEndian::read_u32(&row[4..8]),
-        BigEndian::read_u32(&row[8..12]),
+        BigEndian::read_u32(&row[field::scrape_row::SEEDERS]),
+        BigEndian::read_u32(&row[field::scrape_row::COMPLETED]),
+        BigEndian::read_u32(&row[field::scrape_row::LEECHERS]),
     ))
 }
 
@@ -625,6 +724,66 @@ mod tests {
             .step_by(2)
             .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
             .collect()
+    }
+
+    /// The table is the only copy of the layouts: each frame's fields must tile
+    /// it from byte 0 with no gap or overlap, to the BEP 15 lengths.
+    #[test]
+    fn test_field_table_tiles_each_frame() {
+        use field::*;
+        fn tiles(fields: &[Field], len: usize) {
+            assert_eq!(fields[0].start, 0);
+            for w in fields.windows(2) {
+                assert_eq!(w[0].end, w[1].start, "{w:?}");
+            }
+            assert_eq!(fields[fields.len() - 1].end, len);
+        }
+        let head = [
+            request::CONNECTION_ID,
+            request::ACTION,
+            request::TRANSACTION_ID,
+        ];
+        tiles(&head, 16);
+        let body = [
+            announce::INFO_HASH,
+            announce::PEER_ID,
+            announce::DOWNLOADED,
+            announce::LEFT,
+            announce::UPLOADED,
+            announce::EVENT,
+            announce::IP,
+            announce::KEY,
+            announce::NUM_WANT,
+            announce::PORT,
+        ];
+        tiles(&[&head[..], &body[..]].concat(), 98);
+        assert_eq!(announce::OPTIONS.start, 98);
+        assert_eq!(scrape::INFO_HASHES.start, 16);
+        let resp = [response::ACTION, response::TRANSACTION_ID];
+        tiles(&resp, 8);
+        tiles(
+            &[&resp[..], &[connect_response::CONNECTION_ID]].concat(),
+            16,
+        );
+        let ann = [
+            announce_response::INTERVAL,
+            announce_response::LEECHERS,
+            announce_response::SEEDERS,
+        ];
+        tiles(&[&resp[..], &ann[..]].concat(), 20);
+        assert_eq!(announce_response::PEERS.start, 20);
+        assert_eq!(scrape_response::ROWS.start, 8);
+        assert_eq!(error_response::MESSAGE.start, 8);
+        let row = [
+            scrape_row::SEEDERS,
+            scrape_row::COMPLETED,
+            scrape_row::LEECHERS,
+        ];
+        tiles(&row, 12);
+        tiles(&[peer4::IP, peer4::PORT], 6);
+        tiles(&[peer6::IP, peer6::PORT], 18);
+        assert_eq!((option::KIND, option::LEN, option::DATA.start), (0, 1, 2));
+        assert_eq!(HASH_LEN, 20);
     }
 
     #[test]
