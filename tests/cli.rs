@@ -140,12 +140,33 @@ fn invalid_flags_are_refused_clearly() {
     assert!(!out.status.success());
 }
 
+/// `--help` as (flag, env twin) pairs, one per option entry: an entry starts
+/// with a line whose first word is the flag, and its `[env: NAME=]` follows
+/// in its description. Names are compared whole, so `--http` cannot be
+/// satisfied by `--http-max-connections`.
+fn help_flags(help: &str) -> Vec<(String, Option<String>)> {
+    let mut flags: Vec<(String, Option<String>)> = Vec::new();
+    for line in help.lines() {
+        let line = line.trim_start();
+        if line.starts_with("--") {
+            let flag = line.split([' ', '=', ',']).next().unwrap();
+            flags.push((flag.to_string(), None));
+        } else if let (Some(rest), Some(last)) = (line.strip_prefix("[env: "), flags.last_mut()) {
+            let env = rest.split(['=', ']']).next().unwrap();
+            last.1 = Some(env.to_string());
+        }
+    }
+    flags
+}
+
 #[test]
 fn help_lists_every_flag_with_its_env_twin() {
     let out = shoal().arg("--help").output().unwrap();
     let help = String::from_utf8(out.stdout).unwrap();
+    let flags = help_flags(&help);
     for (flag, env) in [
         ("--udp", "SHOAL_UDP"),
+        ("--no-udp", "SHOAL_NO_UDP"),
         ("--workers", "SHOAL_WORKERS"),
         ("--interval", "SHOAL_INTERVAL"),
         ("--peer-timeout", "SHOAL_PEER_TIMEOUT"),
@@ -156,13 +177,32 @@ fn help_lists_every_flag_with_its_env_twin() {
         ("--stats-interval", "SHOAL_STATS_INTERVAL"),
         ("--max-peers", "SHOAL_MAX_PEERS"),
         ("--http", "SHOAL_HTTP"),
+        ("--http-max-connections", "SHOAL_HTTP_MAX_CONNECTIONS"),
+        ("--http-idle-timeout", "SHOAL_HTTP_IDLE_TIMEOUT"),
+        ("--http-client-ip-header", "SHOAL_HTTP_CLIENT_IP_HEADER"),
         ("--log", "SHOAL_LOG"),
     ] {
-        assert!(
-            help.contains(flag) && help.contains(env),
-            "{flag} / {env} missing from --help"
+        let found = flags.iter().find(|(f, _)| f == flag);
+        assert_eq!(
+            found.map(|(_, e)| e.as_deref()),
+            Some(Some(env)),
+            "{flag} with [env: {env}=] in --help: {flags:?}"
         );
     }
+    // Every option an operator can set has a twin (--help and --version excepted).
+    for (flag, env) in &flags {
+        assert!(
+            env.is_some() || flag == "--help" || flag == "--version",
+            "{flag} has no env twin"
+        );
+    }
+}
+
+#[test]
+fn help_flags_are_matched_whole() {
+    let help = "      --http-max-connections <N>\n          x\n          [env: SHOAL_HTTP_MAX_CONNECTIONS=]\n";
+    let flags = help_flags(help);
+    assert!(!flags.iter().any(|(f, _)| f == "--http"), "{flags:?}");
 }
 
 #[test]
