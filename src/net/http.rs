@@ -45,6 +45,10 @@ const READS_PER_TURN: usize = 8;
 /// pipelined `/health` are ~2000 requests: without this bound one client held
 /// a debug-build worker ~25 ms a turn, and its UDP sockets waited as long.
 const REQUESTS_PER_TURN: usize = 64;
+/// After an accept fails for want of descriptors (or another resource), no
+/// accept is tried for this long unless a connection closes first. Retrying
+/// every turn instead kept a worker at 0.9 core while the limit held.
+const ACCEPT_BACKOFF_MS: u64 = 100;
 
 #[derive(Debug)]
 struct Conn {
@@ -86,8 +90,13 @@ pub struct HttpWorker {
     /// most once (its `queued` flag), so the list is bounded by `open`.
     ready: Vec<usize>,
     ready_now: Vec<usize>,
-    /// Listeners whose accept failed (e.g. EMFILE) with connections waiting.
+    /// Listeners with connections waiting that were not accepted (accepting
+    /// was paused, or failed): try them when accepting resumes, as no new
+    /// event comes for connections already queued.
     accept_pending: Vec<bool>,
+    /// Accepting is paused until then (ms), after EMFILE and the like. A
+    /// closed connection frees a descriptor and ends the pause early.
+    accept_paused_until: Option<u64>,
     last_accept_warning_ms: Option<u64>,
 }
 
@@ -106,13 +115,35 @@ impl HttpWorker {
             ready: Vec::new(),
             ready_now: Vec::new(),
             accept_pending: vec![false; listeners],
+            accept_paused_until: None,
             last_accept_warning_ms: None,
         }
     }
 
     /// Whether work is left over from the last turn (the loop should not sleep).
     pub fn has_ready(&self) -> bool {
-        !self.ready.is_empty() || self.accept_pending.iter().any(|&p| p)
+        !self.ready.is_empty()
+            || (self.accept_paused_until.is_none() && self.accept_pending.iter().any(|&p| p))
+    }
+
+    /// How long the loop may sleep before this side has something to do
+    /// (accepting resumes after a pause); `None` = no deadline.
+    pub fn wake_in_ms(&self, now_ms: u64) -> Option<u64> {
+        if self.has_ready() {
+            return Some(0);
+        }
+        self.accept_paused_until.map(|t| t.saturating_sub(now_ms))
+    }
+
+    fn accept_paused(&mut self, now_ms: u64) -> bool {
+        match self.accept_paused_until {
+            Some(until) if now_ms < until => true,
+            Some(_) => {
+                self.accept_paused_until = None;
+                false
+            }
+            None => false,
+        }
     }
 
     /// Continue what the last turn cut short: connections over their budget and
@@ -126,6 +157,9 @@ impl HttpWorker {
         now_ms: u64,
     ) {
         for i in 0..self.accept_pending.len() {
+            if self.accept_paused(now_ms) {
+                break;
+            }
             if std::mem::take(&mut self.accept_pending[i]) {
                 if let Some(listener) = listeners.get(i) {
                     self.accept(poll, i, listener, &worker.counters, now_ms);
@@ -196,6 +230,12 @@ impl HttpWorker {
         counters: &Counters,
         now_ms: u64,
     ) {
+        if self.accept_paused(now_ms) {
+            if let Some(p) = self.accept_pending.get_mut(index) {
+                *p = true;
+            }
+            return;
+        }
         loop {
             match listener.accept() {
                 Ok((stream, peer)) => {
@@ -236,10 +276,15 @@ impl HttpWorker {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // The client gave up while queued: the next one may be fine.
+                Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => {}
                 Err(e) => {
-                    // EMFILE and friends: stop accepting this turn, keep serving,
-                    // and try again next turn (no new event will come for the
-                    // connections already waiting). Warn at most once a minute.
+                    // EMFILE and friends: keep serving the open connections,
+                    // stop accepting until one closes or the back-off passes,
+                    // then try the waiting connections again (no new event
+                    // comes for them). Warn at most once a minute.
+                    counters.dropped(Dropped::AcceptNoFds);
+                    self.accept_paused_until = Some(now_ms + ACCEPT_BACKOFF_MS);
                     if self
                         .last_accept_warning_ms
                         .is_none_or(|t| now_ms >= t + 60_000)
@@ -384,6 +429,8 @@ impl HttpWorker {
             let _ = poll.registry().deregister(&mut conn.stream);
             self.free.push(slot);
             self.open -= 1;
+            // Its descriptor is free once `conn` drops: a paused accept can go on.
+            self.accept_paused_until = None;
         }
     }
 }

@@ -18,6 +18,8 @@ pub mod http;
 #[cfg(target_os = "linux")]
 mod mmsg;
 mod socket;
+#[cfg(unix)]
+pub mod sys;
 
 use crate::config::Config;
 use crate::stats::{Counters, Dropped, Proto, Registry};
@@ -311,9 +313,15 @@ fn worker_loop(id: usize, mut io: WorkerIo, shared: Arc<Shared>) {
     let mut http = http::HttpWorker::new(&shared.config, io.udp.len(), io.http.len());
     let mut stats = StatsLine::new(&shared);
     log::debug!("worker {id} running");
+    let mut now_ms = shared.clock.now_ms();
     loop {
-        let busy = pending.iter().any(|&p| p) || http.has_ready();
-        let timeout = if busy { Duration::ZERO } else { IDLE_TICK };
+        // Last turn's clock is close enough to bound the sleep.
+        let timeout = if pending.iter().any(|&p| p) {
+            Duration::ZERO
+        } else {
+            http.wake_in_ms(now_ms)
+                .map_or(IDLE_TICK, |ms| IDLE_TICK.min(Duration::from_millis(ms)))
+        };
         match io.poll.poll(&mut events, Some(timeout)) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -325,7 +333,7 @@ fn worker_loop(id: usize, mut io: WorkerIo, shared: Arc<Shared>) {
         if shared.is_shutting_down() {
             break;
         }
-        let now_ms = shared.clock.now_ms();
+        now_ms = shared.clock.now_ms();
         let now = (now_ms / 1000) as u32;
         housekeeping(&shared, now_ms, now);
         if id == 0 {
