@@ -12,7 +12,12 @@
 //! - a connection idle for `http_idle_timeout`, or that has not finished its
 //!   current request head within it (slowloris), is closed;
 //! - pipelined requests are answered in order, but no more are read while
-//!   [`MAX_PENDING_OUT`] bytes of replies wait for a slow reader.
+//!   [`MAX_PENDING_OUT`] bytes of replies wait for a slow reader;
+//! - one connection gets a bounded share of each loop turn (a few reads, a few
+//!   dozen requests) and is queued at most once to continue the next turn, so
+//!   a pipelining client cannot starve the worker's UDP sockets;
+//! - when descriptors run out (EMFILE), accepting pauses until a connection
+//!   closes or a short back-off passes, instead of retrying every turn.
 //!
 //! Memory per connection is fixed ([`MAX_HEAD`] in, a reply buffer out), so
 //! nothing a client sends makes a worker allocate in proportion to it.
