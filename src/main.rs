@@ -113,6 +113,48 @@ fn fatal(msg: impl std::fmt::Display, code: u8) -> ExitCode {
     ExitCode::from(code)
 }
 
+/// Raise the soft open-file limit to the hard one (one info line), and warn if
+/// even that is below what the HTTP connection limit may need.
+#[cfg(unix)]
+fn raise_nofile_limit(config: &shoal::config::Config) {
+    let limit = match shoal::net::sys::raise_nofile(1 << 20) {
+        Ok(l) => l,
+        Err(e) => {
+            log::warn!("cannot raise the open-file limit: {e}");
+            return;
+        }
+    };
+    if limit.after > limit.before {
+        log::info!(
+            "open-file limit raised from {} to {} (the hard limit is {})",
+            limit.before,
+            limit.after,
+            limit.hard
+        );
+    } else {
+        log::info!(
+            "open-file limit {} (the hard limit is {})",
+            limit.after,
+            limit.hard
+        );
+    }
+    // Each worker: its sockets and poller, plus up to the HTTP connection limit.
+    let per_worker = 16 + config.udp.len() + config.http.len();
+    let need = config.workers
+        * (per_worker + (!config.http.is_empty()) as usize * config.http_max_connections);
+    if (limit.after as usize) < need {
+        log::warn!(
+            "the open-file limit {} is below the {need} descriptors {} workers with --http-max-connections {} may need; accepts pause when it runs out",
+            limit.after,
+            config.workers,
+            config.http_max_connections
+        );
+    }
+}
+
+#[cfg(not(unix))]
+fn raise_nofile_limit(_config: &shoal::config::Config) {}
+
 /// Level names env_logger understands on their own.
 const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
 
@@ -151,6 +193,9 @@ fn serve(args: &ServeArgs) -> ExitCode {
         Ok(s) => s,
         Err(e) => return fatal(e, 1),
     };
+    // After binding, so a bind error stays the one line an operator sees;
+    // before any connection is accepted.
+    raise_nofile_limit(&server.shared().config);
     for addr in server.udp_addrs() {
         log::info!("listening on udp://{addr}");
     }

@@ -34,111 +34,124 @@ impl Counter {
     }
 }
 
-/// Which protocol a request came over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Proto {
-    Udp = 0,
-    Http = 1,
+/// A closed set of metric labels. The variants, their count, the list of all
+/// of them and their label text come from one declaration, so a variant added
+/// later also sizes every array indexed by it (`v as usize < COUNT` always
+/// holds) and appears in `/metrics`: it cannot index out of bounds (an abort
+/// under `panic = "abort"`) nor be left out of the rendering.
+macro_rules! labels {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident {
+            $( $(#[$vmeta:meta])* $variant:ident => $label:literal, )+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum $name {
+            $( $(#[$vmeta])* $variant, )+
+        }
+
+        impl $name {
+            /// Number of variants: the length of arrays indexed by this enum.
+            pub const COUNT: usize = [$($label),+].len();
+            /// Every variant, in declaration (= index) order.
+            pub const ALL: [$name; $name::COUNT] = [$($name::$variant),+];
+
+            /// The Prometheus label value.
+            pub const fn label(self) -> &'static str {
+                match self {
+                    $( $name::$variant => $label, )+
+                }
+            }
+        }
+    };
 }
 
-/// Address family of the client.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Family {
-    V4 = 0,
-    V6 = 1,
+labels! {
+    /// Which protocol a request came over.
+    pub enum Proto {
+        Udp => "udp",
+        Http => "http",
+    }
 }
 
-/// Request and response kinds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Connect = 0,
-    Announce = 1,
-    Scrape = 2,
-    /// Responses only: a BEP 15 error frame or a bencoded `failure reason`.
-    Error = 3,
-    /// HTTP only: /health, /metrics, 404s and other non-tracker requests.
-    Other = 4,
+labels! {
+    /// Address family of the client.
+    pub enum Family {
+        V4 => "ipv4",
+        V6 => "ipv6",
+    }
 }
 
-const PROTOS: [(Proto, &str); 2] = [(Proto::Udp, "udp"), (Proto::Http, "http")];
-const FAMILIES: [(Family, &str); 2] = [(Family::V4, "ipv4"), (Family::V6, "ipv6")];
-const KINDS: [(Kind, &str); 5] = [
-    (Kind::Connect, "connect"),
-    (Kind::Announce, "announce"),
-    (Kind::Scrape, "scrape"),
-    (Kind::Error, "error"),
-    (Kind::Other, "other"),
-];
-
-/// Why a request was refused or dropped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reject {
-    /// UDP: shorter than its action needs. Dropped.
-    Truncated = 0,
-    /// UDP: connect with the wrong magic. Dropped.
-    BadProtocolId = 1,
-    /// UDP: unknown action. Error frame if the connection id is valid, else dropped.
-    UnknownAction = 2,
-    /// UDP: missing, forged, expired or another address's connection id. Dropped.
-    BadConnectionId = 3,
-    /// Announce or scrape with invalid content (port 0, no hashes, bad parameter).
-    InvalidRequest = 4,
-    /// HTTP: malformed or oversized request head, or a body.
-    HttpMalformed = 5,
-    /// HTTP: a method other than GET/HEAD.
-    HttpMethod = 6,
-    /// HTTP: an unknown path.
-    HttpNotFound = 7,
-    /// HTTP: the client address header was required and missing.
-    HttpNoClientIp = 8,
-    /// A new peer answered but not stored: the swarm map is at `--max-peers`.
-    SwarmFull = 9,
+labels! {
+    /// Request and response kinds.
+    pub enum Kind {
+        Connect => "connect",
+        Announce => "announce",
+        Scrape => "scrape",
+        /// Responses only: a BEP 15 error frame or a bencoded `failure reason`.
+        Error => "error",
+        /// HTTP only: /health, /metrics, 404s and other non-tracker requests.
+        Other => "other",
+    }
 }
 
-const REJECTS: [(Reject, &str); 10] = [
-    (Reject::Truncated, "truncated"),
-    (Reject::BadProtocolId, "bad_protocol_id"),
-    (Reject::UnknownAction, "unknown_action"),
-    (Reject::BadConnectionId, "bad_connection_id"),
-    (Reject::InvalidRequest, "invalid_request"),
-    (Reject::HttpMalformed, "http_malformed"),
-    (Reject::HttpMethod, "http_method"),
-    (Reject::HttpNotFound, "http_not_found"),
-    (Reject::HttpNoClientIp, "http_no_client_ip"),
-    (Reject::SwarmFull, "swarm_full"),
-];
-
-/// Why a packet or connection was dropped by the I/O layer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dropped {
-    /// The socket's send buffer was full; the reply was not sent.
-    SendWouldBlock = 0,
-    /// `send_to` failed for another reason.
-    SendError = 1,
-    /// HTTP: a new connection over the per-worker limit, closed at once.
-    HttpOverLimit = 2,
-    /// HTTP: closed for idling or for being too slow to send a request.
-    HttpTimeout = 3,
+labels! {
+    /// Why a request was refused or dropped.
+    pub enum Reject {
+        /// UDP: shorter than its action needs. Dropped.
+        Truncated => "truncated",
+        /// UDP: connect with the wrong magic. Dropped.
+        BadProtocolId => "bad_protocol_id",
+        /// UDP: unknown action. Error frame if the connection id is valid, else dropped.
+        UnknownAction => "unknown_action",
+        /// UDP: missing, forged, expired or another address's connection id. Dropped.
+        BadConnectionId => "bad_connection_id",
+        /// Announce or scrape with invalid content (port 0, no hashes, bad parameter).
+        InvalidRequest => "invalid_request",
+        /// HTTP: malformed or oversized request head, or a body.
+        HttpMalformed => "http_malformed",
+        /// HTTP: a method other than GET/HEAD.
+        HttpMethod => "http_method",
+        /// HTTP: an unknown path.
+        HttpNotFound => "http_not_found",
+        /// HTTP: the client address header was required and missing.
+        HttpNoClientIp => "http_no_client_ip",
+        /// A new peer answered but not stored: the swarm map is at `--max-peers`.
+        SwarmFull => "swarm_full",
+    }
 }
 
-const DROPS: [(Dropped, &str); 4] = [
-    (Dropped::SendWouldBlock, "send_would_block"),
-    (Dropped::SendError, "send_error"),
-    (Dropped::HttpOverLimit, "http_over_limit"),
-    (Dropped::HttpTimeout, "http_timeout"),
-];
+labels! {
+    /// Why a packet or connection was dropped by the I/O layer.
+    pub enum Dropped {
+        /// The socket's send buffer was full; the reply was not sent.
+        SendWouldBlock => "send_would_block",
+        /// `send_to` failed for another reason.
+        SendError => "send_error",
+        /// HTTP: a new connection over the per-worker limit, closed at once.
+        HttpOverLimit => "http_over_limit",
+        /// HTTP: closed for idling or for being too slow to send a request.
+        HttpTimeout => "http_timeout",
+        /// HTTP: accept failed for want of file descriptors (EMFILE/ENFILE);
+        /// the worker stops accepting until a connection closes or a short
+        /// back-off passes. Counts the pauses, not the connections waiting.
+        AcceptNoFds => "accept_no_fds",
+    }
+}
 
 /// One worker's counters, on cache lines of their own (workers' counters are
 /// allocated back to back; without the alignment neighbours would share lines).
 #[derive(Debug, Default)]
 #[repr(align(128))]
 pub struct Counters {
-    requests: [[[Counter; 5]; 2]; 2],
-    responses: [[[Counter; 5]; 2]; 2],
-    rejects: [Counter; 10],
-    drops: [Counter; 4],
-    bytes_in: [Counter; 2],
-    bytes_out: [Counter; 2],
+    requests: [[[Counter; Kind::COUNT]; Family::COUNT]; Proto::COUNT],
+    responses: [[[Counter; Kind::COUNT]; Family::COUNT]; Proto::COUNT],
+    rejects: [Counter; Reject::COUNT],
+    drops: [Counter; Dropped::COUNT],
+    bytes_in: [Counter; Proto::COUNT],
+    bytes_out: [Counter; Proto::COUNT],
     /// HTTP connections accepted.
     pub http_connections: Counter,
 }
@@ -201,9 +214,9 @@ impl Registry {
     /// Requests of one kind over all protocols and families.
     pub fn requests_of(&self, k: Kind) -> u64 {
         self.sum(|c| {
-            PROTOS
-                .iter()
-                .flat_map(|&(p, _)| FAMILIES.iter().map(move |&(f, _)| c.requests(p, f, k)))
+            Proto::ALL
+                .into_iter()
+                .flat_map(|p| Family::ALL.into_iter().map(move |f| c.requests(p, f, k)))
                 .sum()
         })
     }
@@ -229,163 +242,163 @@ impl Registry {
         let _ = self.render(out, totals, uptime_secs);
     }
 
+    /// Payload bytes received over one protocol.
+    pub fn bytes_received(&self, p: Proto) -> u64 {
+        self.sum(|c| c.bytes_in[p as usize].get())
+    }
+
+    /// Payload bytes sent over one protocol.
+    pub fn bytes_sent(&self, p: Proto) -> u64 {
+        self.sum(|c| c.bytes_out[p as usize].get())
+    }
+
     fn render(&self, out: &mut String, totals: &Totals, uptime_secs: u64) -> std::fmt::Result {
-        header(
+        let series = || {
+            Proto::ALL.into_iter().flat_map(|p| {
+                Family::ALL
+                    .into_iter()
+                    .flat_map(move |f| Kind::ALL.into_iter().map(move |k| (p, f, k)))
+            })
+        };
+        let pfk = |p: Proto, f: Family, k: Kind| {
+            [
+                ("protocol", p.label()),
+                ("family", f.label()),
+                ("kind", k.label()),
+            ]
+        };
+        metric(
             out,
             "shoal_requests_total",
             "counter",
             "Requests received, by protocol, address family and kind.",
+            series()
+                // No request is an "error"; HTTP has no "connect".
+                .filter(|&(p, _, k)| k != Kind::Error && !(p == Proto::Http && k == Kind::Connect))
+                .map(|(p, f, k)| (pfk(p, f, k), self.requests(p, f, k))),
         )?;
-        for &(p, pn) in &PROTOS {
-            for &(f, fam) in &FAMILIES {
-                for &(k, kn) in &KINDS {
-                    // No request is an "error"; HTTP has no "connect".
-                    if k == Kind::Error || (p == Proto::Http && k == Kind::Connect) {
-                        continue;
-                    }
-                    let v = self.requests(p, f, k);
-                    writeln!(out, "shoal_requests_total{{protocol=\"{pn}\",family=\"{fam}\",kind=\"{kn}\"}} {v}")?;
-                }
-            }
-        }
-        header(
+        metric(
             out,
             "shoal_responses_total",
             "counter",
             "Responses sent, by protocol, address family and kind.",
+            series()
+                .filter(|&(p, _, k)| !(p == Proto::Http && k == Kind::Connect))
+                .map(|(p, f, k)| (pfk(p, f, k), self.responses(p, f, k))),
         )?;
-        for &(p, pn) in &PROTOS {
-            for &(f, fam) in &FAMILIES {
-                for &(k, kn) in &KINDS {
-                    if p == Proto::Http && k == Kind::Connect {
-                        continue;
-                    }
-                    let v = self.responses(p, f, k);
-                    writeln!(out, "shoal_responses_total{{protocol=\"{pn}\",family=\"{fam}\",kind=\"{kn}\"}} {v}")?;
-                }
-            }
-        }
-        header(
+        metric(
             out,
             "shoal_rejected_total",
             "counter",
             "Requests refused or ignored, by reason.",
+            Reject::ALL.map(|r| ([("reason", r.label())], self.rejects(r))),
         )?;
-        for &(r, rn) in &REJECTS {
-            writeln!(
-                out,
-                "shoal_rejected_total{{reason=\"{rn}\"}} {}",
-                self.rejects(r)
-            )?;
-        }
-        header(
+        metric(
             out,
             "shoal_dropped_total",
             "counter",
             "Replies or connections dropped by the I/O layer, by reason.",
+            Dropped::ALL.map(|d| ([("reason", d.label())], self.drops(d))),
         )?;
-        for &(d, dn) in &DROPS {
-            writeln!(
-                out,
-                "shoal_dropped_total{{reason=\"{dn}\"}} {}",
-                self.drops(d)
-            )?;
-        }
-        header(
+        metric(
             out,
             "shoal_received_bytes_total",
             "counter",
             "Payload bytes received, by protocol.",
+            Proto::ALL.map(|p| ([("protocol", p.label())], self.bytes_received(p))),
         )?;
-        for &(p, pn) in &PROTOS {
-            writeln!(
-                out,
-                "shoal_received_bytes_total{{protocol=\"{pn}\"}} {}",
-                self.sum(|c| c.bytes_in[p as usize].get())
-            )?;
-        }
-        header(
+        metric(
             out,
             "shoal_sent_bytes_total",
             "counter",
             "Payload bytes sent, by protocol.",
+            Proto::ALL.map(|p| ([("protocol", p.label())], self.bytes_sent(p))),
         )?;
-        for &(p, pn) in &PROTOS {
-            writeln!(
-                out,
-                "shoal_sent_bytes_total{{protocol=\"{pn}\"}} {}",
-                self.sum(|c| c.bytes_out[p as usize].get())
-            )?;
-        }
-        header(
+        metric(
             out,
             "shoal_http_connections_total",
             "counter",
             "HTTP connections accepted.",
+            [([], self.sum(|c| c.http_connections.get()))],
         )?;
-        writeln!(
-            out,
-            "shoal_http_connections_total {}",
-            self.sum(|c| c.http_connections.get())
-        )?;
-        header(
+        metric(
             out,
             "shoal_torrents",
             "gauge",
             "Torrents with at least one peer.",
+            [([], totals.torrents)],
         )?;
-        writeln!(out, "shoal_torrents {}", totals.torrents)?;
-        header(out, "shoal_peers", "gauge", "Peers, by address family.")?;
-        writeln!(
+        let by_family = |v4: u64, v6: u64| {
+            [
+                ([("family", Family::V4.label())], v4),
+                ([("family", Family::V6.label())], v6),
+            ]
+        };
+        metric(
             out,
-            "shoal_peers{{family=\"ipv4\"}} {}",
-            totals.seeders4 + totals.leechers4
+            "shoal_peers",
+            "gauge",
+            "Peers, by address family.",
+            by_family(
+                totals.seeders4 + totals.leechers4,
+                totals.seeders6 + totals.leechers6,
+            ),
         )?;
-        writeln!(
+        metric(
             out,
-            "shoal_peers{{family=\"ipv6\"}} {}",
-            totals.seeders6 + totals.leechers6
+            "shoal_seeders",
+            "gauge",
+            "Seeders, by address family.",
+            by_family(totals.seeders4, totals.seeders6),
         )?;
-        header(out, "shoal_seeders", "gauge", "Seeders, by address family.")?;
-        writeln!(out, "shoal_seeders{{family=\"ipv4\"}} {}", totals.seeders4)?;
-        writeln!(out, "shoal_seeders{{family=\"ipv6\"}} {}", totals.seeders6)?;
-        header(
+        metric(
             out,
             "shoal_leechers",
             "gauge",
             "Leechers, by address family.",
+            by_family(totals.leechers4, totals.leechers6),
         )?;
-        writeln!(
-            out,
-            "shoal_leechers{{family=\"ipv4\"}} {}",
-            totals.leechers4
-        )?;
-        writeln!(
-            out,
-            "shoal_leechers{{family=\"ipv6\"}} {}",
-            totals.leechers6
-        )?;
-        header(
+        metric(
             out,
             "shoal_uptime_seconds",
             "gauge",
             "Seconds since the tracker started.",
+            [([], uptime_secs)],
         )?;
-        writeln!(out, "shoal_uptime_seconds {uptime_secs}")?;
-        header(
+        metric(
             out,
             "shoal_workers",
             "gauge",
             "Worker threads serving requests.",
-        )?;
-        writeln!(out, "shoal_workers {}", self.workers.len())?;
-        Ok(())
+            [([], self.workers.len() as u64)],
+        )
     }
 }
 
-fn header(out: &mut String, name: &str, kind: &str, help: &str) -> std::fmt::Result {
+/// One metric family: its `# HELP` and `# TYPE` lines, then one sample per
+/// label set (`name{k="v",...} value`, or `name value` without labels). Label
+/// values are the enums' fixed labels: nothing to escape.
+fn metric<const N: usize>(
+    out: &mut String,
+    name: &str,
+    kind: &str,
+    help: &str,
+    samples: impl IntoIterator<Item = ([(&'static str, &'static str); N], u64)>,
+) -> std::fmt::Result {
     writeln!(out, "# HELP {name} {help}")?;
-    writeln!(out, "# TYPE {name} {kind}")
+    writeln!(out, "# TYPE {name} {kind}")?;
+    for (labels, value) in samples {
+        out.push_str(name);
+        for (i, (key, val)) in labels.iter().enumerate() {
+            out.push(if i == 0 { '{' } else { ',' });
+            write!(out, "{key}=\"{val}\"")?;
+        }
+        if N > 0 {
+            out.push('}');
+        }
+        writeln!(out, " {value}")?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -432,6 +445,40 @@ mod tests {
         for line in s.lines().filter(|l| !l.starts_with('#')) {
             let name = line.split(['{', ' ']).next().unwrap();
             assert!(s.contains(&format!("# TYPE {name} ")), "undeclared {name}");
+        }
+    }
+
+    #[test]
+    fn every_variant_has_its_index_and_its_sample() {
+        fn check<T: Copy + PartialEq + std::fmt::Debug>(all: &[T], index: impl Fn(T) -> usize) {
+            for (i, &v) in all.iter().enumerate() {
+                assert_eq!(index(v), i, "{v:?} out of place");
+            }
+        }
+        check(&Proto::ALL, |v| v as usize);
+        check(&Family::ALL, |v| v as usize);
+        check(&Kind::ALL, |v| v as usize);
+        check(&Reject::ALL, |v| v as usize);
+        check(&Dropped::ALL, |v| v as usize);
+        let c = Counters::default();
+        for r in Reject::ALL {
+            c.reject(r);
+        }
+        for d in Dropped::ALL {
+            c.dropped(d);
+        }
+        let reg = Registry {
+            workers: vec![Arc::new(c)],
+        };
+        let mut s = String::new();
+        reg.render_prometheus(&mut s, &Totals::default(), 0);
+        for r in Reject::ALL {
+            let line = format!("shoal_rejected_total{{reason=\"{}\"}} 1\n", r.label());
+            assert!(s.contains(&line), "missing {line}");
+        }
+        for d in Dropped::ALL {
+            let line = format!("shoal_dropped_total{{reason=\"{}\"}} 1\n", d.label());
+            assert!(s.contains(&line), "missing {line}");
         }
     }
 }

@@ -113,16 +113,32 @@ fn lone_ipv6_wildcard_is_dual_stack() {
 #[test]
 fn default_pair_binds_both_families_on_one_port() {
     // 0.0.0.0:P plus [::]:P, as the defaults do: the IPv6 socket must be v6-only.
-    let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let port = probe.local_addr().unwrap().port();
-    drop(probe);
-    let server = start(Config {
-        udp: vec![
-            SocketAddr::from(([0, 0, 0, 0], port)),
-            SocketAddr::from(([0u16; 8], port)),
-        ],
-        ..loopback_config(2)
-    });
+    // Port 0 would give the two addresses different ports, so the test picks
+    // a free port P and binds it, which races with anything else on the host
+    // taking P meanwhile. The server refuses a port anyone holds (it probes
+    // without SO_REUSEPORT), so a lost race is a clean AddrInUse: pick again.
+    let (server, port) = (0..20)
+        .find_map(|_| {
+            let probe = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+            let port = probe.local_addr().unwrap().port();
+            drop(probe);
+            match shoal::net::Server::bind(Config {
+                udp: vec![
+                    SocketAddr::from(([0, 0, 0, 0], port)),
+                    SocketAddr::from(([0u16; 8], port)),
+                ],
+                ..loopback_config(2)
+            }) {
+                Ok(server) => Some((server.spawn().unwrap(), port)),
+                Err(shoal::net::BindError::Bind { error, .. })
+                    if error.kind() == std::io::ErrorKind::AddrInUse =>
+                {
+                    None
+                }
+                Err(e) => panic!("{e}"),
+            }
+        })
+        .expect("a port free on both families within 20 tries");
     for local in ["127.0.0.1:0", "[::1]:0"] {
         let target = if local.starts_with('[') {
             format!("[::1]:{port}")

@@ -12,7 +12,12 @@
 //! - a connection idle for `http_idle_timeout`, or that has not finished its
 //!   current request head within it (slowloris), is closed;
 //! - pipelined requests are answered in order, but no more are read while
-//!   [`MAX_PENDING_OUT`] bytes of replies wait for a slow reader.
+//!   [`MAX_PENDING_OUT`] bytes of replies wait for a slow reader;
+//! - one connection gets a bounded share of each loop turn (a few reads, a few
+//!   dozen requests) and is queued at most once to continue the next turn, so
+//!   a pipelining client cannot starve the worker's UDP sockets;
+//! - when descriptors run out (EMFILE), accepting pauses until a connection
+//!   closes or a short back-off passes, instead of retrying every turn.
 //!
 //! Memory per connection is fixed ([`MAX_HEAD`] in, a reply buffer out), so
 //! nothing a client sends makes a worker allocate in proportion to it.
@@ -41,6 +46,14 @@ const TIMEOUT_CHECK_MS: u64 = 500;
 /// edge-triggered readiness there is no new event for data already waiting, so
 /// a connection cut short goes on the ready list and is driven next turn.
 const READS_PER_TURN: usize = 8;
+/// Requests one connection may have answered per loop turn. Eight reads of
+/// pipelined `/health` are ~2000 requests: without this bound one client held
+/// a debug-build worker ~25 ms a turn, and its UDP sockets waited as long.
+const REQUESTS_PER_TURN: usize = 64;
+/// After an accept fails for want of descriptors (or another resource), no
+/// accept is tried for this long unless a connection closes first. Retrying
+/// every turn instead kept a worker at 0.9 core while the limit held.
+const ACCEPT_BACKOFF_MS: u64 = 100;
 
 #[derive(Debug)]
 struct Conn {
@@ -56,6 +69,11 @@ struct Conn {
     closing: bool,
     /// The peer closed its side: no more requests will come.
     eof: bool,
+    /// On `HttpWorker::ready`. A connection that also gets an event while
+    /// queued would otherwise be pushed again each turn it is cut short, and a
+    /// pipelining client grew the list without bound (246 entries, each a
+    /// full drive per turn), starving the worker's UDP sockets.
+    queued: bool,
     /// When the connection last made progress, or when the unfinished request
     /// in `inbuf` began (whichever the timeout should count from).
     since_ms: u64,
@@ -73,11 +91,17 @@ pub struct HttpWorker {
     next_check_ms: u64,
     client_ip_header: Option<String>,
     scratch: Vec<u8>,
-    /// Connections cut short by their budget: drive them next turn.
+    /// Connections cut short by their budget: drive them next turn. Each at
+    /// most once (its `queued` flag), so the list is bounded by `open`.
     ready: Vec<usize>,
     ready_now: Vec<usize>,
-    /// Listeners whose accept failed (e.g. EMFILE) with connections waiting.
+    /// Listeners with connections waiting that were not accepted (accepting
+    /// was paused, or failed): try them when accepting resumes, as no new
+    /// event comes for connections already queued.
     accept_pending: Vec<bool>,
+    /// Accepting is paused until then (ms), after EMFILE and the like. A
+    /// closed connection frees a descriptor and ends the pause early.
+    accept_paused_until: Option<u64>,
     last_accept_warning_ms: Option<u64>,
 }
 
@@ -96,13 +120,35 @@ impl HttpWorker {
             ready: Vec::new(),
             ready_now: Vec::new(),
             accept_pending: vec![false; listeners],
+            accept_paused_until: None,
             last_accept_warning_ms: None,
         }
     }
 
     /// Whether work is left over from the last turn (the loop should not sleep).
     pub fn has_ready(&self) -> bool {
-        !self.ready.is_empty() || self.accept_pending.iter().any(|&p| p)
+        !self.ready.is_empty()
+            || (self.accept_paused_until.is_none() && self.accept_pending.iter().any(|&p| p))
+    }
+
+    /// How long the loop may sleep before this side has something to do
+    /// (accepting resumes after a pause); `None` = no deadline.
+    pub fn wake_in_ms(&self, now_ms: u64) -> Option<u64> {
+        if self.has_ready() {
+            return Some(0);
+        }
+        self.accept_paused_until.map(|t| t.saturating_sub(now_ms))
+    }
+
+    fn accept_paused(&mut self, now_ms: u64) -> bool {
+        match self.accept_paused_until {
+            Some(until) if now_ms < until => true,
+            Some(_) => {
+                self.accept_paused_until = None;
+                false
+            }
+            None => false,
+        }
     }
 
     /// Continue what the last turn cut short: connections over their budget and
@@ -116,6 +162,9 @@ impl HttpWorker {
         now_ms: u64,
     ) {
         for i in 0..self.accept_pending.len() {
+            if self.accept_paused(now_ms) {
+                break;
+            }
             if std::mem::take(&mut self.accept_pending[i]) {
                 if let Some(listener) = listeners.get(i) {
                     self.accept(poll, i, listener, &worker.counters, now_ms);
@@ -125,14 +174,12 @@ impl HttpWorker {
         std::mem::swap(&mut self.ready, &mut self.ready_now);
         let mut ready = std::mem::take(&mut self.ready_now);
         for slot in ready.drain(..) {
+            if let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) {
+                conn.queued = false;
+            }
             self.drive(poll, slot, shared, worker, now_ms);
         }
         self.ready_now = ready;
-    }
-
-    /// Number of open connections.
-    pub fn open(&self) -> usize {
-        self.open
     }
 
     /// Close connections that idled or stalled past the timeout.
@@ -162,8 +209,17 @@ impl HttpWorker {
         now_ms: u64,
     ) {
         let t = event.token().0;
-        if t >= CONN_BASE {
-            self.drive(poll, t - CONN_BASE, shared, worker, now_ms);
+        if let Some(slot) = t.checked_sub(CONN_BASE) {
+            let queued = self
+                .conns
+                .get(slot)
+                .and_then(Option::as_ref)
+                .is_some_and(|c| c.queued);
+            // A queued connection is driven next turn anyway (reading, writing
+            // and closing); driving it now too would give it two budgets a turn.
+            if !queued {
+                self.drive(poll, slot, shared, worker, now_ms);
+            }
         } else if let Some(i) = t.checked_sub(self.first_listener) {
             if let Some(listener) = listeners.get(i) {
                 self.accept(poll, i, listener, &worker.counters, now_ms);
@@ -179,6 +235,12 @@ impl HttpWorker {
         counters: &Counters,
         now_ms: u64,
     ) {
+        if self.accept_paused(now_ms) {
+            if let Some(p) = self.accept_pending.get_mut(index) {
+                *p = true;
+            }
+            return;
+        }
         loop {
             match listener.accept() {
                 Ok((stream, peer)) => {
@@ -202,6 +264,7 @@ impl HttpWorker {
                         out_pos: 0,
                         closing: false,
                         eof: false,
+                        queued: false,
                         since_ms: now_ms,
                     };
                     if let Err(e) = poll.registry().register(
@@ -218,10 +281,15 @@ impl HttpWorker {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // The client gave up while queued: the next one may be fine.
+                Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => {}
                 Err(e) => {
-                    // EMFILE and friends: stop accepting this turn, keep serving,
-                    // and try again next turn (no new event will come for the
-                    // connections already waiting). Warn at most once a minute.
+                    // EMFILE and friends: keep serving the open connections,
+                    // stop accepting until one closes or the back-off passes,
+                    // then try the waiting connections again (no new event
+                    // comes for them). Warn at most once a minute.
+                    counters.dropped(Dropped::AcceptNoFds);
+                    self.accept_paused_until = Some(now_ms + ACCEPT_BACKOFF_MS);
                     if self
                         .last_accept_warning_ms
                         .is_none_or(|t| now_ms >= t + 60_000)
@@ -258,6 +326,7 @@ impl HttpWorker {
         };
         let now = (now_ms / 1000) as u32;
         let mut reads = 0;
+        let mut served = 0;
         let keep = loop {
             if !conn.flush(&worker.counters) {
                 break false;
@@ -265,9 +334,22 @@ impl HttpWorker {
             if conn.closing {
                 break conn.out_pos < conn.out.len();
             }
+            if served == REQUESTS_PER_TURN || reads == READS_PER_TURN {
+                // Out of budget with work maybe left: edge-triggered readiness
+                // brings no new event for bytes already waiting, so go on the
+                // ready list (once) and carry on next turn.
+                if !conn.queued {
+                    conn.queued = true;
+                    self.ready.push(slot);
+                }
+                break true;
+            }
             // Answer complete requests already buffered (pipelining).
             let mut answered = false;
-            while !conn.closing && conn.out.len() - conn.out_pos < MAX_PENDING_OUT {
+            while !conn.closing
+                && served < REQUESTS_PER_TURN
+                && conn.out.len() - conn.out_pos < MAX_PENDING_OUT
+            {
                 match wire_http::parse_head(&conn.inbuf[..conn.in_len]) {
                     Ok(Some((head, used))) => {
                         let keep_alive = if head.content_length > 0 {
@@ -291,6 +373,7 @@ impl HttpWorker {
                         conn.closing |= !keep_alive;
                         conn.since_ms = now_ms;
                         answered = true;
+                        served += 1;
                     }
                     Ok(None) if conn.in_len == MAX_HEAD => {
                         worker.counters.reject(Reject::HttpMalformed);
@@ -315,10 +398,6 @@ impl HttpWorker {
             }
             if conn.out.len() - conn.out_pos >= MAX_PENDING_OUT {
                 break true; // wait until the client reads (a writable event)
-            }
-            if reads == READS_PER_TURN {
-                self.ready.push(slot);
-                break true;
             }
             reads += 1;
             // Read more.
@@ -347,9 +426,16 @@ impl HttpWorker {
 
     fn close(&mut self, poll: &mut Poll, slot: usize) {
         if let Some(mut conn) = self.conns.get_mut(slot).and_then(Option::take) {
+            if conn.queued {
+                // The slot may be reused before the next turn: a stale entry
+                // would queue the new connection twice.
+                self.ready.retain(|&s| s != slot);
+            }
             let _ = poll.registry().deregister(&mut conn.stream);
             self.free.push(slot);
             self.open -= 1;
+            // Its descriptor is free once `conn` drops: a paused accept can go on.
+            self.accept_paused_until = None;
         }
     }
 }
@@ -390,4 +476,97 @@ fn bad_request(out: &mut Vec<u8>, e: HttpError) {
     wire_http::write_response_head(out, status, "text/plain", msg.len() + 1, false);
     out.extend_from_slice(msg.as_bytes());
     out.push(b'\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::Server;
+    use mio::Events;
+    use std::net::TcpStream as StdStream;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    /// One pipelining client that never lets up: every turn the connection is
+    /// both cut short by its read budget (queued) and readable again (an
+    /// event), the case that queued it once more per turn. The ready list
+    /// must hold it at most once, whatever the interleaving.
+    #[test]
+    fn ready_list_holds_a_connection_at_most_once() {
+        let config = Config {
+            http: vec!["127.0.0.1:0".parse().unwrap()],
+            udp: Vec::new(),
+            workers: 1,
+            default_addrs: false,
+            ..Config::default()
+        };
+        let server = Server::bind(config.clone()).unwrap();
+        let shared = Arc::clone(server.shared());
+        let mut worker = Worker::new(Arc::clone(&shared.registry.workers[0]));
+        let mut poll = Poll::new().unwrap();
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = std_listener.local_addr().unwrap();
+        std_listener.set_nonblocking(true).unwrap();
+        let mut listener = TcpListener::from_std(std_listener);
+        poll.registry()
+            .register(&mut listener, Token(0), Interest::READABLE)
+            .unwrap();
+        let listeners = [listener];
+        let mut http = HttpWorker::new(&config, 0, 1);
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let client = StdStream::connect(addr).unwrap();
+        let mut reader = client.try_clone().unwrap();
+        let mut writer = client;
+        let w_stop = Arc::clone(&stop);
+        let w = std::thread::spawn(move || {
+            let req = b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n".repeat(256);
+            while !w_stop.load(Ordering::Relaxed) && writer.write_all(&req).is_ok() {}
+        });
+        let r_stop = Arc::clone(&stop);
+        let r = std::thread::spawn(move || {
+            let mut buf = vec![0u8; 1 << 16];
+            while !r_stop.load(Ordering::Relaxed) && matches!(reader.read(&mut buf), Ok(n) if n > 0)
+            {
+            }
+        });
+
+        let mut events = Events::with_capacity(64);
+        let mut queued_turns = 0;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let start = Instant::now();
+        while queued_turns < 200 && Instant::now() < deadline {
+            let timeout = if http.has_ready() {
+                Duration::ZERO
+            } else {
+                Duration::from_millis(50)
+            };
+            poll.poll(&mut events, Some(timeout)).unwrap();
+            let now_ms = start.elapsed().as_millis() as u64;
+            http.run_ready(&mut poll, &listeners, &shared, &mut worker, now_ms);
+            for event in events.iter() {
+                http.on_event(&mut poll, &listeners, &shared, &mut worker, event, now_ms);
+            }
+            let mut seen = http.ready.clone();
+            seen.sort_unstable();
+            seen.dedup();
+            assert_eq!(
+                seen.len(),
+                http.ready.len(),
+                "a connection queued twice: {:?}",
+                http.ready
+            );
+            assert!(http.ready.len() <= http.open);
+            queued_turns += usize::from(!http.ready.is_empty());
+        }
+        assert!(queued_turns > 0, "the read budget was never reached");
+        stop.store(true, Ordering::Relaxed);
+        // Closing our side ends both client threads.
+        for slot in 0..http.conns.len() {
+            http.close(&mut poll, slot);
+        }
+        w.join().unwrap();
+        r.join().unwrap();
+    }
 }

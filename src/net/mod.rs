@@ -18,6 +18,8 @@ pub mod http;
 #[cfg(target_os = "linux")]
 mod mmsg;
 mod socket;
+#[cfg(unix)]
+pub mod sys;
 
 use crate::config::Config;
 use crate::stats::{Counters, Dropped, Proto, Registry};
@@ -311,9 +313,15 @@ fn worker_loop(id: usize, mut io: WorkerIo, shared: Arc<Shared>) {
     let mut http = http::HttpWorker::new(&shared.config, io.udp.len(), io.http.len());
     let mut stats = StatsLine::new(&shared);
     log::debug!("worker {id} running");
+    let mut now_ms = shared.clock.now_ms();
     loop {
-        let busy = pending.iter().any(|&p| p) || http.has_ready();
-        let timeout = if busy { Duration::ZERO } else { IDLE_TICK };
+        // Last turn's clock is close enough to bound the sleep.
+        let timeout = if pending.iter().any(|&p| p) {
+            Duration::ZERO
+        } else {
+            http.wake_in_ms(now_ms)
+                .map_or(IDLE_TICK, |ms| IDLE_TICK.min(Duration::from_millis(ms)))
+        };
         match io.poll.poll(&mut events, Some(timeout)) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -325,7 +333,7 @@ fn worker_loop(id: usize, mut io: WorkerIo, shared: Arc<Shared>) {
         if shared.is_shutting_down() {
             break;
         }
-        let now_ms = shared.clock.now_ms();
+        now_ms = shared.clock.now_ms();
         let now = (now_ms / 1000) as u32;
         housekeeping(&shared, now_ms, now);
         if id == 0 {
@@ -508,6 +516,9 @@ fn housekeeping(shared: &Shared, now_ms: u64, now: u32) {
 struct StatsLine {
     every_ms: Option<u64>,
     next_ms: u64,
+    /// When `last` was read: rates divide by the time that really passed, as
+    /// a busy or stalled loop logs later than `every_ms` after the last line.
+    last_ms: u64,
     last: [u64; 3],
 }
 
@@ -517,39 +528,71 @@ impl StatsLine {
             .config
             .stats_interval
             .map(|d| d.as_millis().max(1) as u64);
+        StatsLine::starting(every_ms, shared.clock.now_ms())
+    }
+
+    fn starting(every_ms: Option<u64>, now_ms: u64) -> StatsLine {
         StatsLine {
             every_ms,
-            next_ms: shared.clock.now_ms() + every_ms.unwrap_or(0),
+            next_ms: now_ms + every_ms.unwrap_or(0),
+            last_ms: now_ms,
             last: [0; 3],
         }
     }
 
-    fn maybe_log(&mut self, shared: &Shared, now_ms: u64) {
-        let Some(every) = self.every_ms else { return };
+    /// Per-second rates of `cur` (connect, announce, scrape counts) since the
+    /// last line, if a line is due.
+    fn rates(&mut self, now_ms: u64, cur: [u64; 3]) -> Option<[f64; 3]> {
+        let every = self.every_ms?;
         if now_ms < self.next_ms {
+            return None;
+        }
+        let secs = (now_ms.saturating_sub(self.last_ms) as f64 / 1000.0).max(0.001);
+        let rates = std::array::from_fn(|i| cur[i].wrapping_sub(self.last[i]) as f64 / secs);
+        self.next_ms = now_ms + every;
+        self.last_ms = now_ms;
+        self.last = cur;
+        Some(rates)
+    }
+
+    fn maybe_log(&mut self, shared: &Shared, now_ms: u64) {
+        if self.every_ms.is_none() || now_ms < self.next_ms {
             return;
         }
-        let secs = (every as f64 / 1000.0).max(0.001);
-        self.next_ms = now_ms + every;
         use crate::stats::Kind;
         let cur = [
             shared.registry.requests_of(Kind::Connect),
             shared.registry.requests_of(Kind::Announce),
             shared.registry.requests_of(Kind::Scrape),
         ];
-        let rate = |i: usize| (cur[i] - self.last[i]) as f64 / secs;
+        let Some([connect, announce, scrape]) = self.rates(now_ms, cur) else {
+            return;
+        };
         let t = shared.tracker.swarm().totals();
         log::info!(
-            "stats: {:.0} req/s (connect {:.0}/s, announce {:.0}/s, scrape {:.0}/s); {} torrents, {} peers ({} seeders, {} leechers)",
-            rate(0) + rate(1) + rate(2),
-            rate(0),
-            rate(1),
-            rate(2),
+            "stats: {:.0} req/s (connect {connect:.0}/s, announce {announce:.0}/s, scrape {scrape:.0}/s); {} torrents, {} peers ({} seeders, {} leechers)",
+            connect + announce + scrape,
             t.torrents,
             t.peers(),
             t.seeders4 + t.seeders6,
             t.leechers4 + t.leechers6,
         );
-        self.last = cur;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StatsLine;
+
+    #[test]
+    fn stats_rates_divide_by_the_time_that_passed() {
+        let mut line = StatsLine::starting(Some(1000), 0);
+        assert_eq!(line.rates(999, [5, 5, 5]), None, "not due yet");
+        // A loop that was busy logs late: 300 announces in 3 s are 100/s,
+        // not 300/s over the configured 1 s.
+        assert_eq!(line.rates(3000, [0, 300, 30]), Some([0.0, 100.0, 10.0]));
+        assert_eq!(line.rates(3500, [0, 400, 30]), None);
+        assert_eq!(line.rates(5000, [20, 400, 30]), Some([10.0, 50.0, 0.0]));
+        assert_eq!(StatsLine::starting(None, 0).rates(10_000, [1, 1, 1]), None);
     }
 }

@@ -114,7 +114,7 @@ fn is_no_ipv6(e: &io::Error) -> bool {
     matches!(
         e.kind(),
         io::ErrorKind::AddrNotAvailable | io::ErrorKind::Unsupported
-    ) || e.raw_os_error() == Some(97) // EAFNOSUPPORT
+    ) || e.raw_os_error() == Some(libc::EAFNOSUPPORT)
 }
 
 fn bind_one(

@@ -1,0 +1,80 @@
+//! Process limits the server needs raised before it binds: today only the
+//! soft `RLIMIT_NOFILE`.
+//!
+//! systemd and most shells start services with a soft limit of 1024 open
+//! files, below what shoal may use (every worker may hold
+//! `--http-max-connections` connections, plus its sockets). The hard limit is
+//! usually far higher, and an unprivileged process may raise its soft limit up
+//! to it, so shoal does that once at start-up instead of asking every operator
+//! to set `LimitNOFILE=`.
+//!
+//! The two libc calls need `unsafe`; this module and `mmsg.rs` are the only
+//! places the crate allows it (see the lints in `Cargo.toml`).
+#![allow(unsafe_code)]
+
+use std::io;
+
+/// The soft and hard limits on open files, before and after [`raise_nofile`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NofileLimit {
+    pub before: u64,
+    pub after: u64,
+    pub hard: u64,
+}
+
+/// Raise the soft `RLIMIT_NOFILE` to the hard limit (capped at `cap`: an
+/// "unlimited" hard limit is not a useful soft one, and some kernels refuse
+/// soft limits above `fs.nr_open`).
+// rlim_t is u64 on Linux but not on every Unix: the casts are needed there.
+#[allow(clippy::unnecessary_cast)]
+pub fn raise_nofile(cap: u64) -> io::Result<NofileLimit> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid, writable `rlimit` for the duration of the call,
+    // and getrlimit writes nothing else.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let before = lim.rlim_cur as u64;
+    let hard = lim.rlim_max as u64;
+    let target = hard.min(cap);
+    if target <= before {
+        return Ok(NofileLimit {
+            before,
+            after: before,
+            hard,
+        });
+    }
+    let new = libc::rlimit {
+        rlim_cur: target as libc::rlim_t,
+        rlim_max: lim.rlim_max,
+    };
+    // SAFETY: `new` is a valid `rlimit` that setrlimit only reads; the soft
+    // limit stays at or below the unchanged hard limit.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &new) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(NofileLimit {
+        before,
+        after: target,
+        hard,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raising_never_lowers_the_limit_and_stays_under_the_hard_one() {
+        let first = raise_nofile(1 << 20).unwrap();
+        assert!(first.after >= first.before);
+        assert!(first.after <= first.hard);
+        // A second call finds nothing to do.
+        let again = raise_nofile(1 << 20).unwrap();
+        assert_eq!(again.before, first.after);
+        assert_eq!(again.after, first.after);
+    }
+}
