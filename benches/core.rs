@@ -8,6 +8,7 @@
 //! Groups:
 //! - `udp/*`: decode + handle + encode of one datagram: connect, announce from
 //!   an IPv4 and an IPv6 source, scrape of 1 and 74 hashes.
+//! - `connid/*`: issuing and checking one connection id, IPv4 and IPv6.
 //! - `announce/*`: a UDP announce into one torrent of 1, 100 and 10 000 peers,
 //!   by a peer already there (`existing`, the steady state) and by a new one
 //!   (`new`).
@@ -35,6 +36,7 @@ use criterion::{
 use shoal::config::TrackerConfig;
 use shoal::stats::Counters;
 use shoal::swarm::{InfoHash, Peer4, Role, Swarm};
+use shoal::tracker::connid::ConnectionIds;
 use shoal::tracker::{Rng, Tracker, Worker};
 use shoal::wire::udp::{self, AnnounceRequest, Event};
 use std::cell::OnceCell;
@@ -428,5 +430,30 @@ fn sweep(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, udp_requests, announce_by_swarm_size, sweep);
+// ---------------------------------------------------------------------------
+// connid/*: issuing and checking one connection id (every request checks one).
+// ---------------------------------------------------------------------------
+
+fn connection_ids(c: &mut Criterion) {
+    let ids = ConnectionIds::new(120);
+    let mut g = short(c, "connid");
+    for (name, ip) in [("v4", IpAddr::V4(SRC4)), ("v6", IpAddr::V6(SRC6))] {
+        g.bench_function(format!("issue_{name}"), |b| {
+            b.iter(|| black_box(ids.issue(black_box(NOW), black_box(ip))))
+        });
+        let id = ids.issue(NOW, ip);
+        g.bench_function(format!("check_{name}"), |b| {
+            b.iter(|| black_box(ids.check(black_box(id), black_box(NOW), black_box(ip))))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    udp_requests,
+    connection_ids,
+    announce_by_swarm_size,
+    sweep
+);
 criterion_main!(benches);
