@@ -35,9 +35,9 @@ use criterion::{
 };
 use shoal::config::TrackerConfig;
 use shoal::stats::Counters;
-use shoal::swarm::{InfoHash, Peer4, Role, Swarm};
+use shoal::swarm::{Announce, InfoHash, Peer4, Role, Swarm};
 use shoal::tracker::connid::ConnectionIds;
-use shoal::tracker::{Rng, Tracker, Worker};
+use shoal::tracker::{Tracker, Worker};
 use shoal::wire::udp::{self, AnnounceRequest, Event};
 use std::cell::OnceCell;
 use std::hint::black_box;
@@ -55,7 +55,27 @@ fn tracker() -> Tracker {
 }
 
 fn worker() -> Worker {
-    Worker::new(Arc::new(Counters::default()))
+    Worker::with_rng(Arc::new(Counters::default()), fastrand::Rng::with_seed(7))
+}
+
+/// An announce straight into the swarm that asks for no peers.
+fn bare(
+    ih: &InfoHash,
+    addr: (Ipv4Addr, u16),
+    role: Role,
+    now: u32,
+) -> Announce<'static, (Ipv4Addr, u16)> {
+    Announce {
+        info_hash: *ih,
+        addr,
+        role,
+        completed: false,
+        now,
+        want: 0,
+        random: (0, 0),
+        peer_id: None,
+        emit_ids: false,
+    }
 }
 
 /// The one IPv4 source of the request benchmarks.
@@ -265,16 +285,8 @@ fn announce_by_swarm_size(c: &mut Criterion) {
                     }
                     timed += start.elapsed();
                     for port in NEW_PORT..NEW_PORT + k {
-                        t.swarm().announce::<Peer4>(
-                            &ih,
-                            (SRC4, port),
-                            Role::Stopped,
-                            false,
-                            NOW,
-                            0,
-                            (0, 0),
-                            |_| {},
-                        );
+                        let stop = bare(&ih, (SRC4, port), Role::Stopped, NOW);
+                        t.swarm().announce::<Peer4>(&stop, |_, _| {});
                     }
                     left -= u64::from(k);
                 }
@@ -321,27 +333,18 @@ impl Population {
     fn fill(&self, swarm: &Swarm, now: u32) {
         let cdf = self.cdf();
         let total = cdf.last().copied().unwrap_or(0.0);
-        let mut rng = Rng::from_seed(0x5eed);
+        let mut rng = fastrand::Rng::with_seed(0x5eed);
         for p in 0..self.peers {
-            // 53 random bits → [0, 1).
-            let u = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+            let u = rng.f64();
             let t = cdf.partition_point(|&c| c <= u * total) as u32;
             let ip = Ipv4Addr::from(0x0a00_0000 | p);
-            let role = if rng.next_u64().is_multiple_of(4) {
+            let role = if rng.u64(..).is_multiple_of(4) {
                 Role::Leecher
             } else {
                 Role::Seeder
             };
-            swarm.announce::<Peer4>(
-                &info_hash(t.min(self.torrents - 1)),
-                (ip, 6881),
-                role,
-                false,
-                now,
-                0,
-                (0, 0),
-                |_| {},
-            );
+            let req = bare(&info_hash(t.min(self.torrents - 1)), (ip, 6881), role, now);
+            swarm.announce::<Peer4>(&req, |_, _| {});
         }
     }
 

@@ -10,20 +10,23 @@
 //! GET or HEAD is 405. Tracker errors are 200 with a bencoded `failure reason`
 //! (what BitTorrent clients expect), never an HTTP error status.
 
-use super::{Rng, Tracker, Worker};
-use crate::stats::{Counters, Family as StatsFamily, Kind, Proto, Registry, Reject};
+use super::{random_pair, role, CompactPeer, PeerSink, Tracker, Worker};
+use crate::stats::{Counters, Family, Kind, Proto, Registry, Reject};
 use crate::swarm::peers::Peer;
-use crate::swarm::{Announced, Family, Peer4, Peer6, PeerId, Role};
+use crate::swarm::{Announce, PeerId};
 use crate::wire::bencode;
 use crate::wire::http::{self, Head, Method};
 use crate::wire::udp::Event;
 use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 /// What the HTTP side needs besides the tracker: counters for `/metrics`,
 /// whether the server is healthy, and the reverse-proxy client-address header.
 #[derive(Debug, Clone, Copy)]
 pub struct HttpEnv<'a> {
+    /// Tracker seconds, read once per loop turn.
+    pub now: u32,
     pub registry: &'a Registry,
     pub uptime_secs: u64,
     pub healthy: bool,
@@ -38,24 +41,18 @@ const PROMETHEUS: &str = "text/plain; version=0.0.4";
 impl Tracker {
     /// Handle one request; append the whole response to `out`. `scratch` is a
     /// reusable buffer for the body. Returns whether the connection may stay open.
-    #[allow(clippy::too_many_arguments)]
     pub fn handle_http(
         &self,
         w: &mut Worker,
         env: &HttpEnv<'_>,
-        now: u32,
         peer: SocketAddr,
         head: &Head<'_>,
         out: &mut Vec<u8>,
         scratch: &mut Vec<u8>,
     ) -> bool {
         scratch.clear();
-        let Worker {
-            rng,
-            counters,
-            http_peers,
-        } = w;
-        let c = &**counters;
+        let counters = Arc::clone(&w.counters);
+        let c = &*counters;
         let fam = family(peer.ip().to_canonical());
         let (status, content_type) = match (head.method, head.path) {
             (Method::Other, _) => {
@@ -66,9 +63,7 @@ impl Tracker {
             (_, p) if p.starts_with(b"/announce") => {
                 c.request(Proto::Http, fam, Kind::Announce);
                 match client_ip(env, head, peer) {
-                    Some(ip) => {
-                        self.http_announce(c, rng, http_peers, now, ip, head.query, scratch)
-                    }
+                    Some(ip) => self.http_announce(w, env.now, ip, head.query, scratch),
                     None => {
                         c.reject(Reject::HttpNoClientIp);
                         bencode::failure(scratch, "missing or invalid client address header");
@@ -120,17 +115,20 @@ impl Tracker {
         head.keep_alive
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn http_announce(
         &self,
-        c: &Counters,
-        rng: &mut Rng,
-        lists: &mut [Vec<u8>; 2],
+        w: &mut Worker,
         now: u32,
         ip: IpAddr,
         query: &[u8],
         body: &mut Vec<u8>,
     ) {
+        let Worker {
+            rng,
+            counters,
+            http_peers,
+        } = w;
+        let c = &**counters;
         let fam = family(ip);
         let q = match http::parse_announce(query) {
             Ok(q) => q,
@@ -141,47 +139,31 @@ impl Tracker {
                 return;
             }
         };
-        let role = match (q.event, q.left) {
-            (Event::Stopped, _) => Role::Stopped,
-            (_, 0) => Role::Seeder,
-            _ => Role::Leecher,
-        };
-        let want = match role {
-            Role::Stopped => 0,
-            _ => self.want(q.numwant.map_or(-1, i64::from)),
-        };
-        let completed = q.event == Event::Completed;
-        let with_ids = !q.compact && !q.no_peer_id;
-        // Peers of the client's own family are announced-and-sampled under one
-        // lock; the other family's fill what is left of `want` (BEP 7).
-        let [own_buf, other_buf] = lists;
-        let mut own = PeerList::new(q.compact, own_buf);
-        let mut other = PeerList::new(q.compact, other_buf);
-        let req = HttpAnnounce {
-            info_hash: &q.info_hash,
-            port: q.port,
-            peer_id: &q.peer_id,
+        let role = role(q.event, q.left);
+        let req = Announce {
+            info_hash: q.info_hash,
+            addr: SocketAddr::new(ip, q.port),
             role,
-            completed,
+            completed: q.event == Event::Completed,
             now,
-            want,
-            with_ids,
+            want: self.want(role, q.numwant.map_or(-1, i64::from)),
+            random: random_pair(rng),
+            peer_id: Some(&q.peer_id),
+            emit_ids: !q.compact && !q.no_peer_id,
         };
-        let announced = match ip {
-            IpAddr::V4(v4) => {
-                self.announce_both::<Peer4, Peer6>(&req, v4, rng, &mut own, &mut other)
-            }
-            IpAddr::V6(v6) => {
-                self.announce_both::<Peer6, Peer4>(&req, v6, rng, &mut own, &mut other)
-            }
+        let [v4_buf, v6_buf] = http_peers;
+        let mut lists = PeerLists {
+            v4: PeerList::new(q.compact, v4_buf),
+            v6: PeerList::new(q.compact, v6_buf),
         };
+        let announced = self.announce(req, &mut lists);
         if announced.full {
             c.reject(Reject::SwarmFull);
         }
-        let (v4_list, v6_list) = match ip {
-            IpAddr::V4(_) => (&own, &other),
-            IpAddr::V6(_) => (&other, &own),
-        };
+        let PeerLists {
+            v4: v4_list,
+            v6: v6_list,
+        } = lists;
         let counts = announced.counts;
         // Keys in raw byte order: complete, incomplete, interval, min interval, peers, peers6.
         bencode::dict_start(body);
@@ -211,47 +193,7 @@ impl Tracker {
         c.response(Proto::Http, fam, Kind::Announce);
     }
 
-    /// Announce in the client's own family `Own` and sample that family into
-    /// `own`; fill what is left of `want` from the other family (BEP 7).
-    fn announce_both<Own, Other>(
-        &self,
-        req: &HttpAnnounce<'_>,
-        ip: <Own as HostPort>::Ip,
-        rng: &mut Rng,
-        own: &mut PeerList<'_>,
-        other: &mut PeerList<'_>,
-    ) -> Announced
-    where
-        Own: Family + HostPort,
-        Other: Family,
-    {
-        let a = self.swarm.announce_with_id::<Own>(
-            req.info_hash,
-            Own::with_port(ip, req.port),
-            req.peer_id,
-            req.role,
-            req.completed,
-            req.now,
-            req.want,
-            (rng.next_u64(), rng.next_u64()),
-            req.with_ids,
-            |p, id| own.push(p, id),
-        );
-        let rest = req.want - a.peers;
-        if rest > 0 {
-            self.swarm.sample::<Other>(
-                req.info_hash,
-                req.role == Role::Seeder,
-                rest,
-                (rng.next_u64(), rng.next_u64()),
-                req.with_ids,
-                |p, id| other.push(p, id),
-            );
-        }
-        a
-    }
-
-    fn http_scrape(&self, c: &Counters, fam: StatsFamily, query: &[u8], body: &mut Vec<u8>) {
+    fn http_scrape(&self, c: &Counters, fam: Family, query: &[u8], body: &mut Vec<u8>) {
         // A bencoded dict needs sorted, unique keys: collect the requested hashes
         // (bounded by max_scrape, on the stack), sort and deduplicate them.
         let mut hashes = [[0u8; 20]; 256];
@@ -307,42 +249,30 @@ impl Tracker {
     }
 }
 
-/// One HTTP announce, as the swarm needs it.
-struct HttpAnnounce<'q> {
-    info_hash: &'q [u8; 20],
-    port: u16,
-    peer_id: &'q PeerId,
-    role: Role,
-    completed: bool,
-    now: u32,
-    want: usize,
-    with_ids: bool,
+/// The two peer lists of an HTTP announce reply: the client's family fills
+/// `want` first, the other family (BEP 7) what is left.
+struct PeerLists<'b> {
+    v4: PeerList<'b>,
+    v6: PeerList<'b>,
 }
 
-/// Builds a family's peer address from the client's IP and announced port.
-trait HostPort: Peer {
-    type Ip;
-    fn with_port(ip: Self::Ip, port: u16) -> Self::Addr;
-}
+impl PeerSink for PeerLists<'_> {
+    const BOTH_FAMILIES: bool = true;
 
-impl HostPort for Peer4 {
-    type Ip = std::net::Ipv4Addr;
-    fn with_port(ip: Self::Ip, port: u16) -> Self::Addr {
-        (ip, port)
+    fn room<P: CompactPeer>(&self) -> usize {
+        // A TCP reply has no datagram to fit: `want` (capped by max_numwant) rules.
+        usize::MAX
+    }
+
+    fn push<P: CompactPeer>(&mut self, p: &P, id: Option<&PeerId>) {
+        if P::IS_V6 { &mut self.v6 } else { &mut self.v4 }.push(p, id);
     }
 }
 
-impl HostPort for Peer6 {
-    type Ip = std::net::Ipv6Addr;
-    fn with_port(ip: Self::Ip, port: u16) -> Self::Addr {
-        (ip, port)
-    }
-}
-
-fn family(ip: IpAddr) -> StatsFamily {
+fn family(ip: IpAddr) -> Family {
     match ip {
-        IpAddr::V4(_) => StatsFamily::V4,
-        IpAddr::V6(_) => StatsFamily::V6,
+        IpAddr::V4(_) => Family::V4,
+        IpAddr::V6(_) => Family::V6,
     }
 }
 
