@@ -154,6 +154,10 @@ struct Shard {
     /// replies. Peers are stored without their id (8 bytes instead of 28), so
     /// only the few HTTP peers pay for one; empty for a UDP-only tracker.
     peer_ids: HashMap<PeerIdKey, PeerId, RandomState>,
+    /// When [`Swarm::expire_shard`] last ran on this shard (tracker seconds).
+    /// Peers keep only 16 bits of their announce time, which read exactly only
+    /// while the shard is swept often enough; this tells when it was not.
+    swept_at: u32,
 }
 
 /// A shard padded to its own cache lines, so two workers updating neighbouring
@@ -161,6 +165,11 @@ struct Shard {
 #[derive(Debug, Default)]
 #[repr(align(128))]
 struct Padded(Mutex<Shard>);
+
+/// Seconds a shard may go unswept before its stamps are ambiguous, at the
+/// longest peer timeout: the peer timeout is capped to `32767 - SWEEP_SLACK`
+/// (the net loop sweeps every shard at least once a minute).
+const SWEEP_SLACK: u16 = 300;
 
 /// The map. Shared by reference between all workers.
 #[derive(Debug)]
@@ -229,8 +238,8 @@ impl<'a, A> Announce<'a, A> {
 }
 
 impl Swarm {
-    /// `shards` is rounded up to a power of two. `peer_timeout` is in seconds and
-    /// must be below 32768 (see [`peers::Stamp`]).
+    /// `shards` is rounded up to a power of two. `peer_timeout` is in seconds,
+    /// capped to 32467 (see [`peers::Stamp`] and [`Swarm::expire_shard`]).
     pub fn new(shards: usize, peer_timeout: u16) -> Swarm {
         let n = shards.max(1).next_power_of_two();
         let map_hasher = RandomState::new();
@@ -241,12 +250,13 @@ impl Swarm {
                         torrents: HashMap::with_hasher(map_hasher.clone()),
                         totals: ShardTotals::default(),
                         peer_ids: HashMap::with_hasher(map_hasher.clone()),
+                        swept_at: 0,
                     }))
                 })
                 .collect(),
             shard_hasher: RandomState::new(),
             peer_hasher: RandomState::new(),
-            peer_timeout: peer_timeout.min(32767),
+            peer_timeout: peer_timeout.min(i16::MAX as u16 - SWEEP_SLACK),
             max_peers_per_shard: u64::MAX,
         }
     }
@@ -320,6 +330,7 @@ impl Swarm {
             torrents,
             totals,
             peer_ids,
+            ..
         } = shard;
         if role == Role::Stopped {
             let Some(torrent) = torrents.get_mut(info_hash) else {
@@ -452,15 +463,31 @@ impl Swarm {
 
     /// Remove the peers of shard `shard % shard_count()` that have not announced
     /// within the peer timeout, and the torrents left empty. Returns peers removed.
+    ///
+    /// A peer's 16-bit stamp gives its exact age only while every stamp in the
+    /// shard is less than 32768 s old ([`peers::Stamp`]). The net loop sweeps
+    /// every shard at least once a minute, but should a shard go unswept for
+    /// longer than that allows (a stopped process), a stale peer could read as
+    /// fresh: then every peer of the shard is dropped instead (they re-announce
+    /// within one interval), never a stale one kept.
     pub fn expire_shard(&self, shard: usize, now: u32) -> usize {
         let stamp = now as Stamp;
-        let timeout = self.peer_timeout;
         let mut guard = self.shards[shard & (self.shards.len() - 1)].0.lock();
         let Shard {
             torrents,
             totals,
             peer_ids,
+            swept_at,
         } = &mut *guard;
+        let since = now.saturating_sub(*swept_at);
+        *swept_at = now;
+        let ambiguous = u64::from(since) + u64::from(self.peer_timeout) > i16::MAX as u64;
+        // With ambiguous stamps, a negative timeout keeps nobody.
+        let timeout = if ambiguous {
+            None
+        } else {
+            Some(self.peer_timeout)
+        };
         let mut removed = 0;
         torrents.retain(|_, t| {
             let (s, l) = t.v4.expire(stamp, timeout, &self.peer_hasher);
@@ -734,6 +761,19 @@ mod tests {
         s.expire_shard(0, 120); // peer 1 (t=0) expires, peer 2 (t=50) stays
         assert!(s.shards[0].0.lock().peer_ids.is_empty());
         assert_eq!(s.scrape(&ih).seeders, 1);
+    }
+
+    #[test]
+    fn a_shard_unswept_for_longer_than_its_stamps_span_keeps_no_stale_peer() {
+        let s = Swarm::new(1, 100);
+        announce4(&s, &[1; 20], 1, Role::Leecher, false, 0, 0);
+        // 40 000 s later the 16-bit age of peer 1 reads as -25 536: "fresh".
+        assert_eq!(s.expire_shard(0, 40_000), 1, "the stale peer is dropped");
+        assert_eq!(s.totals(), Totals::default());
+        // Swept in time, a fresh peer survives.
+        announce4(&s, &[1; 20], 2, Role::Leecher, false, 40_050, 0);
+        assert_eq!(s.expire_shard(0, 40_100), 0);
+        assert_eq!(s.totals().peers(), 1);
     }
 
     #[test]
