@@ -53,16 +53,27 @@ impl Tracker {
         scratch.clear();
         let counters = Arc::clone(&w.counters);
         let c = &*counters;
-        let fam = family(peer.ip().to_canonical());
+        // Requests and replies are counted under the client's family as the
+        // swarm sees it (behind a proxy: the forwarded address), so the
+        // per-family metrics add up; the socket peer's when there is none.
+        let client = client_ip(env, head, peer);
+        let fam = family(client.unwrap_or_else(|| peer.ip().to_canonical()));
+        let announce = head.path.starts_with(b"/announce");
         let (status, content_type) = match (head.method, head.path) {
             (Method::Other, _) => {
                 c.reject(Reject::HttpMethod);
                 scratch.extend_from_slice(b"method not allowed\n");
                 (405, TEXT)
             }
-            (_, p) if p.starts_with(b"/announce") => {
+            (Method::Head, _) if announce => {
+                // HEAD asks for a GET's head without its effects, and an
+                // announce changes the swarm: answer without announcing.
+                c.request(Proto::Http, fam, Kind::Other);
+                (200, TEXT)
+            }
+            (_, _) if announce => {
                 c.request(Proto::Http, fam, Kind::Announce);
-                match client_ip(env, head, peer) {
+                match client {
                     Some(ip) => self.http_announce(w, env.now, ip, head.query, scratch),
                     None => {
                         c.reject(Reject::HttpNoClientIp);
@@ -103,9 +114,9 @@ impl Tracker {
         };
         // Tracker replies were counted by kind where they were made; the rest
         // (health, metrics, errors of HTTP itself) are "other".
-        if !(status == 200
-            && (head.path.starts_with(b"/announce") || head.path.starts_with(b"/scrape")))
-        {
+        let tracker_reply =
+            (announce && head.method != Method::Head) || head.path.starts_with(b"/scrape");
+        if !(status == 200 && tracker_reply) {
             c.response(Proto::Http, fam, Kind::Other);
         }
         http::write_response_head(out, status, content_type, scratch.len(), head.keep_alive);
@@ -335,6 +346,92 @@ impl<'b> PeerList<'b> {
             bencode::bytes(b, b"port");
             bencode::int(b, i64::from(port));
             bencode::end(b);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::TrackerConfig;
+    use crate::stats::Counters;
+    use std::sync::Arc;
+
+    const QUERY: &str = "info_hash=%01%01%01%01%01%01%01%01%01%01%01%01%01%01%01%01%01%01%01%01\
+                         &peer_id=-XX0000-000000000000&port=6881&left=0&compact=1";
+
+    /// Send one request head; the response bytes.
+    fn send(t: &Tracker, w: &mut Worker, env: &HttpEnv<'_>, peer: &str, req: &str) -> Vec<u8> {
+        let (head, _) = http::parse_head(req.as_bytes()).unwrap().unwrap();
+        let (mut out, mut scratch) = (Vec::new(), Vec::new());
+        t.handle_http(w, env, peer.parse().unwrap(), &head, &mut out, &mut scratch);
+        out
+    }
+
+    fn setup() -> (Tracker, Worker, Registry) {
+        let counters = Arc::new(Counters::default());
+        let registry = Registry {
+            workers: vec![Arc::clone(&counters)],
+        };
+        (
+            Tracker::new(TrackerConfig::default(), 4),
+            Worker::new(counters),
+            registry,
+        )
+    }
+
+    fn env<'a>(registry: &'a Registry, header: Option<&'a str>) -> HttpEnv<'a> {
+        HttpEnv {
+            now: 10,
+            registry,
+            uptime_secs: 10,
+            healthy: true,
+            client_ip_header: header,
+        }
+    }
+
+    #[test]
+    fn head_announce_does_not_announce() {
+        let (t, mut w, registry) = setup();
+        let env = env(&registry, None);
+        let head = format!("HEAD /announce?{QUERY} HTTP/1.1\r\nHost: x\r\n\r\n");
+        let out = send(&t, &mut w, &env, "127.0.0.1:5000", &head);
+        assert!(
+            out.starts_with(b"HTTP/1.1 200"),
+            "{}",
+            String::from_utf8_lossy(&out)
+        );
+        assert!(out.ends_with(b"\r\n\r\n"), "no body");
+        assert_eq!(t.swarm().totals().peers(), 0, "the swarm is unchanged");
+        // The same request as GET does announce.
+        let get = format!("GET /announce?{QUERY} HTTP/1.1\r\nHost: x\r\n\r\n");
+        send(&t, &mut w, &env, "127.0.0.1:5000", &get);
+        assert_eq!(t.swarm().totals().seeders4, 1);
+    }
+
+    #[test]
+    fn behind_a_proxy_requests_and_replies_count_under_the_client_family() {
+        let (t, mut w, registry) = setup();
+        let env = env(&registry, Some("X-Forwarded-For"));
+        let req = format!("GET /announce?{QUERY} HTTP/1.1\r\nX-Forwarded-For: 2001:db8::7\r\n\r\n");
+        send(&t, &mut w, &env, "127.0.0.1:5000", &req);
+        assert_eq!(
+            t.swarm().totals().seeders6,
+            1,
+            "the swarm sees an IPv6 client"
+        );
+        let c = &w.counters;
+        for (f, n) in [(Family::V4, 0), (Family::V6, 1)] {
+            assert_eq!(
+                c.requests(Proto::Http, f, Kind::Announce),
+                n,
+                "{f:?} requests"
+            );
+            assert_eq!(
+                c.responses(Proto::Http, f, Kind::Announce),
+                n,
+                "{f:?} replies"
+            );
         }
     }
 }
