@@ -15,9 +15,11 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// A peer's last announce time, as the low 16 bits of the tracker clock in seconds.
-/// Ages are computed with wrapping arithmetic, which is exact as long as every
-/// peer is looked at (swept) at least once every `65536 - peer_timeout` seconds;
-/// the configuration caps the peer timeout to keep that true.
+/// Ages are signed 16-bit differences, exact while every stamp of a shard is
+/// less than 32768 s old: the net loop sweeps every shard at least once a
+/// minute, the swarm caps the peer timeout to leave room for that, and a
+/// shard swept too late for its stamps to be trusted is emptied rather than
+/// read wrong (see `Swarm::expire_shard`). 2 bytes a peer instead of 4.
 pub type Stamp = u16;
 
 /// Above this many peers a swarm gets a hash index; below half of it the index is dropped.
