@@ -8,6 +8,7 @@
 //! Groups:
 //! - `udp/*`: decode + handle + encode of one datagram: connect, announce from
 //!   an IPv4 and an IPv6 source, scrape of 1 and 74 hashes.
+//! - `connid/*`: issuing and checking one connection id, IPv4 and IPv6.
 //! - `announce/*`: a UDP announce into one torrent of 1, 100 and 10 000 peers,
 //!   by a peer already there (`existing`, the steady state) and by a new one
 //!   (`new`).
@@ -34,8 +35,9 @@ use criterion::{
 };
 use shoal::config::TrackerConfig;
 use shoal::stats::Counters;
-use shoal::swarm::{InfoHash, Peer4, Role, Swarm};
-use shoal::tracker::{Rng, Tracker, Worker};
+use shoal::swarm::{Announce, InfoHash, Peer4, Role, Swarm};
+use shoal::tracker::connid::ConnectionIds;
+use shoal::tracker::{Tracker, Worker};
 use shoal::wire::udp::{self, AnnounceRequest, Event};
 use std::cell::OnceCell;
 use std::hint::black_box;
@@ -53,7 +55,27 @@ fn tracker() -> Tracker {
 }
 
 fn worker() -> Worker {
-    Worker::new(Arc::new(Counters::default()))
+    Worker::with_rng(Arc::new(Counters::default()), fastrand::Rng::with_seed(7))
+}
+
+/// An announce straight into the swarm that asks for no peers.
+fn bare(
+    ih: &InfoHash,
+    addr: (Ipv4Addr, u16),
+    role: Role,
+    now: u32,
+) -> Announce<'static, (Ipv4Addr, u16)> {
+    Announce {
+        info_hash: *ih,
+        addr,
+        role,
+        completed: false,
+        now,
+        want: 0,
+        random: (0, 0),
+        peer_id: None,
+        emit_ids: false,
+    }
 }
 
 /// The one IPv4 source of the request benchmarks.
@@ -263,16 +285,8 @@ fn announce_by_swarm_size(c: &mut Criterion) {
                     }
                     timed += start.elapsed();
                     for port in NEW_PORT..NEW_PORT + k {
-                        t.swarm().announce::<Peer4>(
-                            &ih,
-                            (SRC4, port),
-                            Role::Stopped,
-                            false,
-                            NOW,
-                            0,
-                            (0, 0),
-                            |_| {},
-                        );
+                        let stop = bare(&ih, (SRC4, port), Role::Stopped, NOW);
+                        t.swarm().announce::<Peer4>(&stop, |_, _| {});
                     }
                     left -= u64::from(k);
                 }
@@ -319,27 +333,18 @@ impl Population {
     fn fill(&self, swarm: &Swarm, now: u32) {
         let cdf = self.cdf();
         let total = cdf.last().copied().unwrap_or(0.0);
-        let mut rng = Rng::from_seed(0x5eed);
+        let mut rng = fastrand::Rng::with_seed(0x5eed);
         for p in 0..self.peers {
-            // 53 random bits → [0, 1).
-            let u = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+            let u = rng.f64();
             let t = cdf.partition_point(|&c| c <= u * total) as u32;
             let ip = Ipv4Addr::from(0x0a00_0000 | p);
-            let role = if rng.next_u64().is_multiple_of(4) {
+            let role = if rng.u64(..).is_multiple_of(4) {
                 Role::Leecher
             } else {
                 Role::Seeder
             };
-            swarm.announce::<Peer4>(
-                &info_hash(t.min(self.torrents - 1)),
-                (ip, 6881),
-                role,
-                false,
-                now,
-                0,
-                (0, 0),
-                |_| {},
-            );
+            let req = bare(&info_hash(t.min(self.torrents - 1)), (ip, 6881), role, now);
+            swarm.announce::<Peer4>(&req, |_, _| {});
         }
     }
 
@@ -428,5 +433,30 @@ fn sweep(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, udp_requests, announce_by_swarm_size, sweep);
+// ---------------------------------------------------------------------------
+// connid/*: issuing and checking one connection id (every request checks one).
+// ---------------------------------------------------------------------------
+
+fn connection_ids(c: &mut Criterion) {
+    let ids = ConnectionIds::new(120);
+    let mut g = short(c, "connid");
+    for (name, ip) in [("v4", IpAddr::V4(SRC4)), ("v6", IpAddr::V6(SRC6))] {
+        g.bench_function(format!("issue_{name}"), |b| {
+            b.iter(|| black_box(ids.issue(black_box(NOW), black_box(ip))))
+        });
+        let id = ids.issue(NOW, ip);
+        g.bench_function(format!("check_{name}"), |b| {
+            b.iter(|| black_box(ids.check(black_box(id), black_box(NOW), black_box(ip))))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    udp_requests,
+    connection_ids,
+    announce_by_swarm_size,
+    sweep
+);
 criterion_main!(benches);

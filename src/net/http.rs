@@ -319,12 +319,12 @@ impl HttpWorker {
             return;
         };
         let env = HttpEnv {
+            now: (now_ms / 1000) as u32,
             registry: &shared.registry,
             uptime_secs: now_ms / 1000,
             healthy: !shared.is_shutting_down(),
             client_ip_header: self.client_ip_header.as_deref(),
         };
-        let now = (now_ms / 1000) as u32;
         let mut reads = 0;
         let mut served = 0;
         let keep = loop {
@@ -361,7 +361,6 @@ impl HttpWorker {
                             shared.tracker.handle_http(
                                 worker,
                                 &env,
-                                now,
                                 conn.peer,
                                 &head,
                                 &mut conn.out,

@@ -87,15 +87,20 @@ impl Torrent {
     }
 }
 
-/// Chooses a torrent's peer set for one address family.
-pub trait Family: Peer {
+/// An address family as the swarm stores it: which of a torrent's peer sets
+/// its peers live in, and which gauges count them. (Named apart from
+/// [`crate::stats::Family`], the metrics label.)
+pub trait PeerFamily: Peer {
+    /// Whether this is the IPv6 family (indexes per-family arrays).
+    const IS_V6: bool;
     fn set(t: &Torrent) -> Option<&PeerSet<Self>>;
     fn set_mut(t: &mut Torrent) -> &mut PeerSet<Self>;
     /// Per-shard (seeders, leechers) gauges of this family.
     fn gauges(s: &mut ShardTotals) -> (&mut u64, &mut u64);
 }
 
-impl Family for Peer4 {
+impl PeerFamily for Peer4 {
+    const IS_V6: bool = false;
     fn set(t: &Torrent) -> Option<&PeerSet<Self>> {
         Some(&t.v4)
     }
@@ -107,7 +112,8 @@ impl Family for Peer4 {
     }
 }
 
-impl Family for Peer6 {
+impl PeerFamily for Peer6 {
+    const IS_V6: bool = true;
     fn set(t: &Torrent) -> Option<&PeerSet<Self>> {
         t.v6.as_deref()
     }
@@ -148,6 +154,10 @@ struct Shard {
     /// replies. Peers are stored without their id (8 bytes instead of 28), so
     /// only the few HTTP peers pay for one; empty for a UDP-only tracker.
     peer_ids: HashMap<PeerIdKey, PeerId, RandomState>,
+    /// When [`Swarm::expire_shard`] last ran on this shard (tracker seconds).
+    /// Peers keep only 16 bits of their announce time, which read exactly only
+    /// while the shard is swept often enough; this tells when it was not.
+    swept_at: u32,
 }
 
 /// A shard padded to its own cache lines, so two workers updating neighbouring
@@ -155,6 +165,11 @@ struct Shard {
 #[derive(Debug, Default)]
 #[repr(align(128))]
 struct Padded(Mutex<Shard>);
+
+/// Seconds a shard may go unswept before its stamps are ambiguous, at the
+/// longest peer timeout: the peer timeout is capped to `32767 - SWEEP_SLACK`
+/// (the net loop sweeps every shard at least once a minute).
+const SWEEP_SLACK: u16 = 300;
 
 /// The map. Shared by reference between all workers.
 #[derive(Debug)]
@@ -180,9 +195,51 @@ pub struct Announced {
     pub full: bool,
 }
 
+/// One announce, everything the swarm needs in one value (aquatic hands its
+/// swarm the whole typed request the same way). `A` is the peer's address:
+/// `(Ipv4Addr, u16)` or `(Ipv6Addr, u16)` for [`Swarm::announce`], or any
+/// family-neutral form (the tracker uses `SocketAddr`) before it picks one.
+#[derive(Debug, Clone, Copy)]
+pub struct Announce<'a, A> {
+    pub info_hash: InfoHash,
+    pub addr: A,
+    pub role: Role,
+    /// `event=completed`: counts a download if the peer is a seeder that was not
+    /// already known as one.
+    pub completed: bool,
+    /// Tracker seconds.
+    pub now: u32,
+    /// Most peers to emit.
+    pub want: usize,
+    /// Two random words that seed the sampling.
+    pub random: (u64, u64),
+    /// The peer's self-chosen id (HTTP), kept for non-compact replies; `None`
+    /// over UDP, where it is not stored.
+    pub peer_id: Option<&'a PeerId>,
+    /// Give `emit` each emitted peer's id where one is known (`compact=0`).
+    pub emit_ids: bool,
+}
+
+impl<'a, A> Announce<'a, A> {
+    /// The same announce with the address in another form.
+    pub fn with_addr<B>(self, addr: B) -> Announce<'a, B> {
+        Announce {
+            info_hash: self.info_hash,
+            addr,
+            role: self.role,
+            completed: self.completed,
+            now: self.now,
+            want: self.want,
+            random: self.random,
+            peer_id: self.peer_id,
+            emit_ids: self.emit_ids,
+        }
+    }
+}
+
 impl Swarm {
-    /// `shards` is rounded up to a power of two. `peer_timeout` is in seconds and
-    /// must be below 32768 (see [`peers::Stamp`]).
+    /// `shards` is rounded up to a power of two. `peer_timeout` is in seconds,
+    /// capped to 32467 (see [`peers::Stamp`] and [`Swarm::expire_shard`]).
     pub fn new(shards: usize, peer_timeout: u16) -> Swarm {
         let n = shards.max(1).next_power_of_two();
         let map_hasher = RandomState::new();
@@ -193,12 +250,13 @@ impl Swarm {
                         torrents: HashMap::with_hasher(map_hasher.clone()),
                         totals: ShardTotals::default(),
                         peer_ids: HashMap::with_hasher(map_hasher.clone()),
+                        swept_at: 0,
                     }))
                 })
                 .collect(),
             shard_hasher: RandomState::new(),
             peer_hasher: RandomState::new(),
-            peer_timeout: peer_timeout.min(32767),
+            peer_timeout: peer_timeout.min(i16::MAX as u16 - SWEEP_SLACK),
             max_peers_per_shard: u64::MAX,
         }
     }
@@ -224,97 +282,55 @@ impl Swarm {
         &self.shards[h & (self.shards.len() - 1)].0
     }
 
-    /// Record an announce and emit up to `want` other peers of the same family:
-    /// a seeder gets leechers only, nobody gets themself, no peer twice.
-    /// `completed_event` counts a download unless the peer was already a seeder.
-    /// A `Stopped` peer is removed and gets no peers. `random` seeds the sampling.
-    #[allow(clippy::too_many_arguments)]
-    pub fn announce<P: Family>(
-        &self,
-        info_hash: &InfoHash,
-        addr: P::Addr,
-        role: Role,
-        completed_event: bool,
-        now: u32,
-        want: usize,
-        random: (u64, u64),
-        mut emit: impl FnMut(&P),
-    ) -> Announced {
-        let mut guard = self.shard(info_hash).lock();
-        let shard = &mut *guard;
-        self.announce_locked(
-            shard,
-            info_hash,
-            addr,
-            role,
-            completed_event,
-            now,
-            want,
-            random,
-            |p, _| emit(p),
-            false,
-        )
-    }
-
-    /// As [`Swarm::announce`], for a peer that announced over HTTP with its
-    /// `peer_id`: the id is kept for non-compact replies, and with `with_ids`
+    /// Record an announce and emit up to `req.want` other peers of the same
+    /// family: a seeder gets leechers only, nobody gets themself, no peer twice.
+    /// `req.completed` counts a download unless the peer was already a seeder.
+    /// A `Stopped` peer is removed and gets no peers. With `req.peer_id` the id
+    /// is kept for non-compact replies (forgotten on stop); with `req.emit_ids`
     /// `emit` is given each emitted peer's id where one is known.
-    #[allow(clippy::too_many_arguments)]
-    pub fn announce_with_id<P: Family>(
+    pub fn announce<P: PeerFamily>(
         &self,
-        info_hash: &InfoHash,
-        addr: P::Addr,
-        peer_id: &PeerId,
-        role: Role,
-        completed_event: bool,
-        now: u32,
-        want: usize,
-        random: (u64, u64),
-        with_ids: bool,
+        req: &Announce<'_, P::Addr>,
         emit: impl FnMut(&P, Option<&PeerId>),
     ) -> Announced {
-        let mut guard = self.shard(info_hash).lock();
+        let mut guard = self.shard(&req.info_hash).lock();
         let shard = &mut *guard;
-        let a = self.announce_locked(
-            shard,
-            info_hash,
-            addr,
-            role,
-            completed_event,
-            now,
-            want,
-            random,
-            emit,
-            with_ids,
-        );
-        let key = (*info_hash, P::socket_addr(&addr).0, P::socket_addr(&addr).1);
-        if role == Role::Stopped {
-            shard.peer_ids.remove(&key);
-        } else if !a.full {
-            shard.peer_ids.insert(key, *peer_id);
+        let a = self.announce_locked(shard, req, emit);
+        if let Some(peer_id) = req.peer_id {
+            let (ip, port) = P::socket_addr(&req.addr);
+            let key = (req.info_hash, ip, port);
+            if req.role == Role::Stopped {
+                shard.peer_ids.remove(&key);
+            } else if !a.full {
+                shard.peer_ids.insert(key, *peer_id);
+            }
         }
         a
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn announce_locked<P: Family>(
+    fn announce_locked<P: PeerFamily>(
         &self,
         shard: &mut Shard,
-        info_hash: &InfoHash,
-        addr: P::Addr,
-        role: Role,
-        completed_event: bool,
-        now: u32,
-        want: usize,
-        random: (u64, u64),
+        req: &Announce<'_, P::Addr>,
         mut emit: impl FnMut(&P, Option<&PeerId>),
-        with_ids: bool,
     ) -> Announced {
+        let Announce {
+            ref info_hash,
+            addr,
+            role,
+            completed: completed_event,
+            now,
+            want,
+            random,
+            emit_ids: with_ids,
+            ..
+        } = *req;
         let stamp = now as Stamp;
         let Shard {
             torrents,
             totals,
             peer_ids,
+            ..
         } = shard;
         if role == Role::Stopped {
             let Some(torrent) = torrents.get_mut(info_hash) else {
@@ -405,17 +421,22 @@ impl Swarm {
         }
     }
 
-    /// Emit up to `want` peers of family `P` without announcing (HTTP uses this to
-    /// add the other family's peers). `leechers_only` for a seeder asking.
-    pub fn sample<P: Family>(
+    /// Emit up to `want` peers of family `P` to the announcer of `req` without
+    /// announcing it in `P` (HTTP adds the other family's peers this way): a
+    /// seeder gets leechers only; ids as for [`Swarm::announce`].
+    pub fn sample<P: PeerFamily, A>(
         &self,
-        info_hash: &InfoHash,
-        leechers_only: bool,
+        req: &Announce<'_, A>,
         want: usize,
-        random: (u64, u64),
-        with_ids: bool,
         mut emit: impl FnMut(&P, Option<&PeerId>),
     ) -> usize {
+        let Announce {
+            ref info_hash,
+            random,
+            emit_ids: with_ids,
+            ..
+        } = *req;
+        let leechers_only = req.role == Role::Seeder;
         let guard = self.shard(info_hash).lock();
         let Some(set) = guard.torrents.get(info_hash).and_then(P::set) else {
             return 0;
@@ -442,15 +463,31 @@ impl Swarm {
 
     /// Remove the peers of shard `shard % shard_count()` that have not announced
     /// within the peer timeout, and the torrents left empty. Returns peers removed.
+    ///
+    /// A peer's 16-bit stamp gives its exact age only while every stamp in the
+    /// shard is less than 32768 s old ([`peers::Stamp`]). The net loop sweeps
+    /// every shard at least once a minute, but should a shard go unswept for
+    /// longer than that allows (a stopped process), a stale peer could read as
+    /// fresh: then every peer of the shard is dropped instead (they re-announce
+    /// within one interval), never a stale one kept.
     pub fn expire_shard(&self, shard: usize, now: u32) -> usize {
         let stamp = now as Stamp;
-        let timeout = self.peer_timeout;
         let mut guard = self.shards[shard & (self.shards.len() - 1)].0.lock();
         let Shard {
             torrents,
             totals,
             peer_ids,
+            swept_at,
         } = &mut *guard;
+        let since = now.saturating_sub(*swept_at);
+        *swept_at = now;
+        let ambiguous = u64::from(since) + u64::from(self.peer_timeout) > i16::MAX as u64;
+        // With ambiguous stamps, a negative timeout keeps nobody.
+        let timeout = if ambiguous {
+            None
+        } else {
+            Some(self.peer_timeout)
+        };
         let mut removed = 0;
         torrents.retain(|_, t| {
             let (s, l) = t.v4.expire(stamp, timeout, &self.peer_hasher);
@@ -556,17 +593,29 @@ mod tests {
         want: usize,
     ) -> (Announced, Vec<(Ipv4Addr, u16)>) {
         let mut got = Vec::new();
-        let a = s.announce::<Peer4>(
-            ih,
-            v4(n, 6881),
-            role,
+        let req = Announce {
             completed,
-            now,
             want,
-            (n as u64, 3),
-            |p| got.push(p.addr()),
-        );
+            random: (n as u64, 3),
+            ..req(ih, v4(n, 6881), role, now)
+        };
+        let a = s.announce::<Peer4>(&req, |p, _| got.push(p.addr()));
         (a, got)
+    }
+
+    /// An announce of `role` at `now` that wants nothing and has no id.
+    fn req<A>(ih: &InfoHash, addr: A, role: Role, now: u32) -> Announce<'static, A> {
+        Announce {
+            info_hash: *ih,
+            addr,
+            role,
+            completed: false,
+            now,
+            want: 0,
+            random: (0, 0),
+            peer_id: None,
+            emit_ids: false,
+        }
     }
 
     #[test]
@@ -640,16 +689,8 @@ mod tests {
         announce4(&s, &ih, 1, Role::Seeder, true, 0, 0);
         assert_eq!(s.scrape(&ih).completed, 1);
         // An IPv6 `stopped` on an IPv4-only torrent creates no IPv6 set.
-        s.announce::<Peer6>(
-            &ih,
-            (Ipv6Addr::LOCALHOST, 1),
-            Role::Stopped,
-            false,
-            0,
-            0,
-            (0, 0),
-            |_| {},
-        );
+        let stop6 = req(&ih, (Ipv6Addr::LOCALHOST, 1), Role::Stopped, 0);
+        s.announce::<Peer6>(&stop6, |_, _| {});
         assert!(s.shards[0].0.lock().torrents[&ih].v6.is_none());
     }
 
@@ -679,21 +720,16 @@ mod tests {
         let ih = [2u8; 20];
         announce4(&s, &ih, 1, Role::Seeder, false, 0, 50);
         let mut got6 = Vec::new();
-        let a = s.announce::<Peer6>(
-            &ih,
-            (Ipv6Addr::LOCALHOST, 1),
-            Role::Leecher,
-            false,
-            0,
-            50,
-            (0, 0),
-            |p| got6.push(p.addr()),
-        );
+        let leech6 = Announce {
+            want: 50,
+            ..req(&ih, (Ipv6Addr::LOCALHOST, 1), Role::Leecher, 0)
+        };
+        let a = s.announce::<Peer6>(&leech6, |p, _| got6.push(p.addr()));
         assert!(got6.is_empty(), "IPv6 announcer gets no IPv4 peers");
         assert_eq!((a.counts.seeders, a.counts.leechers), (1, 1));
         let mut got4 = Vec::new();
         assert_eq!(
-            s.sample::<Peer4>(&ih, false, 10, (0, 0), false, |p, _| got4.push(p.addr())),
+            s.sample::<Peer4, _>(&leech6, 10, |p, _| got4.push(p.addr())),
             1
         );
         let t = s.totals();
@@ -704,51 +740,40 @@ mod tests {
     fn http_peer_ids_are_kept_for_their_peers_only() {
         let s = Swarm::new(1, 100);
         let ih = [5u8; 20];
-        s.announce_with_id::<Peer4>(
-            &ih,
-            v4(1, 1),
-            &[b'a'; 20],
-            Role::Seeder,
-            false,
-            0,
-            0,
-            (0, 0),
-            true,
-            |_, _| {},
-        );
+        let (a, c) = ([b'a'; 20], [b'c'; 20]);
+        let with_id = |addr, id, role, now, want| Announce {
+            want,
+            peer_id: Some(id),
+            emit_ids: true,
+            ..req(&ih, addr, role, now)
+        };
+        s.announce::<Peer4>(&with_id(v4(1, 1), &a, Role::Seeder, 0, 0), |_, _| {});
         announce4(&s, &ih, 2, Role::Seeder, false, 50, 0); // a UDP peer: no id
         let mut got = Vec::new();
-        s.announce_with_id::<Peer4>(
-            &ih,
-            v4(3, 1),
-            &[b'c'; 20],
-            Role::Leecher,
-            false,
-            50,
-            9,
-            (0, 0),
-            true,
-            |p, id| got.push((p.addr(), id.copied())),
-        );
+        s.announce::<Peer4>(&with_id(v4(3, 1), &c, Role::Leecher, 50, 9), |p, id| {
+            got.push((p.addr(), id.copied()))
+        });
         got.sort();
         assert_eq!(got, vec![(v4(1, 1), Some([b'a'; 20])), (v4(2, 6881), None)]);
         // Stopped forgets the id; expiry forgets ids of expired peers.
-        s.announce_with_id::<Peer4>(
-            &ih,
-            v4(3, 1),
-            &[b'c'; 20],
-            Role::Stopped,
-            false,
-            50,
-            0,
-            (0, 0),
-            true,
-            |_, _| {},
-        );
+        s.announce::<Peer4>(&with_id(v4(3, 1), &c, Role::Stopped, 50, 0), |_, _| {});
         assert_eq!(s.shards[0].0.lock().peer_ids.len(), 1);
         s.expire_shard(0, 120); // peer 1 (t=0) expires, peer 2 (t=50) stays
         assert!(s.shards[0].0.lock().peer_ids.is_empty());
         assert_eq!(s.scrape(&ih).seeders, 1);
+    }
+
+    #[test]
+    fn a_shard_unswept_for_longer_than_its_stamps_span_keeps_no_stale_peer() {
+        let s = Swarm::new(1, 100);
+        announce4(&s, &[1; 20], 1, Role::Leecher, false, 0, 0);
+        // 40 000 s later the 16-bit age of peer 1 reads as -25 536: "fresh".
+        assert_eq!(s.expire_shard(0, 40_000), 1, "the stale peer is dropped");
+        assert_eq!(s.totals(), Totals::default());
+        // Swept in time, a fresh peer survives.
+        announce4(&s, &[1; 20], 2, Role::Leecher, false, 40_050, 0);
+        assert_eq!(s.expire_shard(0, 40_100), 0);
+        assert_eq!(s.totals().peers(), 1);
     }
 
     #[test]

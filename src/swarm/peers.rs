@@ -15,9 +15,11 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// A peer's last announce time, as the low 16 bits of the tracker clock in seconds.
-/// Ages are computed with wrapping arithmetic, which is exact as long as every
-/// peer is looked at (swept) at least once every `65536 - peer_timeout` seconds;
-/// the configuration caps the peer timeout to keep that true.
+/// Ages are signed 16-bit differences, exact while every stamp of a shard is
+/// less than 32768 s old: the net loop sweeps every shard at least once a
+/// minute, the swarm caps the peer timeout to leave room for that, and a
+/// shard swept too late for its stamps to be trusted is emptied rather than
+/// read wrong (see `Swarm::expire_shard`). 2 bytes a peer instead of 4.
 pub type Stamp = u16;
 
 /// Above this many peers a swarm gets a hash index; below half of it the index is dropped.
@@ -245,16 +247,18 @@ impl<P: Peer> PeerSet<P> {
 
     /// Drop every peer whose last announce is more than `timeout` seconds before `now`.
     /// Returns (seeders removed, leechers removed).
+    /// `None` drops every peer (the caller cannot trust the stamps' ages).
     pub fn expire(
         &mut self,
         now: Stamp,
-        timeout: u16,
+        timeout: Option<u16>,
         hasher: &ahash::RandomState,
     ) -> (usize, usize) {
         // Signed age: a stamp a second or two ahead of `now` (written by a worker
         // whose clock turn started later) is fresh, not 65535 seconds old. The
         // timeout is capped below 32768 so the comparison stays exact.
-        let fresh = |p: &P| (now.wrapping_sub(p.stamp()) as i16) <= timeout as i16;
+        let fresh =
+            |p: &P| timeout.is_some_and(|t| (now.wrapping_sub(p.stamp()) as i16) <= t as i16);
         if self.peers.iter().all(fresh) {
             return (0, 0);
         }
@@ -539,7 +543,7 @@ mod tests {
             set.upsert(a(n), n % 3 == 0, if n % 2 == 0 { 10 } else { 100 }, &h);
         }
         let (s0, l0) = (set.seeders(), set.leechers());
-        let (rs, rl) = set.expire(150, 60, &h);
+        let (rs, rl) = set.expire(150, Some(60), &h);
         assert_eq!(set.len(), 50);
         assert_eq!((s0 - rs, l0 - rl), (set.seeders(), set.leechers()));
         for (i, p) in set.peers().iter().enumerate() {
@@ -551,12 +555,12 @@ mod tests {
         // Wrapping: stamps written just before the 16-bit clock wraps are still fresh after it.
         let mut set = PeerSet::<Peer4>::default();
         set.upsert(a(1), false, 65_530, &h);
-        assert_eq!(set.expire(20, 60, &h), (0, 0));
-        assert_eq!(set.expire(100, 60, &h), (0, 1));
+        assert_eq!(set.expire(20, Some(60), &h), (0, 0));
+        assert_eq!(set.expire(100, Some(60), &h), (0, 1));
         // A stamp from a worker whose turn began a second later is fresh.
         let mut set = PeerSet::<Peer4>::default();
         set.upsert(a(1), false, 1001, &h);
-        assert_eq!(set.expire(1000, 60, &h), (0, 0));
+        assert_eq!(set.expire(1000, Some(60), &h), (0, 0));
     }
 
     #[test]

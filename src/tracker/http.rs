@@ -10,20 +10,23 @@
 //! GET or HEAD is 405. Tracker errors are 200 with a bencoded `failure reason`
 //! (what BitTorrent clients expect), never an HTTP error status.
 
-use super::{Rng, Tracker, Worker};
-use crate::stats::{Counters, Family as StatsFamily, Kind, Proto, Registry, Reject};
+use super::{random_pair, role, CompactPeer, PeerSink, Tracker, Worker};
+use crate::stats::{Counters, Family, Kind, Proto, Registry, Reject};
 use crate::swarm::peers::Peer;
-use crate::swarm::{Announced, Family, Peer4, Peer6, PeerId, Role};
+use crate::swarm::{Announce, PeerId};
 use crate::wire::bencode;
 use crate::wire::http::{self, Head, Method};
 use crate::wire::udp::Event;
 use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 /// What the HTTP side needs besides the tracker: counters for `/metrics`,
 /// whether the server is healthy, and the reverse-proxy client-address header.
 #[derive(Debug, Clone, Copy)]
 pub struct HttpEnv<'a> {
+    /// Tracker seconds, read once per loop turn.
+    pub now: u32,
     pub registry: &'a Registry,
     pub uptime_secs: u64,
     pub healthy: bool,
@@ -38,37 +41,40 @@ const PROMETHEUS: &str = "text/plain; version=0.0.4";
 impl Tracker {
     /// Handle one request; append the whole response to `out`. `scratch` is a
     /// reusable buffer for the body. Returns whether the connection may stay open.
-    #[allow(clippy::too_many_arguments)]
     pub fn handle_http(
         &self,
         w: &mut Worker,
         env: &HttpEnv<'_>,
-        now: u32,
         peer: SocketAddr,
         head: &Head<'_>,
         out: &mut Vec<u8>,
         scratch: &mut Vec<u8>,
     ) -> bool {
         scratch.clear();
-        let Worker {
-            rng,
-            counters,
-            http_peers,
-        } = w;
-        let c = &**counters;
-        let fam = family(peer.ip().to_canonical());
+        let counters = Arc::clone(&w.counters);
+        let c = &*counters;
+        // Requests and replies are counted under the client's family as the
+        // swarm sees it (behind a proxy: the forwarded address), so the
+        // per-family metrics add up; the socket peer's when there is none.
+        let client = client_ip(env, head, peer);
+        let fam = family(client.unwrap_or_else(|| peer.ip().to_canonical()));
+        let announce = head.path.starts_with(b"/announce");
         let (status, content_type) = match (head.method, head.path) {
             (Method::Other, _) => {
                 c.reject(Reject::HttpMethod);
                 scratch.extend_from_slice(b"method not allowed\n");
                 (405, TEXT)
             }
-            (_, p) if p.starts_with(b"/announce") => {
+            (Method::Head, _) if announce => {
+                // HEAD asks for a GET's head without its effects, and an
+                // announce changes the swarm: answer without announcing.
+                c.request(Proto::Http, fam, Kind::Other);
+                (200, TEXT)
+            }
+            (_, _) if announce => {
                 c.request(Proto::Http, fam, Kind::Announce);
-                match client_ip(env, head, peer) {
-                    Some(ip) => {
-                        self.http_announce(c, rng, http_peers, now, ip, head.query, scratch)
-                    }
+                match client {
+                    Some(ip) => self.http_announce(w, env.now, ip, head.query, scratch),
                     None => {
                         c.reject(Reject::HttpNoClientIp);
                         bencode::failure(scratch, "missing or invalid client address header");
@@ -108,9 +114,9 @@ impl Tracker {
         };
         // Tracker replies were counted by kind where they were made; the rest
         // (health, metrics, errors of HTTP itself) are "other".
-        if !(status == 200
-            && (head.path.starts_with(b"/announce") || head.path.starts_with(b"/scrape")))
-        {
+        let tracker_reply =
+            (announce && head.method != Method::Head) || head.path.starts_with(b"/scrape");
+        if !(status == 200 && tracker_reply) {
             c.response(Proto::Http, fam, Kind::Other);
         }
         http::write_response_head(out, status, content_type, scratch.len(), head.keep_alive);
@@ -120,17 +126,20 @@ impl Tracker {
         head.keep_alive
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn http_announce(
         &self,
-        c: &Counters,
-        rng: &mut Rng,
-        lists: &mut [Vec<u8>; 2],
+        w: &mut Worker,
         now: u32,
         ip: IpAddr,
         query: &[u8],
         body: &mut Vec<u8>,
     ) {
+        let Worker {
+            rng,
+            counters,
+            http_peers,
+        } = w;
+        let c = &**counters;
         let fam = family(ip);
         let q = match http::parse_announce(query) {
             Ok(q) => q,
@@ -141,47 +150,31 @@ impl Tracker {
                 return;
             }
         };
-        let role = match (q.event, q.left) {
-            (Event::Stopped, _) => Role::Stopped,
-            (_, 0) => Role::Seeder,
-            _ => Role::Leecher,
-        };
-        let want = match role {
-            Role::Stopped => 0,
-            _ => self.want(q.numwant.map_or(-1, i64::from)),
-        };
-        let completed = q.event == Event::Completed;
-        let with_ids = !q.compact && !q.no_peer_id;
-        // Peers of the client's own family are announced-and-sampled under one
-        // lock; the other family's fill what is left of `want` (BEP 7).
-        let [own_buf, other_buf] = lists;
-        let mut own = PeerList::new(q.compact, own_buf);
-        let mut other = PeerList::new(q.compact, other_buf);
-        let req = HttpAnnounce {
-            info_hash: &q.info_hash,
-            port: q.port,
-            peer_id: &q.peer_id,
+        let role = role(q.event, q.left);
+        let req = Announce {
+            info_hash: q.info_hash,
+            addr: SocketAddr::new(ip, q.port),
             role,
-            completed,
+            completed: q.event == Event::Completed,
             now,
-            want,
-            with_ids,
+            want: self.want(role, q.numwant.map_or(-1, i64::from)),
+            random: random_pair(rng),
+            peer_id: Some(&q.peer_id),
+            emit_ids: !q.compact && !q.no_peer_id,
         };
-        let announced = match ip {
-            IpAddr::V4(v4) => {
-                self.announce_both::<Peer4, Peer6>(&req, v4, rng, &mut own, &mut other)
-            }
-            IpAddr::V6(v6) => {
-                self.announce_both::<Peer6, Peer4>(&req, v6, rng, &mut own, &mut other)
-            }
+        let [v4_buf, v6_buf] = http_peers;
+        let mut lists = PeerLists {
+            v4: PeerList::new(q.compact, v4_buf),
+            v6: PeerList::new(q.compact, v6_buf),
         };
+        let announced = self.announce(req, &mut lists);
         if announced.full {
             c.reject(Reject::SwarmFull);
         }
-        let (v4_list, v6_list) = match ip {
-            IpAddr::V4(_) => (&own, &other),
-            IpAddr::V6(_) => (&other, &own),
-        };
+        let PeerLists {
+            v4: v4_list,
+            v6: v6_list,
+        } = lists;
         let counts = announced.counts;
         // Keys in raw byte order: complete, incomplete, interval, min interval, peers, peers6.
         bencode::dict_start(body);
@@ -211,47 +204,7 @@ impl Tracker {
         c.response(Proto::Http, fam, Kind::Announce);
     }
 
-    /// Announce in the client's own family `Own` and sample that family into
-    /// `own`; fill what is left of `want` from the other family (BEP 7).
-    fn announce_both<Own, Other>(
-        &self,
-        req: &HttpAnnounce<'_>,
-        ip: <Own as HostPort>::Ip,
-        rng: &mut Rng,
-        own: &mut PeerList<'_>,
-        other: &mut PeerList<'_>,
-    ) -> Announced
-    where
-        Own: Family + HostPort,
-        Other: Family,
-    {
-        let a = self.swarm.announce_with_id::<Own>(
-            req.info_hash,
-            Own::with_port(ip, req.port),
-            req.peer_id,
-            req.role,
-            req.completed,
-            req.now,
-            req.want,
-            (rng.next_u64(), rng.next_u64()),
-            req.with_ids,
-            |p, id| own.push(p, id),
-        );
-        let rest = req.want - a.peers;
-        if rest > 0 {
-            self.swarm.sample::<Other>(
-                req.info_hash,
-                req.role == Role::Seeder,
-                rest,
-                (rng.next_u64(), rng.next_u64()),
-                req.with_ids,
-                |p, id| other.push(p, id),
-            );
-        }
-        a
-    }
-
-    fn http_scrape(&self, c: &Counters, fam: StatsFamily, query: &[u8], body: &mut Vec<u8>) {
+    fn http_scrape(&self, c: &Counters, fam: Family, query: &[u8], body: &mut Vec<u8>) {
         // A bencoded dict needs sorted, unique keys: collect the requested hashes
         // (bounded by max_scrape, on the stack), sort and deduplicate them.
         let mut hashes = [[0u8; 20]; 256];
@@ -307,42 +260,30 @@ impl Tracker {
     }
 }
 
-/// One HTTP announce, as the swarm needs it.
-struct HttpAnnounce<'q> {
-    info_hash: &'q [u8; 20],
-    port: u16,
-    peer_id: &'q PeerId,
-    role: Role,
-    completed: bool,
-    now: u32,
-    want: usize,
-    with_ids: bool,
+/// The two peer lists of an HTTP announce reply: the client's family fills
+/// `want` first, the other family (BEP 7) what is left.
+struct PeerLists<'b> {
+    v4: PeerList<'b>,
+    v6: PeerList<'b>,
 }
 
-/// Builds a family's peer address from the client's IP and announced port.
-trait HostPort: Peer {
-    type Ip;
-    fn with_port(ip: Self::Ip, port: u16) -> Self::Addr;
-}
+impl PeerSink for PeerLists<'_> {
+    const BOTH_FAMILIES: bool = true;
 
-impl HostPort for Peer4 {
-    type Ip = std::net::Ipv4Addr;
-    fn with_port(ip: Self::Ip, port: u16) -> Self::Addr {
-        (ip, port)
+    fn room<P: CompactPeer>(&self) -> usize {
+        // A TCP reply has no datagram to fit: `want` (capped by max_numwant) rules.
+        usize::MAX
+    }
+
+    fn push<P: CompactPeer>(&mut self, p: &P, id: Option<&PeerId>) {
+        if P::IS_V6 { &mut self.v6 } else { &mut self.v4 }.push(p, id);
     }
 }
 
-impl HostPort for Peer6 {
-    type Ip = std::net::Ipv6Addr;
-    fn with_port(ip: Self::Ip, port: u16) -> Self::Addr {
-        (ip, port)
-    }
-}
-
-fn family(ip: IpAddr) -> StatsFamily {
+fn family(ip: IpAddr) -> Family {
     match ip {
-        IpAddr::V4(_) => StatsFamily::V4,
-        IpAddr::V6(_) => StatsFamily::V6,
+        IpAddr::V4(_) => Family::V4,
+        IpAddr::V6(_) => Family::V6,
     }
 }
 
@@ -405,6 +346,92 @@ impl<'b> PeerList<'b> {
             bencode::bytes(b, b"port");
             bencode::int(b, i64::from(port));
             bencode::end(b);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::TrackerConfig;
+    use crate::stats::Counters;
+    use std::sync::Arc;
+
+    const QUERY: &str = "info_hash=%01%01%01%01%01%01%01%01%01%01%01%01%01%01%01%01%01%01%01%01\
+                         &peer_id=-XX0000-000000000000&port=6881&left=0&compact=1";
+
+    /// Send one request head; the response bytes.
+    fn send(t: &Tracker, w: &mut Worker, env: &HttpEnv<'_>, peer: &str, req: &str) -> Vec<u8> {
+        let (head, _) = http::parse_head(req.as_bytes()).unwrap().unwrap();
+        let (mut out, mut scratch) = (Vec::new(), Vec::new());
+        t.handle_http(w, env, peer.parse().unwrap(), &head, &mut out, &mut scratch);
+        out
+    }
+
+    fn setup() -> (Tracker, Worker, Registry) {
+        let counters = Arc::new(Counters::default());
+        let registry = Registry {
+            workers: vec![Arc::clone(&counters)],
+        };
+        (
+            Tracker::new(TrackerConfig::default(), 4),
+            Worker::new(counters),
+            registry,
+        )
+    }
+
+    fn env<'a>(registry: &'a Registry, header: Option<&'a str>) -> HttpEnv<'a> {
+        HttpEnv {
+            now: 10,
+            registry,
+            uptime_secs: 10,
+            healthy: true,
+            client_ip_header: header,
+        }
+    }
+
+    #[test]
+    fn head_announce_does_not_announce() {
+        let (t, mut w, registry) = setup();
+        let env = env(&registry, None);
+        let head = format!("HEAD /announce?{QUERY} HTTP/1.1\r\nHost: x\r\n\r\n");
+        let out = send(&t, &mut w, &env, "127.0.0.1:5000", &head);
+        assert!(
+            out.starts_with(b"HTTP/1.1 200"),
+            "{}",
+            String::from_utf8_lossy(&out)
+        );
+        assert!(out.ends_with(b"\r\n\r\n"), "no body");
+        assert_eq!(t.swarm().totals().peers(), 0, "the swarm is unchanged");
+        // The same request as GET does announce.
+        let get = format!("GET /announce?{QUERY} HTTP/1.1\r\nHost: x\r\n\r\n");
+        send(&t, &mut w, &env, "127.0.0.1:5000", &get);
+        assert_eq!(t.swarm().totals().seeders4, 1);
+    }
+
+    #[test]
+    fn behind_a_proxy_requests_and_replies_count_under_the_client_family() {
+        let (t, mut w, registry) = setup();
+        let env = env(&registry, Some("X-Forwarded-For"));
+        let req = format!("GET /announce?{QUERY} HTTP/1.1\r\nX-Forwarded-For: 2001:db8::7\r\n\r\n");
+        send(&t, &mut w, &env, "127.0.0.1:5000", &req);
+        assert_eq!(
+            t.swarm().totals().seeders6,
+            1,
+            "the swarm sees an IPv6 client"
+        );
+        let c = &w.counters;
+        for (f, n) in [(Family::V4, 0), (Family::V6, 1)] {
+            assert_eq!(
+                c.requests(Proto::Http, f, Kind::Announce),
+                n,
+                "{f:?} requests"
+            );
+            assert_eq!(
+                c.responses(Proto::Http, f, Kind::Announce),
+                n,
+                "{f:?} replies"
+            );
         }
     }
 }

@@ -22,7 +22,7 @@ pub mod http;
 use crate::config::TrackerConfig;
 use crate::stats::{Counters, Family, Kind, Proto, Reject};
 use crate::swarm::peers::Peer;
-use crate::swarm::{Announced, Family as SwarmFamily, Peer4, Peer6, Role, Swarm};
+use crate::swarm::{Announce, Announced, Peer4, Peer6, PeerFamily, PeerId, Role, Swarm};
 use crate::wire::udp::{self, Event, ParseError, Request};
 use connid::ConnectionIds;
 use std::net::{IpAddr, SocketAddr};
@@ -51,7 +51,9 @@ pub struct Tracker {
 /// One worker's private context: its random numbers and its counters.
 #[derive(Debug)]
 pub struct Worker {
-    rng: Rng,
+    /// Seeds peer sampling. One generator per worker: no shared state, and
+    /// workers seeded apart draw different samples.
+    rng: fastrand::Rng,
     pub counters: Arc<Counters>,
     /// Reusable buffers for the two peer lists of an HTTP reply (own and other
     /// address family), so a request allocates nothing once they are warm.
@@ -59,17 +61,35 @@ pub struct Worker {
 }
 
 impl Worker {
+    /// A worker whose generator is seeded from fastrand's per-thread entropy.
     pub fn new(counters: Arc<Counters>) -> Worker {
+        Worker::with_rng(counters, fastrand::Rng::new())
+    }
+
+    /// A worker with a given generator (e.g. `fastrand::Rng::with_seed`, for
+    /// reproducible samples in tests and benches).
+    pub fn with_rng(counters: Arc<Counters>, rng: fastrand::Rng) -> Worker {
         Worker {
-            rng: Rng::new(),
+            rng,
             counters,
             http_peers: [Vec::new(), Vec::new()],
         }
     }
+}
 
-    pub fn random_pair(&mut self) -> (u64, u64) {
-        (self.rng.next_u64(), self.rng.next_u64())
+/// The role an announce gives its peer: the one place it is decided, for
+/// both protocols. `stopped` leaves whatever `left` says; `left == 0` seeds.
+pub fn role(event: Event, left: u64) -> Role {
+    match (event, left) {
+        (Event::Stopped, _) => Role::Stopped,
+        (_, 0) => Role::Seeder,
+        _ => Role::Leecher,
     }
+}
+
+/// Two random words for one announce's sampling.
+fn random_pair(rng: &mut fastrand::Rng) -> (u64, u64) {
+    (rng.u64(..), rng.u64(..))
 }
 
 impl Tracker {
@@ -91,8 +111,12 @@ impl Tracker {
         &self.swarm
     }
 
-    /// How many peers to send for a requested `num_want` (before the datagram cap).
-    fn want(&self, num_want: i64) -> usize {
+    /// How many peers to send for a requested `num_want` (before the datagram
+    /// cap): none to a peer that is leaving.
+    fn want(&self, role: Role, num_want: i64) -> usize {
+        if role == Role::Stopped {
+            return 0;
+        }
         let want = if num_want < 0 {
             self.config.default_numwant
         } else {
@@ -120,7 +144,7 @@ impl Tracker {
         let c = &**counters;
         let request = match udp::parse_request(req) {
             Ok(r) => r,
-            Err(e) => return self.udp_parse_error(c, e, now, ip, fam, req, out),
+            Err(e) => return self.udp_parse_error(c, e, now, (ip, fam), req, out),
         };
         match request {
             Request::Connect(r) => {
@@ -143,42 +167,25 @@ impl Tracker {
                     c.reject(Reject::InvalidRequest);
                     return self.udp_error(c, fam, a.transaction_id, "invalid port 0", out);
                 }
-                let role = match (a.event, a.left) {
-                    (Event::Stopped, _) => Role::Stopped,
-                    (_, 0) => Role::Seeder,
-                    _ => Role::Leecher,
+                let role = role(a.event, a.left);
+                let req = Announce {
+                    info_hash: a.info_hash,
+                    addr: SocketAddr::new(ip, a.port),
+                    role,
+                    completed: a.event == Event::Completed,
+                    now,
+                    want: self.want(role, i64::from(a.num_want)),
+                    random: random_pair(rng),
+                    peer_id: None,
+                    emit_ids: false,
                 };
-                let want = if role == Role::Stopped {
-                    0
-                } else {
-                    self.want(i64::from(a.num_want))
-                };
-                let completed = a.event == Event::Completed;
-                let random = (rng.next_u64(), rng.next_u64());
                 let header = udp::ANNOUNCE_RESPONSE_HEADER_LEN;
-                let (announced, at) = match ip {
-                    IpAddr::V4(v4) => self.udp_announce::<Peer4>(
-                        &a.info_hash,
-                        (v4, a.port),
-                        role,
-                        completed,
-                        now,
-                        want,
-                        random,
-                        out.get_mut(header..)?,
-                    ),
-                    IpAddr::V6(v6) => self.udp_announce::<Peer6>(
-                        &a.info_hash,
-                        (v6, a.port),
-                        role,
-                        completed,
-                        now,
-                        want,
-                        random,
-                        out.get_mut(header..)?,
-                    ),
+                let mut peers = CompactPeers {
+                    out: out.get_mut(header..)?,
+                    at: 0,
                 };
-                let at = header + at;
+                let announced = self.announce(req, &mut peers);
+                let at = header + peers.at;
                 if announced.full {
                     c.reject(Reject::SwarmFull);
                 }
@@ -228,51 +235,56 @@ impl Tracker {
         }
     }
 
-    /// Announce into the swarm and write the sampled peers, in the compact form
-    /// of the client's family, into `peers_out`; returns the announce and the
-    /// bytes written. The peer count is capped by one unfragmented datagram.
-    #[allow(clippy::too_many_arguments)]
-    fn udp_announce<P: CompactPeer>(
-        &self,
-        info_hash: &[u8; 20],
-        addr: P::Addr,
-        role: Role,
-        completed: bool,
-        now: u32,
-        want: usize,
-        random: (u64, u64),
-        peers_out: &mut [u8],
-    ) -> (Announced, usize) {
-        let room = peers_out
-            .len()
-            .min(P::MAX_DATAGRAM - udp::ANNOUNCE_RESPONSE_HEADER_LEN);
-        let mut at = 0;
-        let announced = self.swarm.announce::<P>(
-            info_hash,
-            addr,
-            role,
-            completed,
-            now,
-            want.min(room / P::LEN),
-            random,
-            |p| at += p.write_compact(&mut peers_out[at..]).unwrap_or(0),
-        );
-        (announced, at)
+    /// The one announce path of both protocols and both families: announce
+    /// `req` (a canonical address) into its family's peer set and pass the
+    /// sampled peers to `sink`, capped by what it has room for; a sink that
+    /// carries both families (HTTP, BEP 7) gets the other family's peers for
+    /// what is left of `want`.
+    fn announce<S: PeerSink>(&self, req: Announce<'_, SocketAddr>, sink: &mut S) -> Announced {
+        match req.addr {
+            SocketAddr::V4(a) => {
+                self.announce_in::<Peer4, Peer6, S>(req.with_addr((*a.ip(), a.port())), sink)
+            }
+            SocketAddr::V6(a) => {
+                self.announce_in::<Peer6, Peer4, S>(req.with_addr((*a.ip(), a.port())), sink)
+            }
+        }
+    }
+
+    fn announce_in<Own, Other, S>(&self, req: Announce<'_, Own::Addr>, sink: &mut S) -> Announced
+    where
+        Own: CompactPeer,
+        Other: CompactPeer,
+        S: PeerSink,
+    {
+        let want = req.want;
+        let req = Announce {
+            want: want.min(sink.room::<Own>()),
+            ..req
+        };
+        let announced = self.swarm.announce::<Own>(&req, |p, id| sink.push(p, id));
+        if S::BOTH_FAMILIES {
+            let rest = (want - announced.peers).min(sink.room::<Other>());
+            if rest > 0 {
+                self.swarm
+                    .sample::<Other, _>(&req, rest, |p, id| sink.push(p, id));
+            }
+        }
+        announced
     }
 
     /// A datagram that did not parse: an error frame when we know who asked
     /// (valid connection id for their address), silence otherwise.
-    #[allow(clippy::too_many_arguments)]
     fn udp_parse_error(
         &self,
         c: &Counters,
         e: ParseError,
         now: u32,
-        ip: IpAddr,
-        fam: Family,
+        src: (IpAddr, Family),
         req: &[u8],
         out: &mut [u8],
     ) -> Option<usize> {
+        let (ip, fam) = src;
         let reason = match e {
             ParseError::Truncated => Reject::Truncated,
             ParseError::BadProtocolId => Reject::BadProtocolId,
@@ -306,8 +318,41 @@ impl Tracker {
     }
 }
 
+/// Where an announce reply's peers go: a BEP 15 datagram or an HTTP body.
+trait PeerSink {
+    /// Whether the reply also carries the other family's peers (HTTP, BEP 7).
+    const BOTH_FAMILIES: bool;
+    /// Most further peers of family `P` that fit.
+    fn room<P: CompactPeer>(&self) -> usize;
+    fn push<P: CompactPeer>(&mut self, p: &P, id: Option<&PeerId>);
+}
+
+/// The peer list of a BEP 15 announce reply: compact peers of the client's
+/// family written straight into the datagram, as many as fit unfragmented.
+struct CompactPeers<'o> {
+    /// The reply after its header.
+    out: &'o mut [u8],
+    /// Bytes written.
+    at: usize,
+}
+
+impl PeerSink for CompactPeers<'_> {
+    const BOTH_FAMILIES: bool = false;
+
+    fn room<P: CompactPeer>(&self) -> usize {
+        let cap = (P::MAX_DATAGRAM - udp::ANNOUNCE_RESPONSE_HEADER_LEN).min(self.out.len());
+        cap.saturating_sub(self.at) / P::LEN
+    }
+
+    fn push<P: CompactPeer>(&mut self, p: &P, _: Option<&PeerId>) {
+        if let Some(rest) = self.out.get_mut(self.at..) {
+            self.at += p.write_compact(rest).unwrap_or(0);
+        }
+    }
+}
+
 /// A stored peer as a BEP 15 compact peer of its family.
-trait CompactPeer: SwarmFamily {
+trait CompactPeer: PeerFamily {
     /// Bytes per compact peer.
     const LEN: usize;
     /// Largest unfragmented reply over this family.
@@ -330,33 +375,6 @@ impl CompactPeer for Peer6 {
     fn write_compact(&self, out: &mut [u8]) -> Option<usize> {
         let (ip, port) = self.addr();
         udp::write_peer6(out, ip, port)
-    }
-}
-
-/// A small, fast, non-cryptographic generator (wyrand) for peer sampling.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    /// Seeded from ahash's per-process randomness and the thread, so workers differ.
-    pub fn new() -> Rng {
-        Rng(ahash::RandomState::new().hash_one(std::thread::current().id()))
-    }
-
-    pub fn from_seed(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0xa076_1d64_78bd_642f);
-        let t = u128::from(self.0) * u128::from(self.0 ^ 0xe703_7ed1_a0b4_28db);
-        (t as u64) ^ ((t >> 64) as u64)
-    }
-}
-
-impl Default for Rng {
-    fn default() -> Self {
-        Rng::new()
     }
 }
 
