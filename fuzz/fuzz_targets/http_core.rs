@@ -41,6 +41,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut worker = Worker::new(counters);
     let env = HttpEnv {
+        now,
         registry: &registry,
         uptime_secs: u64::from(now),
         healthy: ctl & 0x40 == 0,
@@ -59,7 +60,7 @@ fuzz_target!(|data: &[u8]| {
         }
         out.clear();
         let keep_alive =
-            tracker.handle_http(&mut worker, &env, now, peer, &head, &mut out, &mut scratch);
+            tracker.handle_http(&mut worker, &env, peer, &head, &mut out, &mut scratch);
         assert_eq!(keep_alive, head.keep_alive);
         check_reply(&out, head.method == Method::Head);
         if !keep_alive {

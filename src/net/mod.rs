@@ -590,7 +590,9 @@ impl StatsLine {
 
 #[cfg(test)]
 mod tests {
-    use super::StatsLine;
+    use super::*;
+    use crate::swarm::{Announce, Peer4, Role};
+    use std::net::Ipv4Addr;
 
     #[test]
     fn stats_rates_divide_by_the_time_that_passed() {
@@ -603,13 +605,6 @@ mod tests {
         assert_eq!(line.rates(5000, [20, 400, 30]), Some([10.0, 50.0, 0.0]));
         assert_eq!(StatsLine::starting(None, 0).rates(10_000, [1, 1, 1]), None);
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::swarm::{Announce, Peer4, Role};
-    use std::net::Ipv4Addr;
 
     /// Regression: with a 4 s peer timeout, 64 shards per 250 ms idle tick
     /// could not keep up with 1024 shards a second, and the catch-up skipped
