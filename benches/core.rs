@@ -87,10 +87,6 @@ const FIRST_PORT: u16 = 1024;
 /// Ports of peers that are new to a torrent (above any `FIRST_PORT + i` used).
 const NEW_PORT: u16 = 60_000;
 
-/// BEP 15 announce offsets patched per request (the wire module keeps its table private).
-const LEFT_AT: std::ops::Range<usize> = 64..72;
-const PORT_AT: std::ops::Range<usize> = 96..98;
-
 fn info_hash(i: u32) -> InfoHash {
     let mut h = [0x5a; 20];
     h[..4].copy_from_slice(&i.to_be_bytes());
@@ -165,8 +161,8 @@ impl Datagram {
     }
 
     fn set(&mut self, port: u16, left: u64) -> &mut Self {
-        self.bytes[PORT_AT].copy_from_slice(&port.to_be_bytes());
-        self.bytes[LEFT_AT].copy_from_slice(&left.to_be_bytes());
+        self.bytes[udp::field::announce::PORT].copy_from_slice(&port.to_be_bytes());
+        self.bytes[udp::field::announce::LEFT].copy_from_slice(&left.to_be_bytes());
         self
     }
 
