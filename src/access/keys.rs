@@ -117,17 +117,21 @@ where
     let mut buf = [0u8; PATH_BUF];
     let mut n = 0;
     let mut truncated = false;
-    'chunks: for chunk in chunks {
-        for &c in chunk {
-            if c == b'?' {
-                break 'chunks;
-            }
-            if n == buf.len() {
-                truncated = true;
-                break 'chunks;
-            }
-            buf[n] = c;
-            n += 1;
+    for chunk in chunks {
+        // The path ends at the query.
+        let (path, query) = match chunk.iter().position(|&c| c == b'?') {
+            Some(q) => (&chunk[..q], true),
+            None => (chunk, false),
+        };
+        let take = path.len().min(buf.len() - n);
+        buf[n..n + take].copy_from_slice(&path[..take]);
+        n += take;
+        if take < path.len() {
+            truncated = true;
+            break;
+        }
+        if query {
+            break;
         }
     }
     classify(&buf[..n], truncated, route)
