@@ -8,6 +8,8 @@
 //!   miss, probing in an order that defeats the cache (each probe is a
 //!   different hash, as each announce is), next to a sorted `Vec` with binary
 //!   search (the other candidate layout) for comparison.
+//! - `access/keys_10k/check`: one key lookup (keyed digest, index probe,
+//!   constant-time compare, expiry) among 10 000 keys.
 //! - `access/announce_check/*`: the whole per-request cost through a worker's
 //!   [`PolicyReader`]: the generation load, key extraction from BEP 41 URL
 //!   data, the key lookup and the list check.
@@ -105,6 +107,18 @@ fn bench(c: &mut Criterion) {
         .map(|_| Key(std::array::from_fn(|_| rng.alphanumeric() as u8)))
         .collect();
     let key_set = KeySet::from_entries(keys.iter().map(|k| (*k, Some(u64::MAX))));
+    let mut g = c.benchmark_group("access/keys_10k");
+    g.sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(2));
+    let mut i = 0;
+    g.bench_function("check", |b| {
+        b.iter(|| {
+            i = (i + 1) % keys.len();
+            black_box(key_set.check(&keys[i], 1_000))
+        })
+    });
+    g.finish();
     let handle = PolicyHandle::new(Policy::new(
         Some((Mode::Allow, Arc::new(list))),
         Some(Arc::new(key_set)),
