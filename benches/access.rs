@@ -23,9 +23,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use shoal::access::keys::ANNOUNCE;
 use shoal::access::live::load_list;
 use shoal::access::{
-    key_from_options, write_atomically, AccessList, Key, KeySet, Mode, Policy, PolicyHandle,
+    key_from_options, key_from_path, write_atomically, AccessList, Key, KeySet, Mode, Policy,
+    PolicyHandle,
 };
 use shoal::wire::udp::Options;
 use std::hint::black_box;
@@ -146,6 +148,12 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("key_extract", |b| {
         b.iter(|| black_box(key_from_options(black_box(&options))))
+    });
+    let mut target = b"/announce/".to_vec();
+    target.extend_from_slice(&keys[1234].0);
+    target.extend_from_slice(b"?info_hash=%00");
+    g.bench_function("key_from_http_path", |b| {
+        b.iter(|| black_box(key_from_path(black_box(&target), ANNOUNCE)))
     });
     let open = PolicyHandle::new(Policy::default());
     let mut open_reader = open.reader();

@@ -425,11 +425,27 @@ mod tests {
         crate::access::list::parse_hex20(s.as_bytes()).unwrap()
     }
 
-    fn tmpdir(name: &str) -> PathBuf {
+    /// A fresh directory, removed when the guard drops.
+    struct TmpDir(PathBuf);
+
+    impl Drop for TmpDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    impl std::ops::Deref for TmpDir {
+        type Target = Path;
+        fn deref(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    fn tmpdir(name: &str) -> TmpDir {
         let d = std::env::temp_dir().join(format!("shoal-access-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).unwrap();
-        d
+        TmpDir(d)
     }
 
     fn list_config(path: &Path) -> AccessConfig {

@@ -80,5 +80,6 @@ mod tests {
             .collect();
         assert_eq!(names, ["keys.txt"]);
         assert!(write_atomically(&d.join("no/such/dir/f"), b"x", LIST_MODE).is_err());
+        std::fs::remove_dir_all(&d).unwrap();
     }
 }
