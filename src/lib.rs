@@ -23,10 +23,13 @@
 //! - [`bench`]: `shoal bench`, a BEP 15 load generator with a simulated population.
 //! - [`config`]: the plain, validated configuration the server runs with.
 //! - [`cli`]: command-line parsing (clap) into a [`config::Config`] or a tool invocation.
+//! - [`access`]: the access list and private keys: file formats, the per-request
+//!   [`access::Policy`] check, live reload without a request-path lock, atomic writes.
 
 // Tests may unwrap: a panic is how they fail. Non-test code may not (see Cargo.toml).
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod access;
 pub mod bench;
 pub mod cli;
 pub mod client;
