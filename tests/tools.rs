@@ -234,8 +234,14 @@ fn http_announce_against_a_fake_tracker() {
         line.contains("&event=started&numwant=10 HTTP/1.1"),
         "{line}"
     );
-    assert!(head.contains(&format!("Host: 127.0.0.1:{}\r\n", addr.port())));
-    assert!(head.contains("Connection: close\r\n"));
+    // Header names are case-insensitive (ureq sends them in lower case).
+    let head = head.to_ascii_lowercase();
+    assert!(
+        head.contains(&format!("\r\nhost: 127.0.0.1:{}\r\n", addr.port())),
+        "{head}"
+    );
+    assert!(head.contains("\r\nconnection: close\r\n"), "{head}");
+    assert!(head.contains("\r\nuser-agent: shoal/"), "{head}");
 }
 
 #[test]
@@ -528,10 +534,10 @@ fn cli_errors_are_one_line() {
         format!("shoal: {t}: no reply after 1 try (50 ms in all)\n")
     );
 
-    let o = shoal(&["scrape", "https://example.org/announce", HASH_HEX]);
+    let o = shoal(&["scrape", "ftp://example.org/announce", HASH_HEX]);
     assert_eq!(o.status.code(), Some(2), "a bad argument is a usage error");
     assert!(
-        stderr(&o).contains("https is not supported"),
+        stderr(&o).contains("the scheme must be udp, http or https"),
         "{}",
         stderr(&o)
     );
@@ -539,6 +545,190 @@ fn cli_errors_are_one_line() {
     let o = shoal(&["announce", "udp://127.0.0.1:1", "--info-hash", "xyz"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("not an info hash"), "{}", stderr(&o));
+}
+
+/// The one JSON document a `--json` run printed.
+fn json_doc(o: &Output) -> serde_json::Value {
+    let out = stdout(o);
+    assert_eq!(out.lines().count(), 1, "one line: {out}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+}
+
+#[test]
+fn cli_json_errors_are_json_with_the_same_status() {
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let t = format!("udp://{}", silent.local_addr().unwrap());
+    let o = shoal(&[
+        "announce",
+        &t,
+        "--info-hash",
+        HASH_HEX,
+        "--timeout",
+        "0.05",
+        "--tries",
+        "1",
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(o.stderr.is_empty(), "{}", stderr(&o));
+    assert_eq!(
+        json_doc(&o)["error"],
+        format!("{t}: no reply after 1 try (50 ms in all)").as_str()
+    );
+
+    let o = shoal(&[
+        "scrape",
+        &t,
+        HASH_HEX,
+        "--timeout",
+        "0.05",
+        "--tries",
+        "1",
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(json_doc(&o)["error"].as_str().unwrap().contains("no reply"));
+
+    // Usage errors too: exit status 2 as without --json.
+    let o = shoal(&["announce", &t, "--info-hash", "xyz", "--json"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(o.stderr.is_empty(), "{}", stderr(&o));
+    let msg = json_doc(&o)["error"].as_str().unwrap().to_string();
+    assert!(msg.contains("not an info hash"), "{msg}");
+    let o = shoal(&["scrape", "http://h/a", HASH_HEX, "--json"]);
+    assert_eq!(o.status.code(), Some(1));
+    let msg = json_doc(&o)["error"].as_str().unwrap().to_string();
+    assert!(msg.contains("neither \"announce\" nor \"scrape\""), "{msg}");
+}
+
+/// `--probe` announces and withdraws: the output is the first reply, and the
+/// tracker (shoal, over UDP and HTTP) no longer counts the probe afterwards.
+/// Also: `--numwant -1`, and scraping from a scrape URL.
+#[test]
+fn cli_probe_leaves_no_peer_behind() {
+    let config = Config {
+        http: vec!["127.0.0.1:0".parse().unwrap()],
+        ..Config::for_udp("127.0.0.1:0".parse().unwrap())
+    };
+    let server = start(config);
+    let udp = format!("udp://{}", server.udp_addrs()[0]);
+    let http = format!("http://{}/announce", server.http_addrs()[0]);
+    let http_scrape = format!("http://{}/scrape", server.http_addrs()[0]);
+    // A seeder that stays, for the probes to see.
+    let o = shoal(&[
+        "announce",
+        &udp,
+        "--info-hash",
+        HASH_HEX,
+        "--port",
+        "1111",
+        "--left",
+        "0",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    for t in [&udp, &http] {
+        let o = shoal(&[
+            "announce",
+            t,
+            "--info-hash",
+            HASH_HEX,
+            "--port",
+            "2222",
+            "--probe",
+        ]);
+        assert!(o.status.success(), "{t}: {}", stderr(&o));
+        let out = stdout(&o);
+        let lines: Vec<&str> = out.lines().collect();
+        let first = lines.iter().position(|l| l.starts_with("seeders")).unwrap();
+        assert_eq!(
+            lines[first..],
+            [
+                "seeders: 1",
+                "leechers: 1",
+                "peers: 1",
+                "127.0.0.1:1111",
+                "after stopped: 1 seeders, 0 leechers"
+            ],
+            "{t}: {out}"
+        );
+        // Scraped afterwards (from the announce URL, and from the scrape URL): no leecher.
+        for s in [t.as_str(), &http_scrape] {
+            let o = shoal(&["scrape", s, HASH_HEX, "--json"]);
+            assert!(o.status.success(), "{s}: {}", stderr(&o));
+            let doc = json_doc(&o);
+            assert_eq!(doc["files"][0]["seeders"], 1, "{s}: {doc}");
+            assert_eq!(doc["files"][0]["leechers"], 0, "{s}: {doc}");
+        }
+    }
+
+    let o = shoal(&[
+        "announce",
+        &http,
+        "--info-hash",
+        HASH_HEX,
+        "--port",
+        "3333",
+        "--probe",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let doc = json_doc(&o);
+    assert_eq!(
+        (doc["seeders"].as_u64(), doc["leechers"].as_u64()),
+        (Some(1), Some(1)),
+        "{doc}"
+    );
+    assert_eq!(doc["peers"][0], "127.0.0.1:1111", "{doc}");
+    assert_eq!(doc["after_stopped"]["leechers"], 0, "{doc}");
+    assert_eq!(doc["after_stopped"]["seeders"], 1, "{doc}");
+
+    // A second, ordinary announce sees no leecher but itself; --numwant -1
+    // is the tracker's default (which sends the seeder), 0 sends none.
+    let o = shoal(&[
+        "announce",
+        &udp,
+        "--info-hash",
+        HASH_HEX,
+        "--port",
+        "4444",
+        "--numwant",
+        "-1",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "interval: 1800 s\nseeders: 1\nleechers: 1\npeers: 1\n127.0.0.1:1111\n"
+    );
+    let o = shoal(&[
+        "announce",
+        &http,
+        "--info-hash",
+        HASH_HEX,
+        "--port",
+        "4444",
+        "--numwant",
+        "0",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("peers: 0\n"), "{}", stdout(&o));
+    server.stop();
+}
+
+#[test]
+fn client_probe_reuses_the_peer_and_withdraws_it() {
+    let server = start(Config::for_udp("127.0.0.1:0".parse().unwrap()));
+    let tracker = url(&format!("udp://{}", server.udp_addrs()[0]));
+    let c = client();
+    let probe = c.probe(&tracker, &params(5000, 1)).unwrap();
+    assert_eq!((probe.reply.seeders, probe.reply.leechers), (0, 1));
+    let after = probe.stopped.unwrap();
+    assert_eq!((after.seeders, after.leechers), (0, 0));
+    assert_eq!(
+        c.scrape(&tracker, &[HASH]).unwrap(),
+        vec![Some(ScrapeStats::default())]
+    );
+    server.stop();
 }
 
 #[test]
