@@ -1,5 +1,6 @@
 //! The operator tools end to end: the client library against a real shoal over
 //! loopback (IPv4 and IPv6), the HTTP client against a fake tracker thread,
+//! https against a rustls server thread with a CA made at run time (rcgen),
 //! and the binary's `announce`, `scrape` and `bench` subcommands.
 //!
 //! No fixed ports and no sleeps: servers bind port 0, and a bound socket queues
@@ -9,11 +10,13 @@
 mod common;
 
 use common::start;
+use shoal::client::http::MAX_REPLY;
 use shoal::client::{AnnounceParams, Client, ClientError, Event, ScrapeStats, TrackerUrl};
 use shoal::config::Config;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::process::{Command, Output};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -379,6 +382,63 @@ fn http_timeout_against_a_silent_tracker() {
     assert!(t.elapsed() < Duration::from_secs(3));
 }
 
+/// A reply over the 1 MiB cap is refused: at once when Content-Length says
+/// so (the body is never waited for), and, with no length, as soon as the
+/// cap is passed, the client hanging up on a tracker that would go on.
+#[test]
+fn http_reply_over_the_cap_is_refused() {
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
+        MAX_REPLY + 1
+    );
+    let (addr, fake) = fake_http(vec![head.into_bytes()], true);
+    let t = Instant::now();
+    let err = client()
+        .announce(&url(&format!("http://{addr}/announce")), &params(1, 1))
+        .unwrap_err();
+    assert!(matches!(err, ClientError::TooLarge(MAX_REPLY)), "{err:?}");
+    assert_eq!(err.to_string(), "reply larger than 1048576 bytes, refused");
+    assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
+    fake.join().unwrap();
+
+    // Chunked without end: the server writes until the client is gone, at
+    // most 64 MiB, each write bounded in time.
+    const BOUND: usize = 64 << 20;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        stream
+            .set_write_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut line = String::new();
+        while reader.read_line(&mut line).unwrap() > 2 {
+            line.clear();
+        }
+        let mut sent = 0;
+        let head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+        stream.write_all(head).unwrap();
+        let mut chunk = b"10000\r\n".to_vec();
+        chunk.extend_from_slice(&[b'x'; 0x10000]);
+        chunk.extend_from_slice(b"\r\n");
+        while sent < BOUND {
+            if stream.write_all(&chunk).is_err() {
+                return (sent, true);
+            }
+            sent += chunk.len();
+        }
+        (sent, false)
+    });
+    let err = client()
+        .announce(&url(&format!("http://{addr}/announce")), &params(1, 1))
+        .unwrap_err();
+    assert!(matches!(err, ClientError::TooLarge(MAX_REPLY)), "{err:?}");
+    let (sent, cut_off) = server.join().unwrap();
+    assert!(cut_off, "the client read all {sent} bytes");
+    assert!(sent > MAX_REPLY, "{sent}");
+}
+
 /// The HTTP client against shoal's own HTTP side, over IPv4 (compact `peers`)
 /// and IPv6 (`peers6`).
 #[test]
@@ -412,6 +472,215 @@ fn http_client_against_shoal() {
         );
         server.stop();
     }
+}
+
+// ---------------------------------------------------------------------------
+// https: a test CA made at run time, and a rustls server thread
+// ---------------------------------------------------------------------------
+
+/// A CA (its PEM) and a server configuration whose certificate, for
+/// 127.0.0.1 and localhost, that CA signed.
+fn test_ca_and_server() -> (String, Arc<rustls::ServerConfig>) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "shoal test CA");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+    (ca.pem(), Arc::new(config))
+}
+
+/// A fake https tracker on 127.0.0.1:0 for exactly `connections`
+/// connections: answers `/announce` with `announce` and `/scrape` with
+/// `scrape`, and returns each request line, or `handshake failed: …`.
+fn tls_tracker(
+    config: Arc<rustls::ServerConfig>,
+    connections: usize,
+    announce: Vec<u8>,
+    scrape: Vec<u8>,
+) -> (SocketAddr, JoinHandle<Vec<String>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let handle = std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        for _ in 0..connections {
+            let (tcp, _) = listener.accept().unwrap();
+            tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            tcp.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+            let conn = rustls::ServerConnection::new(Arc::clone(&config)).unwrap();
+            let mut tls = BufReader::new(rustls::StreamOwned::new(conn, tcp));
+            let mut line = String::new();
+            if let Err(e) = tls.read_line(&mut line) {
+                lines.push(format!("handshake failed: {e}"));
+                continue;
+            }
+            let mut header = String::new();
+            while tls.read_line(&mut header).unwrap() > 2 {
+                header.clear();
+            }
+            let body = if line.starts_with("GET /scrape") {
+                &scrape
+            } else {
+                &announce
+            };
+            let tls = tls.get_mut();
+            tls.write_all(&http_ok(body)).unwrap();
+            tls.conn.send_close_notify();
+            tls.flush().unwrap();
+            lines.push(line.trim_end().to_string());
+        }
+        lines
+    });
+    (addr, handle)
+}
+
+/// `shoal announce https://127.0.0.1:PORT/announce --ca-file CA.pem
+/// --info-hash HEX` (the interface the nginx end-to-end script uses) against
+/// a TLS server whose certificate a test CA signed: the peers come out, and
+/// without --ca-file the system's roots refuse the certificate, in one line.
+/// Also scrape from an https scrape URL and a probe over https.
+#[test]
+fn cli_https_with_a_private_ca() {
+    let (ca_pem, config) = test_ca_and_server();
+    let dir = std::env::temp_dir().join(format!("shoal-tools-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, &ca_pem).unwrap();
+    let ca = ca_file.to_str().unwrap();
+
+    let mut announce = b"d8:completei1e10:incompletei0e8:intervali1800e5:peers12:".to_vec();
+    announce.extend_from_slice(&[10, 1, 2, 3, 0x1a, 0xe1, 10, 1, 2, 4, 0x1a, 0xe2]);
+    announce.push(b'e');
+    let mut scrape = b"d5:filesd20:".to_vec();
+    scrape.extend_from_slice(&HASH);
+    scrape.extend_from_slice(b"d8:completei1e10:downloadedi2e10:incompletei3eeee");
+    let (addr, server) = tls_tracker(config, 6, announce, scrape);
+    let https = format!("https://127.0.0.1:{}/announce", addr.port());
+
+    let o = shoal(&["announce", &https, "--ca-file", ca, "--info-hash", HASH_HEX]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "interval: 1800 s\nseeders: 1\nleechers: 0\npeers: 2\n10.1.2.3:6881\n10.1.2.4:6882\n"
+    );
+
+    let o = shoal(&["announce", &https, "--info-hash", HASH_HEX, "--tries", "1"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(o.stdout.is_empty());
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with(&format!("shoal: {https}: TLS error: ")),
+        "{err}"
+    );
+    assert!(err.contains("certificate"), "{err}");
+    assert!(err.contains("--ca-file"), "{err}");
+
+    let scrape_url = format!("https://localhost:{}/scrape", addr.port());
+    let o = shoal(&["scrape", &scrape_url, HASH_HEX, "--ca-file", ca, "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        format!("{{\"files\":[{{\"info_hash\":\"{HASH_HEX}\",\"seeders\":1,\"completed\":2,\"leechers\":3}}]}}\n")
+    );
+
+    let o = shoal(&[
+        "announce",
+        &https,
+        "--ca-file",
+        ca,
+        "--info-hash",
+        HASH_HEX,
+        "--probe",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(json_doc(&o)["peers"][1], "10.1.2.4:6882");
+
+    let o = shoal(&[
+        "announce",
+        &https,
+        "--info-hash",
+        HASH_HEX,
+        "--tries",
+        "1",
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(json_doc(&o)["error"]
+        .as_str()
+        .unwrap()
+        .contains("certificate"));
+
+    let lines = server.join().unwrap();
+    assert_eq!(lines.len(), 6);
+    assert!(
+        lines[0].starts_with("GET /announce?info_hash="),
+        "{lines:?}"
+    );
+    assert!(lines[1].starts_with("handshake failed"), "{lines:?}");
+    assert!(lines[2].starts_with("GET /scrape?info_hash="), "{lines:?}");
+    // The probe: the same peer (id, port, key) announces, then stops.
+    fn same_peer(l: &str) -> Vec<&str> {
+        l.split(['?', '&', ' '])
+            .filter(|kv| {
+                ["peer_id=", "port=", "key="]
+                    .iter()
+                    .any(|k| kv.starts_with(k))
+            })
+            .collect()
+    }
+    assert!(lines[3].contains("&event=started"), "{}", lines[3]);
+    assert!(
+        lines[4].contains("&event=stopped&numwant=0 "),
+        "{}",
+        lines[4]
+    );
+    assert_eq!(same_peer(&lines[3]), same_peer(&lines[4]));
+    assert_eq!(same_peer(&lines[3]).len(), 3);
+    assert!(lines[5].starts_with("handshake failed"), "{lines:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The library side of https: a Client trusting the test CA announces; one
+/// that does not gets a Tls error, not retried.
+#[test]
+fn client_https_trusts_only_what_it_is_given() {
+    let (ca_pem, config) = test_ca_and_server();
+    let body = b"d8:intervali60e5:peers0:e".to_vec();
+    let (addr, server) = tls_tracker(config, 2, body.clone(), body);
+    let tracker = url(&format!("https://127.0.0.1:{}/announce", addr.port()));
+    let trusting = client().with_ca_pem(ca_pem.as_bytes()).unwrap();
+    let r = trusting.announce(&tracker, &params(1, 1)).unwrap();
+    assert_eq!((r.interval, r.peers.len()), (60, 0));
+    let err = Client::new(Duration::from_secs(5), 3)
+        .announce(&tracker, &params(1, 1))
+        .unwrap_err();
+    assert!(matches!(err, ClientError::Tls(_)), "{err:?}");
+    let lines = server.join().unwrap();
+    assert!(lines[1].starts_with("handshake failed"), "{lines:?}");
+    assert!(matches!(
+        client().with_ca_pem(b"not pem"),
+        Err(ClientError::Tls(_))
+    ));
 }
 
 // ---------------------------------------------------------------------------

@@ -227,12 +227,15 @@ impl Failure {
         match e {
             ureq::Error::Timeout(_) => Failure::Timeout,
             ureq::Error::Io(e) if is_timeout(&e) => Failure::Timeout,
-            ureq::Error::Io(e) => fatal(ClientError::Io(e)),
+            ureq::Error::Io(e) => match e.get_ref().and_then(|r| r.downcast_ref()) {
+                Some(tls) => fatal(tls_error(tls)),
+                None => fatal(ClientError::Io(e)),
+            },
             ureq::Error::HostNotFound => fatal(ClientError::Resolve {
                 host: host.into(),
                 reason: "no such host".into(),
             }),
-            ureq::Error::Rustls(e) => fatal(ClientError::Tls(e.to_string())),
+            ureq::Error::Rustls(e) => fatal(tls_error(&e)),
             ureq::Error::Tls(m) => fatal(ClientError::Tls(m.into())),
             ureq::Error::BadUri(m) => fatal(ClientError::Url(m)),
             ureq::Error::Http(e) => fatal(ClientError::Url(e.to_string())),
@@ -245,6 +248,20 @@ impl Failure {
             }
             e => fatal(ClientError::Io(io::Error::other(e.to_string()))),
         }
+    }
+}
+
+/// A TLS failure, with a hint where the likely cause is a private CA.
+fn tls_error(e: &rustls::Error) -> ClientError {
+    use rustls::CertificateError;
+    match e {
+        rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
+            ClientError::Tls(format!(
+                "{e} (no trusted CA signed the server's certificate; \
+                 trust a private CA with --ca-file)"
+            ))
+        }
+        _ => ClientError::Tls(e.to_string()),
     }
 }
 

@@ -224,11 +224,6 @@ impl fmt::Display for ClientError {
             ClientError::HttpStatus(code, reason) => write!(f, "HTTP status {code} {reason}"),
             ClientError::Malformed(m) => write!(f, "malformed reply: {m}"),
             ClientError::TooLarge(cap) => write!(f, "reply larger than {cap} bytes, refused"),
-            ClientError::Tls(m) if m.contains("UnknownIssuer") => write!(
-                f,
-                "TLS error: {m} (the server's certificate is not signed by a trusted CA; \
-                 trust a private CA with --ca-file)"
-            ),
             ClientError::Tls(m) => write!(f, "TLS error: {m}"),
             ClientError::Io(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
                 f.write_str("connection refused (nothing listening there?)")
