@@ -364,6 +364,18 @@ fn http_large_reply_in_small_pieces() {
 }
 
 #[test]
+fn http_unknown_host_is_a_resolve_error() {
+    // `.invalid` never resolves (RFC 2606); whatever the resolver does, it is bounded.
+    for scheme in ["http", "https"] {
+        let tracker = url(&format!("{scheme}://no-such-host.invalid/announce"));
+        match client().announce(&tracker, &params(1, 1)) {
+            Err(ClientError::Resolve { host, .. }) => assert_eq!(host, "no-such-host.invalid"),
+            other => panic!("{scheme}: {other:?}"),
+        }
+    }
+}
+
+#[test]
 fn http_timeout_against_a_silent_tracker() {
     // Accepts connections (the kernel does, from the backlog) but never answers.
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();

@@ -136,6 +136,9 @@ impl Http {
     /// reply whose body carries a `failure reason` is a tracker error.
     fn get(&self, url: &TrackerUrl, target: &str) -> Result<Vec<u8>, ClientError> {
         let uri = format!("{}://{}{target}", url.scheme().as_str(), url.host_header());
+        // ureq resolves the name again (the system usually caches it): this
+        // lookup is for the message, ureq's failure being a bare I/O error.
+        url.resolve(self.timeout)?;
         for n in 0..self.tries {
             let wait = backoff(self.timeout, n);
             match self.get_once(&uri, url.host(), wait) {
