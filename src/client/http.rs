@@ -83,6 +83,9 @@ pub struct Http {
 }
 
 impl Http {
+    /// The agent for `client`'s settings. The system's roots are read once
+    /// per process whichever the scheme, as an http tracker may redirect to
+    /// https (measured: about 85 ms of a debug build's start for 144 roots).
     pub fn new(client: &Client) -> Http {
         let config = ureq::Agent::config_builder()
             // Non-200 replies are read: their body may carry a `failure reason`.
@@ -173,7 +176,7 @@ impl Http {
             .get(uri)
             // One request per connection, as before ureq: a kept-alive
             // connection the tracker closed meanwhile would fail the next
-            // request (ureq does not retry), and a check makes two at most.
+            // request (ureq does not retry), and a check makes only a few.
             .header("Connection", "close")
             .config()
             .timeout_global(Some(wait))
