@@ -1,13 +1,22 @@
 //! Command-line parsing: clap turns flags and `SHOAL_*` environment variables
 //! into a plain [`Config`] (for `serve`) or a tool invocation (`announce`,
 //! `scrape`, `bench`: typed parameters for [`crate::client`] and
-//! [`crate::bench`]). Nothing else.
+//! [`crate::bench`]).
+//!
+//! Also the client tools' runs ([`run_announce`], [`run_scrape`]): what they
+//! print and how they exit, as a value ([`ToolRun`]) that `main` writes out,
+//! so the text and `--json` forms of output and errors are tested without a
+//! process.
 
 use crate::bench::BenchConfig;
 use crate::client::{self, AnnounceParams, Client, Event, TrackerUrl};
 use crate::config::{Config, TrackerConfig};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::ffi::OsString;
+use std::io::Write;
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Duration;
 
 #[derive(Debug, Parser)]
@@ -32,9 +41,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the tracker (the default when no subcommand is given).
     Serve(ServeArgs),
-    /// Announce to any tracker (udp:// or http://) and print its reply.
+    /// Announce to any tracker (udp://, http:// or https://) and print its reply.
     Announce(AnnounceArgs),
-    /// Scrape any tracker (udp:// or http://) for one or more info hashes.
+    /// Scrape any tracker (udp://, http:// or https://) for one or more info hashes.
     Scrape(ScrapeArgs),
     /// Load-test a UDP tracker with a simulated population (by default, an in-process shoal).
     Bench(BenchArgs),
@@ -52,15 +61,43 @@ pub struct ClientArgs {
     #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10))]
     pub tries: u32,
 
-    /// Print the reply as JSON on stdout.
+    /// Print the reply as JSON on stdout; an error too, as {"error": "..."}
+    /// (with the same exit status as without --json).
     #[arg(long)]
     pub json: bool,
+
+    /// https: also trust the CA certificate(s) in this PEM file (a tracker
+    /// behind a private CA), besides the system's trusted roots.
+    #[arg(long, value_name = "PATH", value_parser = parse_ca_file)]
+    pub ca_file: Option<CaFile>,
 }
 
 impl ClientArgs {
     pub fn client(&self) -> Client {
-        Client::new(Duration::from_secs_f64(self.timeout), self.tries)
+        let client = Client::new(Duration::from_secs_f64(self.timeout), self.tries);
+        match &self.ca_file {
+            // Checked when parsed: the file holds at least one certificate.
+            Some(ca) => client.clone().with_ca_pem(&ca.pem).unwrap_or(client),
+            None => client,
+        }
     }
+}
+
+/// A `--ca-file`, read and checked while the command line is parsed, so a
+/// wrong path is a usage error before anything is sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaFile {
+    pub path: PathBuf,
+    pub pem: Vec<u8>,
+}
+
+fn parse_ca_file(s: &str) -> Result<CaFile, String> {
+    let pem = std::fs::read(s).map_err(|e| format!("cannot read {s}: {e}"))?;
+    client::http::parse_ca_pem(&pem).map_err(|e| format!("{s}: {e}"))?;
+    Ok(CaFile {
+        path: PathBuf::from(s),
+        pem,
+    })
 }
 
 /// `--event` values.
@@ -85,7 +122,7 @@ impl From<EventArg> for Event {
 
 #[derive(Debug, Clone, Args)]
 pub struct AnnounceArgs {
-    /// Tracker URL: udp://host:port[/path] or http://host[:port]/announce[?query].
+    /// Tracker URL: udp://host:port[/path] or http[s]://host[:port]/announce[?query].
     #[arg(value_name = "URL", value_parser = parse_url)]
     pub url: TrackerUrl,
 
@@ -113,9 +150,21 @@ pub struct AnnounceArgs {
     #[arg(long, value_enum, default_value_t = EventArg::Started)]
     pub event: EventArg,
 
-    /// Peers wanted [default: the tracker's default].
-    #[arg(long, value_name = "N")]
-    pub numwant: Option<u32>,
+    /// Peers wanted; -1 (the default) asks for the tracker's default.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = -1,
+        allow_negative_numbers = true,
+        value_parser = clap::value_parser!(i64).range(-1..=i64::from(u32::MAX))
+    )]
+    pub numwant: i64,
+
+    /// Check a live tracker without leaving a peer behind: announce, then at
+    /// once withdraw the same peer (id, port, key) with a `stopped` announce.
+    /// Prints the first reply, then the counts after the withdrawal.
+    #[arg(long)]
+    pub probe: bool,
 
     /// Peer id: 40 hex digits, or up to 20 bytes of text (a shorter text is a
     /// prefix padded with random characters) [default: -SH0100- and random].
@@ -136,15 +185,16 @@ impl AnnounceArgs {
         p.uploaded = self.uploaded;
         p.downloaded = self.downloaded;
         p.event = self.event.into();
-        p.numwant = self.numwant;
+        p.numwant = u32::try_from(self.numwant).ok();
         p
     }
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct ScrapeArgs {
-    /// Tracker URL: udp://host:port or http://host[:port]/announce (scraped at
-    /// /scrape by the BEP 48 convention).
+    /// Tracker URL: udp://host:port, an http[s]:// scrape URL (…/scrape), or
+    /// an http[s]:// announce URL (…/announce, scraped at …/scrape by the
+    /// BEP 48 convention).
     #[arg(value_name = "URL", value_parser = parse_url)]
     pub url: TrackerUrl,
 
@@ -265,6 +315,173 @@ impl BenchArgs {
         };
         config.validate()?;
         Ok(config)
+    }
+}
+
+/// The command line, parsed. Exits on a usage error (or `--help`) as clap
+/// does, except that `announce` and `scrape` with `--json` report a usage
+/// error as `{"error": "..."}` on stdout, with the same status (2).
+pub fn parse() -> Cli {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(e) => match json_usage_error(&args, &e) {
+            Some(run) => {
+                let code = run.code;
+                let _ = run.finish();
+                std::process::exit(i32::from(code))
+            }
+            None => e.exit(),
+        },
+    }
+}
+
+/// The `--json` form of a usage error of `announce` or `scrape`, if that is
+/// what `args` ran; `None` for anything else (and for `--help`).
+fn json_usage_error(args: &[OsString], e: &clap::Error) -> Option<ToolRun> {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        return None;
+    }
+    let tool = args.get(1)?.to_str()?;
+    if !matches!(tool, "announce" | "scrape") || !args.iter().skip(2).any(|a| a == "--json") {
+        return None;
+    }
+    // clap's first line says what is wrong; the rest is usage and a `--help` hint.
+    let text = e.render().to_string();
+    let line = text.lines().next().unwrap_or_default();
+    let line = line.strip_prefix("error: ").unwrap_or(line);
+    Some(ToolRun::error(
+        line,
+        u8::try_from(e.exit_code()).unwrap_or(2),
+        true,
+    ))
+}
+
+/// What a client tool prints and how it exits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolRun {
+    pub stdout: String,
+    pub stderr: String,
+    /// 0: done; 1: the tracker could not be reached or checked; 2: a usage error.
+    pub code: u8,
+}
+
+impl ToolRun {
+    fn ok(stdout: String) -> ToolRun {
+        ToolRun {
+            stdout,
+            stderr: String::new(),
+            code: 0,
+        }
+    }
+
+    /// A failure, one line: `shoal: MESSAGE` on stderr, or with `json`
+    /// `{"error":"MESSAGE"}` on stdout (where a script reads the reply).
+    fn error(message: &str, code: u8, json: bool) -> ToolRun {
+        if json {
+            // Cannot fail: a map of one string.
+            let doc = serde_json::json!({ "error": message });
+            ToolRun {
+                stdout: format!("{doc}\n"),
+                stderr: String::new(),
+                code,
+            }
+        } else {
+            ToolRun {
+                stdout: String::new(),
+                stderr: format!("shoal: {message}\n"),
+                code,
+            }
+        }
+    }
+
+    /// Writes the output out; the exit status.
+    pub fn finish(self) -> ExitCode {
+        // A closed pipe (`| head`) is not an error worth a panic.
+        let _ = std::io::stdout().lock().write_all(self.stdout.as_bytes());
+        let _ = std::io::stderr().lock().write_all(self.stderr.as_bytes());
+        ExitCode::from(self.code)
+    }
+}
+
+/// `shoal announce`: the reply as text or JSON. With `--probe`, announce and
+/// withdraw; the first reply, then the counts after the `stopped`.
+pub fn run_announce(args: &AnnounceArgs) -> ToolRun {
+    let json = args.client.json;
+    let fail = |e: &dyn std::fmt::Display| ToolRun::error(&format!("{}: {e}", args.url), 1, json);
+    let client = args.client.client();
+    let params = args.params();
+    if !args.probe {
+        return match client.announce(&args.url, &params) {
+            Ok(r) if json => ToolRun::ok(r.to_json() + "\n"),
+            Ok(r) => ToolRun::ok(r.to_text()),
+            Err(e) => fail(&e),
+        };
+    }
+    if params.event == Event::Stopped {
+        return ToolRun::error(
+            "--probe sends the stopped announce itself: give --event started, completed or none",
+            2,
+            json,
+        );
+    }
+    let probe = match client.probe(&args.url, &params) {
+        Ok(p) => p,
+        Err(e) => return fail(&e),
+    };
+    let r = &probe.reply;
+    match &probe.stopped {
+        Ok(after) if json => {
+            #[derive(serde::Serialize)]
+            struct Counts {
+                seeders: u32,
+                leechers: u32,
+            }
+            #[derive(serde::Serialize)]
+            struct ProbeJson<'a> {
+                #[serde(flatten)]
+                reply: &'a client::AnnounceResponse,
+                after_stopped: Counts,
+            }
+            let doc = ProbeJson {
+                reply: r,
+                after_stopped: Counts {
+                    seeders: after.seeders,
+                    leechers: after.leechers,
+                },
+            };
+            // Cannot fail: numbers, strings and addresses, no maps with other keys.
+            ToolRun::ok(serde_json::to_string(&doc).unwrap_or_default() + "\n")
+        }
+        Ok(after) => ToolRun::ok(format!(
+            "{}after stopped: {} seeders, {} leechers\n",
+            r.to_text(),
+            after.seeders,
+            after.leechers
+        )),
+        Err(e) => fail(&format_args!(
+            "announced ({} seeders, {} leechers, {} peers), but the stopped announce failed \
+             (the peer stays until the tracker times it out): {e}",
+            r.seeders,
+            r.leechers,
+            r.peers.len()
+        )),
+    }
+}
+
+/// `shoal scrape`: a table, or JSON.
+pub fn run_scrape(args: &ScrapeArgs) -> ToolRun {
+    let json = args.client.json;
+    match args.client.client().scrape(&args.url, &args.info_hashes) {
+        Ok(stats) if json => ToolRun::ok(client::scrape_to_json(&args.info_hashes, &stats) + "\n"),
+        Ok(stats) => ToolRun::ok(client::scrape_to_text(&args.info_hashes, &stats)),
+        Err(e) => ToolRun::error(&format!("{}: {e}", args.url), 1, json),
     }
 }
 
@@ -539,10 +756,55 @@ mod tests {
             (6881, 1, Event::Started, None)
         );
         assert_eq!(a.client.client(), Client::new(Duration::from_secs(5), 3));
+        assert!(!a.probe);
+        // -1 asks for the tracker's default, as in `bench`; https and --probe.
+        let cli = parse(&[
+            "announce",
+            "https://h/announce",
+            "--info-hash",
+            HASH,
+            "--numwant",
+            "-1",
+            "--probe",
+        ]);
+        let Some(Command::Announce(a)) = cli.command else {
+            panic!()
+        };
+        assert_eq!(a.params().numwant, None);
+        assert!(a.probe);
+        assert_eq!(a.url.scheme(), client::Scheme::Https);
+        let cli = parse(&[
+            "announce",
+            "udp://h:1",
+            "--info-hash",
+            HASH,
+            "--numwant",
+            "0",
+        ]);
+        let Some(Command::Announce(a)) = cli.command else {
+            panic!()
+        };
+        assert_eq!(a.params().numwant, Some(0));
         // Bad input is refused by clap with the reason.
         for bad in [
             &["announce", "udp://h:1", "--info-hash", "abc"][..],
-            &["announce", "https://h/announce", "--info-hash", HASH],
+            &["announce", "ftp://h/announce", "--info-hash", HASH],
+            &[
+                "announce",
+                "udp://h:1",
+                "--info-hash",
+                HASH,
+                "--numwant",
+                "-2",
+            ],
+            &[
+                "announce",
+                "udp://h:1",
+                "--info-hash",
+                HASH,
+                "--ca-file",
+                "/nonexistent/ca.pem",
+            ],
             &["announce", "udp://h", "--info-hash", HASH],
             &["announce", "udp://h:1"],
             &[
@@ -576,6 +838,115 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn ca_file_is_read_and_checked_when_parsed() {
+        let dir = std::env::temp_dir().join(format!("shoal-cli-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("ca.pem");
+        std::fs::write(
+            &good,
+            "-----BEGIN CERTIFICATE-----\nAQID\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let empty = dir.join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let cli = parse(&[
+            "scrape",
+            "https://h/scrape",
+            HASH,
+            "--ca-file",
+            good.to_str().unwrap(),
+        ]);
+        let Some(Command::Scrape(s)) = cli.command else {
+            panic!()
+        };
+        assert_eq!(s.client.ca_file.as_ref().unwrap().path, good);
+        assert_ne!(s.client.client(), Client::new(Duration::from_secs(5), 3));
+        let err = Cli::try_parse_from([
+            "shoal",
+            "scrape",
+            "https://h/scrape",
+            HASH,
+            "--ca-file",
+            empty.to_str().unwrap(),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("no certificate"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn os(args: &[&str]) -> Vec<OsString> {
+        args.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn json_usage_errors() {
+        let args = os(&[
+            "shoal",
+            "announce",
+            "udp://h:1",
+            "--info-hash",
+            "xyz",
+            "--json",
+        ]);
+        let e = Cli::try_parse_from(&args).unwrap_err();
+        let run = json_usage_error(&args, &e).unwrap();
+        assert_eq!(run.code, 2);
+        assert!(run.stderr.is_empty());
+        let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+        let msg = doc["error"].as_str().unwrap();
+        assert!(msg.contains("not an info hash"), "{msg}");
+        assert!(!msg.contains('\n') && !msg.starts_with("error:"), "{msg}");
+        assert_eq!(run.stdout.matches('\n').count(), 1);
+        // Without --json, or for --help, or another subcommand: clap's own output.
+        let args = os(&["shoal", "announce", "udp://h:1", "--info-hash", "xyz"]);
+        let e = Cli::try_parse_from(&args).unwrap_err();
+        assert!(json_usage_error(&args, &e).is_none());
+        let args = os(&["shoal", "scrape", "--help", "--json"]);
+        let e = Cli::try_parse_from(&args).unwrap_err();
+        assert!(json_usage_error(&args, &e).is_none());
+        let args = os(&["shoal", "bench", "--duration", "0", "--json"]);
+        let e = Cli::try_parse_from(&args).unwrap_err();
+        assert!(json_usage_error(&args, &e).is_none());
+    }
+
+    #[test]
+    fn tool_errors_are_one_line_in_either_form() {
+        let text = ToolRun::error("udp://h:1: no reply", 1, false);
+        assert_eq!(
+            (text.stdout.as_str(), text.stderr.as_str(), text.code),
+            ("", "shoal: udp://h:1: no reply\n", 1)
+        );
+        let json = ToolRun::error("say \"hi\"\n", 1, true);
+        assert_eq!(
+            (json.stdout.as_str(), json.stderr.as_str(), json.code),
+            ("{\"error\":\"say \\\"hi\\\"\\n\"}\n", "", 1)
+        );
+    }
+
+    #[test]
+    fn probe_refuses_a_stopped_event() {
+        let cli = parse(&[
+            "announce",
+            "udp://127.0.0.1:1",
+            "--info-hash",
+            HASH,
+            "--probe",
+            "--event",
+            "stopped",
+            "--json",
+        ]);
+        let Some(Command::Announce(a)) = cli.command else {
+            panic!()
+        };
+        let run = run_announce(&a);
+        assert_eq!(run.code, 2);
+        assert!(run
+            .stdout
+            .contains("--probe sends the stopped announce itself"));
     }
 
     #[test]

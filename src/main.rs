@@ -1,19 +1,23 @@
 //! The `shoal` binary: parse the command line, run the tracker or a tool.
 
-use clap::Parser;
-use shoal::cli::{AnnounceArgs, BenchArgs, Cli, Command, ScrapeArgs, ServeArgs};
-use shoal::client;
+use shoal::cli::{BenchArgs, Command, ServeArgs};
 use shoal::net::Server;
 use std::io::Write;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = shoal::cli::parse();
     match cli.command {
         None => serve(&cli.serve),
         Some(Command::Serve(args)) => serve(&args),
-        Some(Command::Announce(args)) => tool(announce(&args)),
-        Some(Command::Scrape(args)) => tool(scrape(&args)),
+        Some(Command::Announce(args)) => {
+            init_tool_logging();
+            shoal::cli::run_announce(&args).finish()
+        }
+        Some(Command::Scrape(args)) => {
+            init_tool_logging();
+            shoal::cli::run_scrape(&args).finish()
+        }
         Some(Command::Bench(args)) => tool(bench(&args)),
     }
 }
@@ -43,34 +47,6 @@ fn init_tool_logging() {
 fn with_newline(mut s: String) -> String {
     s.push('\n');
     s
-}
-
-fn announce(args: &AnnounceArgs) -> Result<String, String> {
-    init_tool_logging();
-    let reply = args
-        .client
-        .client()
-        .announce(&args.url, &args.params())
-        .map_err(|e| format!("{}: {e}", args.url))?;
-    Ok(if args.client.json {
-        with_newline(reply.to_json())
-    } else {
-        reply.to_text()
-    })
-}
-
-fn scrape(args: &ScrapeArgs) -> Result<String, String> {
-    init_tool_logging();
-    let stats = args
-        .client
-        .client()
-        .scrape(&args.url, &args.info_hashes)
-        .map_err(|e| format!("{}: {e}", args.url))?;
-    Ok(if args.client.json {
-        with_newline(client::scrape_to_json(&args.info_hashes, &stats))
-    } else {
-        client::scrape_to_text(&args.info_hashes, &stats)
-    })
 }
 
 fn bench(args: &BenchArgs) -> Result<String, String> {

@@ -1,5 +1,6 @@
 //! The operator tools end to end: the client library against a real shoal over
 //! loopback (IPv4 and IPv6), the HTTP client against a fake tracker thread,
+//! https against a rustls server thread with a CA made at run time (rcgen),
 //! and the binary's `announce`, `scrape` and `bench` subcommands.
 //!
 //! No fixed ports and no sleeps: servers bind port 0, and a bound socket queues
@@ -9,11 +10,13 @@
 mod common;
 
 use common::start;
+use shoal::client::http::MAX_REPLY;
 use shoal::client::{AnnounceParams, Client, ClientError, Event, ScrapeStats, TrackerUrl};
 use shoal::config::Config;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::process::{Command, Output};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -234,8 +237,14 @@ fn http_announce_against_a_fake_tracker() {
         line.contains("&event=started&numwant=10 HTTP/1.1"),
         "{line}"
     );
-    assert!(head.contains(&format!("Host: 127.0.0.1:{}\r\n", addr.port())));
-    assert!(head.contains("Connection: close\r\n"));
+    // Header names are case-insensitive (ureq sends them in lower case).
+    let head = head.to_ascii_lowercase();
+    assert!(
+        head.contains(&format!("\r\nhost: 127.0.0.1:{}\r\n", addr.port())),
+        "{head}"
+    );
+    assert!(head.contains("\r\nconnection: close\r\n"), "{head}");
+    assert!(head.contains("\r\nuser-agent: shoal/"), "{head}");
 }
 
 #[test]
@@ -355,6 +364,18 @@ fn http_large_reply_in_small_pieces() {
 }
 
 #[test]
+fn http_unknown_host_is_a_resolve_error() {
+    // `.invalid` never resolves (RFC 2606); whatever the resolver does, it is bounded.
+    for scheme in ["http", "https"] {
+        let tracker = url(&format!("{scheme}://no-such-host.invalid/announce"));
+        match client().announce(&tracker, &params(1, 1)) {
+            Err(ClientError::Resolve { host, .. }) => assert_eq!(host, "no-such-host.invalid"),
+            other => panic!("{scheme}: {other:?}"),
+        }
+    }
+}
+
+#[test]
 fn http_timeout_against_a_silent_tracker() {
     // Accepts connections (the kernel does, from the backlog) but never answers.
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -371,6 +392,63 @@ fn http_timeout_against_a_silent_tracker() {
         "{err:?}"
     );
     assert!(t.elapsed() < Duration::from_secs(3));
+}
+
+/// A reply over the 1 MiB cap is refused: at once when Content-Length says
+/// so (the body is never waited for), and, with no length, as soon as the
+/// cap is passed, the client hanging up on a tracker that would go on.
+#[test]
+fn http_reply_over_the_cap_is_refused() {
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
+        MAX_REPLY + 1
+    );
+    let (addr, fake) = fake_http(vec![head.into_bytes()], true);
+    let t = Instant::now();
+    let err = client()
+        .announce(&url(&format!("http://{addr}/announce")), &params(1, 1))
+        .unwrap_err();
+    assert!(matches!(err, ClientError::TooLarge(MAX_REPLY)), "{err:?}");
+    assert_eq!(err.to_string(), "reply larger than 1048576 bytes, refused");
+    assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
+    fake.join().unwrap();
+
+    // Chunked without end: the server writes until the client is gone, at
+    // most 64 MiB, each write bounded in time.
+    const BOUND: usize = 64 << 20;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        stream
+            .set_write_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut line = String::new();
+        while reader.read_line(&mut line).unwrap() > 2 {
+            line.clear();
+        }
+        let mut sent = 0;
+        let head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+        stream.write_all(head).unwrap();
+        let mut chunk = b"10000\r\n".to_vec();
+        chunk.extend_from_slice(&[b'x'; 0x10000]);
+        chunk.extend_from_slice(b"\r\n");
+        while sent < BOUND {
+            if stream.write_all(&chunk).is_err() {
+                return (sent, true);
+            }
+            sent += chunk.len();
+        }
+        (sent, false)
+    });
+    let err = client()
+        .announce(&url(&format!("http://{addr}/announce")), &params(1, 1))
+        .unwrap_err();
+    assert!(matches!(err, ClientError::TooLarge(MAX_REPLY)), "{err:?}");
+    let (sent, cut_off) = server.join().unwrap();
+    assert!(cut_off, "the client read all {sent} bytes");
+    assert!(sent > MAX_REPLY, "{sent}");
 }
 
 /// The HTTP client against shoal's own HTTP side, over IPv4 (compact `peers`)
@@ -406,6 +484,215 @@ fn http_client_against_shoal() {
         );
         server.stop();
     }
+}
+
+// ---------------------------------------------------------------------------
+// https: a test CA made at run time, and a rustls server thread
+// ---------------------------------------------------------------------------
+
+/// A CA (its PEM) and a server configuration whose certificate, for
+/// 127.0.0.1 and localhost, that CA signed.
+fn test_ca_and_server() -> (String, Arc<rustls::ServerConfig>) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "shoal test CA");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+    (ca.pem(), Arc::new(config))
+}
+
+/// A fake https tracker on 127.0.0.1:0 for exactly `connections`
+/// connections: answers `/announce` with `announce` and `/scrape` with
+/// `scrape`, and returns each request line, or `handshake failed: …`.
+fn tls_tracker(
+    config: Arc<rustls::ServerConfig>,
+    connections: usize,
+    announce: Vec<u8>,
+    scrape: Vec<u8>,
+) -> (SocketAddr, JoinHandle<Vec<String>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let handle = std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        for _ in 0..connections {
+            let (tcp, _) = listener.accept().unwrap();
+            tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            tcp.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+            let conn = rustls::ServerConnection::new(Arc::clone(&config)).unwrap();
+            let mut tls = BufReader::new(rustls::StreamOwned::new(conn, tcp));
+            let mut line = String::new();
+            if let Err(e) = tls.read_line(&mut line) {
+                lines.push(format!("handshake failed: {e}"));
+                continue;
+            }
+            let mut header = String::new();
+            while tls.read_line(&mut header).unwrap() > 2 {
+                header.clear();
+            }
+            let body = if line.starts_with("GET /scrape") {
+                &scrape
+            } else {
+                &announce
+            };
+            let tls = tls.get_mut();
+            tls.write_all(&http_ok(body)).unwrap();
+            tls.conn.send_close_notify();
+            tls.flush().unwrap();
+            lines.push(line.trim_end().to_string());
+        }
+        lines
+    });
+    (addr, handle)
+}
+
+/// `shoal announce https://127.0.0.1:PORT/announce --ca-file CA.pem
+/// --info-hash HEX` (the interface the nginx end-to-end script uses) against
+/// a TLS server whose certificate a test CA signed: the peers come out, and
+/// without --ca-file the system's roots refuse the certificate, in one line.
+/// Also scrape from an https scrape URL and a probe over https.
+#[test]
+fn cli_https_with_a_private_ca() {
+    let (ca_pem, config) = test_ca_and_server();
+    let dir = std::env::temp_dir().join(format!("shoal-tools-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, &ca_pem).unwrap();
+    let ca = ca_file.to_str().unwrap();
+
+    let mut announce = b"d8:completei1e10:incompletei0e8:intervali1800e5:peers12:".to_vec();
+    announce.extend_from_slice(&[10, 1, 2, 3, 0x1a, 0xe1, 10, 1, 2, 4, 0x1a, 0xe2]);
+    announce.push(b'e');
+    let mut scrape = b"d5:filesd20:".to_vec();
+    scrape.extend_from_slice(&HASH);
+    scrape.extend_from_slice(b"d8:completei1e10:downloadedi2e10:incompletei3eeee");
+    let (addr, server) = tls_tracker(config, 6, announce, scrape);
+    let https = format!("https://127.0.0.1:{}/announce", addr.port());
+
+    let o = shoal(&["announce", &https, "--ca-file", ca, "--info-hash", HASH_HEX]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "interval: 1800 s\nseeders: 1\nleechers: 0\npeers: 2\n10.1.2.3:6881\n10.1.2.4:6882\n"
+    );
+
+    let o = shoal(&["announce", &https, "--info-hash", HASH_HEX, "--tries", "1"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(o.stdout.is_empty());
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with(&format!("shoal: {https}: TLS error: ")),
+        "{err}"
+    );
+    assert!(err.contains("certificate"), "{err}");
+    assert!(err.contains("--ca-file"), "{err}");
+
+    let scrape_url = format!("https://localhost:{}/scrape", addr.port());
+    let o = shoal(&["scrape", &scrape_url, HASH_HEX, "--ca-file", ca, "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        format!("{{\"files\":[{{\"info_hash\":\"{HASH_HEX}\",\"seeders\":1,\"completed\":2,\"leechers\":3}}]}}\n")
+    );
+
+    let o = shoal(&[
+        "announce",
+        &https,
+        "--ca-file",
+        ca,
+        "--info-hash",
+        HASH_HEX,
+        "--probe",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(json_doc(&o)["peers"][1], "10.1.2.4:6882");
+
+    let o = shoal(&[
+        "announce",
+        &https,
+        "--info-hash",
+        HASH_HEX,
+        "--tries",
+        "1",
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(json_doc(&o)["error"]
+        .as_str()
+        .unwrap()
+        .contains("certificate"));
+
+    let lines = server.join().unwrap();
+    assert_eq!(lines.len(), 6);
+    assert!(
+        lines[0].starts_with("GET /announce?info_hash="),
+        "{lines:?}"
+    );
+    assert!(lines[1].starts_with("handshake failed"), "{lines:?}");
+    assert!(lines[2].starts_with("GET /scrape?info_hash="), "{lines:?}");
+    // The probe: the same peer (id, port, key) announces, then stops.
+    fn same_peer(l: &str) -> Vec<&str> {
+        l.split(['?', '&', ' '])
+            .filter(|kv| {
+                ["peer_id=", "port=", "key="]
+                    .iter()
+                    .any(|k| kv.starts_with(k))
+            })
+            .collect()
+    }
+    assert!(lines[3].contains("&event=started"), "{}", lines[3]);
+    assert!(
+        lines[4].contains("&event=stopped&numwant=0 "),
+        "{}",
+        lines[4]
+    );
+    assert_eq!(same_peer(&lines[3]), same_peer(&lines[4]));
+    assert_eq!(same_peer(&lines[3]).len(), 3);
+    assert!(lines[5].starts_with("handshake failed"), "{lines:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The library side of https: a Client trusting the test CA announces; one
+/// that does not gets a Tls error, not retried.
+#[test]
+fn client_https_trusts_only_what_it_is_given() {
+    let (ca_pem, config) = test_ca_and_server();
+    let body = b"d8:intervali60e5:peers0:e".to_vec();
+    let (addr, server) = tls_tracker(config, 2, body.clone(), body);
+    let tracker = url(&format!("https://127.0.0.1:{}/announce", addr.port()));
+    let trusting = client().with_ca_pem(ca_pem.as_bytes()).unwrap();
+    let r = trusting.announce(&tracker, &params(1, 1)).unwrap();
+    assert_eq!((r.interval, r.peers.len()), (60, 0));
+    let err = Client::new(Duration::from_secs(5), 3)
+        .announce(&tracker, &params(1, 1))
+        .unwrap_err();
+    assert!(matches!(err, ClientError::Tls(_)), "{err:?}");
+    let lines = server.join().unwrap();
+    assert!(lines[1].starts_with("handshake failed"), "{lines:?}");
+    assert!(matches!(
+        client().with_ca_pem(b"not pem"),
+        Err(ClientError::Tls(_))
+    ));
 }
 
 // ---------------------------------------------------------------------------
@@ -528,10 +815,10 @@ fn cli_errors_are_one_line() {
         format!("shoal: {t}: no reply after 1 try (50 ms in all)\n")
     );
 
-    let o = shoal(&["scrape", "https://example.org/announce", HASH_HEX]);
+    let o = shoal(&["scrape", "ftp://example.org/announce", HASH_HEX]);
     assert_eq!(o.status.code(), Some(2), "a bad argument is a usage error");
     assert!(
-        stderr(&o).contains("https is not supported"),
+        stderr(&o).contains("the scheme must be udp, http or https"),
         "{}",
         stderr(&o)
     );
@@ -539,6 +826,190 @@ fn cli_errors_are_one_line() {
     let o = shoal(&["announce", "udp://127.0.0.1:1", "--info-hash", "xyz"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("not an info hash"), "{}", stderr(&o));
+}
+
+/// The one JSON document a `--json` run printed.
+fn json_doc(o: &Output) -> serde_json::Value {
+    let out = stdout(o);
+    assert_eq!(out.lines().count(), 1, "one line: {out}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+}
+
+#[test]
+fn cli_json_errors_are_json_with_the_same_status() {
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let t = format!("udp://{}", silent.local_addr().unwrap());
+    let o = shoal(&[
+        "announce",
+        &t,
+        "--info-hash",
+        HASH_HEX,
+        "--timeout",
+        "0.05",
+        "--tries",
+        "1",
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(o.stderr.is_empty(), "{}", stderr(&o));
+    assert_eq!(
+        json_doc(&o)["error"],
+        format!("{t}: no reply after 1 try (50 ms in all)").as_str()
+    );
+
+    let o = shoal(&[
+        "scrape",
+        &t,
+        HASH_HEX,
+        "--timeout",
+        "0.05",
+        "--tries",
+        "1",
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(json_doc(&o)["error"].as_str().unwrap().contains("no reply"));
+
+    // Usage errors too: exit status 2 as without --json.
+    let o = shoal(&["announce", &t, "--info-hash", "xyz", "--json"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(o.stderr.is_empty(), "{}", stderr(&o));
+    let msg = json_doc(&o)["error"].as_str().unwrap().to_string();
+    assert!(msg.contains("not an info hash"), "{msg}");
+    let o = shoal(&["scrape", "http://h/a", HASH_HEX, "--json"]);
+    assert_eq!(o.status.code(), Some(1));
+    let msg = json_doc(&o)["error"].as_str().unwrap().to_string();
+    assert!(msg.contains("neither \"announce\" nor \"scrape\""), "{msg}");
+}
+
+/// `--probe` announces and withdraws: the output is the first reply, and the
+/// tracker (shoal, over UDP and HTTP) no longer counts the probe afterwards.
+/// Also: `--numwant -1`, and scraping from a scrape URL.
+#[test]
+fn cli_probe_leaves_no_peer_behind() {
+    let config = Config {
+        http: vec!["127.0.0.1:0".parse().unwrap()],
+        ..Config::for_udp("127.0.0.1:0".parse().unwrap())
+    };
+    let server = start(config);
+    let udp = format!("udp://{}", server.udp_addrs()[0]);
+    let http = format!("http://{}/announce", server.http_addrs()[0]);
+    let http_scrape = format!("http://{}/scrape", server.http_addrs()[0]);
+    // A seeder that stays, for the probes to see.
+    let o = shoal(&[
+        "announce",
+        &udp,
+        "--info-hash",
+        HASH_HEX,
+        "--port",
+        "1111",
+        "--left",
+        "0",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    for t in [&udp, &http] {
+        let o = shoal(&[
+            "announce",
+            t,
+            "--info-hash",
+            HASH_HEX,
+            "--port",
+            "2222",
+            "--probe",
+        ]);
+        assert!(o.status.success(), "{t}: {}", stderr(&o));
+        let out = stdout(&o);
+        let lines: Vec<&str> = out.lines().collect();
+        let first = lines.iter().position(|l| l.starts_with("seeders")).unwrap();
+        assert_eq!(
+            lines[first..],
+            [
+                "seeders: 1",
+                "leechers: 1",
+                "peers: 1",
+                "127.0.0.1:1111",
+                "after stopped: 1 seeders, 0 leechers"
+            ],
+            "{t}: {out}"
+        );
+        // Scraped afterwards (from the announce URL, and from the scrape URL): no leecher.
+        for s in [t.as_str(), &http_scrape] {
+            let o = shoal(&["scrape", s, HASH_HEX, "--json"]);
+            assert!(o.status.success(), "{s}: {}", stderr(&o));
+            let doc = json_doc(&o);
+            assert_eq!(doc["files"][0]["seeders"], 1, "{s}: {doc}");
+            assert_eq!(doc["files"][0]["leechers"], 0, "{s}: {doc}");
+        }
+    }
+
+    let o = shoal(&[
+        "announce",
+        &http,
+        "--info-hash",
+        HASH_HEX,
+        "--port",
+        "3333",
+        "--probe",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let doc = json_doc(&o);
+    assert_eq!(
+        (doc["seeders"].as_u64(), doc["leechers"].as_u64()),
+        (Some(1), Some(1)),
+        "{doc}"
+    );
+    assert_eq!(doc["peers"][0], "127.0.0.1:1111", "{doc}");
+    assert_eq!(doc["after_stopped"]["leechers"], 0, "{doc}");
+    assert_eq!(doc["after_stopped"]["seeders"], 1, "{doc}");
+
+    // A second, ordinary announce sees no leecher but itself; --numwant -1
+    // is the tracker's default (which sends the seeder), 0 sends none.
+    let o = shoal(&[
+        "announce",
+        &udp,
+        "--info-hash",
+        HASH_HEX,
+        "--port",
+        "4444",
+        "--numwant",
+        "-1",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "interval: 1800 s\nseeders: 1\nleechers: 1\npeers: 1\n127.0.0.1:1111\n"
+    );
+    let o = shoal(&[
+        "announce",
+        &http,
+        "--info-hash",
+        HASH_HEX,
+        "--port",
+        "4444",
+        "--numwant",
+        "0",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("peers: 0\n"), "{}", stdout(&o));
+    server.stop();
+}
+
+#[test]
+fn client_probe_reuses_the_peer_and_withdraws_it() {
+    let server = start(Config::for_udp("127.0.0.1:0".parse().unwrap()));
+    let tracker = url(&format!("udp://{}", server.udp_addrs()[0]));
+    let c = client();
+    let probe = c.probe(&tracker, &params(5000, 1)).unwrap();
+    assert_eq!((probe.reply.seeders, probe.reply.leechers), (0, 1));
+    let after = probe.stopped.unwrap();
+    assert_eq!((after.seeders, after.leechers), (0, 0));
+    assert_eq!(
+        c.scrape(&tracker, &[HASH]).unwrap(),
+        vec![Some(ScrapeStats::default())]
+    );
+    server.stop();
 }
 
 #[test]

@@ -1,21 +1,28 @@
-//! The HTTP tracker client: one `GET` per call over a plain `TcpStream`.
+//! The HTTP(S) tracker client: announce (BEP 3, compact BEP 23, IPv6 `peers6`
+//! BEP 7) and scrape (BEP 48 convention for the URL), one `GET` each.
 //!
-//! Announce (BEP 3, compact BEP 23, IPv6 `peers6` BEP 7) and scrape (BEP 48
-//! convention for the URL). The request sends `Connection: close`; the reply
-//! is read until EOF, or until `Content-Length` / the last chunk says it is
-//! complete, capped at [`MAX_REPLY`] bytes and bounded in time by the
-//! client's timeout per connect and per read. Tries are retried, with the
-//! timeout doubled, only when the tracker does not answer in time.
+//! HTTP/1.1 framing, redirects and TLS are ureq's (rustls; the system's
+//! trusted roots plus any CA given with [`Client::with_ca_pem`]). This file
+//! owns the query, the bounds, the bencode reading, and the mapping of every
+//! failure to a [`ClientError`] with a one-line message.
+//!
+//! Bounds: each try has one deadline for host lookup, connect, TLS handshake,
+//! request and the whole reply (ureq's global timeout); tries are retried,
+//! with the deadline doubled, only when the tracker does not answer in time.
+//! The body is read through a hard cap of [`MAX_REPLY`] bytes, whatever its
+//! `Content-Length` says or omits, and ureq caps the head at 64 KiB.
 
 use super::bencode::{self, Value};
 use super::{
     backoff, AnnounceParams, AnnounceResponse, Client, ClientError, Event, ScrapeStats, TrackerUrl,
 };
-use std::io::{self, Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpStream};
-use std::time::{Duration, Instant};
+use std::io::{self, Read};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
 
-/// Largest HTTP reply read, head and body.
+/// Largest reply body read; a longer one is refused.
 pub const MAX_REPLY: usize = 1 << 20;
 
 /// Appends `bytes` percent-encoded for a query string: RFC 3986 unreserved
@@ -66,73 +73,202 @@ fn with_query(target: &str, query: &str) -> String {
     format!("{target}{sep}{query}")
 }
 
-pub fn announce(
-    url: &TrackerUrl,
-    addr: SocketAddr,
-    p: &AnnounceParams,
-    client: &Client,
-) -> Result<AnnounceResponse, ClientError> {
-    let target = with_query(url.request_target(), &announce_query(p));
-    let body = get(url, addr, &target, client)?;
-    parse_announce(&body)
+/// One tracker's HTTP(S) client: a ureq agent configured from a [`Client`]
+/// (timeouts, tries, trusted roots), for one or more requests.
+#[derive(Debug)]
+pub struct Http {
+    agent: ureq::Agent,
+    timeout: Duration,
+    tries: u32,
 }
 
-pub fn scrape(
-    url: &TrackerUrl,
-    addr: SocketAddr,
-    info_hashes: &[[u8; 20]],
-    client: &Client,
-) -> Result<Vec<Option<ScrapeStats>>, ClientError> {
-    let mut stats = Vec::with_capacity(info_hashes.len());
-    for chunk in info_hashes.chunks(super::SCRAPE_CHUNK) {
-        let mut q = String::new();
-        for (i, h) in chunk.iter().enumerate() {
-            q.push_str(if i == 0 { "info_hash=" } else { "&info_hash=" });
-            percent_encode(&mut q, h);
+impl Http {
+    /// The agent for `client`'s settings. The system's roots are read once
+    /// per process whichever the scheme, as an http tracker may redirect to
+    /// https (measured: about 85 ms of a debug build's start for 144 roots).
+    pub fn new(client: &Client) -> Http {
+        let config = ureq::Agent::config_builder()
+            // Non-200 replies are read: their body may carry a `failure reason`.
+            .http_status_as_error(false)
+            // Checking a tracker means talking to it, whatever HTTP_PROXY says.
+            .proxy(None)
+            .user_agent(format!("shoal/{}", env!("CARGO_PKG_VERSION")))
+            .tls_config(
+                TlsConfig::builder()
+                    .root_certs(root_certs(&client.ca_certs))
+                    .build(),
+            )
+            .build();
+        Http {
+            agent: config.new_agent(),
+            timeout: client.timeout.max(Duration::from_millis(1)),
+            tries: client.tries.max(1),
         }
-        let body = get(url, addr, &with_query(url.request_target(), &q), client)?;
-        stats.extend(parse_scrape(&body, chunk)?);
     }
-    Ok(stats)
-}
 
-/// `GET target` with retries on timeout; the body of a 200 reply. A non-200
-/// reply whose body carries a `failure reason` is a tracker error.
-fn get(
-    url: &TrackerUrl,
-    addr: SocketAddr,
-    target: &str,
-    client: &Client,
-) -> Result<Vec<u8>, ClientError> {
-    let request = format!(
-        "GET {target} HTTP/1.1\r\nHost: {}\r\nUser-Agent: shoal/{}\r\nAccept: */*\r\nConnection: close\r\n\r\n",
-        url.host_header(),
-        env!("CARGO_PKG_VERSION")
-    );
-    let tries = client.tries.max(1);
-    for n in 0..tries {
-        let wait = backoff(client.timeout.max(Duration::from_millis(1)), n);
-        match get_once(addr, request.as_bytes(), wait) {
-            Ok(reply) => {
-                let (status, reason, body) = parse_reply(&reply)?;
-                if status == 200 {
-                    return Ok(body);
-                }
-                if let Some(Err(e @ ClientError::Tracker(_))) =
-                    bencode::decode(&body).ok().map(|v| failure(&v))
-                {
-                    return Err(e);
-                }
-                return Err(ClientError::HttpStatus(status, reason));
+    pub fn announce(
+        &self,
+        url: &TrackerUrl,
+        p: &AnnounceParams,
+    ) -> Result<AnnounceResponse, ClientError> {
+        let target = with_query(url.request_target(), &announce_query(p));
+        parse_announce(&self.get(url, &target)?)
+    }
+
+    /// Scrape `info_hashes` from `url`, which must already be a scrape URL,
+    /// in requests of at most [`super::SCRAPE_CHUNK`] hashes.
+    pub fn scrape(
+        &self,
+        url: &TrackerUrl,
+        info_hashes: &[[u8; 20]],
+    ) -> Result<Vec<Option<ScrapeStats>>, ClientError> {
+        let mut stats = Vec::with_capacity(info_hashes.len());
+        for chunk in info_hashes.chunks(super::SCRAPE_CHUNK) {
+            let mut q = String::new();
+            for (i, h) in chunk.iter().enumerate() {
+                q.push_str(if i == 0 { "info_hash=" } else { "&info_hash=" });
+                percent_encode(&mut q, h);
             }
-            Err(e) if is_timeout(&e) => continue,
-            Err(e) => return Err(ClientError::Io(e)),
+            let body = self.get(url, &with_query(url.request_target(), &q))?;
+            stats.extend(parse_scrape(&body, chunk)?);
+        }
+        Ok(stats)
+    }
+
+    /// `GET target` with retries on timeout; the body of a 200 reply. A non-200
+    /// reply whose body carries a `failure reason` is a tracker error.
+    fn get(&self, url: &TrackerUrl, target: &str) -> Result<Vec<u8>, ClientError> {
+        let uri = format!("{}://{}{target}", url.scheme().as_str(), url.host_header());
+        // ureq resolves the name again (the system usually caches it): this
+        // lookup is for the message, ureq's failure being a bare I/O error.
+        url.resolve(self.timeout)?;
+        for n in 0..self.tries {
+            let wait = backoff(self.timeout, n);
+            match self.get_once(&uri, url.host(), wait) {
+                Err(Failure::Timeout) => continue,
+                Err(Failure::Fatal(e)) => return Err(e),
+                Ok((200, _, body)) => return Ok(body),
+                Ok((status, reason, body)) => {
+                    if let Some(Err(e @ ClientError::Tracker(_))) =
+                        bencode::decode(&body).ok().map(|v| failure(&v))
+                    {
+                        return Err(e);
+                    }
+                    return Err(ClientError::HttpStatus(status, reason.into()));
+                }
+            }
+        }
+        Err(ClientError::Timeout {
+            tries: self.tries,
+            first_timeout: self.timeout,
+        })
+    }
+
+    /// One request within `wait` in all: status, reason phrase and body.
+    fn get_once(
+        &self,
+        uri: &str,
+        host: &str,
+        wait: Duration,
+    ) -> Result<(u16, &'static str, Vec<u8>), Failure> {
+        let mut reply = self
+            .agent
+            .get(uri)
+            // One request per connection, as before ureq: a kept-alive
+            // connection the tracker closed meanwhile would fail the next
+            // request (ureq does not retry), and a check makes only a few.
+            .header("Connection", "close")
+            .config()
+            .timeout_global(Some(wait))
+            .build()
+            .call()
+            .map_err(|e| Failure::of(e, host))?;
+        let status = reply.status();
+        if let Some(enc) = reply.headers().get("content-encoding") {
+            if !enc.as_bytes().eq_ignore_ascii_case(b"identity") {
+                return Err(Failure::Fatal(ClientError::Malformed(format!(
+                    "compressed reply ({}) not supported",
+                    String::from_utf8_lossy(enc.as_bytes())
+                ))));
+            }
+        }
+        let length = reply
+            .headers()
+            .get("content-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if length.is_some_and(|n| n > MAX_REPLY as u64) {
+            return Err(Failure::Fatal(ClientError::TooLarge(MAX_REPLY)));
+        }
+        let body = read_capped(&mut reply.body_mut().as_reader(), MAX_REPLY).map_err(|e| {
+            match (e.kind(), length) {
+                // Say how much of the announced body came, as a tracker operator wants to know.
+                (io::ErrorKind::UnexpectedEof, Some(len)) => {
+                    Failure::Fatal(ClientError::Malformed(format!(
+                        "reply ended after {} of {len} body bytes",
+                        e.got
+                    )))
+                }
+                _ => Failure::of(ureq::Error::from(e.error), host),
+            }
+        })?;
+        Ok((
+            status.as_u16(),
+            status.canonical_reason().unwrap_or(""),
+            body.ok_or(Failure::Fatal(ClientError::TooLarge(MAX_REPLY)))?,
+        ))
+    }
+}
+
+/// Why one try failed: worth another try, or not.
+enum Failure {
+    Timeout,
+    Fatal(ClientError),
+}
+
+impl Failure {
+    /// Classify a ureq error; `host` is for the messages that need it.
+    fn of(e: ureq::Error, host: &str) -> Failure {
+        let fatal = |e| Failure::Fatal(e);
+        match e {
+            ureq::Error::Timeout(_) => Failure::Timeout,
+            ureq::Error::Io(e) if is_timeout(&e) => Failure::Timeout,
+            ureq::Error::Io(e) => match e.get_ref().and_then(|r| r.downcast_ref()) {
+                Some(tls) => fatal(tls_error(tls)),
+                None => fatal(ClientError::Io(e)),
+            },
+            ureq::Error::HostNotFound => fatal(ClientError::Resolve {
+                host: host.into(),
+                reason: "no such host".into(),
+            }),
+            ureq::Error::Rustls(e) => fatal(tls_error(&e)),
+            ureq::Error::Tls(m) => fatal(ClientError::Tls(m.into())),
+            ureq::Error::BadUri(m) => fatal(ClientError::Url(m)),
+            ureq::Error::Http(e) => fatal(ClientError::Url(e.to_string())),
+            ureq::Error::LargeResponseHeader(_, limit) => fatal(ClientError::Malformed(format!(
+                "reply head larger than {limit} bytes"
+            ))),
+            ureq::Error::Protocol(e) => fatal(ClientError::Malformed(e.to_string())),
+            ureq::Error::TooManyRedirects | ureq::Error::RedirectFailed => {
+                fatal(ClientError::Malformed(e.to_string()))
+            }
+            e => fatal(ClientError::Io(io::Error::other(e.to_string()))),
         }
     }
-    Err(ClientError::Timeout {
-        tries,
-        first_timeout: client.timeout,
-    })
+}
+
+/// A TLS failure, with a hint where the likely cause is a private CA.
+fn tls_error(e: &rustls::Error) -> ClientError {
+    use rustls::CertificateError;
+    match e {
+        rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
+            ClientError::Tls(format!(
+                "{e} (no trusted CA signed the server's certificate; \
+                 trust a private CA with --ca-file)"
+            ))
+        }
+        _ => ClientError::Tls(e.to_string()),
+    }
 }
 
 fn is_timeout(e: &io::Error) -> bool {
@@ -142,279 +278,83 @@ fn is_timeout(e: &io::Error) -> bool {
     )
 }
 
-/// One request: the raw reply, read until EOF or complete, within `wait` in all.
-fn get_once(addr: SocketAddr, request: &[u8], wait: Duration) -> io::Result<Vec<u8>> {
-    let deadline = Instant::now() + wait;
-    let left = || {
-        let d = deadline.saturating_duration_since(Instant::now());
-        if d.is_zero() {
-            Err(io::Error::from(io::ErrorKind::TimedOut))
-        } else {
-            Ok(d)
-        }
-    };
-    let mut stream = TcpStream::connect_timeout(&addr, left()?)?;
-    stream.set_write_timeout(Some(left()?))?;
-    stream.write_all(request)?;
-    let (reply, _) = read_reply(&mut &stream, || stream.set_read_timeout(Some(left()?)))?;
-    Ok(reply)
+/// A read that failed after `got` bytes.
+struct ReadError {
+    error: io::Error,
+    got: usize,
 }
 
-/// Reads a raw reply from `r` until EOF, or until the reply declares its
-/// length and has all of it (so a server that keeps the connection open
-/// despite `Connection: close` does not stall us), at most [`MAX_REPLY`]
-/// bytes. `before_read` runs before every read (it arms the deadline).
-///
-/// However the reply is split into reads, the work is linear in its size:
-/// [`Framing`] examines each byte of the head and of the chunk-size lines
-/// once and skips over body data, instead of re-parsing everything received
-/// after every read (quadratic in the number of reads up to 1 MiB).
-fn read_reply(
-    r: &mut impl Read,
-    mut before_read: impl FnMut() -> io::Result<()>,
-) -> io::Result<(Vec<u8>, Framing)> {
-    let mut reply = Vec::with_capacity(4096);
-    let mut chunk = [0u8; 16 * 1024];
-    let mut framing = Framing::default();
-    loop {
-        before_read()?;
-        let n = match r.read(&mut chunk) {
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        if n == 0 {
-            return Ok((reply, framing));
-        }
-        if reply.len() + n > MAX_REPLY {
-            return Err(io::Error::other(format!(
-                "reply larger than {MAX_REPLY} bytes"
-            )));
-        }
-        reply.extend_from_slice(&chunk[..n]);
-        if framing.is_complete(&reply) {
-            return Ok((reply, framing));
-        }
+impl ReadError {
+    fn kind(&self) -> io::ErrorKind {
+        self.error.kind()
     }
 }
 
-/// Where the framing of a reply being received stands. [`Framing::is_complete`]
-/// is called with the whole reply so far after every read and resumes where
-/// the previous call stopped.
-#[derive(Debug, Default)]
-struct Framing {
-    state: FrameState,
-    /// Bytes examined so far, head parse included: the work done, which tests
-    /// check stays linear in the reply's size.
-    examined: usize,
-}
-
-#[derive(Debug)]
-enum FrameState {
-    /// Looking for the empty line that ends the head: the next byte to look
-    /// at and the start of the current line.
-    Head { next: usize, line: usize },
-    /// `Content-Length` given: the reply is whole at this many bytes.
-    Length(usize),
-    /// Chunked: the next chunk-size line starts at `line`, and is scanned up to `next`.
-    Chunked { line: usize, next: usize },
-    /// Neither length nor chunked, or a head httparse rejects: whole at EOF
-    /// (and the final parse says what was wrong).
-    UntilEof,
-    /// The last chunk was seen, or the chunked framing is broken (the final
-    /// parse reports it): stop reading.
-    Done,
-}
-
-impl Default for FrameState {
-    fn default() -> FrameState {
-        FrameState::Head { next: 0, line: 0 }
+/// Reads `r` to its end, holding at most `cap` bytes: `Ok(None)` as soon as
+/// there is more than that, without reading further.
+fn read_capped(r: &mut impl Read, cap: usize) -> Result<Option<Vec<u8>>, ReadError> {
+    let mut body = Vec::new();
+    // One byte past the cap tells "exactly cap" from "more".
+    let limit = u64::try_from(cap).unwrap_or(u64::MAX).saturating_add(1);
+    match r.take(limit).read_to_end(&mut body) {
+        Ok(_) if body.len() > cap => Ok(None),
+        Ok(_) => Ok(Some(body)),
+        Err(error) => Err(ReadError {
+            error,
+            got: body.len(),
+        }),
     }
 }
 
-impl Framing {
-    /// Whether `reply` (everything received so far; it only ever grows) is a
-    /// whole reply.
-    fn is_complete(&mut self, reply: &[u8]) -> bool {
-        loop {
-            match self.state {
-                FrameState::Head { next, line } => {
-                    let Some(head_len) = self.find_blank_line(reply, next, line) else {
-                        return false;
-                    };
-                    self.state = self.framing_of(&reply[..head_len]);
-                }
-                FrameState::Length(end) => return reply.len() >= end,
-                FrameState::Chunked { line, next } => {
-                    if line > reply.len() {
-                        return false; // still inside a chunk's data
-                    }
-                    let Some(eol) = self.find_byte(reply, next, b'\n') else {
-                        self.state = FrameState::Chunked {
-                            line,
-                            next: reply.len(),
-                        };
-                        return false;
-                    };
-                    // The size line, CRLF excluded (a bare LF is caught by the final parse).
-                    let text = reply[line..eol].strip_suffix(b"\r").unwrap_or(&[]);
-                    self.state = match chunk_size(text) {
-                        Some(0) => FrameState::Done,
-                        // Skip the data and its CRLF without looking at them.
-                        Some(size) => match size.checked_add(eol + 3) {
-                            Some(at) => FrameState::Chunked { line: at, next: at },
-                            None => FrameState::Done,
-                        },
-                        None => FrameState::Done,
-                    };
-                }
-                FrameState::UntilEof => return false,
-                FrameState::Done => return true,
-            }
+/// The roots an https connection trusts: the system's, and `extra` (DER)
+/// after them. Only when the system has none and no extra CA was given, the
+/// Mozilla roots bundled with ureq (webpki-roots).
+fn root_certs(extra: &[Vec<u8>]) -> RootCerts {
+    let system = system_roots();
+    if system.is_empty() && extra.is_empty() {
+        return RootCerts::WebPki;
+    }
+    let mut roots = Vec::with_capacity(system.len() + extra.len());
+    roots.extend(system.iter().cloned());
+    roots.extend(
+        extra
+            .iter()
+            .map(|der| Certificate::from_der(der).to_owned()),
+    );
+    RootCerts::Specific(Arc::new(roots))
+}
+
+/// The system's trusted roots (rustls-native-certs: `SSL_CERT_FILE`,
+/// `SSL_CERT_DIR`, else the distribution's bundle), loaded once per process.
+fn system_roots() -> &'static [Certificate<'static>] {
+    static ROOTS: OnceLock<Vec<Certificate<'static>>> = OnceLock::new();
+    ROOTS.get_or_init(|| {
+        let found = rustls_native_certs::load_native_certs();
+        for e in &found.errors {
+            log::debug!("system root certificates: {e}");
         }
-    }
-
-    /// The offset just past the head's ending empty line, scanning from
-    /// `next` (the current line began at `line`); saves the position if not yet found.
-    fn find_blank_line(&mut self, reply: &[u8], mut next: usize, mut line: usize) -> Option<usize> {
-        while let Some(eol) = self.find_byte(reply, next, b'\n') {
-            if matches!(&reply[line..eol], b"" | b"\r") {
-                return Some(eol + 1);
-            }
-            line = eol + 1;
-            next = eol + 1;
-        }
-        self.state = FrameState::Head {
-            next: reply.len(),
-            line,
-        };
-        None
-    }
-
-    /// The first `byte` at or after `from`, counting the bytes looked at.
-    fn find_byte(&mut self, reply: &[u8], from: usize, byte: u8) -> Option<usize> {
-        let rest = reply.get(from..)?;
-        let found = rest.iter().position(|&b| b == byte);
-        self.examined += found.map_or(rest.len(), |i| i + 1);
-        found.map(|i| from + i)
-    }
-
-    /// How the body after `head` is framed (one httparse pass over the head).
-    fn framing_of(&mut self, head: &[u8]) -> FrameState {
-        self.examined += head.len();
-        let mut headers = [httparse::EMPTY_HEADER; 64];
-        let mut r = httparse::Response::new(&mut headers);
-        match r.parse(head) {
-            Ok(httparse::Status::Complete(n)) => {
-                if is_chunked(r.headers) {
-                    FrameState::Chunked { line: n, next: n }
-                } else if let Some(len) = content_length(r.headers) {
-                    n.checked_add(len)
-                        .map_or(FrameState::UntilEof, FrameState::Length)
-                } else {
-                    FrameState::UntilEof
-                }
-            }
-            _ => FrameState::UntilEof,
-        }
-    }
-}
-
-/// The size of a chunk from its size line (extensions after `;` ignored).
-fn chunk_size(line: &[u8]) -> Option<usize> {
-    let text = std::str::from_utf8(line).ok()?;
-    usize::from_str_radix(text.split(';').next().unwrap_or("").trim(), 16).ok()
-}
-
-fn header<'h>(headers: &'h [httparse::Header<'_>], name: &str) -> Option<&'h [u8]> {
-    headers
-        .iter()
-        .find(|h| h.name.eq_ignore_ascii_case(name))
-        .map(|h| h.value)
-}
-
-fn content_length(headers: &[httparse::Header<'_>]) -> Option<usize> {
-    std::str::from_utf8(header(headers, "content-length")?)
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-}
-
-fn is_chunked(headers: &[httparse::Header<'_>]) -> bool {
-    header(headers, "transfer-encoding").is_some_and(|v| {
-        String::from_utf8_lossy(v)
-            .to_ascii_lowercase()
-            .contains("chunked")
+        found
+            .certs
+            .iter()
+            .map(|c| Certificate::from_der(c.as_ref()).to_owned())
+            .collect()
     })
 }
 
-/// Status, reason phrase and body of a whole raw reply.
-fn parse_reply(reply: &[u8]) -> Result<(u16, String, Vec<u8>), ClientError> {
-    let mut headers = [httparse::EMPTY_HEADER; 64];
-    let mut r = httparse::Response::new(&mut headers);
-    let head_len = match r.parse(reply) {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) if reply.is_empty() => {
-            return Err(ClientError::Malformed(
-                "connection closed without a reply".into(),
-            ))
-        }
-        Ok(httparse::Status::Partial) => {
-            return Err(ClientError::Malformed("incomplete HTTP head".into()))
-        }
-        Err(e) => return Err(ClientError::Malformed(format!("bad HTTP head: {e}"))),
-    };
-    let status = r.code.unwrap_or(0);
-    let reason = r.reason.unwrap_or("").to_string();
-    if let Some(enc) = header(r.headers, "content-encoding") {
-        if !enc.eq_ignore_ascii_case(b"identity") {
-            return Err(ClientError::Malformed(format!(
-                "compressed reply ({}) not supported",
-                String::from_utf8_lossy(enc)
-            )));
+/// The certificates (DER) of a PEM file, for [`Client::with_ca_pem`].
+pub fn parse_ca_pem(pem: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(pem) {
+        match item {
+            Ok(PemItem::Certificate(c)) => certs.push(c.der().to_vec()),
+            Ok(_) => {} // keys and the like: not roots
+            Err(e) => return Err(format!("not a PEM file: {e}")),
         }
     }
-    let raw = &reply[head_len..];
-    let body = if is_chunked(r.headers) {
-        dechunk(raw)?
-    } else if let Some(len) = content_length(r.headers) {
-        match raw.get(..len) {
-            Some(b) => b.to_vec(),
-            None => {
-                return Err(ClientError::Malformed(format!(
-                    "reply ended after {} of {len} body bytes",
-                    raw.len()
-                )))
-            }
-        }
-    } else {
-        raw.to_vec()
-    };
-    Ok((status, reason, body))
-}
-
-/// Decode a `Transfer-Encoding: chunked` body (chunk extensions and trailers ignored).
-fn dechunk(mut raw: &[u8]) -> Result<Vec<u8>, ClientError> {
-    let bad = |m: &str| ClientError::Malformed(format!("bad chunked body: {m}"));
-    let mut body = Vec::new();
-    loop {
-        let eol = raw
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .ok_or_else(|| bad("truncated"))?;
-        let size = chunk_size(&raw[..eol]).ok_or_else(|| bad("size"))?;
-        raw = &raw[eol + 2..];
-        if size == 0 {
-            return Ok(body);
-        }
-        let data = raw.get(..size).ok_or_else(|| bad("truncated"))?;
-        body.extend_from_slice(data);
-        raw = raw
-            .get(size..)
-            .and_then(|r| r.strip_prefix(b"\r\n"))
-            .ok_or_else(|| bad("missing CRLF after a chunk"))?;
+    if certs.is_empty() {
+        return Err("no certificate in it (expected PEM: -----BEGIN CERTIFICATE-----)".into());
     }
+    Ok(certs)
 }
 
 /// `Err(Tracker)` if the dict has a `failure reason`.
@@ -652,112 +592,27 @@ mod tests {
     }
 
     #[test]
-    fn test_parse_reply_framing() {
-        let (s, _, b) = parse_reply(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabcdef").unwrap();
-        assert_eq!((s, b.as_slice()), (200, &b"abc"[..]));
-        let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
-        assert_eq!(parse_reply(chunked).unwrap().2, b"abcde");
-        assert!(Framing::default().is_complete(chunked));
-        assert!(!Framing::default().is_complete(&chunked[..chunked.len() - 8]));
-        let (s, r, b) = parse_reply(b"HTTP/1.0 404 Not Found\r\n\r\nnope").unwrap();
+    fn test_read_capped() {
+        let data = vec![7u8; 1000];
         assert_eq!(
-            (s, r.as_str(), b.as_slice()),
-            (404, "Not Found", &b"nope"[..])
+            read_capped(&mut &data[..], 1000).ok().unwrap().unwrap(),
+            data
         );
-        assert!(parse_reply(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc").is_err());
-        assert!(parse_reply(b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n\r\n").is_err());
-        assert!(parse_reply(b"").is_err());
-        assert!(parse_reply(b"garbage\r\n\r\n").is_err());
-    }
-
-    /// Hands out `data` at most `piece` bytes per read; reading past the end
-    /// is an error (the server holds the connection open), so the reply must
-    /// be recognised as whole from its framing.
-    struct Dribble<'a> {
-        data: &'a [u8],
-        piece: usize,
-    }
-
-    impl Read for Dribble<'_> {
-        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            if self.data.is_empty() {
-                return Err(io::Error::other("read past the end of the reply"));
-            }
-            let n = self.piece.min(buf.len()).min(self.data.len());
-            buf[..n].copy_from_slice(&self.data[..n]);
-            self.data = &self.data[n..];
-            Ok(n)
-        }
-    }
-
-    /// A reply of almost 1 MiB read 97 bytes at a time (about 10 400 reads):
-    /// the body comes out whole and the framing examines each byte at most
-    /// twice. Re-parsing everything after every read, as before, examined
-    /// about 5 * 10^9 bytes for the chunked reply (n^2 / 2 / 97).
-    #[test]
-    fn test_large_reply_in_small_reads_is_linear_work() {
-        let body: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
-        let mut chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
-        for c in body.chunks(1000) {
-            chunked.extend_from_slice(format!("{:x};ext=1\r\n", c.len()).as_bytes());
-            chunked.extend_from_slice(c);
-            chunked.extend_from_slice(b"\r\n");
-        }
-        chunked.extend_from_slice(b"0\r\n\r\n");
-        let mut sized =
-            format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
-        sized.extend_from_slice(&body);
-        for reply in [chunked, sized] {
-            assert!(reply.len() <= MAX_REPLY);
-            let mut reads = 0;
-            let mut r = Dribble {
-                data: &reply,
-                piece: 97,
-            };
-            let (got, framing) = read_reply(&mut r, || {
-                reads += 1;
-                Ok(())
-            })
-            .unwrap();
-            assert_eq!(reads, reply.len().div_ceil(97));
-            assert!(got == reply, "the reply is read whole, and no further");
-            let (status, _, b) = parse_reply(&got).unwrap();
-            assert_eq!(status, 200);
-            assert!(b == body, "body differs");
-            assert!(
-                framing.examined <= 2 * reply.len(),
-                "{} bytes examined for a reply of {}",
-                framing.examined,
-                reply.len()
-            );
-        }
+        assert!(read_capped(&mut &data[..], 999).ok().unwrap().is_none());
+        // Past the cap, nothing more is read than one byte.
+        let mut endless = io::repeat(1);
+        let mut counted = (&mut endless).take(10_000);
+        assert!(read_capped(&mut counted, 100).ok().unwrap().is_none());
+        assert_eq!(counted.limit(), 10_000 - 101);
     }
 
     #[test]
-    fn test_framing_stops_on_broken_chunks_and_waits_for_eof_without_length() {
-        let mut f = Framing::default();
-        assert!(!f.is_complete(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz"));
-        assert!(f.is_complete(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"));
-        // A size that overflows is broken framing too, not a wait.
-        let mut f = Framing::default();
-        assert!(f.is_complete(
-            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\n"
-        ));
-        let mut f = Framing::default();
-        let head = b"HTTP/1.0 200 OK\n\nbody";
-        for end in 0..=head.len() {
-            assert!(
-                !f.is_complete(&head[..end]),
-                "no length: complete at EOF only"
-            );
-        }
-        // A head that arrives a byte at a time is scanned once.
-        let mut f = Framing::default();
-        let reply = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
-        for end in 0..reply.len() {
-            assert!(!f.is_complete(&reply[..end]));
-        }
-        assert!(f.is_complete(reply));
-        assert!(f.examined <= 2 * reply.len(), "{}", f.examined);
+    fn test_parse_ca_pem() {
+        assert!(parse_ca_pem(b"").unwrap_err().contains("no certificate"));
+        assert!(parse_ca_pem(b"hello")
+            .unwrap_err()
+            .contains("no certificate"));
+        let pem = b"-----BEGIN CERTIFICATE-----\nAQID\n-----END CERTIFICATE-----\n";
+        assert_eq!(parse_ca_pem(pem).unwrap(), vec![vec![1, 2, 3]]);
     }
 }

@@ -1,11 +1,13 @@
 //! A BitTorrent tracker client: announce and scrape against any tracker over
-//! UDP (BEP 15, with BEP 41 URL data) or plain HTTP (BEP 3, 7, 23, 48).
+//! UDP (BEP 15, with BEP 41 URL data) or HTTP(S) (BEP 3, 7, 23, 48).
 //!
 //! Used by `shoal announce` / `shoal scrape` and by the integration tests.
-//! Blocking and simple: one socket per call, bounded in every dimension: host
-//! lookup, per-try timeouts ([`Client::timeout`], doubled on each retry as
-//! BEP 15 prescribes for its `15 * 2^n` back-off), number of tries
-//! ([`Client::tries`]), and HTTP reply size ([`http::MAX_REPLY`]).
+//! Blocking and simple: one socket (UDP) or agent (HTTP) per call, bounded in
+//! every dimension: host lookup, per-try timeouts ([`Client::timeout`],
+//! doubled on each retry as BEP 15 prescribes for its `15 * 2^n` back-off),
+//! number of tries ([`Client::tries`]), and HTTP reply size
+//! ([`http::MAX_REPLY`]). [`Client::probe`] announces and withdraws at once,
+//! to check a live tracker without leaving a peer behind.
 //!
 //! ```no_run
 //! use shoal::client::{AnnounceParams, Client, TrackerUrl};
@@ -177,7 +179,8 @@ pub struct ScrapeStats {
 pub enum ClientError {
     /// The URL does not parse.
     Url(String),
-    /// Parses, but asks for something this client does not do (https, scrape without `announce`).
+    /// Parses, but asks for something this client does not do (an HTTP
+    /// scrape from a URL that is neither an announce nor a scrape URL).
     Unsupported(String),
     /// The host name did not resolve (in time).
     Resolve { host: String, reason: String },
@@ -189,6 +192,10 @@ pub enum ClientError {
     HttpStatus(u16, String),
     /// The reply is not what the protocol says; the message says what was wrong.
     Malformed(String),
+    /// An HTTP reply body longer than the cap (bytes), refused.
+    TooLarge(usize),
+    /// The TLS handshake failed, e.g. a certificate no trusted root vouches for.
+    Tls(String),
     /// A socket error (e.g. connection refused).
     Io(std::io::Error),
 }
@@ -216,6 +223,8 @@ impl fmt::Display for ClientError {
             ClientError::Tracker(m) => write!(f, "tracker error: {m}"),
             ClientError::HttpStatus(code, reason) => write!(f, "HTTP status {code} {reason}"),
             ClientError::Malformed(m) => write!(f, "malformed reply: {m}"),
+            ClientError::TooLarge(cap) => write!(f, "reply larger than {cap} bytes, refused"),
+            ClientError::Tls(m) => write!(f, "TLS error: {m}"),
             ClientError::Io(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
                 f.write_str("connection refused (nothing listening there?)")
             }
@@ -258,15 +267,14 @@ pub struct Client {
     pub timeout: Duration,
     /// Tries before giving up with [`ClientError::Timeout`] (at least 1).
     pub tries: u32,
+    /// CA certificates (DER) https trusts besides the system's roots.
+    ca_certs: Vec<Vec<u8>>,
 }
 
 impl Default for Client {
     /// BEP 15's own start (15 s) with 3 tries: 15 + 30 + 60 s at most.
     fn default() -> Client {
-        Client {
-            timeout: Duration::from_secs(15),
-            tries: 3,
-        }
+        Client::new(Duration::from_secs(15), 3)
     }
 }
 
@@ -275,7 +283,16 @@ impl Client {
         Client {
             timeout,
             tries: tries.max(1),
+            ca_certs: Vec::new(),
         }
+    }
+
+    /// Trust the CA certificates of a PEM file for https, besides the
+    /// system's roots (a tracker behind a private CA).
+    pub fn with_ca_pem(mut self, pem: &[u8]) -> Result<Client, ClientError> {
+        let certs = http::parse_ca_pem(pem).map_err(ClientError::Tls)?;
+        self.ca_certs.extend(certs);
+        Ok(self)
     }
 
     /// Announce to a tracker.
@@ -284,13 +301,47 @@ impl Client {
         url: &TrackerUrl,
         params: &AnnounceParams,
     ) -> Result<AnnounceResponse, ClientError> {
-        let addr = url.resolve(self.timeout)?;
         match url.scheme() {
-            Scheme::Udp => {
-                udp::Session::new(addr, url.path_and_query().as_bytes(), self)?.announce(params)
-            }
-            Scheme::Http => http::announce(url, addr, params, self),
+            Scheme::Udp => self.udp_session(url)?.announce(params),
+            Scheme::Http | Scheme::Https => http::Http::new(self).announce(url, params),
         }
+    }
+
+    /// Announce, then withdraw with a `stopped` announce of the same peer
+    /// (peer id, port and key) asking for no peers, over the same UDP
+    /// connection id or HTTP client. Checking a live tracker this way leaves
+    /// no phantom peer in its swarm. `Err` only if the first announce fails.
+    pub fn probe(&self, url: &TrackerUrl, params: &AnnounceParams) -> Result<Probe, ClientError> {
+        let stop = AnnounceParams {
+            event: Event::Stopped,
+            numwant: Some(0),
+            ..params.clone()
+        };
+        Ok(match url.scheme() {
+            Scheme::Udp => {
+                let mut session = self.udp_session(url)?;
+                Probe {
+                    reply: session.announce(params)?,
+                    stopped: session.announce(&stop),
+                }
+            }
+            Scheme::Http | Scheme::Https => {
+                let http = http::Http::new(self);
+                Probe {
+                    reply: http.announce(url, params)?,
+                    stopped: http.announce(url, &stop),
+                }
+            }
+        })
+    }
+
+    fn udp_session(&self, url: &TrackerUrl) -> Result<udp::Session, ClientError> {
+        let addr = url.resolve(self.timeout)?;
+        Ok(udp::Session::new(
+            addr,
+            url.path_and_query().as_bytes(),
+            self,
+        )?)
     }
 
     /// Scrape a tracker. One entry per requested hash, in order; `None` where
@@ -301,13 +352,25 @@ impl Client {
         url: &TrackerUrl,
         info_hashes: &[[u8; 20]],
     ) -> Result<Vec<Option<ScrapeStats>>, ClientError> {
-        let url = url.scrape_url()?;
-        let addr = url.resolve(self.timeout)?;
         match url.scheme() {
-            Scheme::Udp => udp::Session::new(addr, b"", self)?.scrape(info_hashes),
-            Scheme::Http => http::scrape(&url, addr, info_hashes, self),
+            Scheme::Udp => {
+                let addr = url.resolve(self.timeout)?;
+                udp::Session::new(addr, b"", self)?.scrape(info_hashes)
+            }
+            Scheme::Http | Scheme::Https => {
+                http::Http::new(self).scrape(&url.scrape_url()?, info_hashes)
+            }
         }
     }
+}
+
+/// What [`Client::probe`] learnt: the reply to the announce, and how the
+/// `stopped` announce that followed went (its reply counts the swarm
+/// without the probe).
+#[derive(Debug)]
+pub struct Probe {
+    pub reply: AnnounceResponse,
+    pub stopped: Result<AnnounceResponse, ClientError>,
 }
 
 /// Parse 40 hex digits (either case) into 20 bytes.

@@ -1,7 +1,8 @@
-//! Tracker URLs: `udp://host:port[/path?query]` and `http://host[:port]/path[?query]`.
+//! Tracker URLs: `udp://host:port[/path?query]` and
+//! `http[s]://host[:port]/path[?query]`.
 //!
 //! Owns parsing, display, the BEP 48 scrape-URL convention and bounded host
-//! resolution. The parser is deliberately narrow: no user info, no unbracketed
+//! resolution (for UDP; ureq resolves HTTP hosts under the same timeout). The parser is deliberately narrow: no user info, no unbracketed
 //! IPv6, no whitespace or control bytes (which would break an HTTP request line).
 
 use super::ClientError;
@@ -18,6 +19,28 @@ pub enum Scheme {
     Udp,
     /// BEP 3 over plain HTTP/1.1.
     Http,
+    /// BEP 3 over HTTP/1.1 in TLS.
+    Https,
+}
+
+impl Scheme {
+    /// The scheme as written in a URL.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Udp => "udp",
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
+
+    /// The port of a URL that names none (UDP has no default).
+    fn default_port(self) -> Option<u16> {
+        match self {
+            Scheme::Udp => None,
+            Scheme::Http => Some(80),
+            Scheme::Https => Some(443),
+        }
+    }
 }
 
 /// A parsed tracker URL.
@@ -58,10 +81,11 @@ impl TrackerUrl {
         }
     }
 
-    /// The `Host` header value: the host (bracketed if IPv6) and the port unless it is 80.
+    /// The `Host` header value: the host (bracketed if IPv6) and the port
+    /// unless it is the scheme's default (80, 443).
     pub fn host_header(&self) -> String {
         let host = self.bracketed_host();
-        if self.scheme == Scheme::Http && self.port == 80 {
+        if self.scheme.default_port() == Some(self.port) {
             host
         } else {
             format!("{host}:{}", self.port)
@@ -76,10 +100,11 @@ impl TrackerUrl {
         }
     }
 
-    /// The scrape URL of an HTTP announce URL, by the BEP 48 convention: the
-    /// last path segment must start with `announce`, which becomes `scrape`
-    /// (`/x/announce.php?k=1` → `/x/scrape.php?k=1`). A UDP URL is its own
-    /// scrape URL (BEP 15 scrapes over the same connection).
+    /// The scrape URL of an HTTP(S) URL, by the BEP 48 convention. A scrape
+    /// URL (last path segment starting with `scrape`) is its own; in an
+    /// announce URL the last path segment's leading `announce` becomes
+    /// `scrape` (`/x/announce.php?k=1` → `/x/scrape.php?k=1`). A UDP URL is
+    /// its own scrape URL (BEP 15 scrapes over the same connection).
     pub fn scrape_url(&self) -> Result<TrackerUrl, ClientError> {
         if self.scheme == Scheme::Udp {
             return Ok(self.clone());
@@ -90,8 +115,11 @@ impl TrackerUrl {
         };
         let slash = path.rfind('/').map_or(0, |i| i + 1);
         let (dir, last) = path.split_at(slash);
+        if last.starts_with("scrape") {
+            return Ok(self.clone());
+        }
         let Some(rest) = last.strip_prefix("announce") else {
-            return Err(ClientError::Unsupported("cannot derive a scrape URL: the last path segment does not start with \"announce\" (BEP 48)".into()));
+            return Err(ClientError::Unsupported("cannot derive a scrape URL: the last path segment starts with neither \"announce\" nor \"scrape\" (BEP 48)".into()));
         };
         Ok(TrackerUrl {
             path_and_query: format!("{dir}scrape{rest}{query}"),
@@ -138,13 +166,10 @@ impl TrackerUrl {
 
 impl fmt::Display for TrackerUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let scheme = match self.scheme {
-            Scheme::Udp => "udp",
-            Scheme::Http => "http",
-        };
         write!(
             f,
-            "{scheme}://{}{}",
+            "{}://{}{}",
+            self.scheme.as_str(),
             self.host_header(),
             self.path_and_query
         )
@@ -160,17 +185,16 @@ impl FromStr for TrackerUrl {
 
     fn from_str(url: &str) -> Result<TrackerUrl, ClientError> {
         let Some((scheme, rest)) = url.split_once("://") else {
-            return Err(bad(url, "expected udp://host:port or http://host/announce"));
+            return Err(bad(
+                url,
+                "expected udp://host:port or http[s]://host/announce",
+            ));
         };
         let scheme = match scheme.to_ascii_lowercase().as_str() {
             "udp" => Scheme::Udp,
             "http" => Scheme::Http,
-            "https" => {
-                return Err(ClientError::Unsupported(
-                    "https is not supported (use http:// or udp://)".into(),
-                ))
-            }
-            _ => return Err(bad(url, "the scheme must be udp or http")),
+            "https" => Scheme::Https,
+            _ => return Err(bad(url, "the scheme must be udp, http or https")),
         };
         if url
             .bytes()
@@ -213,13 +237,13 @@ impl FromStr for TrackerUrl {
         if host.is_empty() {
             return Err(bad(url, "no host"));
         }
-        let port = match (port, scheme) {
+        let port = match (port, scheme.default_port()) {
             (Some(p), _) => match p.parse::<u16>() {
                 Ok(p) if p > 0 => p,
                 _ => return Err(bad(url, "the port must be 1..=65535")),
             },
-            (None, Scheme::Http) => 80,
-            (None, Scheme::Udp) => return Err(bad(url, "a udp:// URL needs a port")),
+            (None, Some(default)) => default,
+            (None, None) => return Err(bad(url, "a udp:// URL needs a port")),
         };
         Ok(TrackerUrl {
             scheme,
@@ -268,14 +292,24 @@ mod tests {
     }
 
     #[test]
+    fn test_parse_https() {
+        let u = url("HTTPS://example.org/announce");
+        assert_eq!((u.scheme(), u.port()), (Scheme::Https, 443));
+        assert_eq!(u.host_header(), "example.org");
+        assert_eq!(u.to_string(), "https://example.org/announce");
+        let u = url("https://127.0.0.1:8443/announce");
+        assert_eq!(u.host_header(), "127.0.0.1:8443");
+        assert_eq!(u.to_string(), "https://127.0.0.1:8443/announce");
+        // Port 80 is no default for https, nor 443 for http.
+        assert_eq!(url("https://h:80/a").host_header(), "h:80");
+        assert_eq!(url("http://h:443/a").host_header(), "h:443");
+    }
+
+    #[test]
     fn test_parse_errors() {
-        let https = "https://example.org/announce".parse::<TrackerUrl>();
-        assert!(
-            matches!(https, Err(ClientError::Unsupported(ref m)) if m.contains("https is not supported"))
-        );
         for (bad, why) in [
             ("example.org:6969", "expected udp://"),
-            ("ftp://h:1", "scheme"),
+            ("ftp://h:1", "udp, http or https"),
             ("udp://h", "needs a port"),
             ("udp://h:0", "port"),
             ("udp://h:70000", "port"),
@@ -308,8 +342,19 @@ mod tests {
             s("http://h/announce?info=announce").unwrap(),
             "http://h/scrape?info=announce"
         );
+        assert_eq!(
+            s("https://h/announce?passkey=k").unwrap(),
+            "https://h/scrape?passkey=k"
+        );
+        // A scrape URL is taken as it is (BEP 48 names both forms).
+        assert_eq!(s("http://h/scrape").unwrap(), "http://h/scrape");
+        assert_eq!(
+            s("https://h:8443/x/scrape.php?k=1").unwrap(),
+            "https://h:8443/x/scrape.php?k=1"
+        );
         assert!(s("http://h/a").is_err());
         assert!(s("http://h/announce/x").is_err());
+        assert!(s("http://h/x/scrape/y").is_err());
         assert!(s("http://h").is_err());
         assert_eq!(s("udp://h:1/announce").unwrap(), "udp://h:1/announce");
     }
