@@ -22,6 +22,7 @@
 //!   replies`, and a blocking client.
 //! - [`bench`]: `shoal bench`, a BEP 15 load generator with a simulated population.
 //! - [`config`]: the plain, validated configuration the server runs with.
+//! - [`docgen`]: shell completions and the man page, generated from [`cli`].
 //! - [`cli`]: command-line parsing (clap) into a [`config::Config`] or a tool invocation.
 
 // Tests may unwrap: a panic is how they fail. Non-test code may not (see Cargo.toml).
@@ -31,6 +32,7 @@ pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod docgen;
 pub mod net;
 pub mod rendezvous;
 pub mod stats;
