@@ -17,19 +17,20 @@ pub enum Shell {
 
 /// Write the completion script for `shell` (source it, or drop it where the
 /// shell looks: e.g. `/usr/share/bash-completion/completions/shoal`).
-pub fn completions(shell: Shell, out: &mut dyn Write) {
+///
+/// The script is built in memory first: clap_complete panics on a write error,
+/// and `shoal completions bash | head` must not panic.
+pub fn completions(shell: Shell, out: &mut dyn Write) -> io::Result<()> {
     let mut cmd = Cli::command();
     let name = cmd.get_name().to_string();
-    let mut out = out;
-    match shell {
-        Shell::Bash => {
-            clap_complete::generate(clap_complete::Shell::Bash, &mut cmd, name, &mut out)
-        }
-        Shell::Zsh => clap_complete::generate(clap_complete::Shell::Zsh, &mut cmd, name, &mut out),
-        Shell::Fish => {
-            clap_complete::generate(clap_complete::Shell::Fish, &mut cmd, name, &mut out)
-        }
-    }
+    let mut buf = Vec::new();
+    let shell = match shell {
+        Shell::Bash => clap_complete::Shell::Bash,
+        Shell::Zsh => clap_complete::Shell::Zsh,
+        Shell::Fish => clap_complete::Shell::Fish,
+    };
+    clap_complete::generate(shell, &mut cmd, name, &mut buf);
+    out.write_all(&buf)
 }
 
 /// Write `shoal(1)` in roff (`shoal man > shoal.1; man ./shoal.1`). Options show
@@ -44,7 +45,7 @@ mod tests {
 
     fn completion(shell: Shell) -> String {
         let mut buf = Vec::new();
-        completions(shell, &mut buf);
+        completions(shell, &mut buf).unwrap();
         String::from_utf8(buf).unwrap()
     }
 
