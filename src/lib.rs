@@ -22,6 +22,7 @@
 //!   replies`, and a blocking client.
 //! - [`bench`]: `shoal bench`, a BEP 15 load generator with a simulated population.
 //! - [`config`]: the plain, validated configuration the server runs with.
+//! - [`docgen`]: shell completions and the man page, generated from [`cli`].
 //! - [`cli`]: command-line parsing (clap) into a [`config::Config`] or a tool invocation.
 //! - [`access`]: the access list and private keys: file formats, the per-request
 //!   [`access::Policy`] check, live reload without a request-path lock, atomic writes.
@@ -34,6 +35,7 @@ pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod docgen;
 pub mod net;
 pub mod rendezvous;
 pub mod stats;
