@@ -1,7 +1,7 @@
 //! The `shoal` binary: parse the command line, run the tracker or a tool.
 
 use clap::Parser;
-use shoal::cli::{AnnounceArgs, BenchArgs, Cli, Command, ScrapeArgs, ServeArgs};
+use shoal::cli::{AnnounceArgs, BenchArgs, Cli, Command, RendezvousArgs, ScrapeArgs, ServeArgs};
 use shoal::client;
 use shoal::net::Server;
 use std::io::Write;
@@ -15,6 +15,19 @@ fn main() -> ExitCode {
         Some(Command::Announce(args)) => tool(announce(&args)),
         Some(Command::Scrape(args)) => tool(scrape(&args)),
         Some(Command::Bench(args)) => tool(bench(&args)),
+        Some(Command::Rendezvous(args)) => rendezvous(&args),
+    }
+}
+
+/// `shoal rendezvous`: with `--json`, the error object goes to stdout too.
+fn rendezvous(args: &RendezvousArgs) -> ExitCode {
+    init_tool_logging();
+    match args.run() {
+        Err(e) if args.json => {
+            let _ = writeln!(std::io::stdout().lock(), "{e}");
+            ExitCode::FAILURE
+        }
+        result => tool(result),
     }
 }
 
@@ -139,7 +152,7 @@ fn raise_nofile_limit(config: &shoal::config::Config) {
         );
     }
     // Each worker: its sockets and poller, plus up to the HTTP connection limit.
-    let per_worker = 16 + config.udp.len() + config.http.len();
+    let per_worker = 16 + config.udp.len() + config.http.len() + config.rendezvous.len();
     let need = config.workers
         * (per_worker + (!config.http.is_empty()) as usize * config.http_max_connections);
     if (limit.after as usize) < need {
@@ -201,6 +214,9 @@ fn serve(args: &ServeArgs) -> ExitCode {
     }
     for addr in server.http_addrs() {
         log::info!("listening on http://{addr}");
+    }
+    for addr in server.rendezvous_addrs() {
+        log::info!("listening on rendezvous://{addr}");
     }
     let running = match server.spawn() {
         Ok(r) => r,
