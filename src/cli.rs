@@ -620,6 +620,94 @@ mod tests {
         assert!(Cli::try_parse_from(["shoal", "--udp", "not-an-address"]).is_err());
     }
 
+    #[test]
+    fn rendezvous_flags() {
+        let c = parse(&[]).serve.to_config().unwrap();
+        assert!(c.rendezvous.is_empty(), "off by default");
+        assert_eq!(c.rendezvous_settings, RendezvousConfig::default());
+        let cli = parse(&[
+            "--rendezvous",
+            "127.0.0.1:0",
+            "--rendezvous",
+            "[::1]:7001",
+            "--rendezvous-timeout",
+            "60",
+            "--rendezvous-max",
+            "1000",
+            "--rendezvous-push-rate",
+            "2",
+        ]);
+        let c = cli.serve.to_config().unwrap();
+        assert_eq!(c.rendezvous.len(), 2);
+        assert_eq!(
+            c.rendezvous_settings,
+            RendezvousConfig {
+                timeout: 60,
+                max: 1000,
+                push_rate: 2
+            }
+        );
+        // The UDP tracker keeps its defaults; rendezvous alone is enough to serve.
+        assert!(c.default_addrs);
+        let c = parse(&["--no-udp", "--rendezvous", "127.0.0.1:0"])
+            .serve
+            .to_config()
+            .unwrap();
+        assert!(c.udp.is_empty());
+        for (flag, value) in [
+            ("--rendezvous-timeout", "0"),
+            ("--rendezvous-max", "0"),
+            ("--rendezvous-push-rate", "0"),
+        ] {
+            let err = parse(&[flag, value]).serve.to_config().unwrap_err();
+            assert!(err.contains(flag), "{flag}: {err}");
+        }
+        let err = parse(&["--udp", "127.0.0.1:7000", "--rendezvous", "127.0.0.1:7000"])
+            .serve
+            .to_config()
+            .unwrap_err();
+        assert!(err.contains("--rendezvous 127.0.0.1:7000"), "{err}");
+    }
+
+    #[test]
+    fn rendezvous_subcommand() {
+        let cli = parse(&[
+            "rendezvous",
+            "udp://127.0.0.1:7000",
+            "push",
+            "1a2b3c4d",
+            "--json",
+        ]);
+        let Some(Command::Rendezvous(r)) = cli.command else {
+            panic!()
+        };
+        assert_eq!(r.action, RendezvousAction::Push);
+        assert_eq!(r.share_id.as_deref(), Some("1a2b3c4d"));
+        assert!(r.json);
+        assert_eq!(r.timeout, 5.0);
+        let cli = parse(&["rendezvous", "[::1]:7000", "announce"]);
+        assert!(matches!(cli.command, Some(Command::Rendezvous(_))));
+        // push needs an id; unknown actions are refused.
+        assert!(Cli::try_parse_from(["shoal", "rendezvous", "h:1", "push"]).is_err());
+        assert!(Cli::try_parse_from(["shoal", "rendezvous", "h:1", "dance"]).is_err());
+    }
+
+    #[test]
+    fn rendezvous_urls() {
+        let v4 = SocketAddr::from(([127, 0, 0, 1], 7000));
+        assert_eq!(resolve_rendezvous("udp://127.0.0.1:7000"), Ok(v4));
+        assert_eq!(resolve_rendezvous("udp://127.0.0.1:7000/"), Ok(v4));
+        assert_eq!(resolve_rendezvous("127.0.0.1:7000"), Ok(v4));
+        assert_eq!(
+            resolve_rendezvous("[::1]:7000"),
+            Ok(SocketAddr::from(([0, 0, 0, 0, 0, 0, 0, 1], 7000)))
+        );
+        assert!(resolve_rendezvous("http://127.0.0.1:7000")
+            .unwrap_err()
+            .contains("udp://"));
+        assert!(resolve_rendezvous("127.0.0.1").is_err(), "a port is needed");
+    }
+
     const HASH: &str = "0123456789abcdef0123456789abcdef01234567";
 
     #[test]

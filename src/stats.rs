@@ -532,6 +532,53 @@ mod tests {
     }
 
     #[test]
+    fn rendezvous_series_only_when_the_service_is_on() {
+        use crate::rendezvous::{DropReason, RendezvousConfig};
+        let c = Arc::new(Counters::default());
+        c.request(Proto::Rendezvous, Family::V6, Kind::Announce);
+        c.rendezvous(Outcome::Announced);
+        c.rendezvous(Outcome::Dropped(DropReason::NotJson));
+        c.rendezvous(Outcome::Dropped(DropReason::NotJson));
+        let off = Registry {
+            workers: vec![Arc::clone(&c)],
+            rendezvous: None,
+        };
+        let mut s = String::new();
+        off.render_prometheus(&mut s, &Totals::default(), 0);
+        // (Like the HTTP drop reasons, `rendezvous_no_route` is always listed.)
+        assert!(!s.contains("protocol=\"rendezvous\""), "{s}");
+        assert!(!s.contains("shoal_rendezvous_"), "{s}");
+        // Not a torrent announce: the tracker's counts leave it out.
+        assert_eq!(off.requests_of(Kind::Announce), 0);
+        assert_eq!(off.requests_over(Proto::Rendezvous), 1);
+
+        let rdv = Arc::new(Rendezvous::new(RendezvousConfig::default(), 4));
+        rdv.registry()
+            .announce("192.0.2.1:4000".parse().unwrap(), 0)
+            .unwrap();
+        let on = Registry {
+            workers: vec![c],
+            rendezvous: Some(rdv),
+        };
+        let mut s = String::new();
+        on.render_prometheus(&mut s, &Totals::default(), 0);
+        for line in [
+            "shoal_requests_total{protocol=\"rendezvous\",family=\"ipv6\",kind=\"announce\"} 1\n",
+            "shoal_rendezvous_total{outcome=\"announced\"} 1\n",
+            "shoal_rendezvous_total{outcome=\"dropped_not_json\"} 2\n",
+            "shoal_rendezvous_total{outcome=\"dropped_no_free_id\"} 0\n",
+            "shoal_rendezvous_registrations 1\n",
+            "shoal_sent_bytes_total{protocol=\"rendezvous\"} 0\n",
+        ] {
+            assert!(s.contains(line), "missing {line:?} in\n{s}");
+        }
+        // Connect and scrape mean nothing to the rendezvous protocol.
+        assert!(!s.contains("protocol=\"rendezvous\",family=\"ipv4\",kind=\"connect\""));
+        assert!(!s.contains("protocol=\"rendezvous\",family=\"ipv4\",kind=\"scrape\""));
+        assert!(!s.contains("shoal_rendezvous_registration_bytes 0\n"));
+    }
+
+    #[test]
     fn every_variant_has_its_index_and_its_sample() {
         fn check<T: Copy + PartialEq + std::fmt::Debug>(all: &[T], index: impl Fn(T) -> usize) {
             for (i, &v) in all.iter().enumerate() {

@@ -320,11 +320,7 @@ fn registrations_expire_without_alive() {
 }
 
 fn shoal_tool(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_shoal"))
-        .env_remove("RUST_LOG")
-        .args(args)
-        .output()
-        .unwrap();
+    let out = shoal_bin().args(args).output().unwrap();
     (
         out.status.success(),
         String::from_utf8(out.stdout).unwrap(),
@@ -383,4 +379,86 @@ fn the_rendezvous_tool_announces_pushes_and_reports_errors() {
     let (ok, _, err) = shoal_tool(&["rendezvous", "http://127.0.0.1:1", "announce"]);
     assert!(!ok);
     assert!(err.contains("udp://"), "{err}");
+}
+
+/// The binary with a clean environment (no SHOAL_* or RUST_LOG from outside).
+fn shoal_bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_shoal"));
+    c.env_remove("RUST_LOG");
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("SHOAL_")) {
+        c.env_remove(k);
+    }
+    c
+}
+
+/// A child process killed when the test ends, passed or failed.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn the_server_binary_serves_rendezvous_from_its_env_twin() {
+    use std::io::{BufRead, BufReader};
+    let mut child = shoal_bin()
+        .env("SHOAL_NO_UDP", "1")
+        .env("SHOAL_RENDEZVOUS", "127.0.0.1:0, [::1]:0")
+        .env("SHOAL_RENDEZVOUS_TIMEOUT", "60")
+        .env("SHOAL_WORKERS", "2")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let reader = child.stderr.take().unwrap();
+    let _child = KillOnDrop(child);
+    let mut reader = BufReader::new(reader);
+    let mut seen = String::new();
+    while !seen.contains("worker(s)") {
+        let mut line = String::new();
+        assert!(
+            reader.read_line(&mut line).unwrap() > 0,
+            "exited early: {seen}"
+        );
+        seen.push_str(&line);
+    }
+    std::thread::spawn(move || for _ in reader.lines() {});
+    let addrs: Vec<SocketAddr> = seen
+        .lines()
+        .filter_map(|l| l.split("listening on rendezvous://").nth(1))
+        .map(|a| a.trim().parse().unwrap())
+        .collect();
+    assert_eq!(addrs.len(), 2, "{seen}");
+    assert!(!seen.contains("udp://"), "--no-udp: {seen}");
+    let a = Peer::new("127.0.0.2:0", addrs[0]);
+    let b = Peer::new("127.0.0.3:0", addrs[0]);
+    introduce_and_talk(&a, &b);
+    let c = Peer::new("[::1]:0", addrs[1]);
+    c.announce();
+}
+
+#[test]
+fn bad_rendezvous_settings_and_taken_ports_are_one_line_errors() {
+    let out = shoal_bin()
+        .args(["--rendezvous", "127.0.0.1:0", "--rendezvous-push-rate", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "a configuration error");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("--rendezvous-push-rate"), "{err}");
+    let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let out = shoal_bin()
+        .args(["--no-udp", "--rendezvous", &addr.to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&format!("rendezvous://{addr}: address already in use")),
+        "{err}"
+    );
 }
