@@ -324,7 +324,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "NAME", env = "SHOAL_HTTP_CLIENT_IP_HEADER")]
     pub http_client_ip_header: Option<String>,
 
-    /// Serve no UDP at all (only useful with --http). In the environment: 1/true/yes/on.
+    /// Serve no UDP tracker (only useful with --http or --rendezvous). In the environment: 1/true/yes/on.
     #[arg(
         long,
         env = "SHOAL_NO_UDP",

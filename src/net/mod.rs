@@ -254,7 +254,7 @@ impl Server {
                 service: Arc::new(Rendezvous::new(settings.clone(), config.shards)),
                 sweep_cursor: AtomicU64::new(0),
                 // Expired entries are already ignored; the sweep frees their
-                // memory at most an eighth of the timeout late.
+                // memory an eighth of the timeout late at most (1 s..60 s).
                 sweep_period_ms: (u64::from(settings.timeout) * 1000 / 8).clamp(1000, 60_000),
             }
         });
