@@ -11,6 +11,7 @@
 use crate::bench::BenchConfig;
 use crate::client::{self, AnnounceParams, Client, Event, TrackerUrl};
 use crate::config::{Config, TrackerConfig};
+use crate::rendezvous::RendezvousConfig;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::ffi::OsString;
 use std::io::Write;
@@ -47,6 +48,15 @@ pub enum Command {
     Scrape(ScrapeArgs),
     /// Load-test a UDP tracker with a simulated population (by default, an in-process shoal).
     Bench(BenchArgs),
+    /// Talk to a Sobani rendezvous tracker (announce, alive, push) and print its reply.
+    Rendezvous(RendezvousArgs),
+    /// Print a shell completion script (bash, zsh or fish) on stdout.
+    Completions {
+        #[arg(value_enum)]
+        shell: crate::docgen::Shell,
+    },
+    /// Print the man page, shoal(1), in roff on stdout (`shoal man > shoal.1`).
+    Man,
 }
 
 /// Options every client tool shares.
@@ -538,7 +548,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "NAME", env = "SHOAL_HTTP_CLIENT_IP_HEADER")]
     pub http_client_ip_header: Option<String>,
 
-    /// Serve no UDP at all (only useful with --http). In the environment: 1/true/yes/on.
+    /// Serve no UDP tracker (only useful with --http or --rendezvous). In the environment: 1/true/yes/on.
     #[arg(
         long,
         env = "SHOAL_NO_UDP",
@@ -598,6 +608,29 @@ pub struct ServeArgs {
     #[arg(long, value_name = "BYTES", env = "SHOAL_SOCKET_BUFFER", default_value_t = Config::default().socket_buffer)]
     pub socket_buffer: usize,
 
+    /// Serve the Sobani rendezvous protocol (UDP) on this address (repeatable;
+    /// comma-separated in the environment). Off by default.
+    #[arg(
+        long = "rendezvous",
+        value_name = "ADDR",
+        env = "SHOAL_RENDEZVOUS",
+        value_delimiter = ',',
+        value_parser = parse_addr
+    )]
+    pub rendezvous: Vec<SocketAddr>,
+
+    /// Rendezvous: a registration without announce or alive for this long expires, in seconds.
+    #[arg(long, value_name = "SECS", env = "SHOAL_RENDEZVOUS_TIMEOUT", default_value_t = RendezvousConfig::default().timeout)]
+    pub rendezvous_timeout: u32,
+
+    /// Rendezvous: most registrations held (about 110 bytes each); when full, the stalest go first.
+    #[arg(long, value_name = "N", env = "SHOAL_RENDEZVOUS_MAX", default_value_t = RendezvousConfig::default().max)]
+    pub rendezvous_max: usize,
+
+    /// Rendezvous: pushes per second per registered peer (bursts of twice that).
+    #[arg(long, value_name = "N", env = "SHOAL_RENDEZVOUS_PUSH_RATE", default_value_t = RendezvousConfig::default().push_rate)]
+    pub rendezvous_push_rate: u32,
+
     /// Log level: error, warn, info, debug, trace (or a RUST_LOG-style filter). [default: RUST_LOG, else info]
     #[arg(long, value_name = "LEVEL", env = "SHOAL_LOG")]
     pub log: Option<String>,
@@ -639,10 +672,116 @@ impl ServeArgs {
                 .then(|| Duration::from_secs(self.stats_interval)),
             socket_buffer: self.socket_buffer,
             default_addrs,
+            rendezvous: self.rendezvous.clone(),
+            rendezvous_settings: RendezvousConfig {
+                timeout: self.rendezvous_timeout,
+                max: self.rendezvous_max,
+                push_rate: self.rendezvous_push_rate,
+            },
         };
         config.validate()?;
         Ok(config)
     }
+}
+
+/// `shoal rendezvous` actions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RendezvousAction {
+    /// Register; prints the share id.
+    Announce,
+    /// Register, then send `alive` (a check that the tracker keeps registrations).
+    Alive,
+    /// Register, then ask to be introduced to SHAREID; prints the peer's address.
+    Push,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RendezvousArgs {
+    /// Rendezvous tracker: udp://host:port or host:port.
+    #[arg(value_name = "URL")]
+    pub url: String,
+
+    #[arg(value_enum, value_name = "ACTION")]
+    pub action: RendezvousAction,
+
+    /// The share id to push to (8 hex digits; anything else is sent as is).
+    #[arg(value_name = "SHAREID", required_if_eq("action", "push"))]
+    pub share_id: Option<String>,
+
+    /// Seconds to wait for each answer.
+    #[arg(long, value_name = "SECS", default_value_t = 5.0, value_parser = parse_secs)]
+    pub timeout: f64,
+
+    /// Print the tracker's reply as JSON on stdout (errors as {"error": "..."}).
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl RendezvousArgs {
+    /// Run the action. `Ok` is the output to print; `Err` the one-line error
+    /// (a JSON object with `--json`). Every action registers first: each run
+    /// is a fresh UDP port, which the tracker has never seen.
+    pub fn run(&self) -> Result<String, String> {
+        use crate::rendezvous::client::{ClientReply, RendezvousClient};
+        use crate::rendezvous::message::{Announced, Reply};
+        let fail = |e: String| {
+            if self.json {
+                serde_json::json!({ "error": e }).to_string()
+            } else {
+                e
+            }
+        };
+        let tracker = resolve_rendezvous(&self.url).map_err(|e| fail(e.clone()))?;
+        let timeout = Duration::from_secs_f64(self.timeout);
+        let mut c = RendezvousClient::new(tracker, timeout)
+            .map_err(|e| fail(format!("{}: {e}", self.url)))?;
+        let err =
+            |e: crate::rendezvous::client::RendezvousError| fail(format!("{}: {e}", self.url));
+        let id = c.announce().map_err(err)?;
+        let (reply, text): (ClientReply, String) = match self.action {
+            RendezvousAction::Announce => (
+                Reply::Announced(Announced { share_id: id }),
+                format!("share id: {id}"),
+            ),
+            RendezvousAction::Alive => {
+                c.alive().map_err(err)?;
+                (Reply::Alived, format!("alived (share id {id})"))
+            }
+            RendezvousAction::Push => {
+                let target = self.share_id.as_deref().unwrap_or_default();
+                let peer = c.push(target).map_err(err)?;
+                let text = format!("peer {} (share id {})", peer.peer_addr, peer.peer_share_id);
+                (Reply::Pushed(peer), text)
+            }
+        };
+        let mut out = if self.json {
+            serde_json::to_string(&reply).map_err(|e| fail(e.to_string()))?
+        } else {
+            text
+        };
+        out.push('\n');
+        Ok(out)
+    }
+}
+
+/// `udp://host:port`, `host:port` or `[v6]:port`, resolved (first address).
+fn resolve_rendezvous(url: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    let rest = match url.split_once("://") {
+        Some(("udp", rest)) => rest,
+        Some((scheme, _)) => {
+            return Err(format!(
+                "{url}: a rendezvous tracker is udp://host:port, not {scheme}://"
+            ))
+        }
+        None => url,
+    };
+    let host_port = rest.strip_suffix('/').unwrap_or(rest);
+    host_port
+        .to_socket_addrs()
+        .map_err(|e| format!("{url}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{url}: the host has no address"))
 }
 
 /// An address from a flag or an environment list (`a, b` as well as `a,b`).
@@ -703,6 +842,94 @@ mod tests {
             .unwrap_err()
             .contains("--peer-timeout"));
         assert!(Cli::try_parse_from(["shoal", "--udp", "not-an-address"]).is_err());
+    }
+
+    #[test]
+    fn rendezvous_flags() {
+        let c = parse(&[]).serve.to_config().unwrap();
+        assert!(c.rendezvous.is_empty(), "off by default");
+        assert_eq!(c.rendezvous_settings, RendezvousConfig::default());
+        let cli = parse(&[
+            "--rendezvous",
+            "127.0.0.1:0",
+            "--rendezvous",
+            "[::1]:7001",
+            "--rendezvous-timeout",
+            "60",
+            "--rendezvous-max",
+            "1000",
+            "--rendezvous-push-rate",
+            "2",
+        ]);
+        let c = cli.serve.to_config().unwrap();
+        assert_eq!(c.rendezvous.len(), 2);
+        assert_eq!(
+            c.rendezvous_settings,
+            RendezvousConfig {
+                timeout: 60,
+                max: 1000,
+                push_rate: 2
+            }
+        );
+        // The UDP tracker keeps its defaults; rendezvous alone is enough to serve.
+        assert!(c.default_addrs);
+        let c = parse(&["--no-udp", "--rendezvous", "127.0.0.1:0"])
+            .serve
+            .to_config()
+            .unwrap();
+        assert!(c.udp.is_empty());
+        for (flag, value) in [
+            ("--rendezvous-timeout", "0"),
+            ("--rendezvous-max", "0"),
+            ("--rendezvous-push-rate", "0"),
+        ] {
+            let err = parse(&[flag, value]).serve.to_config().unwrap_err();
+            assert!(err.contains(flag), "{flag}: {err}");
+        }
+        let err = parse(&["--udp", "127.0.0.1:7000", "--rendezvous", "127.0.0.1:7000"])
+            .serve
+            .to_config()
+            .unwrap_err();
+        assert!(err.contains("--rendezvous 127.0.0.1:7000"), "{err}");
+    }
+
+    #[test]
+    fn rendezvous_subcommand() {
+        let cli = parse(&[
+            "rendezvous",
+            "udp://127.0.0.1:7000",
+            "push",
+            "1a2b3c4d",
+            "--json",
+        ]);
+        let Some(Command::Rendezvous(r)) = cli.command else {
+            panic!()
+        };
+        assert_eq!(r.action, RendezvousAction::Push);
+        assert_eq!(r.share_id.as_deref(), Some("1a2b3c4d"));
+        assert!(r.json);
+        assert_eq!(r.timeout, 5.0);
+        let cli = parse(&["rendezvous", "[::1]:7000", "announce"]);
+        assert!(matches!(cli.command, Some(Command::Rendezvous(_))));
+        // push needs an id; unknown actions are refused.
+        assert!(Cli::try_parse_from(["shoal", "rendezvous", "h:1", "push"]).is_err());
+        assert!(Cli::try_parse_from(["shoal", "rendezvous", "h:1", "dance"]).is_err());
+    }
+
+    #[test]
+    fn rendezvous_urls() {
+        let v4 = SocketAddr::from(([127, 0, 0, 1], 7000));
+        assert_eq!(resolve_rendezvous("udp://127.0.0.1:7000"), Ok(v4));
+        assert_eq!(resolve_rendezvous("udp://127.0.0.1:7000/"), Ok(v4));
+        assert_eq!(resolve_rendezvous("127.0.0.1:7000"), Ok(v4));
+        assert_eq!(
+            resolve_rendezvous("[::1]:7000"),
+            Ok(SocketAddr::from(([0, 0, 0, 0, 0, 0, 0, 1], 7000)))
+        );
+        assert!(resolve_rendezvous("http://127.0.0.1:7000")
+            .unwrap_err()
+            .contains("udp://"));
+        assert!(resolve_rendezvous("127.0.0.1").is_err(), "a port is needed");
     }
 
     const HASH: &str = "0123456789abcdef0123456789abcdef01234567";

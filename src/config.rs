@@ -3,6 +3,7 @@
 //! Built by [`crate::cli`] from flags and environment variables, or directly by
 //! tests and embedders. [`Config::validate`] is the one place limits are checked.
 
+use crate::rendezvous::RendezvousConfig;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -65,6 +66,11 @@ pub struct Config {
     /// IPv6 address that cannot be bound (no IPv6 on the host) is then skipped
     /// with a warning instead of failing start-up.
     pub default_addrs: bool,
+    /// Sobani rendezvous addresses (UDP, served by the same workers). Empty = off.
+    pub rendezvous: Vec<SocketAddr>,
+    /// Rendezvous settings; checked even when `rendezvous` is empty, so a
+    /// mistyped `--rendezvous-*` flag is reported, not ignored.
+    pub rendezvous_settings: RendezvousConfig,
 }
 
 /// Default port, as most public trackers use.
@@ -90,6 +96,8 @@ impl Default for Config {
             http_idle_timeout: Duration::from_secs(15),
             http_client_ip_header: None,
             default_addrs: true,
+            rendezvous: Vec::new(),
+            rendezvous_settings: RendezvousConfig::default(),
         }
     }
 }
@@ -108,10 +116,22 @@ impl Config {
     /// Check every limit; the message names the offending option.
     pub fn validate(&self) -> Result<(), String> {
         let t = &self.tracker;
-        if self.udp.is_empty() && self.http.is_empty() {
+        if self.udp.is_empty() && self.http.is_empty() && self.rendezvous.is_empty() {
             return Err(
-                "nothing to serve: UDP is off (--no-udp) and no --http address is given".into(),
+                "nothing to serve: UDP is off (--no-udp) and no --http or --rendezvous address is given".into(),
             );
+        }
+        self.rendezvous_settings.validate()?;
+        // A fixed port in both lists would fail the bind's in-use probe; say
+        // which flags collide instead.
+        if let Some(a) = self
+            .rendezvous
+            .iter()
+            .find(|a| a.port() != 0 && self.udp.contains(a))
+        {
+            return Err(format!(
+                "--rendezvous {a} is also a --udp address; give the rendezvous service its own port"
+            ));
         }
         if self.workers == 0 || self.workers > 1024 {
             return Err(format!("--workers must be 1..=1024, got {}", self.workers));
@@ -177,5 +197,13 @@ mod tests {
         let mut c = Config::default();
         c.udp.clear();
         assert!(c.validate().is_err());
+        // Rendezvous alone is something to serve; its settings are checked.
+        c.rendezvous = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
+        assert_eq!(c.validate(), Ok(()));
+        c.rendezvous_settings.timeout = 0;
+        assert!(c.validate().unwrap_err().contains("--rendezvous-timeout"));
+        let mut c = Config::default();
+        c.rendezvous = vec![c.udp[0]];
+        assert!(c.validate().unwrap_err().contains("--rendezvous"));
     }
 }

@@ -1,6 +1,6 @@
 //! The `shoal` binary: parse the command line, run the tracker or a tool.
 
-use shoal::cli::{BenchArgs, Command, ServeArgs};
+use shoal::cli::{BenchArgs, Command, RendezvousArgs, ServeArgs};
 use shoal::net::Server;
 use std::io::Write;
 use std::process::ExitCode;
@@ -19,6 +19,37 @@ fn main() -> ExitCode {
             shoal::cli::run_scrape(&args).finish()
         }
         Some(Command::Bench(args)) => tool(bench(&args)),
+        Some(Command::Rendezvous(args)) => rendezvous(&args),
+        Some(Command::Completions { shell }) => written(shoal::docgen::completions(
+            shell,
+            &mut std::io::stdout().lock(),
+        )),
+        Some(Command::Man) => written(shoal::docgen::man(&mut std::io::stdout().lock())),
+    }
+}
+
+/// The exit status after writing generated text to stdout.
+fn written(result: std::io::Result<()>) -> ExitCode {
+    match result {
+        // A closed pipe (`| head`) is not a failure.
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "shoal: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `shoal rendezvous`: with `--json`, the error object goes to stdout too.
+fn rendezvous(args: &RendezvousArgs) -> ExitCode {
+    init_tool_logging();
+    match args.run() {
+        Err(e) if args.json => {
+            let _ = writeln!(std::io::stdout().lock(), "{e}");
+            ExitCode::FAILURE
+        }
+        result => tool(result),
     }
 }
 
@@ -115,7 +146,7 @@ fn raise_nofile_limit(config: &shoal::config::Config) {
         );
     }
     // Each worker: its sockets and poller, plus up to the HTTP connection limit.
-    let per_worker = 16 + config.udp.len() + config.http.len();
+    let per_worker = 16 + config.udp.len() + config.http.len() + config.rendezvous.len();
     let need = config.workers
         * (per_worker + (!config.http.is_empty()) as usize * config.http_max_connections);
     if (limit.after as usize) < need {
@@ -177,6 +208,9 @@ fn serve(args: &ServeArgs) -> ExitCode {
     }
     for addr in server.http_addrs() {
         log::info!("listening on http://{addr}");
+    }
+    for addr in server.rendezvous_addrs() {
+        log::info!("listening on rendezvous://{addr}");
     }
     let running = match server.spawn() {
         Ok(r) => r,

@@ -4,7 +4,10 @@
 //! a relaxed load and store on a line no other thread writes: no contention, no
 //! locked instruction. Readers (the `/metrics` handler, the stats log line) sum
 //! all workers' counters; a reading may be a few increments behind, never torn.
+//! The rendezvous service's series (`protocol="rendezvous"`, outcomes, the
+//! registry gauges) appear only when it is enabled.
 
+use crate::rendezvous::{Outcome, Rendezvous};
 use crate::swarm::Totals;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -73,6 +76,8 @@ labels! {
     pub enum Proto {
         Udp => "udp",
         Http => "http",
+        /// The Sobani rendezvous service (`--rendezvous`).
+        Rendezvous => "rendezvous",
     }
 }
 
@@ -138,6 +143,9 @@ labels! {
         /// the worker stops accepting until a connection closes or a short
         /// back-off passes. Counts the pauses, not the connections waiting.
         AcceptNoFds => "accept_no_fds",
+        /// Rendezvous: no socket of the worker reaches the reply's address
+        /// family (an IPv6 peer introduced to one that came over IPv4-only).
+        RendezvousNoRoute => "rendezvous_no_route",
     }
 }
 
@@ -154,7 +162,12 @@ pub struct Counters {
     bytes_out: [Counter; Proto::COUNT],
     /// HTTP connections accepted.
     pub http_connections: Counter,
+    /// Rendezvous datagrams by what became of them, indexed by [`Outcome::index`].
+    rendezvous: [Counter; RENDEZVOUS_OUTCOMES],
 }
+
+/// Length of the rendezvous outcome array: every [`Outcome`] has its counter.
+const RENDEZVOUS_OUTCOMES: usize = Outcome::ALL.len();
 
 impl Counters {
     #[inline]
@@ -187,6 +200,17 @@ impl Counters {
         self.requests[p as usize][f as usize][k as usize].get()
     }
 
+    #[inline]
+    pub fn rendezvous(&self, o: Outcome) {
+        if let Some(c) = self.rendezvous.get(o.index()) {
+            c.incr();
+        }
+    }
+
+    pub fn rendezvous_outcomes(&self, o: Outcome) -> u64 {
+        self.rendezvous.get(o.index()).map_or(0, Counter::get)
+    }
+
     pub fn responses(&self, p: Proto, f: Family, k: Kind) -> u64 {
         self.responses[p as usize][f as usize][k as usize].get()
     }
@@ -204,6 +228,9 @@ impl Counters {
 #[derive(Debug, Clone, Default)]
 pub struct Registry {
     pub workers: Vec<Arc<Counters>>,
+    /// The rendezvous service, when enabled: its registry is read for the
+    /// registration gauges, and its series are rendered only then.
+    pub rendezvous: Option<Arc<Rendezvous>>,
 }
 
 impl Registry {
@@ -211,14 +238,30 @@ impl Registry {
         self.workers.iter().map(|c| f(c)).sum()
     }
 
-    /// Requests of one kind over all protocols and families.
+    /// Tracker requests of one kind over both tracker protocols (UDP, HTTP)
+    /// and both families; rendezvous `announce`s are not torrent announces.
     pub fn requests_of(&self, k: Kind) -> u64 {
         self.sum(|c| {
-            Proto::ALL
+            [Proto::Udp, Proto::Http]
                 .into_iter()
                 .flat_map(|p| Family::ALL.into_iter().map(move |f| c.requests(p, f, k)))
                 .sum()
         })
+    }
+
+    /// Requests of every kind and family over one protocol.
+    pub fn requests_over(&self, p: Proto) -> u64 {
+        self.sum(|c| {
+            Family::ALL
+                .into_iter()
+                .flat_map(|f| Kind::ALL.into_iter().map(move |k| c.requests(p, f, k)))
+                .sum()
+        })
+    }
+
+    /// Rendezvous datagrams with this outcome, all workers.
+    pub fn rendezvous_outcomes(&self, o: Outcome) -> u64 {
+        self.sum(|c| c.rendezvous_outcomes(o))
     }
 
     pub fn rejects(&self, r: Reject) -> u64 {
@@ -253,8 +296,14 @@ impl Registry {
     }
 
     fn render(&self, out: &mut String, totals: &Totals, uptime_secs: u64) -> std::fmt::Result {
+        let rendezvous = self.rendezvous.is_some();
+        let protos = move || {
+            Proto::ALL
+                .into_iter()
+                .filter(move |&p| rendezvous || p != Proto::Rendezvous)
+        };
         let series = || {
-            Proto::ALL.into_iter().flat_map(|p| {
+            protos().flat_map(|p| {
                 Family::ALL
                     .into_iter()
                     .flat_map(move |f| Kind::ALL.into_iter().map(move |k| (p, f, k)))
@@ -275,6 +324,7 @@ impl Registry {
             series()
                 // No request is an "error"; HTTP has no "connect".
                 .filter(|&(p, _, k)| k != Kind::Error && !(p == Proto::Http && k == Kind::Connect))
+                .filter(|&(p, _, k)| p != Proto::Rendezvous || RENDEZVOUS_REQUESTS.contains(&k))
                 .map(|(p, f, k)| (pfk(p, f, k), self.requests(p, f, k))),
         )?;
         metric(
@@ -284,6 +334,7 @@ impl Registry {
             "Responses sent, by protocol, address family and kind.",
             series()
                 .filter(|&(p, _, k)| !(p == Proto::Http && k == Kind::Connect))
+                .filter(|&(p, _, k)| p != Proto::Rendezvous || RENDEZVOUS_RESPONSES.contains(&k))
                 .map(|(p, f, k)| (pfk(p, f, k), self.responses(p, f, k))),
         )?;
         metric(
@@ -305,14 +356,14 @@ impl Registry {
             "shoal_received_bytes_total",
             "counter",
             "Payload bytes received, by protocol.",
-            Proto::ALL.map(|p| ([("protocol", p.label())], self.bytes_received(p))),
+            protos().map(|p| ([("protocol", p.label())], self.bytes_received(p))),
         )?;
         metric(
             out,
             "shoal_sent_bytes_total",
             "counter",
             "Payload bytes sent, by protocol.",
-            Proto::ALL.map(|p| ([("protocol", p.label())], self.bytes_sent(p))),
+            protos().map(|p| ([("protocol", p.label())], self.bytes_sent(p))),
         )?;
         metric(
             out,
@@ -358,6 +409,30 @@ impl Registry {
             "Leechers, by address family.",
             by_family(totals.leechers4, totals.leechers6),
         )?;
+        if let Some(rdv) = &self.rendezvous {
+            metric(
+                out,
+                "shoal_rendezvous_total",
+                "counter",
+                "Rendezvous datagrams received, by what became of them.",
+                Outcome::ALL.map(|o| ([("outcome", o.as_str())], self.rendezvous_outcomes(o))),
+            )?;
+            let st = rdv.registry().stats();
+            metric(
+                out,
+                "shoal_rendezvous_registrations",
+                "gauge",
+                "Rendezvous registrations held (expired ones count until swept).",
+                [([], st.entries)],
+            )?;
+            metric(
+                out,
+                "shoal_rendezvous_registration_bytes",
+                "gauge",
+                "Approximate bytes held by the rendezvous registry.",
+                [([], st.bytes)],
+            )?;
+        }
         metric(
             out,
             "shoal_uptime_seconds",
@@ -374,6 +449,13 @@ impl Registry {
         )
     }
 }
+
+/// Request kinds the rendezvous service counts: `announce`, and `other` for
+/// `alive`, `push` and anything unparseable.
+const RENDEZVOUS_REQUESTS: [Kind; 2] = [Kind::Announce, Kind::Other];
+/// Reply kinds it counts: `announced`, `error` (unknown share id), and `other`
+/// for `alived`, `expired`, `pushed` and `income`.
+const RENDEZVOUS_RESPONSES: [Kind; 3] = [Kind::Announce, Kind::Error, Kind::Other];
 
 /// One metric family: its `# HELP` and `# TYPE` lines, then one sample per
 /// label set (`name{k="v",...} value`, or `name value` without labels). Label
@@ -416,6 +498,7 @@ mod tests {
         b.dropped(Dropped::SendWouldBlock);
         let reg = Registry {
             workers: vec![a, b],
+            rendezvous: None,
         };
         assert_eq!(reg.requests_of(Kind::Announce), 2);
         assert_eq!(reg.requests_of(Kind::Scrape), 1);
@@ -449,6 +532,53 @@ mod tests {
     }
 
     #[test]
+    fn rendezvous_series_only_when_the_service_is_on() {
+        use crate::rendezvous::{DropReason, RendezvousConfig};
+        let c = Arc::new(Counters::default());
+        c.request(Proto::Rendezvous, Family::V6, Kind::Announce);
+        c.rendezvous(Outcome::Announced);
+        c.rendezvous(Outcome::Dropped(DropReason::NotJson));
+        c.rendezvous(Outcome::Dropped(DropReason::NotJson));
+        let off = Registry {
+            workers: vec![Arc::clone(&c)],
+            rendezvous: None,
+        };
+        let mut s = String::new();
+        off.render_prometheus(&mut s, &Totals::default(), 0);
+        // (Like the HTTP drop reasons, `rendezvous_no_route` is always listed.)
+        assert!(!s.contains("protocol=\"rendezvous\""), "{s}");
+        assert!(!s.contains("shoal_rendezvous_"), "{s}");
+        // Not a torrent announce: the tracker's counts leave it out.
+        assert_eq!(off.requests_of(Kind::Announce), 0);
+        assert_eq!(off.requests_over(Proto::Rendezvous), 1);
+
+        let rdv = Arc::new(Rendezvous::new(RendezvousConfig::default(), 4));
+        rdv.registry()
+            .announce("192.0.2.1:4000".parse().unwrap(), 0)
+            .unwrap();
+        let on = Registry {
+            workers: vec![c],
+            rendezvous: Some(rdv),
+        };
+        let mut s = String::new();
+        on.render_prometheus(&mut s, &Totals::default(), 0);
+        for line in [
+            "shoal_requests_total{protocol=\"rendezvous\",family=\"ipv6\",kind=\"announce\"} 1\n",
+            "shoal_rendezvous_total{outcome=\"announced\"} 1\n",
+            "shoal_rendezvous_total{outcome=\"dropped_not_json\"} 2\n",
+            "shoal_rendezvous_total{outcome=\"dropped_no_free_id\"} 0\n",
+            "shoal_rendezvous_registrations 1\n",
+            "shoal_sent_bytes_total{protocol=\"rendezvous\"} 0\n",
+        ] {
+            assert!(s.contains(line), "missing {line:?} in\n{s}");
+        }
+        // Connect and scrape mean nothing to the rendezvous protocol.
+        assert!(!s.contains("protocol=\"rendezvous\",family=\"ipv4\",kind=\"connect\""));
+        assert!(!s.contains("protocol=\"rendezvous\",family=\"ipv4\",kind=\"scrape\""));
+        assert!(!s.contains("shoal_rendezvous_registration_bytes 0\n"));
+    }
+
+    #[test]
     fn every_variant_has_its_index_and_its_sample() {
         fn check<T: Copy + PartialEq + std::fmt::Debug>(all: &[T], index: impl Fn(T) -> usize) {
             for (i, &v) in all.iter().enumerate() {
@@ -469,6 +599,7 @@ mod tests {
         }
         let reg = Registry {
             workers: vec![Arc::new(c)],
+            rendezvous: None,
         };
         let mut s = String::new();
         reg.render_prometheus(&mut s, &Totals::default(), 0);

@@ -181,6 +181,10 @@ fn help_lists_every_flag_with_its_env_twin() {
         ("--http-idle-timeout", "SHOAL_HTTP_IDLE_TIMEOUT"),
         ("--http-client-ip-header", "SHOAL_HTTP_CLIENT_IP_HEADER"),
         ("--log", "SHOAL_LOG"),
+        ("--rendezvous", "SHOAL_RENDEZVOUS"),
+        ("--rendezvous-timeout", "SHOAL_RENDEZVOUS_TIMEOUT"),
+        ("--rendezvous-max", "SHOAL_RENDEZVOUS_MAX"),
+        ("--rendezvous-push-rate", "SHOAL_RENDEZVOUS_PUSH_RATE"),
     ] {
         let found = flags.iter().find(|(f, _)| f == flag);
         assert_eq!(

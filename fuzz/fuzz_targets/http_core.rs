@@ -38,6 +38,7 @@ fuzz_target!(|data: &[u8]| {
     let counters = Arc::new(Counters::default());
     let registry = Registry {
         workers: vec![counters.clone()],
+        rendezvous: None,
     };
     let mut worker = Worker::new(counters);
     let env = HttpEnv {

@@ -13,6 +13,12 @@
 //! others or the housekeeping), retries on `EINTR`, and does housekeeping at the
 //! start of each turn: a few shards of peer expiry, HTTP timeouts, the stats
 //! line. A [`Shutdown`] handle wakes every loop at once.
+//!
+//! With `--rendezvous`, each worker also has one `SO_REUSEPORT` UDP socket per
+//! rendezvous address, drained the same way into the sans-IO
+//! [`crate::rendezvous`] room (plain `recv_from`/`send_to`: its traffic is a
+//! keep-alive every few minutes per peer, not worth batching), and a few
+//! registry shards are swept per turn next to the peer sweep.
 
 pub mod http;
 #[cfg(target_os = "linux")]
@@ -22,12 +28,14 @@ mod socket;
 pub mod sys;
 
 use crate::config::Config;
-use crate::stats::{Counters, Dropped, Proto, Registry};
+use crate::rendezvous::{message::MAX_REQUEST, Outcome, Rendezvous, Replies};
+use crate::stats::{Counters, Dropped, Family, Kind, Proto, Registry};
 use crate::tracker::{Tracker, Worker};
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
+use socket::Reach;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, SocketAddrV6};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -70,6 +78,19 @@ pub struct Shared {
     sweep_cursor: AtomicU64,
     sweep_period_ms: u64,
     shutdown: AtomicBool,
+    /// The rendezvous service, when enabled.
+    pub rendezvous: Option<RendezvousState>,
+}
+
+/// The rendezvous service and its own expiry sweep (same scheme as the
+/// peers': a cursor workers advance with compare-exchange, no lock).
+#[derive(Debug)]
+pub struct RendezvousState {
+    /// Shared with the stats registry, which reads its gauges for /metrics.
+    pub service: Arc<Rendezvous>,
+    sweep_cursor: AtomicU64,
+    /// Every registry shard is swept once per period.
+    sweep_period_ms: u64,
 }
 
 impl Shared {
@@ -108,6 +129,14 @@ struct WorkerIo {
     poll: Poll,
     udp: Vec<UdpSocket>,
     http: Vec<mio::net::TcpListener>,
+    /// Rendezvous sockets; their tokens follow the HTTP listeners'.
+    rdv: Vec<RdvSocket>,
+}
+
+/// A rendezvous socket and the destinations it can send to.
+struct RdvSocket {
+    sock: UdpSocket,
+    reach: Reach,
 }
 
 /// A bound server. Nothing runs until [`Server::spawn`].
@@ -118,6 +147,7 @@ pub struct Server {
     wakers: Vec<Waker>,
     udp_addrs: Vec<SocketAddr>,
     http_addrs: Vec<SocketAddr>,
+    rendezvous_addrs: Vec<SocketAddr>,
 }
 
 impl std::fmt::Debug for WorkerIo {
@@ -125,6 +155,7 @@ impl std::fmt::Debug for WorkerIo {
         f.debug_struct("WorkerIo")
             .field("udp", &self.udp.len())
             .field("http", &self.http.len())
+            .field("rdv", &self.rdv.len())
             .finish()
     }
 }
@@ -153,10 +184,18 @@ impl Server {
             config.default_addrs,
             socket::Kind::Tcp,
         )?;
+        let mut rdv = socket::bind_group(
+            &config.rendezvous,
+            n,
+            config.socket_buffer,
+            false,
+            socket::Kind::Rendezvous,
+        )?;
         let mut workers = Vec::with_capacity(n);
         let mut wakers = Vec::with_capacity(n);
         let mut udp_addrs = Vec::new();
         let mut http_addrs = Vec::new();
+        let mut rendezvous_addrs = Vec::new();
         for w in 0..n {
             let poll = Poll::new().map_err(BindError::Poll)?;
             wakers.push(Waker::new(poll.registry(), WAKE).map_err(BindError::Poll)?);
@@ -164,8 +203,10 @@ impl Server {
                 poll,
                 udp: Vec::new(),
                 http: Vec::new(),
+                rdv: Vec::new(),
             };
             let n_udp = udp.len();
+            let rdv_base = n_udp + http.len();
             for (i, group) in udp.iter_mut().enumerate() {
                 let std_sock = group.next_udp().ok_or(BindError::Missing)?;
                 if w == 0 {
@@ -190,10 +231,36 @@ impl Server {
                     .map_err(BindError::Poll)?;
                 io.http.push(l);
             }
+            for (i, group) in rdv.iter_mut().enumerate() {
+                let std_sock = group.next_udp().ok_or(BindError::Missing)?;
+                if w == 0 {
+                    rendezvous_addrs.push(group.addr);
+                }
+                let mut sock = UdpSocket::from_std(std_sock);
+                io.poll
+                    .registry()
+                    .register(&mut sock, Token(rdv_base + i), Interest::READABLE)
+                    .map_err(BindError::Poll)?;
+                io.rdv.push(RdvSocket {
+                    sock,
+                    reach: group.reach,
+                });
+            }
             workers.push(io);
         }
+        let rendezvous = (!config.rendezvous.is_empty()).then(|| {
+            let settings = &config.rendezvous_settings;
+            RendezvousState {
+                service: Arc::new(Rendezvous::new(settings.clone(), config.shards)),
+                sweep_cursor: AtomicU64::new(0),
+                // Expired entries are already ignored; the sweep frees their
+                // memory an eighth of the timeout late at most (1 s..60 s).
+                sweep_period_ms: (u64::from(settings.timeout) * 1000 / 8).clamp(1000, 60_000),
+            }
+        });
         let registry = Registry {
             workers: (0..n).map(|_| Arc::new(Counters::default())).collect(),
+            rendezvous: rendezvous.as_ref().map(|r| Arc::clone(&r.service)),
         };
         let peer_timeout_ms = u64::from(config.tracker.peer_timeout) * 1000;
         let shared = Arc::new(Shared {
@@ -204,6 +271,7 @@ impl Server {
             // Every shard is swept once per period: peers leave at most this late.
             sweep_period_ms: (peer_timeout_ms / 8).clamp(1000, 60_000),
             shutdown: AtomicBool::new(false),
+            rendezvous,
             config,
         });
         Ok(Server {
@@ -212,6 +280,7 @@ impl Server {
             wakers,
             udp_addrs,
             http_addrs,
+            rendezvous_addrs,
         })
     }
 
@@ -223,6 +292,11 @@ impl Server {
     /// The bound HTTP addresses (ports resolved).
     pub fn http_addrs(&self) -> &[SocketAddr] {
         &self.http_addrs
+    }
+
+    /// The bound rendezvous addresses (ports resolved).
+    pub fn rendezvous_addrs(&self) -> &[SocketAddr] {
+        &self.rendezvous_addrs
     }
 
     pub fn shared(&self) -> &Arc<Shared> {
@@ -248,6 +322,7 @@ impl Server {
             threads,
             udp_addrs: self.udp_addrs,
             http_addrs: self.http_addrs,
+            rendezvous_addrs: self.rendezvous_addrs,
         })
     }
 }
@@ -259,6 +334,7 @@ pub struct Running {
     threads: Vec<JoinHandle<()>>,
     udp_addrs: Vec<SocketAddr>,
     http_addrs: Vec<SocketAddr>,
+    rendezvous_addrs: Vec<SocketAddr>,
 }
 
 impl Running {
@@ -268,6 +344,10 @@ impl Running {
 
     pub fn http_addrs(&self) -> &[SocketAddr] {
         &self.http_addrs
+    }
+
+    pub fn rendezvous_addrs(&self) -> &[SocketAddr] {
+        &self.rendezvous_addrs
     }
 
     pub fn shared(&self) -> &Arc<Shared> {
@@ -312,12 +392,13 @@ fn worker_loop(id: usize, mut io: WorkerIo, shared: Arc<Shared>) {
     // Sockets that still had datagrams queued when their budget ran out.
     let mut pending = vec![false; io.udp.len()];
     let mut http = http::HttpWorker::new(&shared.config, io.udp.len(), io.http.len());
+    let mut rdv = RdvIo::new(io.udp.len() + io.http.len(), io.rdv.len());
     let mut stats = StatsLine::new(&shared);
     log::debug!("worker {id} running");
     let mut now_ms = shared.clock.now_ms();
     loop {
         // Last turn's clock is close enough to bound the sleep.
-        let timeout = if pending.iter().any(|&p| p) {
+        let timeout = if pending.iter().any(|&p| p) || rdv.has_pending() {
             Duration::ZERO
         } else {
             http.wake_in_ms(now_ms)
@@ -337,6 +418,7 @@ fn worker_loop(id: usize, mut io: WorkerIo, shared: Arc<Shared>) {
         now_ms = shared.clock.now_ms();
         let now = (now_ms / 1000) as u32;
         housekeeping(&shared, now_ms, now);
+        expire_rendezvous(&shared, now_ms, now);
         if id == 0 {
             stats.maybe_log(&shared, now_ms);
         }
@@ -346,6 +428,8 @@ fn worker_loop(id: usize, mut io: WorkerIo, shared: Arc<Shared>) {
             let t = event.token().0;
             if t < io.udp.len() {
                 pending[t] = true;
+            } else if let Some(p) = rdv.pending_of(t) {
+                *p = true;
             } else if event.token() != WAKE {
                 http.on_event(&mut io.poll, &io.http, &shared, &mut worker, event, now_ms);
             }
@@ -354,6 +438,9 @@ fn worker_loop(id: usize, mut io: WorkerIo, shared: Arc<Shared>) {
             if pending[i] {
                 pending[i] = udp_io.drain(sock, &shared.tracker, &mut worker, now);
             }
+        }
+        if let Some(r) = &shared.rendezvous {
+            rdv.run(&io.rdv, &r.service, &counters, now);
         }
     }
     log::debug!("worker {id} stopped");
@@ -520,6 +607,180 @@ fn housekeeping(shared: &Shared, now_ms: u64, now: u32) {
     }
 }
 
+/// Sweep the rendezvous registry shards that are due, as [`housekeeping`]
+/// does the swarm's, with the service's own cursor and period.
+fn expire_rendezvous(shared: &Shared, now_ms: u64, now: u32) {
+    let Some(r) = &shared.rendezvous else {
+        return;
+    };
+    let shards = r.service.shard_count() as u64;
+    let due = now_ms * shards / r.sweep_period_ms;
+    for _ in 0..SWEEP_BUDGET {
+        let cursor = r.sweep_cursor.load(Ordering::Relaxed);
+        if cursor >= due {
+            return;
+        }
+        let next = cursor.max(due.saturating_sub(shards));
+        if r.sweep_cursor
+            .compare_exchange(cursor, next + 1, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            let removed = r.service.expire_shard((next % shards) as usize, now);
+            if removed > 0 {
+                log::trace!("expired {removed} rendezvous registrations");
+            }
+        }
+    }
+}
+
+/// One worker's rendezvous side: which sockets have datagrams left, and the
+/// buffers every datagram reuses (allocated once, at start).
+struct RdvIo {
+    /// Token of the first rendezvous socket.
+    base: usize,
+    pending: Vec<bool>,
+    /// One byte over the largest request, so an oversized datagram (truncated
+    /// by the kernel to the buffer) is still seen as too large.
+    buf: Box<[u8]>,
+    replies: Replies,
+}
+
+impl RdvIo {
+    fn new(base: usize, sockets: usize) -> RdvIo {
+        RdvIo {
+            base,
+            pending: vec![false; sockets],
+            buf: vec![0; MAX_REQUEST + 1].into_boxed_slice(),
+            replies: Replies::new(),
+        }
+    }
+
+    fn has_pending(&self) -> bool {
+        self.pending.iter().any(|&p| p)
+    }
+
+    /// The pending flag of the socket with this token, if it is one of ours.
+    fn pending_of(&mut self, token: usize) -> Option<&mut bool> {
+        self.pending.get_mut(token.checked_sub(self.base)?)
+    }
+
+    /// Drain every ready socket (up to the per-turn budget each).
+    fn run(&mut self, socks: &[RdvSocket], rdv: &Rendezvous, c: &Counters, now: u32) {
+        for i in 0..socks.len() {
+            if self.pending.get(i).copied().unwrap_or(false) {
+                let more = self.drain(socks, i, rdv, c, now);
+                if let Some(p) = self.pending.get_mut(i) {
+                    *p = more;
+                }
+            }
+        }
+    }
+
+    /// Receive and answer datagrams on socket `i` until it is empty or the
+    /// budget is spent. Returns whether datagrams may remain.
+    fn drain(
+        &mut self,
+        socks: &[RdvSocket],
+        i: usize,
+        rdv: &Rendezvous,
+        c: &Counters,
+        now: u32,
+    ) -> bool {
+        let Some(own) = socks.get(i) else {
+            return false;
+        };
+        let mut errors = 0;
+        for _ in 0..UDP_BUDGET {
+            let (n, src) = match own.sock.recv_from(&mut self.buf) {
+                Ok(r) => r,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    log::debug!("rendezvous recv error: {e}");
+                    errors += 1;
+                    if errors > 8 {
+                        return true;
+                    }
+                    continue;
+                }
+            };
+            let req = self.buf.get(..n).unwrap_or_default();
+            let outcome = rdv.handle(now, src, req, &mut self.replies);
+            let fam = family(src);
+            c.rendezvous(outcome);
+            let (req_kind, reply_kind) = match outcome {
+                Outcome::Announced => (Kind::Announce, Kind::Announce),
+                Outcome::Dropped(crate::rendezvous::DropReason::NoFreeId) => {
+                    (Kind::Announce, Kind::Other)
+                }
+                Outcome::UnknownId => (Kind::Other, Kind::Error),
+                _ => (Kind::Other, Kind::Other),
+            };
+            c.request(Proto::Rendezvous, fam, req_kind);
+            let mut sent = 0;
+            for (dst, bytes) in self.replies.iter() {
+                let Some((sock, to)) = route(socks, i, dst) else {
+                    log::debug!("rendezvous: no socket reaches {dst}; reply dropped");
+                    c.dropped(Dropped::RendezvousNoRoute);
+                    continue;
+                };
+                let n = send_to(sock, bytes, to, c);
+                if n > 0 {
+                    c.response(Proto::Rendezvous, family(dst), reply_kind);
+                }
+                sent += n;
+            }
+            c.bytes(Proto::Rendezvous, n, sent);
+        }
+        true
+    }
+}
+
+fn family(addr: SocketAddr) -> Family {
+    match crate::rendezvous::canonical(addr) {
+        SocketAddr::V4(_) => Family::V4,
+        SocketAddr::V6(_) => Family::V6,
+    }
+}
+
+/// The socket to send a reply to `dst` (canonical) through, and the address
+/// in the form that socket takes: the receiving socket `i` if it reaches
+/// `dst`'s family (a dual-stack socket takes IPv4 as IPv4-mapped IPv6), else
+/// another rendezvous socket of this worker that does.
+fn route(socks: &[RdvSocket], i: usize, dst: SocketAddr) -> Option<(&UdpSocket, SocketAddr)> {
+    let fit = |s: &RdvSocket| match (s.reach, dst) {
+        (Reach::V4, SocketAddr::V4(_)) | (Reach::V6 | Reach::Dual, SocketAddr::V6(_)) => Some(dst),
+        (Reach::Dual, SocketAddr::V4(a)) => Some(SocketAddr::V6(SocketAddrV6::new(
+            a.ip().to_ipv6_mapped(),
+            a.port(),
+            0,
+            0,
+        ))),
+        _ => None,
+    };
+    let own = socks.get(i).and_then(|s| Some((&s.sock, fit(s)?)));
+    own.or_else(|| socks.iter().find_map(|s| Some((&s.sock, fit(s)?))))
+}
+
+/// `send_to`, retried on `EINTR`; failures counted, never fatal. Returns bytes sent.
+fn send_to(sock: &UdpSocket, bytes: &[u8], dst: SocketAddr, counters: &Counters) -> usize {
+    loop {
+        match sock.send_to(bytes, dst) {
+            Ok(n) => return n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                counters.dropped(Dropped::SendWouldBlock);
+                return 0;
+            }
+            Err(e) => {
+                log::debug!("rendezvous send to {dst} failed: {e}");
+                counters.dropped(Dropped::SendError);
+                return 0;
+            }
+        }
+    }
+}
+
 /// The periodic one-line summary (worker 0 only).
 struct StatsLine {
     every_ms: Option<u64>,
@@ -527,7 +788,7 @@ struct StatsLine {
     /// When `last` was read: rates divide by the time that really passed, as
     /// a busy or stalled loop logs later than `every_ms` after the last line.
     last_ms: u64,
-    last: [u64; 3],
+    last: [u64; 4],
 }
 
 impl StatsLine {
@@ -544,13 +805,13 @@ impl StatsLine {
             every_ms,
             next_ms: now_ms + every_ms.unwrap_or(0),
             last_ms: now_ms,
-            last: [0; 3],
+            last: [0; 4],
         }
     }
 
-    /// Per-second rates of `cur` (connect, announce, scrape counts) since the
-    /// last line, if a line is due.
-    fn rates(&mut self, now_ms: u64, cur: [u64; 3]) -> Option<[f64; 3]> {
+    /// Per-second rates of `cur` (connect, announce, scrape, rendezvous
+    /// counts) since the last line, if a line is due.
+    fn rates(&mut self, now_ms: u64, cur: [u64; 4]) -> Option<[f64; 4]> {
         let every = self.every_ms?;
         if now_ms < self.next_ms {
             return None;
@@ -567,23 +828,32 @@ impl StatsLine {
         if self.every_ms.is_none() || now_ms < self.next_ms {
             return;
         }
-        use crate::stats::Kind;
         let cur = [
             shared.registry.requests_of(Kind::Connect),
             shared.registry.requests_of(Kind::Announce),
             shared.registry.requests_of(Kind::Scrape),
+            shared.registry.requests_over(Proto::Rendezvous),
         ];
-        let Some([connect, announce, scrape]) = self.rates(now_ms, cur) else {
+        let Some([connect, announce, scrape, rdv]) = self.rates(now_ms, cur) else {
             return;
         };
         let t = shared.tracker.swarm().totals();
+        // Only when the service is on: the registry read locks each of its
+        // shards once, once per line.
+        let rendezvous = shared.rendezvous.as_ref().map(|r| {
+            format!(
+                "; rendezvous {rdv:.0} req/s, {} registrations",
+                r.service.registry().stats().entries
+            )
+        });
         log::info!(
-            "stats: {:.0} req/s (connect {connect:.0}/s, announce {announce:.0}/s, scrape {scrape:.0}/s); {} torrents, {} peers ({} seeders, {} leechers)",
+            "stats: {:.0} req/s (connect {connect:.0}/s, announce {announce:.0}/s, scrape {scrape:.0}/s); {} torrents, {} peers ({} seeders, {} leechers){}",
             connect + announce + scrape,
             t.torrents,
             t.peers(),
             t.seeders4 + t.seeders6,
             t.leechers4 + t.leechers6,
+            rendezvous.as_deref().unwrap_or(""),
         );
     }
 }
@@ -597,13 +867,22 @@ mod tests {
     #[test]
     fn stats_rates_divide_by_the_time_that_passed() {
         let mut line = StatsLine::starting(Some(1000), 0);
-        assert_eq!(line.rates(999, [5, 5, 5]), None, "not due yet");
+        assert_eq!(line.rates(999, [5, 5, 5, 5]), None, "not due yet");
         // A loop that was busy logs late: 300 announces in 3 s are 100/s,
         // not 300/s over the configured 1 s.
-        assert_eq!(line.rates(3000, [0, 300, 30]), Some([0.0, 100.0, 10.0]));
-        assert_eq!(line.rates(3500, [0, 400, 30]), None);
-        assert_eq!(line.rates(5000, [20, 400, 30]), Some([10.0, 50.0, 0.0]));
-        assert_eq!(StatsLine::starting(None, 0).rates(10_000, [1, 1, 1]), None);
+        assert_eq!(
+            line.rates(3000, [0, 300, 30, 3]),
+            Some([0.0, 100.0, 10.0, 1.0])
+        );
+        assert_eq!(line.rates(3500, [0, 400, 30, 3]), None);
+        assert_eq!(
+            line.rates(5000, [20, 400, 30, 9]),
+            Some([10.0, 50.0, 0.0, 3.0])
+        );
+        assert_eq!(
+            StatsLine::starting(None, 0).rates(10_000, [1, 1, 1, 1]),
+            None
+        );
     }
 
     /// Regression: with a 4 s peer timeout, 64 shards per 250 ms idle tick

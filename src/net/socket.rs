@@ -6,6 +6,8 @@
 //! Before a fixed port is bound with `SO_REUSEPORT`, it is probed without it,
 //! so a port already held by another process (even another shoal with
 //! `SO_REUSEPORT`) is reported as in use instead of being silently shared.
+//! Rendezvous sockets are UDP sockets set up the same way; their own [`Kind`]
+//! only names them in errors and tells the sender which families they reach.
 
 use socket2::{Domain, Protocol, Socket, Type};
 use std::fmt;
@@ -52,6 +54,8 @@ impl std::error::Error for BindError {}
 pub enum Kind {
     Udp,
     Tcp,
+    /// UDP for the Sobani rendezvous service.
+    Rendezvous,
 }
 
 impl Kind {
@@ -59,6 +63,33 @@ impl Kind {
         match self {
             Kind::Udp => "udp",
             Kind::Tcp => "http",
+            Kind::Rendezvous => "rendezvous",
+        }
+    }
+
+    fn is_datagram(self) -> bool {
+        matches!(self, Kind::Udp | Kind::Rendezvous)
+    }
+}
+
+/// Which destinations a bound UDP socket can send to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// IPv4 only.
+    V4,
+    /// IPv6 only: v6-only, or bound to one IPv6 address (which cannot send
+    /// to IPv4-mapped destinations).
+    V6,
+    /// A dual-stack IPv6 wildcard: IPv6, and IPv4 as IPv4-mapped IPv6.
+    Dual,
+}
+
+impl Reach {
+    fn of(addr: SocketAddr, v6only: bool) -> Reach {
+        match addr {
+            SocketAddr::V4(_) => Reach::V4,
+            SocketAddr::V6(a) if !v6only && a.ip().is_unspecified() => Reach::Dual,
+            SocketAddr::V6(_) => Reach::V6,
         }
     }
 }
@@ -66,6 +97,8 @@ impl Kind {
 /// The sockets of one configured address, one per worker, handed out in order.
 pub struct Group {
     pub addr: SocketAddr,
+    /// Destinations its sockets can send to.
+    pub reach: Reach,
     sockets: std::vec::IntoIter<Socket>,
 }
 
@@ -139,6 +172,7 @@ fn bind_one(
     }
     Ok(Group {
         addr: bound,
+        reach: Reach::of(bound, v6only),
         sockets: sockets.into_iter(),
     })
 }
@@ -151,7 +185,7 @@ fn new_socket(
     buffer: usize,
 ) -> io::Result<Socket> {
     let (ty, proto) = match kind {
-        Kind::Udp => (Type::DGRAM, Protocol::UDP),
+        Kind::Udp | Kind::Rendezvous => (Type::DGRAM, Protocol::UDP),
         Kind::Tcp => (Type::STREAM, Protocol::TCP),
     };
     let s = Socket::new(Domain::for_address(addr), ty, Some(proto))?;
@@ -163,7 +197,7 @@ fn new_socket(
     }
     s.set_reuse_port(reuse_port)?;
     s.set_nonblocking(true)?;
-    if kind == Kind::Udp {
+    if kind.is_datagram() {
         // The kernel caps these at net.core.{r,w}mem_max; a smaller grant is fine.
         let _ = s.set_recv_buffer_size(buffer);
         let _ = s.set_send_buffer_size(buffer);

@@ -372,6 +372,7 @@ mod tests {
         let counters = Arc::new(Counters::default());
         let registry = Registry {
             workers: vec![Arc::clone(&counters)],
+            rendezvous: None,
         };
         (
             Tracker::new(TrackerConfig::default(), 4),
