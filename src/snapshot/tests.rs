@@ -91,6 +91,15 @@ fn test_emit_fixture() {
 }
 
 #[test]
+fn fuzz_seed_is_the_fixture() {
+    // fuzz/corpus/snapshot/tiny is this fixture: a format change must refresh it.
+    assert_eq!(
+        include_bytes!("../../fuzz/corpus/snapshot/tiny")[..],
+        tiny_file()[..]
+    );
+}
+
+#[test]
 fn test_round_trip_tiny() {
     let (h, recs) = decode_all(tiny_file(), 1000, 1800).unwrap();
     assert_eq!(h, header(1000));
