@@ -333,6 +333,13 @@ pub fn check_writable(path: &Path) -> io::Result<()> {
             "state file path names no file",
         ));
     }
+    if path.is_dir() {
+        // The final rename could never replace a directory.
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "state file path is a directory",
+        ));
+    }
     let probe = path.with_file_name(format!(".{name}.probe"));
     let mut f = create_private(&probe)?;
     let res = f.write_all(b"probe").and_then(|()| f.sync_all());

@@ -92,11 +92,11 @@ fn test_emit_fixture() {
 
 #[test]
 fn fuzz_seed_is_the_fixture() {
-    // fuzz/corpus/snapshot/tiny is this fixture: a format change must refresh it.
-    assert_eq!(
-        include_bytes!("../../fuzz/corpus/snapshot/tiny")[..],
-        tiny_file()[..]
-    );
+    // fuzz/corpus/snapshot/tiny is a control byte (reseal, no downtime) and
+    // this fixture: a format change must refresh it.
+    let seed = include_bytes!("../../fuzz/corpus/snapshot/tiny");
+    assert_eq!(seed[0], 1);
+    assert_eq!(seed[1..], tiny_file()[..]);
 }
 
 #[test]
@@ -483,6 +483,10 @@ fn check_writable_accepts_a_directory_and_refuses_a_missing_one() {
     check_writable(&d.0.join("state.bin")).unwrap();
     assert_eq!(fs::read_dir(&d.0).unwrap().count(), 0, "probe removed");
     assert!(check_writable(&d.0.join("no/such/dir/state.bin")).is_err());
+    assert!(
+        check_writable(&d.0).is_err(),
+        "a directory is no state file"
+    );
     // An unreadable file is an Io error, not "corrupt": it is not moved aside.
     let err = load(&d.0, 0, 1800).unwrap_err();
     assert!(!err.is_corrupt(), "{err:?}");
