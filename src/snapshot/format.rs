@@ -26,6 +26,11 @@
 //!   torrents u64, peers u64, checksum u64
 //! ```
 //!
+//! The torrent and peer counts sit in the trailer, not the header, because the
+//! writer streams: it knows them only at the end, and patching the header
+//! afterwards would mean a second pass over the file for the checksum. The
+//! loader checks them against the records it walks.
+//!
 //! role/age: bit 15 is "seeder", bits 0..15 the peer's age in seconds at the
 //! snapshot time, saturated at [`MAX_AGE`] (9 h 6 min: far above any sane
 //! peer timeout; an older peer comes back as `MAX_AGE` old).
