@@ -14,6 +14,10 @@
 //!   bytes`, plus stateless connection ids. Testable without sockets.
 //! - [`net`]: mio worker loops, socket set-up (socket2), HTTP connection state,
 //!   shutdown. No protocol decisions.
+//! - [`snapshot`]: the warm-restart state file: versioned, checksummed format,
+//!   atomic streaming writer, all-or-nothing loader. No locks, no clock.
+//! - [`limit`]: per-worker, fixed-size per-address rate limiter (token buckets).
+//!   No allocation after construction, no clock (`now_ms` is an argument).
 //! - [`stats`]: per-worker counters and their Prometheus rendering.
 //! - [`client`]: a blocking tracker client (UDP BEP 15, plain HTTP) with typed
 //!   announce/scrape; used by `shoal announce`/`scrape` and the tests.
@@ -36,8 +40,10 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod docgen;
+pub mod limit;
 pub mod net;
 pub mod rendezvous;
+pub mod snapshot;
 pub mod stats;
 pub mod swarm;
 pub mod tracker;

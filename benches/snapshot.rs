@@ -1,0 +1,152 @@
+//! Criterion benchmarks of the warm-restart snapshot and the rate limiter.
+//!
+//! Groups:
+//! - `snapshot/write_2M`: [`SnapshotFile`] create → one `write_torrent` per
+//!   torrent → `commit` (fsync + rename + directory fsync) of 2 M IPv4 peers.
+//! - `snapshot/load_2M`: [`load`] (read, checksum, validating pass) and
+//!   `next_into` over every torrent.
+//! - `limit/allow`: one [`RateLimiter::allow`] in a full 64 Ki-slot table, hits
+//!   and misses mixed.
+//!
+//! The population: 2 M peers, each in one of 1 M torrents drawn Zipf(1)
+//! (the load generator's skew, `src/bench/population.rs`),
+//! random ages below the peer timeout, 3 in 4 seeders, no HTTP peer ids (a UDP
+//! swarm). The file size and bytes per peer go to stderr.
+//!
+//! ```sh
+//! cargo bench --bench snapshot
+//! cargo bench --bench snapshot -- limit
+//! ```
+
+// A bench is a test: a panic is how it fails.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use shoal::limit::RateLimiter;
+use shoal::snapshot::{load, Header, PeerRecord4, SnapshotFile, TorrentRecord};
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+use std::time::Duration;
+
+const PEERS: u32 = 2_000_000;
+const TORRENTS: u32 = 1_000_000;
+const NOW: u64 = 1_800_000_000;
+const TIMEOUT: u32 = 1800;
+
+/// A Zipf(1)-distributed torrent index in `0..torrents` (a copy of the load
+/// generator's, whose module is private).
+fn zipf_torrent(rng: &mut fastrand::Rng, torrents: u32) -> u32 {
+    let n = f64::from(torrents) + 1.0;
+    let rank = (n.powf(rng.f64()) - 1.0) as u32;
+    rank.min(torrents.saturating_sub(1))
+}
+
+fn population() -> Vec<TorrentRecord> {
+    let mut rng = fastrand::Rng::with_seed(0x5eed);
+    let mut by_torrent: Vec<Vec<PeerRecord4>> = vec![Vec::new(); TORRENTS as usize];
+    for p in 0..PEERS {
+        let t = zipf_torrent(&mut rng, TORRENTS) as usize;
+        by_torrent[t].push(PeerRecord4 {
+            ip: Ipv4Addr::from(0x0a00_0000 | p),
+            port: 6881,
+            seeder: !rng.u8(..).is_multiple_of(4),
+            age: rng.u32(..TIMEOUT),
+        });
+    }
+    by_torrent
+        .into_iter()
+        .enumerate()
+        .filter(|(_, v4)| !v4.is_empty())
+        .map(|(i, v4)| {
+            let mut info_hash = [0u8; 20];
+            info_hash[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            TorrentRecord {
+                info_hash,
+                completed: rng.u32(..1000),
+                v4,
+                ..TorrentRecord::default()
+            }
+        })
+        .collect()
+}
+
+fn header() -> Header {
+    Header {
+        written_unix: NOW,
+        peer_timeout: TIMEOUT,
+        connid_key: [7; 16],
+    }
+}
+
+fn save(path: &Path, recs: &[TorrentRecord]) {
+    let mut f = SnapshotFile::create(path, &header()).unwrap();
+    for r in recs {
+        f.write_torrent(r).unwrap();
+    }
+    f.commit().unwrap();
+}
+
+fn bench_snapshot(c: &mut Criterion) {
+    let recs = population();
+    let dir = std::env::temp_dir().join(format!("shoal-bench-snap-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("state.bin");
+    save(&path, &recs);
+    let size = std::fs::metadata(&path).unwrap().len();
+    eprintln!(
+        "snapshot: {} torrents, {PEERS} peers, {size} bytes, {:.2} bytes/peer (8 per peer + torrent overhead)",
+        recs.len(),
+        size as f64 / f64::from(PEERS)
+    );
+
+    let mut g = c.benchmark_group("snapshot");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(5));
+    g.bench_function("write_2M", |b| b.iter(|| save(&path, black_box(&recs))));
+    g.bench_function("load_2M", |b| {
+        let mut rec = TorrentRecord::default();
+        b.iter(|| {
+            // One second of downtime: ages advance, a few peers expire.
+            let mut l = load(&path, NOW + 1, TIMEOUT).unwrap().unwrap();
+            let mut peers = 0usize;
+            while l.next_into(&mut rec) {
+                peers += rec.peers();
+            }
+            black_box(peers)
+        })
+    });
+    g.finish();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn bench_limit(c: &mut Criterion) {
+    let mut l = RateLimiter::new(100, 200, RateLimiter::DEFAULT_SLOTS);
+    // 256 Ki addresses over 64 Ki slots: mostly misses (evictions), the worst case.
+    let mut rng = fastrand::Rng::with_seed(1);
+    let ips: Vec<IpAddr> = (0..1 << 18)
+        .map(|_| IpAddr::V4(Ipv4Addr::from(rng.u32(..))))
+        .collect();
+    let hot: Vec<IpAddr> = ips[..1024].to_vec();
+    let mut g = c.benchmark_group("limit");
+    let (mut i, mut now) = (0usize, 0u64);
+    g.bench_function("allow_miss", |b| {
+        b.iter(|| {
+            i = (i + 1) & (ips.len() - 1);
+            now += 1;
+            black_box(l.allow(black_box(ips[i]), now / 1000))
+        })
+    });
+    g.bench_function("allow_hit", |b| {
+        b.iter(|| {
+            i = (i + 1) & (hot.len() - 1);
+            now += 1;
+            black_box(l.allow(black_box(hot[i]), now / 1000))
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_snapshot, bench_limit);
+criterion_main!(benches);
