@@ -524,7 +524,7 @@ pub struct ServeArgs {
     )]
     pub udp: Vec<SocketAddr>,
 
-    /// HTTP address to serve announce/scrape, /health and /metrics on (repeatable;
+    /// HTTP tracker address to serve announce and scrape on (repeatable;
     /// comma-separated in the environment). Off by default.
     #[arg(
         long = "http",
@@ -534,6 +534,26 @@ pub struct ServeArgs {
         value_parser = parse_addr
     )]
     pub http: Vec<SocketAddr>,
+
+    /// Operator address serving only /metrics and /health (repeatable;
+    /// comma-separated in the environment). Works with the HTTP tracker off.
+    #[arg(
+        long = "metrics",
+        value_name = "ADDR",
+        env = "SHOAL_METRICS",
+        value_delimiter = ',',
+        value_parser = parse_addr
+    )]
+    pub metrics: Vec<SocketAddr>,
+
+    /// Also serve /metrics and /health on the public --http addresses (off:
+    /// they answer 404 there). In the environment: 1/0, true/false, yes/no, on/off.
+    #[arg(
+        long,
+        env = "SHOAL_HTTP_METRICS",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub http_metrics: bool,
 
     /// HTTP: most open connections per worker; more are closed at once.
     #[arg(long, value_name = "N", env = "SHOAL_HTTP_MAX_CONNECTIONS", default_value_t = Config::default().http_max_connections)]
@@ -666,6 +686,8 @@ impl ServeArgs {
             http_max_connections: self.http_max_connections,
             http_idle_timeout: Duration::from_secs(self.http_idle_timeout),
             http_client_ip_header: self.http_client_ip_header.clone(),
+            http_metrics: self.http_metrics,
+            metrics: self.metrics.clone(),
             workers: self.workers.unwrap_or(defaults.workers),
             shards: self.shards,
             stats_interval: (self.stats_interval > 0)

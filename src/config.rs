@@ -62,6 +62,14 @@ pub struct Config {
     pub http_idle_timeout: Duration,
     /// HTTP: take the client address from this header (`X-Forwarded-For`, `X-Real-IP`).
     pub http_client_ip_header: Option<String>,
+    /// Also serve `/metrics` and `/health` on the HTTP tracker addresses
+    /// (`--http-metrics`). Off by default: the tracker port is public, and
+    /// the counters are the operator's business.
+    pub http_metrics: bool,
+    /// Operator listeners (`--metrics`): `/metrics` and `/health` only, over
+    /// the same HTTP connection handling and limits; served with or without
+    /// the HTTP tracker.
+    pub metrics: Vec<SocketAddr>,
     /// Whether the addresses in `udp`/`http` are the built-in defaults: a default
     /// IPv6 address that cannot be bound (no IPv6 on the host) is then skipped
     /// with a warning instead of failing start-up.
@@ -95,6 +103,8 @@ impl Default for Config {
             http_max_connections: 1024,
             http_idle_timeout: Duration::from_secs(15),
             http_client_ip_header: None,
+            http_metrics: false,
+            metrics: Vec::new(),
             default_addrs: true,
             rendezvous: Vec::new(),
             rendezvous_settings: RendezvousConfig::default(),
@@ -122,17 +132,7 @@ impl Config {
             );
         }
         self.rendezvous_settings.validate()?;
-        // A fixed port in both lists would fail the bind's in-use probe; say
-        // which flags collide instead.
-        if let Some(a) = self
-            .rendezvous
-            .iter()
-            .find(|a| a.port() != 0 && self.udp.contains(a))
-        {
-            return Err(format!(
-                "--rendezvous {a} is also a --udp address; give the rendezvous service its own port"
-            ));
-        }
+        self.check_duplicates()?;
         if self.workers == 0 || self.workers > 1024 {
             return Err(format!("--workers must be 1..=1024, got {}", self.workers));
         }
@@ -175,6 +175,33 @@ impl Config {
     }
 }
 
+impl Config {
+    /// The same fixed address twice for one protocol (in one list, or across
+    /// `--udp`/`--rendezvous` or `--http`/`--metrics`) is a configuration
+    /// error naming both flags: binding it would fail the in-use probe with a
+    /// misleading "address already in use".
+    fn check_duplicates(&self) -> Result<(), String> {
+        let udp = [("--udp", &self.udp), ("--rendezvous", &self.rendezvous)];
+        let tcp = [("--http", &self.http), ("--metrics", &self.metrics)];
+        for lists in [udp, tcp] {
+            let mut seen: Vec<(&str, SocketAddr)> = Vec::new();
+            for (flag, list) in lists {
+                for &a in list.iter().filter(|a| a.port() != 0) {
+                    if let Some((first, _)) = seen.iter().find(|(_, b)| *b == a) {
+                        return Err(if *first == flag {
+                            format!("{flag} {a} is given twice")
+                        } else {
+                            format!("{flag} {a} is also a {first} address; give each its own port")
+                        });
+                    }
+                    seen.push((flag, a));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,5 +232,27 @@ mod tests {
         let mut c = Config::default();
         c.rendezvous = vec![c.udp[0]];
         assert!(c.validate().unwrap_err().contains("--rendezvous"));
+    }
+
+    #[test]
+    fn the_same_address_twice_is_a_duplicate() {
+        let a: SocketAddr = "127.0.0.1:7000".parse().unwrap();
+        let mut c = Config::for_udp(a);
+        c.udp.push(a);
+        assert_eq!(
+            c.validate().unwrap_err(),
+            "--udp 127.0.0.1:7000 is given twice"
+        );
+        let mut c = Config::for_udp("127.0.0.1:0".parse().unwrap());
+        c.http = vec![a];
+        c.metrics = vec![a];
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .contains("--metrics 127.0.0.1:7000 is also a --http address"));
+        // Port 0 is a fresh port each time; UDP and TCP may share a number.
+        c.metrics = vec!["127.0.0.1:0".parse().unwrap(); 2];
+        c.udp = vec![a];
+        assert_eq!(c.validate(), Ok(()));
     }
 }

@@ -146,9 +146,10 @@ fn raise_nofile_limit(config: &shoal::config::Config) {
         );
     }
     // Each worker: its sockets and poller, plus up to the HTTP connection limit.
-    let per_worker = 16 + config.udp.len() + config.http.len() + config.rendezvous.len();
-    let need = config.workers
-        * (per_worker + (!config.http.is_empty()) as usize * config.http_max_connections);
+    let per_worker =
+        16 + config.udp.len() + config.http.len() + config.metrics.len() + config.rendezvous.len();
+    let listens = !config.http.is_empty() || !config.metrics.is_empty();
+    let need = config.workers * (per_worker + listens as usize * config.http_max_connections);
     if (limit.after as usize) < need {
         log::warn!(
             "the open-file limit {} is below the {need} descriptors {} workers with --http-max-connections {} may need; accepts pause when it runs out",
@@ -211,6 +212,9 @@ fn serve(args: &ServeArgs) -> ExitCode {
     }
     for addr in server.rendezvous_addrs() {
         log::info!("listening on rendezvous://{addr}");
+    }
+    for addr in server.metrics_addrs() {
+        log::info!("serving /metrics and /health on http://{addr}");
     }
     let running = match server.spawn() {
         Ok(r) => r,

@@ -97,8 +97,13 @@ labels! {
         Scrape => "scrape",
         /// Responses only: a BEP 15 error frame or a bencoded `failure reason`.
         Error => "error",
-        /// HTTP only: /health, /metrics, 404s and other non-tracker requests.
+        /// HTTP only: 404s and other non-tracker requests, and the replies
+        /// to /health and /metrics.
         Other => "other",
+        /// HTTP requests only: `GET /health`.
+        Health => "health",
+        /// HTTP requests only: `GET /metrics`.
+        Metrics => "metrics",
     }
 }
 
@@ -322,8 +327,10 @@ impl Registry {
             "counter",
             "Requests received, by protocol, address family and kind.",
             series()
-                // No request is an "error"; HTTP has no "connect".
+                // No request is an "error"; HTTP has no "connect"; only HTTP
+                // serves /health and /metrics.
                 .filter(|&(p, _, k)| k != Kind::Error && !(p == Proto::Http && k == Kind::Connect))
+                .filter(|&(p, _, k)| p == Proto::Http || !OPERATOR_KINDS.contains(&k))
                 .filter(|&(p, _, k)| p != Proto::Rendezvous || RENDEZVOUS_REQUESTS.contains(&k))
                 .map(|(p, f, k)| (pfk(p, f, k), self.requests(p, f, k))),
         )?;
@@ -334,6 +341,8 @@ impl Registry {
             "Responses sent, by protocol, address family and kind.",
             series()
                 .filter(|&(p, _, k)| !(p == Proto::Http && k == Kind::Connect))
+                // Their replies are "other".
+                .filter(|&(_, _, k)| !OPERATOR_KINDS.contains(&k))
                 .filter(|&(p, _, k)| p != Proto::Rendezvous || RENDEZVOUS_RESPONSES.contains(&k))
                 .map(|(p, f, k)| (pfk(p, f, k), self.responses(p, f, k))),
         )?;
@@ -449,6 +458,9 @@ impl Registry {
         )
     }
 }
+
+/// Request kinds of the operator endpoints (HTTP requests only).
+const OPERATOR_KINDS: [Kind; 2] = [Kind::Health, Kind::Metrics];
 
 /// Request kinds the rendezvous service counts: `announce`, and `other` for
 /// `alive`, `push` and anything unparseable.

@@ -341,6 +341,7 @@ fn out_of_descriptors_accepting_pauses_instead_of_spinning() {
             "127.0.0.1:0",
             "--http",
             "127.0.0.1:0",
+            "--http-metrics",
             "--workers",
             "1",
             "--http-idle-timeout",

@@ -321,9 +321,11 @@ fn get(addr: SocketAddr, path: &str) -> (String, String) {
 fn live_metrics_are_valid_exposition_format() {
     let server = start(Config {
         http: vec!["127.0.0.1:0".parse().unwrap()],
+        metrics: vec!["127.0.0.1:0".parse().unwrap()],
         ..Config::for_udp("127.0.0.1:0".parse().unwrap())
     });
     let http = server.http_addrs()[0];
+    let operator = server.metrics_addrs()[0];
     // Traffic of every kind, so labelled series carry non-zero values.
     let mut c = Client::new("127.0.0.1:0", server.udp_addrs()[0]);
     c.connect();
@@ -345,7 +347,8 @@ fn live_metrics_are_valid_exposition_format() {
         .starts_with("HTTP/1.1 "));
     assert!(get(http, "/nowhere").0.starts_with("HTTP/1.1 404"));
 
-    let (head, body) = get(http, "/metrics");
+    assert!(get(operator, "/health").0.starts_with("HTTP/1.1 200"));
+    let (head, body) = get(operator, "/metrics");
     server.stop();
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     let content_type = head
@@ -364,6 +367,8 @@ fn live_metrics_are_valid_exposition_format() {
         // The malformed announce counts as one too.
         "shoal_requests_total{protocol=\"http\",family=\"ipv4\",kind=\"announce\"} 2",
         "shoal_torrents 3",
+        "shoal_requests_total{protocol=\"http\",family=\"ipv4\",kind=\"health\"} 1",
+        "shoal_requests_total{protocol=\"http\",family=\"ipv4\",kind=\"metrics\"} 1",
     ] {
         assert!(body.contains(needle), "missing {needle} in\n{body}");
     }

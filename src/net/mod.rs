@@ -128,7 +128,10 @@ const WAKE: Token = Token(usize::MAX - 1);
 struct WorkerIo {
     poll: Poll,
     udp: Vec<UdpSocket>,
+    /// HTTP tracker listeners, then operator (`--metrics`) listeners.
     http: Vec<mio::net::TcpListener>,
+    /// How many of `http` are tracker listeners.
+    tracker_listeners: usize,
     /// Rendezvous sockets; their tokens follow the HTTP listeners'.
     rdv: Vec<RdvSocket>,
 }
@@ -148,6 +151,7 @@ pub struct Server {
     udp_addrs: Vec<SocketAddr>,
     http_addrs: Vec<SocketAddr>,
     rendezvous_addrs: Vec<SocketAddr>,
+    metrics_addrs: Vec<SocketAddr>,
 }
 
 impl std::fmt::Debug for WorkerIo {
@@ -156,6 +160,7 @@ impl std::fmt::Debug for WorkerIo {
             .field("udp", &self.udp.len())
             .field("http", &self.http.len())
             .field("rdv", &self.rdv.len())
+            .field("tracker_listeners", &self.tracker_listeners)
             .finish()
     }
 }
@@ -184,6 +189,13 @@ impl Server {
             config.default_addrs,
             socket::Kind::Tcp,
         )?;
+        let mut metrics = socket::bind_group(
+            &config.metrics,
+            n,
+            config.socket_buffer,
+            false,
+            socket::Kind::Metrics,
+        )?;
         let mut rdv = socket::bind_group(
             &config.rendezvous,
             n,
@@ -196,6 +208,7 @@ impl Server {
         let mut udp_addrs = Vec::new();
         let mut http_addrs = Vec::new();
         let mut rendezvous_addrs = Vec::new();
+        let mut metrics_addrs = Vec::new();
         for w in 0..n {
             let poll = Poll::new().map_err(BindError::Poll)?;
             wakers.push(Waker::new(poll.registry(), WAKE).map_err(BindError::Poll)?);
@@ -204,9 +217,12 @@ impl Server {
                 udp: Vec::new(),
                 http: Vec::new(),
                 rdv: Vec::new(),
+                tracker_listeners: 0,
             };
             let n_udp = udp.len();
-            let rdv_base = n_udp + http.len();
+            // Operator listeners follow the tracker's in `io.http` (their
+            // role is told apart by index: see `http::Role`).
+            let rdv_base = n_udp + http.len() + metrics.len();
             for (i, group) in udp.iter_mut().enumerate() {
                 let std_sock = group.next_udp().ok_or(BindError::Missing)?;
                 if w == 0 {
@@ -231,6 +247,19 @@ impl Server {
                     .map_err(BindError::Poll)?;
                 io.http.push(l);
             }
+            for (i, group) in metrics.iter_mut().enumerate() {
+                let std_listener = group.next_tcp().ok_or(BindError::Missing)?;
+                if w == 0 {
+                    metrics_addrs.push(group.addr);
+                }
+                let mut l = mio::net::TcpListener::from_std(std_listener);
+                let token = Token(n_udp + http.len() + i);
+                io.poll
+                    .registry()
+                    .register(&mut l, token, Interest::READABLE)
+                    .map_err(BindError::Poll)?;
+                io.http.push(l);
+            }
             for (i, group) in rdv.iter_mut().enumerate() {
                 let std_sock = group.next_udp().ok_or(BindError::Missing)?;
                 if w == 0 {
@@ -246,6 +275,7 @@ impl Server {
                     reach: group.reach,
                 });
             }
+            io.tracker_listeners = http.len();
             workers.push(io);
         }
         let rendezvous = (!config.rendezvous.is_empty()).then(|| {
@@ -281,6 +311,7 @@ impl Server {
             udp_addrs,
             http_addrs,
             rendezvous_addrs,
+            metrics_addrs,
         })
     }
 
@@ -297,6 +328,11 @@ impl Server {
     /// The bound rendezvous addresses (ports resolved).
     pub fn rendezvous_addrs(&self) -> &[SocketAddr] {
         &self.rendezvous_addrs
+    }
+
+    /// The bound operator (`--metrics`) addresses (ports resolved).
+    pub fn metrics_addrs(&self) -> &[SocketAddr] {
+        &self.metrics_addrs
     }
 
     pub fn shared(&self) -> &Arc<Shared> {
@@ -323,6 +359,7 @@ impl Server {
             udp_addrs: self.udp_addrs,
             http_addrs: self.http_addrs,
             rendezvous_addrs: self.rendezvous_addrs,
+            metrics_addrs: self.metrics_addrs,
         })
     }
 }
@@ -335,6 +372,7 @@ pub struct Running {
     udp_addrs: Vec<SocketAddr>,
     http_addrs: Vec<SocketAddr>,
     rendezvous_addrs: Vec<SocketAddr>,
+    metrics_addrs: Vec<SocketAddr>,
 }
 
 impl Running {
@@ -348,6 +386,10 @@ impl Running {
 
     pub fn rendezvous_addrs(&self) -> &[SocketAddr] {
         &self.rendezvous_addrs
+    }
+
+    pub fn metrics_addrs(&self) -> &[SocketAddr] {
+        &self.metrics_addrs
     }
 
     pub fn shared(&self) -> &Arc<Shared> {
@@ -391,7 +433,14 @@ fn worker_loop(id: usize, mut io: WorkerIo, shared: Arc<Shared>) {
     let mut udp_io = UdpIo::new();
     // Sockets that still had datagrams queued when their budget ran out.
     let mut pending = vec![false; io.udp.len()];
-    let mut http = http::HttpWorker::new(&shared.config, io.udp.len(), io.http.len());
+    let roles = (0..io.http.len()).map(|i| {
+        if i < io.tracker_listeners {
+            http::Role::Tracker
+        } else {
+            http::Role::Operator
+        }
+    });
+    let mut http = http::HttpWorker::new(&shared.config, io.udp.len(), roles.collect());
     let mut rdv = RdvIo::new(io.udp.len() + io.http.len(), io.rdv.len());
     let mut stats = StatsLine::new(&shared);
     log::debug!("worker {id} running");

@@ -39,6 +39,27 @@ impl fmt::Display for BindError {
                     "cannot listen on {proto}://{addr}: address already in use"
                 )
             }
+            BindError::Bind { addr, proto, error }
+                if error.kind() == io::ErrorKind::PermissionDenied && addr.port() < 1024 =>
+            {
+                write!(
+                    f,
+                    "cannot listen on {proto}://{addr}: permission denied: ports below 1024 need \
+                     CAP_NET_BIND_SERVICE (setcap cap_net_bind_service=+ep on the binary, or \
+                     AmbientCapabilities=CAP_NET_BIND_SERVICE in the systemd unit), or use a port \
+                     of 1024 or above"
+                )
+            }
+            BindError::Bind { addr, proto, error }
+                if error.kind() == io::ErrorKind::AddrNotAvailable =>
+            {
+                write!(
+                    f,
+                    "cannot listen on {proto}://{addr}: {} is not an address of this host \
+                     (listen on 0.0.0.0 or [::], or on an address `ip addr` shows)",
+                    addr.ip()
+                )
+            }
             BindError::Bind { addr, proto, error } => {
                 write!(f, "cannot listen on {proto}://{addr}: {error}")
             }
@@ -56,6 +77,8 @@ pub enum Kind {
     Tcp,
     /// UDP for the Sobani rendezvous service.
     Rendezvous,
+    /// TCP for the operator listener (`--metrics`).
+    Metrics,
 }
 
 impl Kind {
@@ -64,6 +87,7 @@ impl Kind {
             Kind::Udp => "udp",
             Kind::Tcp => "http",
             Kind::Rendezvous => "rendezvous",
+            Kind::Metrics => "metrics",
         }
     }
 
@@ -186,13 +210,13 @@ fn new_socket(
 ) -> io::Result<Socket> {
     let (ty, proto) = match kind {
         Kind::Udp | Kind::Rendezvous => (Type::DGRAM, Protocol::UDP),
-        Kind::Tcp => (Type::STREAM, Protocol::TCP),
+        Kind::Tcp | Kind::Metrics => (Type::STREAM, Protocol::TCP),
     };
     let s = Socket::new(Domain::for_address(addr), ty, Some(proto))?;
     if addr.is_ipv6() {
         s.set_only_v6(v6only)?;
     }
-    if kind == Kind::Tcp {
+    if !kind.is_datagram() {
         s.set_reuse_address(true)?;
     }
     s.set_reuse_port(reuse_port)?;
@@ -203,7 +227,7 @@ fn new_socket(
         let _ = s.set_send_buffer_size(buffer);
     }
     s.bind(&addr.into())?;
-    if kind == Kind::Tcp {
+    if !kind.is_datagram() {
         s.listen(1024)?;
     }
     Ok(s)
