@@ -369,6 +369,16 @@ fn live_metrics_are_valid_exposition_format() {
         "shoal_torrents 3",
         "shoal_requests_total{protocol=\"http\",family=\"ipv4\",kind=\"health\"} 1",
         "shoal_requests_total{protocol=\"http\",family=\"ipv4\",kind=\"metrics\"} 1",
+        &format!(
+            "shoal_build_info{{version=\"{}\"}} 1\n",
+            env!("CARGO_PKG_VERSION")
+        ),
+        "shoal_max_peers 20000000\n",
+        "\nshoal_udp_receive_drops_total ",
+        "\nprocess_cpu_seconds_total ",
+        "\nprocess_resident_memory_bytes ",
+        "\nprocess_start_time_seconds ",
+        "\nprocess_open_fds ",
     ] {
         assert!(body.contains(needle), "missing {needle} in\n{body}");
     }

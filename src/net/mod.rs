@@ -291,6 +291,7 @@ impl Server {
         let registry = Registry {
             workers: (0..n).map(|_| Arc::new(Counters::default())).collect(),
             rendezvous: rendezvous.as_ref().map(|r| Arc::clone(&r.service)),
+            max_peers: config.tracker.max_peers,
         };
         let peer_timeout_ms = u64::from(config.tracker.peer_timeout) * 1000;
         let shared = Arc::new(Shared {

@@ -373,6 +373,7 @@ mod tests {
         let registry = Registry {
             workers: vec![Arc::clone(&counters)],
             rendezvous: None,
+            max_peers: 0,
         };
         (
             Tracker::new(TrackerConfig::default(), 4),
