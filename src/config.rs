@@ -176,6 +176,66 @@ impl Config {
 }
 
 impl Config {
+    /// The effective settings in one line, for the start-up log (the
+    /// listeners are logged one per line once bound).
+    pub fn summary(&self) -> String {
+        let t = &self.tracker;
+        let max_peers = match t.max_peers {
+            0 => "no limit".to_string(),
+            n => n.to_string(),
+        };
+        format!(
+            "config: interval {} s, peer timeout {} s, numwant {} (max {}), max scrape {}, max peers {max_peers}, connection id lifetime {} s, workers {}, shards {}, socket buffer {} bytes asked, HTTP: {} connections per worker, {} s idle timeout{}{}",
+            t.interval,
+            t.peer_timeout,
+            t.default_numwant,
+            t.max_numwant,
+            t.max_scrape,
+            t.connection_id_lifetime,
+            self.workers,
+            self.shards,
+            self.socket_buffer,
+            self.http_max_connections,
+            self.http_idle_timeout.as_secs(),
+            match &self.http_client_ip_header {
+                Some(h) => format!(", client address from {h}"),
+                None => String::new(),
+            },
+            if self.http_metrics {
+                ", /metrics and /health on the tracker port"
+            } else {
+                ""
+            },
+        )
+    }
+
+    /// Settings that are valid but hurt clients: one message each, for a
+    /// warning at start-up.
+    pub fn warnings(&self) -> Vec<String> {
+        let t = &self.tracker;
+        let mut w = Vec::new();
+        if t.interval < 300 {
+            w.push(format!(
+                "--interval {} is under 5 minutes: clients announce that often (load), and trackers lists such as newTrackon treat it as misconfigured",
+                t.interval
+            ));
+        } else if t.interval > 3 * 3600 {
+            w.push(format!(
+                "--interval {} is over 3 hours: clients re-announce sooner on their own, swarms go stale, and trackers lists such as newTrackon treat it as misconfigured",
+                t.interval
+            ));
+        }
+        let v4 = crate::tracker::MAX_PEERS_V4;
+        let v6 = crate::tracker::MAX_PEERS_V6;
+        if !self.udp.is_empty() && t.max_numwant as usize > v4 {
+            w.push(format!(
+                "--max-numwant {} is more than one datagram holds: UDP replies carry at most {v4} peers over IPv4 and {v6} over IPv6 (only HTTP replies can be longer)",
+                t.max_numwant
+            ));
+        }
+        w
+    }
+
     /// The same fixed address twice for one protocol (in one list, or across
     /// `--udp`/`--rendezvous` or `--http`/`--metrics`) is a configuration
     /// error naming both flags: binding it would fail the in-use probe with a
@@ -232,6 +292,30 @@ mod tests {
         let mut c = Config::default();
         c.rendezvous = vec![c.udp[0]];
         assert!(c.validate().unwrap_err().contains("--rendezvous"));
+    }
+
+    #[test]
+    fn values_that_hurt_clients_are_warned_about() {
+        assert!(Config::default().warnings().is_empty());
+        let mut c = Config::default();
+        c.tracker.interval = 60;
+        c.tracker.max_numwant = 500;
+        let w = c.warnings();
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(
+            w[0].starts_with("--interval 60 is under 5 minutes"),
+            "{w:?}"
+        );
+        assert!(
+            w[1].contains("at most 242 peers over IPv4 and 67 over IPv6"),
+            "{w:?}"
+        );
+        c.tracker.interval = 4 * 3600;
+        c.tracker.peer_timeout = MAX_PEER_TIMEOUT;
+        c.udp.clear();
+        let w = c.warnings();
+        assert_eq!(w.len(), 1, "HTTP-only: long replies are fine: {w:?}");
+        assert!(w[0].contains("over 3 hours"), "{w:?}");
     }
 
     #[test]

@@ -41,7 +41,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-pub use socket::BindError;
+pub use socket::{BindError, Buffers};
 
 /// The tracker's clock, read once per loop turn: whole seconds since start.
 #[derive(Debug, Clone)]
@@ -152,6 +152,7 @@ pub struct Server {
     http_addrs: Vec<SocketAddr>,
     rendezvous_addrs: Vec<SocketAddr>,
     metrics_addrs: Vec<SocketAddr>,
+    buffers: Option<Buffers>,
 }
 
 impl std::fmt::Debug for WorkerIo {
@@ -203,6 +204,16 @@ impl Server {
             false,
             socket::Kind::Rendezvous,
         )?;
+        // The smallest grant over every datagram socket: what the operator
+        // should compare with --socket-buffer.
+        let buffers = udp
+            .iter()
+            .chain(&rdv)
+            .filter_map(|g| g.buffers)
+            .reduce(|a, b| Buffers {
+                recv: a.recv.min(b.recv),
+                send: a.send.min(b.send),
+            });
         let mut workers = Vec::with_capacity(n);
         let mut wakers = Vec::with_capacity(n);
         let mut udp_addrs = Vec::new();
@@ -313,7 +324,14 @@ impl Server {
             http_addrs,
             rendezvous_addrs,
             metrics_addrs,
+            buffers,
         })
+    }
+
+    /// The socket buffers the kernel granted (the smallest over the UDP and
+    /// rendezvous sockets); `None` without datagram sockets.
+    pub fn socket_buffers(&self) -> Option<Buffers> {
+        self.buffers
     }
 
     /// The bound UDP addresses (ports resolved), one per configured address.
