@@ -276,6 +276,27 @@ impl Registry {
         self.sum(|c| c.rejects(r))
     }
 
+    /// Requests refused or ignored, every reason.
+    pub fn rejects_total(&self) -> u64 {
+        Reject::ALL.into_iter().map(|r| self.rejects(r)).sum()
+    }
+
+    /// Replies or connections dropped by the I/O layer, every reason.
+    pub fn drops_total(&self) -> u64 {
+        Dropped::ALL.into_iter().map(|d| self.drops(d)).sum()
+    }
+
+    /// Tracker responses of one kind (UDP and HTTP, both families), e.g. the
+    /// error frames and failure reasons sent.
+    pub fn responses_of(&self, k: Kind) -> u64 {
+        self.sum(|c| {
+            [Proto::Udp, Proto::Http]
+                .into_iter()
+                .flat_map(|p| Family::ALL.into_iter().map(move |f| c.responses(p, f, k)))
+                .sum()
+        })
+    }
+
     pub fn drops(&self, d: Dropped) -> u64 {
         self.sum(|c| c.drops(d))
     }

@@ -634,3 +634,71 @@ fn bind_errors_say_what_to_do() {
             .contains("CAP_NET_BIND_SERVICE"));
     }
 }
+
+#[test]
+fn stats_line_shows_fractional_rates_errors_drops_rejects_and_http() {
+    let mut child = shoal()
+        .args([
+            "--udp",
+            "127.0.0.1:0",
+            "--metrics",
+            "127.0.0.1:0",
+            "--workers",
+            "1",
+        ])
+        .args(["--stats-interval", "1", "--log", "info"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = BufReader::new(child.stderr.take().unwrap());
+    std::thread::spawn(move || {
+        for line in reader.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let addr: SocketAddr = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("a udp address");
+        if let Some(rest) = line.split("listening on udp://").nth(1) {
+            break rest.trim().parse().unwrap();
+        }
+    };
+    // Garbage (a reject), then a connect: its reply means both were handled.
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .send_to(b"garbage", addr)
+        .unwrap();
+    connect_works(addr);
+    let line = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("a stats line with the reject within 5 s");
+        if line.contains("stats: ") && !line.contains("rejects 0/s") {
+            break line;
+        }
+    };
+    // At most one connect in about a second: a rate of at most a little
+    // over 1 (fractions as such: see the unit test of the rate format).
+    let total = line
+        .split("stats: ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap();
+    let total: f64 = total.parse().unwrap();
+    assert!(total <= 1.5, "{line}");
+    for part in [
+        "(connect ",
+        "announce 0/s",
+        ", http 0/s",
+        "; errors 0/s",
+        "drops 0/s",
+    ] {
+        assert!(line.contains(part), "missing {part:?} in {line}");
+    }
+    assert!(signal_and_wait(child, "-TERM").success());
+}

@@ -849,6 +849,9 @@ fn send_to(sock: &UdpSocket, bytes: &[u8], dst: SocketAddr, counters: &Counters)
     }
 }
 
+/// Counters the stats line reports as rates, in this order.
+const STATS_SERIES: usize = 8;
+
 /// The periodic one-line summary (worker 0 only).
 struct StatsLine {
     every_ms: Option<u64>,
@@ -856,7 +859,7 @@ struct StatsLine {
     /// When `last` was read: rates divide by the time that really passed, as
     /// a busy or stalled loop logs later than `every_ms` after the last line.
     last_ms: u64,
-    last: [u64; 4],
+    last: [u64; STATS_SERIES],
 }
 
 impl StatsLine {
@@ -873,22 +876,26 @@ impl StatsLine {
             every_ms,
             next_ms: now_ms + every_ms.unwrap_or(0),
             last_ms: now_ms,
-            last: [0; 4],
+            last: [0; STATS_SERIES],
         }
     }
 
-    /// Per-second rates of `cur` (connect, announce, scrape, rendezvous
-    /// counts) since the last line, if a line is due.
-    fn rates(&mut self, now_ms: u64, cur: [u64; 4]) -> Option<[f64; 4]> {
+    /// Per-second rates of the counts `cur` since the last line, if a line
+    /// is due.
+    fn rates<const N: usize>(&mut self, now_ms: u64, cur: [u64; N]) -> Option<[f64; N]> {
         let every = self.every_ms?;
         if now_ms < self.next_ms {
             return None;
         }
         let secs = (now_ms.saturating_sub(self.last_ms) as f64 / 1000.0).max(0.001);
-        let rates = std::array::from_fn(|i| cur[i].wrapping_sub(self.last[i]) as f64 / secs);
+        let rates = std::array::from_fn(|i| {
+            cur[i].wrapping_sub(self.last.get(i).copied().unwrap_or(0)) as f64 / secs
+        });
         self.next_ms = now_ms + every;
         self.last_ms = now_ms;
-        self.last = cur;
+        for (l, c) in self.last.iter_mut().zip(cur) {
+            *l = c;
+        }
         Some(rates)
     }
 
@@ -896,33 +903,67 @@ impl StatsLine {
         if self.every_ms.is_none() || now_ms < self.next_ms {
             return;
         }
-        let cur = [
-            shared.registry.requests_of(Kind::Connect),
-            shared.registry.requests_of(Kind::Announce),
-            shared.registry.requests_of(Kind::Scrape),
-            shared.registry.requests_over(Proto::Rendezvous),
+        let r = &shared.registry;
+        let cur: [u64; STATS_SERIES] = [
+            r.requests_of(Kind::Connect),
+            r.requests_of(Kind::Announce),
+            r.requests_of(Kind::Scrape),
+            r.requests_over(Proto::Rendezvous),
+            r.requests_over(Proto::Http),
+            r.responses_of(Kind::Error),
+            r.rejects_total(),
+            r.drops_total(),
         ];
-        let Some([connect, announce, scrape, rdv]) = self.rates(now_ms, cur) else {
+        let Some([connect, announce, scrape, rdv, http, errors, rejects, drops]) =
+            self.rates(now_ms, cur)
+        else {
             return;
         };
         let t = shared.tracker.swarm().totals();
         // Only when the service is on: the registry read locks each of its
         // shards once, once per line.
-        let rendezvous = shared.rendezvous.as_ref().map(|r| {
+        let rendezvous = shared.rendezvous.as_ref().map(|s| {
             format!(
-                "; rendezvous {rdv:.0} req/s, {} registrations",
-                r.service.registry().stats().entries
+                "; rendezvous {} req/s, {} registrations",
+                rate(rdv),
+                s.service.registry().stats().entries
             )
         });
+        let http = (!shared.config.http.is_empty() || !shared.config.metrics.is_empty())
+            .then(|| format!(", http {}/s", rate(http)));
         log::info!(
-            "stats: {:.0} req/s (connect {connect:.0}/s, announce {announce:.0}/s, scrape {scrape:.0}/s); {} torrents, {} peers ({} seeders, {} leechers){}",
-            connect + announce + scrape,
+            "stats: {} req/s (connect {}/s, announce {}/s, scrape {}/s{}); errors {}/s, rejects {}/s, drops {}/s; {} torrents, {} peers ({} seeders, {} leechers){}",
+            rate(connect + announce + scrape),
+            rate(connect),
+            rate(announce),
+            rate(scrape),
+            http.as_deref().unwrap_or(""),
+            rate(errors),
+            rate(rejects),
+            rate(drops),
             t.torrents,
             t.peers(),
             t.seeders4 + t.seeders6,
             t.leechers4 + t.leechers6,
             rendezvous.as_deref().unwrap_or(""),
         );
+    }
+}
+
+/// A rate as a person reads it: two significant digits below 1 (an idle
+/// tracker's 0.017/s is not "0"), one decimal below 100, whole above.
+fn rate(x: f64) -> String {
+    if x <= 0.0 {
+        "0".into()
+    } else if x < 0.001 {
+        "<0.001".into()
+    } else if x < 1.0 {
+        let decimals = (1.0 - x.log10().floor()) as usize;
+        format!("{x:.decimals$}")
+    } else if x < 100.0 {
+        format!("{x:.1}")
+    } else {
+        format!("{x:.0}")
     }
 }
 
@@ -951,6 +992,18 @@ mod tests {
             StatsLine::starting(None, 0).rates(10_000, [1, 1, 1, 1]),
             None
         );
+    }
+
+    #[test]
+    fn rates_read_as_fractions_when_small() {
+        assert_eq!(rate(0.0), "0");
+        assert_eq!(rate(1.0 / 60.0), "0.017");
+        assert_eq!(rate(0.1), "0.10");
+        assert_eq!(rate(0.25), "0.25");
+        assert_eq!(rate(0.0004), "<0.001");
+        assert_eq!(rate(3.04), "3.0");
+        assert_eq!(rate(99.94), "99.9");
+        assert_eq!(rate(12345.6), "12346");
     }
 
     /// Regression: with a 4 s peer timeout, 64 shards per 250 ms idle tick
