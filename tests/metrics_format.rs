@@ -383,3 +383,38 @@ fn live_metrics_are_valid_exposition_format() {
         assert!(body.contains(needle), "missing {needle} in\n{body}");
     }
 }
+
+/// The kernel's receive drops for shoal's sockets reach /metrics: a bound
+/// server whose workers are not yet running queues datagrams in a minimal
+/// receive buffer, and the kernel drops the rest of a burst.
+#[cfg(target_os = "linux")]
+#[test]
+fn kernel_receive_drops_are_counted() {
+    let config = Config {
+        socket_buffer: 4096, // the kernel rounds up to its minimum
+        ..Config::for_udp("127.0.0.1:0".parse().unwrap())
+    };
+    let server = shoal::net::Server::bind(config).unwrap();
+    let drops = |server: &shoal::net::Server| -> u64 {
+        let shared = server.shared();
+        let mut text = String::new();
+        shared
+            .registry
+            .render_prometheus(&mut text, &shared.tracker.swarm().totals(), 0);
+        text.lines()
+            .find_map(|l| l.strip_prefix("shoal_udp_receive_drops_total "))
+            .unwrap_or_else(|| panic!("no drops series in\n{text}"))
+            .parse()
+            .unwrap()
+    };
+    let before = drops(&server);
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for _ in 0..500 {
+        client.send_to(&[0u8; 512], server.udp_addrs()[0]).unwrap();
+    }
+    let after = drops(&server);
+    assert!(
+        after > before,
+        "500 datagrams into a 4 KiB buffer: {before} -> {after} drops"
+    );
+}
