@@ -53,9 +53,13 @@ ENV SHOAL_INTERVAL=1800 \
 #   SHOAL_SOCKET_BUFFER=8388608     capped by the host's net.core.rmem_max
 
 EXPOSE 6969/udp
-# HTTP announce/scrape, /health and /metrics are off by default. To serve them:
+# HTTP announce/scrape is off by default (README: "Container"). To serve it:
 #   -e SHOAL_HTTP=0.0.0.0:6969 -p 6969:6969/tcp   (TCP and UDP may share the port)
 # EXPOSE 6969/tcp
+# /metrics and /health are on their own listener, off by default; publish it
+# only to the network Prometheus scrapes from:
+#   -e SHOAL_METRICS=0.0.0.0:9969 -p 127.0.0.1:9969:9969/tcp
+# EXPOSE 9969/tcp
 
 # A real BEP 15 round trip against the running tracker (connect + scrape of an
 # unknown hash, which any tracker answers with zeros): works with HTTP off.

@@ -12,7 +12,7 @@ use crate::bench::BenchConfig;
 use crate::client::{self, AnnounceParams, Client, Event, TrackerUrl};
 use crate::config::{Config, TrackerConfig};
 use crate::rendezvous::RendezvousConfig;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use std::ffi::OsString;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -341,9 +341,118 @@ pub fn parse() -> Cli {
                 let _ = run.finish();
                 std::process::exit(i32::from(code))
             }
-            None => e.exit(),
+            None => match env_value_error(&args, &e, |name| std::env::var_os(name).is_some()) {
+                Some(text) => {
+                    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+                    std::process::exit(e.exit_code())
+                }
+                None => e.exit(),
+            },
         },
     }
+}
+
+/// A bad value that came from the environment, not the command line: clap
+/// names only the flag (`invalid value 'x' for '--workers <N>'`), which the
+/// operator never typed. The text then names the variable first:
+/// `invalid value 'x' for SHOAL_WORKERS (--workers <N>)`. `None` when the
+/// value was on the command line, or for other errors.
+fn env_value_error(
+    args: &[OsString],
+    e: &clap::Error,
+    is_set: impl Fn(&str) -> bool,
+) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if !matches!(
+        e.kind(),
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation
+    ) {
+        return None;
+    }
+    let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let flag = arg.split(' ').next()?;
+    let on_command_line = args.iter().filter_map(|a| a.to_str()).any(|a| {
+        a == flag
+            || a.strip_prefix(flag)
+                .is_some_and(|rest| rest.starts_with('='))
+    });
+    if on_command_line {
+        return None;
+    }
+    let cmd = Cli::command();
+    let env = all_args(&cmd)
+        .find(|a| {
+            a.get_long()
+                .is_some_and(|l| flag.strip_prefix("--") == Some(l))
+        })?
+        .get_env()?
+        .to_str()?
+        .to_string();
+    if !is_set(&env) {
+        return None;
+    }
+    let text = e.render().to_string();
+    Some(text.replacen(&format!("'{arg}'"), &format!("{env} ({arg})"), 1))
+}
+
+/// Every argument of the command and its subcommands.
+fn all_args(cmd: &clap::Command) -> Box<dyn Iterator<Item = &clap::Arg> + '_> {
+    Box::new(
+        cmd.get_arguments()
+            .chain(cmd.get_subcommands().flat_map(all_args)),
+    )
+}
+
+/// Every `SHOAL_*` variable shoal reads.
+pub fn env_names() -> Vec<String> {
+    let cmd = Cli::command();
+    let mut names: Vec<String> = all_args(&cmd)
+        .filter_map(|a| Some(a.get_env()?.to_str()?.to_string()))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// A warning for each `SHOAL_*` name in `vars` that shoal does not read (a
+/// typo such as `SHOAL_WORKER` is otherwise silently ignored), naming the
+/// nearest real one.
+pub fn unknown_env_warnings<I: IntoIterator<Item = String>>(vars: I) -> Vec<String> {
+    let known = env_names();
+    vars.into_iter()
+        .filter(|v| v.starts_with("SHOAL_") && !known.contains(v))
+        .map(|v| {
+            let nearest = known.iter().min_by_key(|k| edit_distance(&v, k));
+            match nearest {
+                Some(k) if edit_distance(&v, k) <= 3 => {
+                    format!("{v} is not a shoal setting and is ignored; did you mean {k}?")
+                }
+                _ => {
+                    format!("{v} is not a shoal setting and is ignored (`shoal --help` lists them)")
+                }
+            }
+        })
+        .collect()
+}
+
+/// Levenshtein distance over bytes (the names are ASCII).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b = b.as_bytes();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, &ca) in a.as_bytes().iter().enumerate() {
+        let mut diag = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let next = (diag + usize::from(ca != cb))
+                .min(row[j] + 1)
+                .min(row[j + 1] + 1);
+            diag = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
 }
 
 /// The `--json` form of a usage error of `announce` or `scrape`, if that is
@@ -524,7 +633,7 @@ pub struct ServeArgs {
     )]
     pub udp: Vec<SocketAddr>,
 
-    /// HTTP address to serve announce/scrape, /health and /metrics on (repeatable;
+    /// HTTP tracker address to serve announce and scrape on (repeatable;
     /// comma-separated in the environment). Off by default.
     #[arg(
         long = "http",
@@ -534,6 +643,26 @@ pub struct ServeArgs {
         value_parser = parse_addr
     )]
     pub http: Vec<SocketAddr>,
+
+    /// Operator address serving only /metrics and /health (repeatable;
+    /// comma-separated in the environment). Works with the HTTP tracker off.
+    #[arg(
+        long = "metrics",
+        value_name = "ADDR",
+        env = "SHOAL_METRICS",
+        value_delimiter = ',',
+        value_parser = parse_addr
+    )]
+    pub metrics: Vec<SocketAddr>,
+
+    /// Also serve /metrics and /health on the public --http addresses (off:
+    /// they answer 404 there). In the environment: 1/0, true/false, yes/no, on/off.
+    #[arg(
+        long,
+        env = "SHOAL_HTTP_METRICS",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub http_metrics: bool,
 
     /// HTTP: most open connections per worker; more are closed at once.
     #[arg(long, value_name = "N", env = "SHOAL_HTTP_MAX_CONNECTIONS", default_value_t = Config::default().http_max_connections)]
@@ -548,11 +677,13 @@ pub struct ServeArgs {
     #[arg(long, value_name = "NAME", env = "SHOAL_HTTP_CLIENT_IP_HEADER")]
     pub http_client_ip_header: Option<String>,
 
-    /// Serve no UDP tracker (only useful with --http or --rendezvous). In the environment: 1/true/yes/on.
+    /// Serve no UDP tracker (only useful with --http or --rendezvous). In the
+    /// environment: 1/0, true/false, yes/no, on/off.
+    // Not `conflicts_with = "udp"`: clap counts SHOAL_NO_UDP=false as given,
+    // and compose files write booleans so; `to_config` refuses a true one.
     #[arg(
         long,
         env = "SHOAL_NO_UDP",
-        conflicts_with = "udp",
         value_parser = clap::builder::BoolishValueParser::new()
     )]
     pub no_udp: bool,
@@ -634,6 +765,11 @@ pub struct ServeArgs {
     /// Log level: error, warn, info, debug, trace (or a RUST_LOG-style filter). [default: RUST_LOG, else info]
     #[arg(long, value_name = "LEVEL", env = "SHOAL_LOG")]
     pub log: Option<String>,
+
+    /// Print the effective configuration as environment lines
+    /// (SHOAL_X=value  # --x), then exit without serving.
+    #[arg(long)]
+    pub print_config: bool,
 }
 
 impl ServeArgs {
@@ -643,6 +779,9 @@ impl ServeArgs {
         let default_addrs = self.udp.is_empty() && !self.no_udp;
         if self.http_idle_timeout == 0 {
             return Err("--http-idle-timeout must be at least 1 second".into());
+        }
+        if self.no_udp && !self.udp.is_empty() {
+            return Err("--no-udp cannot be used with --udp (SHOAL_NO_UDP, SHOAL_UDP)".into());
         }
         let udp = if self.no_udp {
             Vec::new()
@@ -666,6 +805,8 @@ impl ServeArgs {
             http_max_connections: self.http_max_connections,
             http_idle_timeout: Duration::from_secs(self.http_idle_timeout),
             http_client_ip_header: self.http_client_ip_header.clone(),
+            http_metrics: self.http_metrics,
+            metrics: self.metrics.clone(),
             workers: self.workers.unwrap_or(defaults.workers),
             shards: self.shards,
             stats_interval: (self.stats_interval > 0)
@@ -682,6 +823,133 @@ impl ServeArgs {
         config.validate()?;
         Ok(config)
     }
+}
+
+/// The effective configuration as `SHOAL_X=value  # --x` lines, one per
+/// server setting, that read back (as the environment of another `shoal`)
+/// give the same configuration. A setting that is off is a commented line.
+pub fn print_config(config: &Config, log: Option<&str>) -> String {
+    fn list(addrs: &[SocketAddr]) -> String {
+        addrs
+            .iter()
+            .map(SocketAddr::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+    let t = &config.tracker;
+    let off = |v: &str| (!v.is_empty()).then(|| v.to_string());
+    // The built-in UDP addresses stay implicit: written out, a host without
+    // IPv6 would fail on [::] instead of skipping it.
+    let udp = (!config.default_addrs).then(|| list(&config.udp));
+    let mut lines: Vec<(&str, &str, Option<String>)> = vec![
+        ("SHOAL_UDP", "--udp", udp.and_then(|u| off(&u))),
+        (
+            "SHOAL_NO_UDP",
+            "--no-udp",
+            Some(config.udp.is_empty().to_string()),
+        ),
+        ("SHOAL_HTTP", "--http", off(&list(&config.http))),
+        ("SHOAL_METRICS", "--metrics", off(&list(&config.metrics))),
+        (
+            "SHOAL_HTTP_METRICS",
+            "--http-metrics",
+            Some(config.http_metrics.to_string()),
+        ),
+        (
+            "SHOAL_HTTP_MAX_CONNECTIONS",
+            "--http-max-connections",
+            Some(config.http_max_connections.to_string()),
+        ),
+        (
+            "SHOAL_HTTP_IDLE_TIMEOUT",
+            "--http-idle-timeout",
+            Some(config.http_idle_timeout.as_secs().to_string()),
+        ),
+        (
+            "SHOAL_HTTP_CLIENT_IP_HEADER",
+            "--http-client-ip-header",
+            config.http_client_ip_header.clone(),
+        ),
+        (
+            "SHOAL_WORKERS",
+            "--workers",
+            Some(config.workers.to_string()),
+        ),
+        ("SHOAL_INTERVAL", "--interval", Some(t.interval.to_string())),
+        (
+            "SHOAL_PEER_TIMEOUT",
+            "--peer-timeout",
+            Some(t.peer_timeout.to_string()),
+        ),
+        (
+            "SHOAL_DEFAULT_NUMWANT",
+            "--default-numwant",
+            Some(t.default_numwant.to_string()),
+        ),
+        (
+            "SHOAL_MAX_NUMWANT",
+            "--max-numwant",
+            Some(t.max_numwant.to_string()),
+        ),
+        (
+            "SHOAL_MAX_SCRAPE",
+            "--max-scrape",
+            Some(t.max_scrape.to_string()),
+        ),
+        (
+            "SHOAL_CONNECTION_ID_LIFETIME",
+            "--connection-id-lifetime",
+            Some(t.connection_id_lifetime.to_string()),
+        ),
+        (
+            "SHOAL_MAX_PEERS",
+            "--max-peers",
+            Some(t.max_peers.to_string()),
+        ),
+        (
+            "SHOAL_STATS_INTERVAL",
+            "--stats-interval",
+            Some(config.stats_interval.map_or(0, |d| d.as_secs()).to_string()),
+        ),
+        ("SHOAL_SHARDS", "--shards", Some(config.shards.to_string())),
+        (
+            "SHOAL_SOCKET_BUFFER",
+            "--socket-buffer",
+            Some(config.socket_buffer.to_string()),
+        ),
+        (
+            "SHOAL_RENDEZVOUS",
+            "--rendezvous",
+            off(&list(&config.rendezvous)),
+        ),
+    ];
+    let r = &config.rendezvous_settings;
+    lines.extend([
+        (
+            "SHOAL_RENDEZVOUS_TIMEOUT",
+            "--rendezvous-timeout",
+            Some(r.timeout.to_string()),
+        ),
+        (
+            "SHOAL_RENDEZVOUS_MAX",
+            "--rendezvous-max",
+            Some(r.max.to_string()),
+        ),
+        (
+            "SHOAL_RENDEZVOUS_PUSH_RATE",
+            "--rendezvous-push-rate",
+            Some(r.push_rate.to_string()),
+        ),
+        ("SHOAL_LOG", "--log", log.map(str::to_string)),
+    ]);
+    let mut out = String::new();
+    for (env, flag, value) in lines {
+        match value {
+            Some(v) => out.push_str(&format!("{env}={v}  # {flag}\n")),
+            None => out.push_str(&format!("# {env}=  # {flag} (not set)\n")),
+        }
+    }
+    out
 }
 
 /// `shoal rendezvous` actions.
@@ -794,6 +1062,51 @@ fn parse_addr(s: &str) -> Result<SocketAddr, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unknown_environment_names_get_the_nearest_real_one() {
+        assert_eq!(edit_distance("SHOAL_WORKER", "SHOAL_WORKERS"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        let w = unknown_env_warnings(
+            [
+                "SHOAL_WORKER",
+                "SHOAL_WORKERS",
+                "PATH",
+                "SHOAL_ZZZZZZZZZZZZZZZZ",
+                "SHOAL_HTTP_METRIC",
+            ]
+            .map(String::from),
+        );
+        assert_eq!(
+            w,
+            [
+                "SHOAL_WORKER is not a shoal setting and is ignored; did you mean SHOAL_WORKERS?",
+                "SHOAL_ZZZZZZZZZZZZZZZZ is not a shoal setting and is ignored (`shoal --help` lists them)",
+                "SHOAL_HTTP_METRIC is not a shoal setting and is ignored; did you mean SHOAL_HTTP_METRICS?",
+            ]
+        );
+        assert!(env_names().contains(&"SHOAL_METRICS".to_string()));
+    }
+
+    #[test]
+    fn a_bad_value_from_the_environment_names_the_variable() {
+        let args: Vec<OsString> = vec!["shoal".into(), "--interval".into(), "x".into()];
+        let e = Cli::try_parse_from(&args).unwrap_err();
+        assert_eq!(
+            env_value_error(&args, &e, |_| true),
+            None,
+            "typed on the command line"
+        );
+        // As if SHOAL_WORKERS=x: clap's error for the flag, the variable named.
+        let args: Vec<OsString> = vec!["shoal".into(), "--workers=x".into()];
+        let e = Cli::try_parse_from(&args).unwrap_err();
+        let text = env_value_error(&["shoal".into()], &e, |n| n == "SHOAL_WORKERS").unwrap();
+        assert!(
+            text.starts_with("error: invalid value 'x' for SHOAL_WORKERS (--workers <N>)"),
+            "{text}"
+        );
+    }
 
     fn parse(args: &[&str]) -> Cli {
         Cli::try_parse_from(std::iter::once("shoal").chain(args.iter().copied())).unwrap()

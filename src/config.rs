@@ -62,6 +62,14 @@ pub struct Config {
     pub http_idle_timeout: Duration,
     /// HTTP: take the client address from this header (`X-Forwarded-For`, `X-Real-IP`).
     pub http_client_ip_header: Option<String>,
+    /// Also serve `/metrics` and `/health` on the HTTP tracker addresses
+    /// (`--http-metrics`). Off by default: the tracker port is public, and
+    /// the counters are the operator's business.
+    pub http_metrics: bool,
+    /// Operator listeners (`--metrics`): `/metrics` and `/health` only, over
+    /// the same HTTP connection handling and limits; served with or without
+    /// the HTTP tracker.
+    pub metrics: Vec<SocketAddr>,
     /// Whether the addresses in `udp`/`http` are the built-in defaults: a default
     /// IPv6 address that cannot be bound (no IPv6 on the host) is then skipped
     /// with a warning instead of failing start-up.
@@ -95,6 +103,8 @@ impl Default for Config {
             http_max_connections: 1024,
             http_idle_timeout: Duration::from_secs(15),
             http_client_ip_header: None,
+            http_metrics: false,
+            metrics: Vec::new(),
             default_addrs: true,
             rendezvous: Vec::new(),
             rendezvous_settings: RendezvousConfig::default(),
@@ -122,17 +132,7 @@ impl Config {
             );
         }
         self.rendezvous_settings.validate()?;
-        // A fixed port in both lists would fail the bind's in-use probe; say
-        // which flags collide instead.
-        if let Some(a) = self
-            .rendezvous
-            .iter()
-            .find(|a| a.port() != 0 && self.udp.contains(a))
-        {
-            return Err(format!(
-                "--rendezvous {a} is also a --udp address; give the rendezvous service its own port"
-            ));
-        }
+        self.check_duplicates()?;
         if self.workers == 0 || self.workers > 1024 {
             return Err(format!("--workers must be 1..=1024, got {}", self.workers));
         }
@@ -175,6 +175,93 @@ impl Config {
     }
 }
 
+impl Config {
+    /// The effective settings in one line, for the start-up log (the
+    /// listeners are logged one per line once bound).
+    pub fn summary(&self) -> String {
+        let t = &self.tracker;
+        let max_peers = match t.max_peers {
+            0 => "no limit".to_string(),
+            n => n.to_string(),
+        };
+        format!(
+            "config: interval {} s, peer timeout {} s, numwant {} (max {}), max scrape {}, max peers {max_peers}, connection id lifetime {} s, workers {}, shards {}, socket buffer {} bytes asked, HTTP: {} connections per worker, {} s idle timeout{}{}",
+            t.interval,
+            t.peer_timeout,
+            t.default_numwant,
+            t.max_numwant,
+            t.max_scrape,
+            t.connection_id_lifetime,
+            self.workers,
+            self.shards,
+            self.socket_buffer,
+            self.http_max_connections,
+            self.http_idle_timeout.as_secs(),
+            match &self.http_client_ip_header {
+                Some(h) => format!(", client address from {h}"),
+                None => String::new(),
+            },
+            if self.http_metrics {
+                ", /metrics and /health on the tracker port"
+            } else {
+                ""
+            },
+        )
+    }
+
+    /// Settings that are valid but hurt clients: one message each, for a
+    /// warning at start-up.
+    pub fn warnings(&self) -> Vec<String> {
+        let t = &self.tracker;
+        let mut w = Vec::new();
+        if t.interval < 300 {
+            w.push(format!(
+                "--interval {} is under 5 minutes: clients announce that often (load), and trackers lists such as newTrackon treat it as misconfigured",
+                t.interval
+            ));
+        } else if t.interval > 3 * 3600 {
+            w.push(format!(
+                "--interval {} is over 3 hours: clients re-announce sooner on their own, swarms go stale, and trackers lists such as newTrackon treat it as misconfigured",
+                t.interval
+            ));
+        }
+        let v4 = crate::tracker::MAX_PEERS_V4;
+        let v6 = crate::tracker::MAX_PEERS_V6;
+        if !self.udp.is_empty() && t.max_numwant as usize > v4 {
+            w.push(format!(
+                "--max-numwant {} is more than one datagram holds: UDP replies carry at most {v4} peers over IPv4 and {v6} over IPv6 (only HTTP replies can be longer)",
+                t.max_numwant
+            ));
+        }
+        w
+    }
+
+    /// The same fixed address twice for one protocol (in one list, or across
+    /// `--udp`/`--rendezvous` or `--http`/`--metrics`) is a configuration
+    /// error naming both flags: binding it would fail the in-use probe with a
+    /// misleading "address already in use".
+    fn check_duplicates(&self) -> Result<(), String> {
+        let udp = [("--udp", &self.udp), ("--rendezvous", &self.rendezvous)];
+        let tcp = [("--http", &self.http), ("--metrics", &self.metrics)];
+        for lists in [udp, tcp] {
+            let mut seen: Vec<(&str, SocketAddr)> = Vec::new();
+            for (flag, list) in lists {
+                for &a in list.iter().filter(|a| a.port() != 0) {
+                    if let Some((first, _)) = seen.iter().find(|(_, b)| *b == a) {
+                        return Err(if *first == flag {
+                            format!("{flag} {a} is given twice")
+                        } else {
+                            format!("{flag} {a} is also a {first} address; give each its own port")
+                        });
+                    }
+                    seen.push((flag, a));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,5 +292,51 @@ mod tests {
         let mut c = Config::default();
         c.rendezvous = vec![c.udp[0]];
         assert!(c.validate().unwrap_err().contains("--rendezvous"));
+    }
+
+    #[test]
+    fn values_that_hurt_clients_are_warned_about() {
+        assert!(Config::default().warnings().is_empty());
+        let mut c = Config::default();
+        c.tracker.interval = 60;
+        c.tracker.max_numwant = 500;
+        let w = c.warnings();
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(
+            w[0].starts_with("--interval 60 is under 5 minutes"),
+            "{w:?}"
+        );
+        assert!(
+            w[1].contains("at most 242 peers over IPv4 and 67 over IPv6"),
+            "{w:?}"
+        );
+        c.tracker.interval = 4 * 3600;
+        c.tracker.peer_timeout = MAX_PEER_TIMEOUT;
+        c.udp.clear();
+        let w = c.warnings();
+        assert_eq!(w.len(), 1, "HTTP-only: long replies are fine: {w:?}");
+        assert!(w[0].contains("over 3 hours"), "{w:?}");
+    }
+
+    #[test]
+    fn the_same_address_twice_is_a_duplicate() {
+        let a: SocketAddr = "127.0.0.1:7000".parse().unwrap();
+        let mut c = Config::for_udp(a);
+        c.udp.push(a);
+        assert_eq!(
+            c.validate().unwrap_err(),
+            "--udp 127.0.0.1:7000 is given twice"
+        );
+        let mut c = Config::for_udp("127.0.0.1:0".parse().unwrap());
+        c.http = vec![a];
+        c.metrics = vec![a];
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .contains("--metrics 127.0.0.1:7000 is also a --http address"));
+        // Port 0 is a fresh port each time; UDP and TCP may share a number.
+        c.metrics = vec!["127.0.0.1:0".parse().unwrap(); 2];
+        c.udp = vec![a];
+        assert_eq!(c.validate(), Ok(()));
     }
 }

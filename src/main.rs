@@ -146,9 +146,10 @@ fn raise_nofile_limit(config: &shoal::config::Config) {
         );
     }
     // Each worker: its sockets and poller, plus up to the HTTP connection limit.
-    let per_worker = 16 + config.udp.len() + config.http.len() + config.rendezvous.len();
-    let need = config.workers
-        * (per_worker + (!config.http.is_empty()) as usize * config.http_max_connections);
+    let per_worker =
+        16 + config.udp.len() + config.http.len() + config.metrics.len() + config.rendezvous.len();
+    let listens = !config.http.is_empty() || !config.metrics.is_empty();
+    let need = config.workers * (per_worker + listens as usize * config.http_max_connections);
     if (limit.after as usize) < need {
         log::warn!(
             "the open-file limit {} is below the {need} descriptors {} workers with --http-max-connections {} may need; accepts pause when it runs out",
@@ -162,35 +163,91 @@ fn raise_nofile_limit(config: &shoal::config::Config) {
 #[cfg(not(unix))]
 fn raise_nofile_limit(_config: &shoal::config::Config) {}
 
+/// Log what the kernel granted for --socket-buffer, and warn (once, for all
+/// sockets) when it is less than asked: the kernel silently caps the request
+/// at net.core.rmem_max / wmem_max.
+fn log_socket_buffers(granted: Option<shoal::net::Buffers>, asked: usize) {
+    let Some(b) = granted else {
+        return;
+    };
+    log::info!(
+        "socket buffers: {} bytes receive, {} bytes send granted ({asked} asked)",
+        b.recv,
+        b.send
+    );
+    let mut short = Vec::new();
+    if b.recv < asked {
+        short.push(format!("sysctl -w net.core.rmem_max={asked}"));
+    }
+    if b.send < asked {
+        short.push(format!("sysctl -w net.core.wmem_max={asked}"));
+    }
+    if !short.is_empty() {
+        log::warn!(
+            "the kernel granted smaller socket buffers than --socket-buffer {asked} asks (receive {}, send {}): bursts beyond them are dropped (see shoal_udp_receive_drops_total); raise the caps with `{}` (and in /etc/sysctl.d/ to keep them)",
+            b.recv,
+            b.send,
+            short.join("` and `")
+        );
+    }
+}
+
 /// Level names env_logger understands on their own.
 const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
 
-fn serve(args: &ServeArgs) -> ExitCode {
-    if let Some(spec) = args.log.as_deref() {
-        // A bare word that is not a level is a module filter to env_logger, which
-        // silently turns everything else off: say so.
-        for word in spec
-            .split(',')
-            .filter(|w| !w.contains('=') && !w.is_empty())
-        {
-            if !LEVELS.contains(&word.to_ascii_lowercase().as_str()) && !word.starts_with("shoal") {
-                eprintln!(
-                    "shoal: warning: --log {word:?} is not a level ({}); it is read as a module filter",
-                    LEVELS.join(", ")
-                );
-            }
+/// A `--log` value must be a level, or an env_logger filter whose parts are
+/// `MODULE=LEVEL` or a bare module of shoal's (`shoal::net`). A bare word
+/// that is neither (`warning`, `verbose`) would be read as a module filter
+/// and silently turn every log line off: refused instead.
+fn check_log_filter(spec: &str) -> Result<(), String> {
+    let is_level = |w: &str| LEVELS.contains(&w.to_ascii_lowercase().as_str());
+    // env_logger: `directives[/regex]`.
+    let directives = spec.split('/').next().unwrap_or_default();
+    for part in directives
+        .split(',')
+        .map(str::trim)
+        .filter(|w| !w.is_empty())
+    {
+        let ok = match part.split_once('=') {
+            Some((module, level)) => !module.is_empty() && is_level(level),
+            None => is_level(part) || part == "shoal" || part.starts_with("shoal::"),
+        };
+        if !ok {
+            return Err(format!(
+                "--log {part:?} is neither a level ({}) nor a filter such as shoal::net=debug",
+                LEVELS.join(", ")
+            ));
         }
     }
-    init_logging(args.log.as_deref());
+    Ok(())
+}
+
+fn serve(args: &ServeArgs) -> ExitCode {
+    if let Some(spec) = args.log.as_deref() {
+        if let Err(e) = check_log_filter(spec) {
+            return fatal(e, 2);
+        }
+    }
     let config = match args.to_config() {
         Ok(c) => c,
         Err(e) => return fatal(e, 2),
     };
+    if args.print_config {
+        return written(
+            std::io::stdout()
+                .lock()
+                .write_all(shoal::cli::print_config(&config, args.log.as_deref()).as_bytes()),
+        );
+    }
+    init_logging(args.log.as_deref());
     // Signals are caught before any thread starts, so a SIGTERM during start-up
     // is not lost to the default handler.
+    // SIGHUP too: its default action would end the tracker (a closed
+    // terminal, or `systemctl reload`); it is logged instead.
     let mut signals = match signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
     ]) {
         Ok(s) => s,
         Err(e) => return fatal(format_args!("cannot install signal handlers: {e}"), 1),
@@ -202,7 +259,20 @@ fn serve(args: &ServeArgs) -> ExitCode {
     };
     // After binding, so a bind error stays the one line an operator sees;
     // before any connection is accepted.
-    raise_nofile_limit(&server.shared().config);
+    let config = &server.shared().config;
+    let vars = std::env::vars_os().filter_map(|(k, _)| k.into_string().ok());
+    for w in shoal::cli::unknown_env_warnings(vars) {
+        log::warn!("{w}");
+    }
+    log::info!("shoal {} {}", env!("CARGO_PKG_VERSION"), config.summary());
+    for w in config.warnings() {
+        log::warn!("{w}");
+    }
+    raise_nofile_limit(config);
+    log_socket_buffers(
+        server.socket_buffers(),
+        server.shared().config.socket_buffer,
+    );
     for addr in server.udp_addrs() {
         log::info!("listening on udp://{addr}");
     }
@@ -212,6 +282,9 @@ fn serve(args: &ServeArgs) -> ExitCode {
     for addr in server.rendezvous_addrs() {
         log::info!("listening on rendezvous://{addr}");
     }
+    for addr in server.metrics_addrs() {
+        log::info!("serving /metrics and /health on http://{addr}");
+    }
     let running = match server.spawn() {
         Ok(r) => r,
         Err(e) => return fatal(format_args!("cannot start worker threads: {e}"), 1),
@@ -220,13 +293,18 @@ fn serve(args: &ServeArgs) -> ExitCode {
         "shoal {} serving with {workers} worker(s)",
         env!("CARGO_PKG_VERSION")
     );
-    if let Some(sig) = signals.forever().next() {
+    for sig in signals.forever() {
+        if sig == signal_hook::consts::SIGHUP {
+            log::info!("SIGHUP received; nothing to reload, still serving");
+            continue;
+        }
         let name = if sig == signal_hook::consts::SIGINT {
             "SIGINT"
         } else {
             "SIGTERM"
         };
         log::info!("{name} received, shutting down");
+        break;
     }
     running.stop();
     log::info!("stopped");

@@ -97,8 +97,13 @@ labels! {
         Scrape => "scrape",
         /// Responses only: a BEP 15 error frame or a bencoded `failure reason`.
         Error => "error",
-        /// HTTP only: /health, /metrics, 404s and other non-tracker requests.
+        /// HTTP only: 404s and other non-tracker requests, and the replies
+        /// to /health and /metrics.
         Other => "other",
+        /// HTTP requests only: `GET /health`.
+        Health => "health",
+        /// HTTP requests only: `GET /metrics`.
+        Metrics => "metrics",
     }
 }
 
@@ -231,6 +236,9 @@ pub struct Registry {
     /// The rendezvous service, when enabled: its registry is read for the
     /// registration gauges, and its series are rendered only then.
     pub rendezvous: Option<Arc<Rendezvous>>,
+    /// The configured peer bound (`--max-peers`, 0 = none), shown as a gauge
+    /// so an alert can compare `shoal_peers` with it.
+    pub max_peers: u64,
 }
 
 impl Registry {
@@ -266,6 +274,27 @@ impl Registry {
 
     pub fn rejects(&self, r: Reject) -> u64 {
         self.sum(|c| c.rejects(r))
+    }
+
+    /// Requests refused or ignored, every reason.
+    pub fn rejects_total(&self) -> u64 {
+        Reject::ALL.into_iter().map(|r| self.rejects(r)).sum()
+    }
+
+    /// Replies or connections dropped by the I/O layer, every reason.
+    pub fn drops_total(&self) -> u64 {
+        Dropped::ALL.into_iter().map(|d| self.drops(d)).sum()
+    }
+
+    /// Tracker responses of one kind (UDP and HTTP, both families), e.g. the
+    /// error frames and failure reasons sent.
+    pub fn responses_of(&self, k: Kind) -> u64 {
+        self.sum(|c| {
+            [Proto::Udp, Proto::Http]
+                .into_iter()
+                .flat_map(|p| Family::ALL.into_iter().map(move |f| c.responses(p, f, k)))
+                .sum()
+        })
     }
 
     pub fn drops(&self, d: Dropped) -> u64 {
@@ -322,8 +351,10 @@ impl Registry {
             "counter",
             "Requests received, by protocol, address family and kind.",
             series()
-                // No request is an "error"; HTTP has no "connect".
+                // No request is an "error"; HTTP has no "connect"; only HTTP
+                // serves /health and /metrics.
                 .filter(|&(p, _, k)| k != Kind::Error && !(p == Proto::Http && k == Kind::Connect))
+                .filter(|&(p, _, k)| p == Proto::Http || !OPERATOR_KINDS.contains(&k))
                 .filter(|&(p, _, k)| p != Proto::Rendezvous || RENDEZVOUS_REQUESTS.contains(&k))
                 .map(|(p, f, k)| (pfk(p, f, k), self.requests(p, f, k))),
         )?;
@@ -334,6 +365,8 @@ impl Registry {
             "Responses sent, by protocol, address family and kind.",
             series()
                 .filter(|&(p, _, k)| !(p == Proto::Http && k == Kind::Connect))
+                // Their replies are "other".
+                .filter(|&(_, _, k)| !OPERATOR_KINDS.contains(&k))
                 .filter(|&(p, _, k)| p != Proto::Rendezvous || RENDEZVOUS_RESPONSES.contains(&k))
                 .map(|(p, f, k)| (pfk(p, f, k), self.responses(p, f, k))),
         )?;
@@ -446,9 +479,175 @@ impl Registry {
             "gauge",
             "Worker threads serving requests.",
             [([], self.workers.len() as u64)],
-        )
+        )?;
+        metric(
+            out,
+            "shoal_max_peers",
+            "gauge",
+            "Most peers held in all (--max-peers); 0 = no limit.",
+            [([], self.max_peers)],
+        )?;
+        metric(
+            out,
+            "shoal_build_info",
+            "gauge",
+            "Always 1; the version label says which shoal is running.",
+            [([("version", env!("CARGO_PKG_VERSION"))], 1)],
+        )?;
+        if let Some(drops) = procfs::udp_drops() {
+            metric(
+                out,
+                "shoal_udp_receive_drops_total",
+                "counter",
+                "Datagrams the kernel dropped for shoal's UDP sockets (receive buffer full: the host is saturated), from /proc/net/udp and /proc/net/udp6.",
+                [([], drops)],
+            )?;
+        }
+        if let Some(p) = procfs::process() {
+            render_process(out, &p)?;
+        }
+        Ok(())
     }
 }
+
+/// The standard `process_*` series (as Prometheus client libraries name
+/// them), so stock dashboards and alerts work unchanged.
+fn render_process(out: &mut String, p: &procfs::Process) -> std::fmt::Result {
+    writeln!(
+        out,
+        "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds."
+    )?;
+    writeln!(out, "# TYPE process_cpu_seconds_total counter")?;
+    writeln!(out, "process_cpu_seconds_total {}", p.cpu_seconds)?;
+    metric(
+        out,
+        "process_resident_memory_bytes",
+        "gauge",
+        "Resident memory size in bytes.",
+        [([], p.resident_bytes)],
+    )?;
+    metric(
+        out,
+        "process_start_time_seconds",
+        "gauge",
+        "Start time of the process since unix epoch in seconds.",
+        [([], p.start_time_secs)],
+    )?;
+    metric(
+        out,
+        "process_open_fds",
+        "gauge",
+        "Number of open file descriptors.",
+        [([], p.open_fds)],
+    )
+}
+
+/// What `/metrics` reads from `/proc` at scrape time (Linux). Plain file
+/// reads, no `unsafe`; each reader returns `None` where `/proc` is missing or
+/// unreadable, and its series are then left out rather than reported as 0.
+mod procfs {
+    use std::collections::HashSet;
+    use std::fs;
+
+    /// `USER_HZ`: the unit of the tick counts in `/proc/<pid>/stat`. The
+    /// kernel fixes it at 100 for user space on every architecture Linux
+    /// ships (whatever its internal `HZ`).
+    const USER_HZ: f64 = 100.0;
+
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct Process {
+        pub cpu_seconds: f64,
+        pub resident_bytes: u64,
+        pub start_time_secs: u64,
+        pub open_fds: u64,
+    }
+
+    pub fn process() -> Option<Process> {
+        let stat = fs::read_to_string("/proc/self/stat").ok()?;
+        let status = fs::read_to_string("/proc/self/status").ok()?;
+        let boot = fs::read_to_string("/proc/stat").ok()?;
+        let open_fds = fs::read_dir("/proc/self/fd").ok()?.count() as u64;
+        parse(&stat, &status, &boot, open_fds)
+    }
+
+    /// From `/proc/self/stat` (utime, stime, starttime), `/proc/self/status`
+    /// (VmRSS) and `/proc/stat` (btime).
+    pub fn parse(stat: &str, status: &str, boot: &str, open_fds: u64) -> Option<Process> {
+        // The command name (field 2) may hold spaces and parentheses: the
+        // fields that follow start after its last ')'. Field 3 is index 0.
+        let rest = &stat[stat.rfind(')')? + 1..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let tick = |i: usize| f.get(i)?.parse::<u64>().ok();
+        let (utime, stime, start) = (tick(11)?, tick(12)?, tick(19)?);
+        let kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()?;
+        let btime: u64 = boot
+            .lines()
+            .find_map(|l| l.strip_prefix("btime "))?
+            .trim()
+            .parse()
+            .ok()?;
+        Some(Process {
+            cpu_seconds: (utime + stime) as f64 / USER_HZ,
+            resident_bytes: kb * 1024,
+            start_time_secs: btime + start / USER_HZ as u64,
+            open_fds,
+        })
+    }
+
+    /// Receive drops of this process's UDP sockets: the `drops` column of
+    /// `/proc/net/udp{,6}` for the socket inodes `/proc/self/fd` links to.
+    pub fn udp_drops() -> Option<u64> {
+        let mut inodes = HashSet::new();
+        for entry in fs::read_dir("/proc/self/fd").ok()?.flatten() {
+            if let Ok(link) = fs::read_link(entry.path()) {
+                if let Some(inode) = socket_inode(&link.to_string_lossy()) {
+                    inodes.insert(inode);
+                }
+            }
+        }
+        let mut total = None;
+        for table in ["/proc/net/udp", "/proc/net/udp6"] {
+            if let Ok(text) = fs::read_to_string(table) {
+                *total.get_or_insert(0) += drops_of(&text, &inodes);
+            }
+        }
+        total
+    }
+
+    /// `socket:[12345]` → 12345.
+    pub fn socket_inode(link: &str) -> Option<u64> {
+        link.strip_prefix("socket:[")?
+            .strip_suffix(']')?
+            .parse()
+            .ok()
+    }
+
+    /// Sum of the `drops` column (the last) of the rows whose `inode`
+    /// column (the tenth) is one of `inodes`.
+    pub fn drops_of(table: &str, inodes: &HashSet<u64>) -> u64 {
+        table
+            .lines()
+            .skip(1)
+            .filter_map(|row| {
+                let cols: Vec<&str> = row.split_whitespace().collect();
+                let inode: u64 = cols.get(9)?.parse().ok()?;
+                if !inodes.contains(&inode) {
+                    return None;
+                }
+                cols.last()?.parse::<u64>().ok()
+            })
+            .sum()
+    }
+}
+
+/// Request kinds of the operator endpoints (HTTP requests only).
+const OPERATOR_KINDS: [Kind; 2] = [Kind::Health, Kind::Metrics];
 
 /// Request kinds the rendezvous service counts: `announce`, and `other` for
 /// `alive`, `push` and anything unparseable.
@@ -488,6 +687,49 @@ mod tests {
     use super::*;
 
     #[test]
+    fn process_series_from_proc_fixtures() {
+        let stat = "4242 (shoal (x) y) S 1 4242 4242 0 -1 4194560 1 0 0 0 250 50 0 0 20 0 3 0 12345 1000 300 18446744073709551615";
+        let status = "Name:\tshoal\nVmRSS:\t   20480 kB\nThreads:\t3\n";
+        let boot = "cpu  1 2 3\nbtime 1700000000\nprocesses 9\n";
+        let p = procfs::parse(stat, status, boot, 17).unwrap();
+        assert_eq!(
+            p,
+            procfs::Process {
+                cpu_seconds: 3.0,
+                resident_bytes: 20 << 20,
+                start_time_secs: 1_700_000_123,
+                open_fds: 17,
+            }
+        );
+        assert_eq!(procfs::parse("garbage", status, boot, 1), None);
+    }
+
+    #[test]
+    fn udp_drops_sum_our_sockets_only() {
+        let table = "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops
+  123: 0100007F:1B39 00000000:0000 07 00000000:00000000 00:00000000 00000000  1000        0 5551 2 0000000000000000 7
+  124: 0100007F:1B3A 00000000:0000 07 00000000:00000000 00:00000000 00000000  1000        0 5552 2 0000000000000000 100
+  125: 0100007F:1B3B 00000000:0000 07 00000000:00000000 00:00000000 00000000  1000        0 5553 2 0000000000000000 5
+";
+        let ours = [5551, 5553].into_iter().collect();
+        assert_eq!(procfs::drops_of(table, &ours), 12);
+        assert_eq!(procfs::socket_inode("socket:[5551]"), Some(5551));
+        assert_eq!(procfs::socket_inode("pipe:[5551]"), None);
+    }
+
+    /// This process's own /proc files parse (the series are present).
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn udp_drops_read_from_this_process() {
+        let _sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        // Other tests in this process may have sockets of their own: only
+        // presence is certain.
+        assert!(procfs::udp_drops().is_some());
+        let p = procfs::process().unwrap();
+        assert!(p.resident_bytes > 0 && p.open_fds >= 1, "{p:?}");
+    }
+
+    #[test]
     fn sums_workers_and_renders_prometheus() {
         let a = Arc::new(Counters::default());
         let b = Arc::new(Counters::default());
@@ -499,6 +741,7 @@ mod tests {
         let reg = Registry {
             workers: vec![a, b],
             rendezvous: None,
+            max_peers: 0,
         };
         assert_eq!(reg.requests_of(Kind::Announce), 2);
         assert_eq!(reg.requests_of(Kind::Scrape), 1);
@@ -542,6 +785,7 @@ mod tests {
         let off = Registry {
             workers: vec![Arc::clone(&c)],
             rendezvous: None,
+            max_peers: 0,
         };
         let mut s = String::new();
         off.render_prometheus(&mut s, &Totals::default(), 0);
@@ -559,6 +803,7 @@ mod tests {
         let on = Registry {
             workers: vec![c],
             rendezvous: Some(rdv),
+            max_peers: 0,
         };
         let mut s = String::new();
         on.render_prometheus(&mut s, &Totals::default(), 0);
@@ -600,6 +845,7 @@ mod tests {
         let reg = Registry {
             workers: vec![Arc::new(c)],
             rendezvous: None,
+            max_peers: 0,
         };
         let mut s = String::new();
         reg.render_prometheus(&mut s, &Totals::default(), 0);

@@ -177,6 +177,8 @@ fn help_lists_every_flag_with_its_env_twin() {
         ("--stats-interval", "SHOAL_STATS_INTERVAL"),
         ("--max-peers", "SHOAL_MAX_PEERS"),
         ("--http", "SHOAL_HTTP"),
+        ("--metrics", "SHOAL_METRICS"),
+        ("--http-metrics", "SHOAL_HTTP_METRICS"),
         ("--http-max-connections", "SHOAL_HTTP_MAX_CONNECTIONS"),
         ("--http-idle-timeout", "SHOAL_HTTP_IDLE_TIMEOUT"),
         ("--http-client-ip-header", "SHOAL_HTTP_CLIENT_IP_HEADER"),
@@ -193,10 +195,11 @@ fn help_lists_every_flag_with_its_env_twin() {
             "{flag} with [env: {env}=] in --help: {flags:?}"
         );
     }
-    // Every option an operator can set has a twin (--help and --version excepted).
+    // Every option an operator can set has a twin (--help, --version and
+    // --print-config, which are actions, excepted).
     for (flag, env) in &flags {
         assert!(
-            env.is_some() || flag == "--help" || flag == "--version",
+            env.is_some() || flag == "--help" || flag == "--version" || flag == "--print-config",
             "{flag} has no env twin"
         );
     }
@@ -210,23 +213,41 @@ fn help_flags_are_matched_whole() {
 }
 
 #[test]
-fn fatal_errors_print_even_with_logging_off_or_mistyped() {
+fn fatal_errors_print_even_with_logging_off() {
     let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
-    for level in ["off", "warning"] {
+    let out = shoal()
+        .args(["--log", "off", "--udp", &addr])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("address already in use"), "{stderr:?}");
+}
+
+/// A word that is neither a level nor a filter would log nothing at all.
+#[test]
+fn a_log_word_that_is_not_a_level_is_refused() {
+    for bad in ["warning", "verbose", "shoal=loud", "info,nope"] {
         let out = shoal()
-            .args(["--log", level, "--udp", &addr])
+            .args(["--log", bad, "--udp", "127.0.0.1:0"])
             .output()
             .unwrap();
-        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(out.status.code(), Some(2), "--log {bad}");
         let stderr = String::from_utf8(out.stderr).unwrap();
         assert!(
-            stderr.contains("address already in use"),
-            "--log {level}: {stderr:?}"
+            stderr.contains("is neither a level"),
+            "--log {bad}: {stderr}"
         );
-        if level == "warning" {
-            assert!(stderr.contains("is not a level"), "{stderr}");
-        }
+    }
+    let out = shoal().env("SHOAL_LOG", "warning").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    for good in ["WARN", "shoal::net=debug,info", "shoal", "off"] {
+        let out = shoal()
+            .args(["--log", good, "--print-config"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "--log {good}: {out:?}");
     }
 }
 
@@ -248,6 +269,19 @@ fn environment_lists_and_booleans_read_like_an_operator_writes_them() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be used with"));
+    // SHOAL_NO_UDP=false (as compose files write it) is off, not a conflict.
+    for no in ["false", "0", "no", "off"] {
+        let mut cmd = shoal();
+        cmd.env("SHOAL_NO_UDP", no)
+            .env("SHOAL_HTTP_METRICS", "off")
+            .args(["--udp", "127.0.0.1:0", "--workers", "1"]);
+        let (child, seen) = start_until_serving(cmd);
+        assert!(
+            seen.contains("listening on udp://127.0.0.1:"),
+            "{no}: {seen}"
+        );
+        assert!(signal_and_wait(child, "-TERM").success());
+    }
 }
 
 /// `shoal` run through `sh -c 'ulimit ...; exec shoal ...'`, so the limit
@@ -341,6 +375,7 @@ fn out_of_descriptors_accepting_pauses_instead_of_spinning() {
             "127.0.0.1:0",
             "--http",
             "127.0.0.1:0",
+            "--http-metrics",
             "--workers",
             "1",
             "--http-idle-timeout",
@@ -425,4 +460,245 @@ fn out_of_descriptors_accepting_pauses_instead_of_spinning() {
         cpu < 0.2,
         "a worker spun at {cpu:.2} core while out of descriptors"
     );
+}
+
+#[test]
+fn print_config_reads_back_as_the_same_configuration() {
+    let first = shoal()
+        .args([
+            "serve",
+            "--print-config",
+            "--http",
+            "127.0.0.1:8080",
+            "--interval",
+            "900",
+        ])
+        .args([
+            "--peer-timeout",
+            "1900",
+            "--metrics",
+            "127.0.0.1:9100",
+            "--http-metrics",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(first.status.code(), Some(0), "{first:?}");
+    let text = String::from_utf8(first.stdout).unwrap();
+    for line in [
+        "SHOAL_INTERVAL=900  # --interval\n",
+        "SHOAL_HTTP=127.0.0.1:8080  # --http\n",
+        "SHOAL_METRICS=127.0.0.1:9100  # --metrics\n",
+        "SHOAL_HTTP_METRICS=true  # --http-metrics\n",
+        "SHOAL_NO_UDP=false  # --no-udp\n",
+        "# SHOAL_HTTP_CLIENT_IP_HEADER=  # --http-client-ip-header (not set)\n",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+    // Every line is a setting or a comment; as an environment (the top-level
+    // form), they give the same configuration.
+    let mut cmd = shoal();
+    cmd.arg("--print-config");
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let (kv, comment) = line.split_once("  # --").unwrap();
+        assert!(!comment.is_empty());
+        let (k, v) = kv.split_once('=').unwrap();
+        cmd.env(k, v);
+    }
+    let second = cmd.output().unwrap();
+    assert_eq!(second.status.code(), Some(0), "{second:?}");
+    assert_eq!(String::from_utf8(second.stdout).unwrap(), text);
+}
+
+#[test]
+fn environment_mistakes_are_named() {
+    // A bad value from the environment names the variable.
+    let out = shoal().env("SHOAL_WORKERS", "x").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("invalid value 'x' for SHOAL_WORKERS (--workers <N>)"),
+        "{stderr}"
+    );
+    // From the command line, the flag as clap says it.
+    let out = shoal().args(["--workers", "x"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!String::from_utf8(out.stderr)
+        .unwrap()
+        .contains("SHOAL_WORKERS"));
+    // A typo'd name is warned about, with the nearest real one.
+    let mut cmd = shoal();
+    cmd.env("SHOAL_WORKER", "2").args([
+        "--udp",
+        "127.0.0.1:0",
+        "--workers",
+        "1",
+        "--interval",
+        "60",
+    ]);
+    let (child, seen) = start_until_serving(cmd);
+    assert!(
+        seen.contains(
+            "SHOAL_WORKER is not a shoal setting and is ignored; did you mean SHOAL_WORKERS?"
+        ),
+        "{seen}"
+    );
+    // Values that hurt clients are warned about too; the configuration is logged.
+    assert!(seen.contains("--interval 60 is under 5 minutes"), "{seen}");
+    assert!(
+        seen.contains("config: interval 60 s, peer timeout 2700 s"),
+        "{seen}"
+    );
+    assert!(seen.contains("socket buffers: "), "{seen}");
+    assert!(signal_and_wait(child, "-TERM").success());
+}
+
+#[test]
+fn sighup_is_logged_and_does_not_stop_the_tracker() {
+    let mut child = shoal()
+        .args(["--udp", "127.0.0.1:0", "--workers", "1"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = BufReader::new(child.stderr.take().unwrap());
+    std::thread::spawn(move || {
+        for line in reader.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let wait_for = |what: &str| loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(5))
+            .unwrap_or_else(|_| panic!("no log line with {what:?} within 5 s"));
+        if line.contains(what) {
+            return line;
+        }
+    };
+    let addr: SocketAddr = wait_for("listening on udp://")
+        .split("listening on udp://")
+        .nth(1)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    wait_for("worker(s)");
+    for _ in 0..2 {
+        let pid = child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success());
+        wait_for("SIGHUP received");
+    }
+    connect_works(addr);
+    assert!(signal_and_wait(child, "-TERM").success());
+}
+
+#[test]
+fn bind_errors_say_what_to_do() {
+    // The same address twice: a configuration error (2), not "in use".
+    let out = shoal()
+        .args(["--udp", "127.0.0.1:7", "--rendezvous", "127.0.0.1:7"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("--rendezvous 127.0.0.1:7 is also a --udp address"),
+        "{stderr}"
+    );
+    let out = shoal()
+        .args(["--udp", "127.0.0.1:0", "--http", "127.0.0.1:8,127.0.0.1:8"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8(out.stderr)
+        .unwrap()
+        .contains("--http 127.0.0.1:8 is given twice"));
+    // An address this host does not have (TEST-NET-1, RFC 5737).
+    let out = shoal().args(["--udp", "192.0.2.1:0"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("192.0.2.1 is not an address of this host"),
+        "{stderr}"
+    );
+    // A port below 1024 without the capability (only testable unprivileged).
+    if UdpSocket::bind("127.0.0.1:1").is_err() {
+        let out = shoal().args(["--udp", "127.0.0.1:1"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        assert!(String::from_utf8(out.stderr)
+            .unwrap()
+            .contains("CAP_NET_BIND_SERVICE"));
+    }
+}
+
+#[test]
+fn stats_line_shows_fractional_rates_errors_drops_rejects_and_http() {
+    let mut child = shoal()
+        .args([
+            "--udp",
+            "127.0.0.1:0",
+            "--metrics",
+            "127.0.0.1:0",
+            "--workers",
+            "1",
+        ])
+        .args(["--stats-interval", "1", "--log", "info"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = BufReader::new(child.stderr.take().unwrap());
+    std::thread::spawn(move || {
+        for line in reader.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let addr: SocketAddr = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("a udp address");
+        if let Some(rest) = line.split("listening on udp://").nth(1) {
+            break rest.trim().parse().unwrap();
+        }
+    };
+    // Garbage (a reject), then a connect: its reply means both were handled.
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .send_to(b"garbage", addr)
+        .unwrap();
+    connect_works(addr);
+    let line = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("a stats line with the reject within 5 s");
+        if line.contains("stats: ") && !line.contains("rejects 0/s") {
+            break line;
+        }
+    };
+    // At most one connect in about a second: a rate of at most a little
+    // over 1 (fractions as such: see the unit test of the rate format).
+    let total = line
+        .split("stats: ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap();
+    let total: f64 = total.parse().unwrap();
+    assert!(total <= 1.5, "{line}");
+    for part in [
+        "(connect ",
+        "announce 0/s",
+        ", http 0/s",
+        "; errors 0/s",
+        "drops 0/s",
+    ] {
+        assert!(line.contains(part), "missing {part:?} in {line}");
+    }
+    assert!(signal_and_wait(child, "-TERM").success());
 }

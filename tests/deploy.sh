@@ -111,7 +111,7 @@ fi
 # ---- the system call filter against what shoal actually calls ---------------
 syscall_check() {
     strace -f -qq -o "$tmp/strace" "$bin" --udp 127.0.0.1:0 --http 127.0.0.1:0 \
-        --workers 2 --log info >"$tmp/log" 2>&1 &
+        --http-metrics --workers 2 --log info >"$tmp/log" 2>&1 &
     local pid=$! udp= http=
     for _ in $(seq 100); do
         udp=$(sed -n 's|.*listening on udp://\([0-9.:]*\).*|\1|p' "$tmp/log" | head -1)

@@ -13,9 +13,11 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+/// HTTP tracker with /metrics and /health on it too (`--http-metrics`).
 fn config() -> Config {
     Config {
         http: vec!["127.0.0.1:0".parse().unwrap()],
+        http_metrics: true,
         ..Config::for_udp("127.0.0.1:0".parse().unwrap())
     }
 }
@@ -629,5 +631,68 @@ fn a_pipelining_http_client_does_not_starve_udp_on_its_worker() {
         replies >= 500,
         "UDP starved beside a pipelining HTTP client: {replies} replies in 1.5 s, worst {worst:?}"
     );
+    server.stop();
+}
+
+/// `--metrics` alone (no HTTP tracker): /metrics and /health there, every
+/// other path a 404, and the UDP tracker's traffic visible in the counters.
+#[test]
+fn metrics_listener_serves_only_operator_routes_with_http_off() {
+    let server = start(Config {
+        metrics: vec!["127.0.0.1:0".parse().unwrap(), "[::1]:0".parse().unwrap()],
+        ..Config::for_udp("127.0.0.1:0".parse().unwrap())
+    });
+    assert!(server.http_addrs().is_empty());
+    let ops = server.metrics_addrs()[0];
+    let mut c = Client::new("127.0.0.1:0", server.udp_addrs()[0]);
+    c.connect();
+    c.announce([9; 20], Event::Started, 0, 10);
+    let r = get(ops, "/health");
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"ok\n"[..]));
+    let r = get(server.metrics_addrs()[1], "/health");
+    assert_eq!(r.status, 200, "the IPv6 operator address serves too");
+    for path in [
+        announce_path([9; 20], "-TR3000-oooooooooooo", 6881, 0, ""),
+        format!("/scrape?info_hash={}", pct(&[9; 20])),
+        "/".into(),
+        "/metrics/".into(),
+    ] {
+        assert_eq!(get(ops, &path).status, 404, "{path}");
+    }
+    let r = get(ops, "/metrics");
+    assert_eq!(r.status, 200);
+    let text = String::from_utf8(r.body).unwrap();
+    for needle in [
+        "shoal_requests_total{protocol=\"udp\",family=\"ipv4\",kind=\"announce\"} 1\n",
+        "shoal_requests_total{protocol=\"http\",family=\"ipv4\",kind=\"health\"} 1\n",
+        "shoal_requests_total{protocol=\"http\",family=\"ipv6\",kind=\"health\"} 1\n",
+        "shoal_requests_total{protocol=\"http\",family=\"ipv4\",kind=\"metrics\"} 1\n",
+        "shoal_requests_total{protocol=\"http\",family=\"ipv4\",kind=\"announce\"} 0\n",
+        "shoal_rejected_total{reason=\"http_not_found\"} 4\n",
+        "shoal_peers{family=\"ipv4\"} 1\n",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+    }
+    server.stop();
+}
+
+/// Without `--http-metrics`, the public tracker port does not disclose the
+/// operator endpoints: 404, as any unknown path.
+#[test]
+fn tracker_port_hides_metrics_and_health_by_default() {
+    let server = start(Config {
+        http_metrics: false,
+        ..config()
+    });
+    let addr = http_addr(&server);
+    assert_eq!(get(addr, "/metrics").status, 404);
+    assert_eq!(get(addr, "/health").status, 404);
+    let r = get(
+        addr,
+        &announce_path([8; 20], "-TR3000-pppppppppppp", 6881, 0, ""),
+    );
+    assert_eq!(r.status, 200);
+    assert!(r.body.starts_with(b"d8:complete"));
+    assert_eq!(server.shared().registry.rejects(Reject::HttpNotFound), 2);
     server.stop();
 }

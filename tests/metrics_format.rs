@@ -321,9 +321,11 @@ fn get(addr: SocketAddr, path: &str) -> (String, String) {
 fn live_metrics_are_valid_exposition_format() {
     let server = start(Config {
         http: vec!["127.0.0.1:0".parse().unwrap()],
+        metrics: vec!["127.0.0.1:0".parse().unwrap()],
         ..Config::for_udp("127.0.0.1:0".parse().unwrap())
     });
     let http = server.http_addrs()[0];
+    let operator = server.metrics_addrs()[0];
     // Traffic of every kind, so labelled series carry non-zero values.
     let mut c = Client::new("127.0.0.1:0", server.udp_addrs()[0]);
     c.connect();
@@ -345,7 +347,8 @@ fn live_metrics_are_valid_exposition_format() {
         .starts_with("HTTP/1.1 "));
     assert!(get(http, "/nowhere").0.starts_with("HTTP/1.1 404"));
 
-    let (head, body) = get(http, "/metrics");
+    assert!(get(operator, "/health").0.starts_with("HTTP/1.1 200"));
+    let (head, body) = get(operator, "/metrics");
     server.stop();
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     let content_type = head
@@ -364,7 +367,54 @@ fn live_metrics_are_valid_exposition_format() {
         // The malformed announce counts as one too.
         "shoal_requests_total{protocol=\"http\",family=\"ipv4\",kind=\"announce\"} 2",
         "shoal_torrents 3",
+        "shoal_requests_total{protocol=\"http\",family=\"ipv4\",kind=\"health\"} 1",
+        "shoal_requests_total{protocol=\"http\",family=\"ipv4\",kind=\"metrics\"} 1",
+        &format!(
+            "shoal_build_info{{version=\"{}\"}} 1\n",
+            env!("CARGO_PKG_VERSION")
+        ),
+        "shoal_max_peers 20000000\n",
+        "\nshoal_udp_receive_drops_total ",
+        "\nprocess_cpu_seconds_total ",
+        "\nprocess_resident_memory_bytes ",
+        "\nprocess_start_time_seconds ",
+        "\nprocess_open_fds ",
     ] {
         assert!(body.contains(needle), "missing {needle} in\n{body}");
     }
+}
+
+/// The kernel's receive drops for shoal's sockets reach /metrics: a bound
+/// server whose workers are not yet running queues datagrams in a minimal
+/// receive buffer, and the kernel drops the rest of a burst.
+#[cfg(target_os = "linux")]
+#[test]
+fn kernel_receive_drops_are_counted() {
+    let config = Config {
+        socket_buffer: 4096, // the kernel rounds up to its minimum
+        ..Config::for_udp("127.0.0.1:0".parse().unwrap())
+    };
+    let server = shoal::net::Server::bind(config).unwrap();
+    let drops = |server: &shoal::net::Server| -> u64 {
+        let shared = server.shared();
+        let mut text = String::new();
+        shared
+            .registry
+            .render_prometheus(&mut text, &shared.tracker.swarm().totals(), 0);
+        text.lines()
+            .find_map(|l| l.strip_prefix("shoal_udp_receive_drops_total "))
+            .unwrap_or_else(|| panic!("no drops series in\n{text}"))
+            .parse()
+            .unwrap()
+    };
+    let before = drops(&server);
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for _ in 0..500 {
+        client.send_to(&[0u8; 512], server.udp_addrs()[0]).unwrap();
+    }
+    let after = drops(&server);
+    assert!(
+        after > before,
+        "500 datagrams into a 4 KiB buffer: {before} -> {after} drops"
+    );
 }

@@ -38,19 +38,21 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$bin" --udp 127.0.0.1:0 --http 127.0.0.1:0 --workers 1 --log info >"$tmp/log" 2>&1 &
+"$bin" --udp 127.0.0.1:0 --http 127.0.0.1:0 --metrics 127.0.0.1:0 --workers 1 --log info >"$tmp/log" 2>&1 &
 pid=$!
 # shoal logs "listening on http://ADDR" once the socket is bound (before the
 # workers start; a bound socket queues connections). Wait at most 10 s.
 http=
+ops=
 for _ in $(seq 100); do
     http=$(sed -n 's|.*listening on http://\([0-9.:]*\).*|\1|p' "$tmp/log" | head -1)
-    [ -n "$http" ] && break
+    ops=$(sed -n 's|.*/health on http://\([0-9.:]*\).*|\1|p' "$tmp/log" | head -1)
+    [ -n "$http" ] && [ -n "$ops" ] && break
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
 done
-if [ -z "$http" ]; then
-    echo "FAIL shoal did not report an HTTP address; its log:"
+if [ -z "$http" ] || [ -z "$ops" ]; then
+    echo "FAIL shoal did not report its HTTP and --metrics addresses; its log:"
     sed 's/^/     /' "$tmp/log"
     exit 1
 fi
@@ -66,8 +68,8 @@ curl -sS --max-time 5 -o /dev/null "http://$http/scrape?info_hash=$ih" || {
     echo "FAIL scrape to http://$http"
     exit 1
 }
-if ! curl -sS --max-time 5 -o "$tmp/metrics" "http://$http/metrics"; then
-    echo "FAIL GET http://$http/metrics"
+if ! curl -fsS --max-time 5 -o "$tmp/metrics" "http://$ops/metrics"; then
+    echo "FAIL GET http://$ops/metrics"
     exit 1
 fi
 out=$(promtool check metrics <"$tmp/metrics" 2>&1)

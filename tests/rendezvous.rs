@@ -128,8 +128,8 @@ fn two_peers_meet_through_shoal_and_talk_directly() {
 }
 
 /// GET /metrics over a fresh connection.
-fn metrics(http: SocketAddr) -> String {
-    let mut s = TcpStream::connect(http).unwrap();
+fn metrics(addr: SocketAddr) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(REPLY_TIMEOUT)).unwrap();
     s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         .unwrap();
@@ -141,7 +141,7 @@ fn metrics(http: SocketAddr) -> String {
 #[test]
 fn every_rule_as_a_client_sees_it_and_garbage_is_counted() {
     let mut c = config(&["127.0.0.1:0"]);
-    c.http = vec!["127.0.0.1:0".parse().unwrap()];
+    c.metrics = vec!["127.0.0.1:0".parse().unwrap()];
     let server = start(c);
     let tracker = server.rendezvous_addrs()[0];
     let a = Peer::new("127.0.0.1:0", tracker);
@@ -186,7 +186,7 @@ fn every_rule_as_a_client_sees_it_and_garbage_is_counted() {
         reg.rendezvous_outcomes(Outcome::Dropped(DropReason::TooLarge)),
         1
     );
-    let text = metrics(server.http_addrs()[0]);
+    let text = metrics(server.metrics_addrs()[0]);
     for line in [
         "shoal_rendezvous_total{outcome=\"dropped_not_json\"} 2\n",
         "shoal_rendezvous_total{outcome=\"dropped_too_large\"} 1\n",
@@ -211,10 +211,11 @@ fn every_rule_as_a_client_sees_it_and_garbage_is_counted() {
 #[test]
 fn metrics_have_no_rendezvous_series_when_it_is_off() {
     let mut c = config(&[]);
-    c.http = vec!["127.0.0.1:0".parse().unwrap()];
+    c.udp = vec!["127.0.0.1:0".parse().unwrap()];
+    c.metrics = vec!["127.0.0.1:0".parse().unwrap()];
     let server = start(c);
     assert!(server.rendezvous_addrs().is_empty());
-    let text = metrics(server.http_addrs()[0]);
+    let text = metrics(server.metrics_addrs()[0]);
     assert!(text.contains("shoal_requests_total{protocol=\"udp\""));
     assert!(!text.contains("protocol=\"rendezvous\""), "{text}");
     assert!(!text.contains("shoal_rendezvous_total"), "{text}");

@@ -19,6 +19,12 @@
 //! - when descriptors run out (EMFILE), accepting pauses until a connection
 //!   closes or a short back-off passes, instead of retrying every turn.
 //!
+//! Each listener has a [`Role`]: a tracker listener (`--http`) serves
+//! announce and scrape, and `/metrics` and `/health` only with
+//! `--http-metrics`; an operator listener (`--metrics`) serves those two and
+//! nothing else. A route a listener does not serve is answered as an unknown
+//! path (404), so its existence is not disclosed.
+//!
 //! Memory per connection is fixed ([`MAX_HEAD`] in, a reply buffer out), so
 //! nothing a client sends makes a worker allocate in proportion to it.
 
@@ -55,9 +61,36 @@ const REQUESTS_PER_TURN: usize = 64;
 /// every turn instead kept a worker at 0.9 core while the limit held.
 const ACCEPT_BACKOFF_MS: u64 = 100;
 
+/// Which routes a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// `--http`: announce and scrape; `/metrics` and `/health` only with
+    /// `--http-metrics`.
+    Tracker,
+    /// `--metrics`: `/metrics` and `/health` only.
+    Operator,
+}
+
+/// The operator endpoints.
+fn is_operator_path(path: &[u8]) -> bool {
+    path == b"/metrics" || path == b"/health"
+}
+
+impl Role {
+    /// Whether a listener of this role answers `path`.
+    fn serves(self, path: &[u8], http_metrics: bool) -> bool {
+        match self {
+            Role::Tracker => http_metrics || !is_operator_path(path),
+            Role::Operator => is_operator_path(path),
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Conn {
     stream: TcpStream,
+    /// The role of the listener that accepted it.
+    role: Role,
     peer: SocketAddr,
     /// Bytes of the current (and any pipelined) request heads.
     inbuf: Box<[u8]>,
@@ -86,6 +119,10 @@ pub struct HttpWorker {
     free: Vec<usize>,
     open: usize,
     first_listener: usize,
+    /// The role of each listener, by index.
+    roles: Vec<Role>,
+    /// `--http-metrics`.
+    http_metrics: bool,
     max_conns: usize,
     timeout_ms: u64,
     next_check_ms: u64,
@@ -106,8 +143,11 @@ pub struct HttpWorker {
 }
 
 impl HttpWorker {
-    pub fn new(config: &Config, first_listener: usize, listeners: usize) -> HttpWorker {
+    pub fn new(config: &Config, first_listener: usize, roles: Vec<Role>) -> HttpWorker {
+        let listeners = roles.len();
         HttpWorker {
+            roles,
+            http_metrics: config.http_metrics,
             conns: Vec::new(),
             free: Vec::new(),
             open: 0,
@@ -257,6 +297,7 @@ impl HttpWorker {
                     });
                     let mut conn = Conn {
                         stream,
+                        role: self.roles.get(index).copied().unwrap_or(Role::Operator),
                         peer,
                         inbuf: vec![0u8; MAX_HEAD].into_boxed_slice(),
                         in_len: 0,
@@ -358,6 +399,12 @@ impl HttpWorker {
                             error_reply(&mut conn.out, 413, "request bodies are not accepted\n");
                             false
                         } else {
+                            // A route this listener does not serve is any
+                            // unknown path to the core: a 404, counted so.
+                            let mut head = head;
+                            if !conn.role.serves(head.path, self.http_metrics) {
+                                head.path = b"/";
+                            }
                             shared.tracker.handle_http(
                                 worker,
                                 &env,
@@ -480,6 +527,31 @@ fn bad_request(out: &mut Vec<u8>, e: HttpError) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_role_serves_its_routes() {
+        use Role::*;
+        for (role, path, http_metrics, served) in [
+            (Tracker, &b"/announce"[..], false, true),
+            (Tracker, b"/scrape", false, true),
+            (Tracker, b"/metrics", false, false),
+            (Tracker, b"/health", false, false),
+            (Tracker, b"/metrics", true, true),
+            (Tracker, b"/health", true, true),
+            (Operator, b"/metrics", false, true),
+            (Operator, b"/health", false, true),
+            (Operator, b"/announce", true, false),
+            (Operator, b"/scrape", true, false),
+            (Operator, b"/metrics/x", true, false),
+        ] {
+            assert_eq!(
+                role.serves(path, http_metrics),
+                served,
+                "{role:?} {} --http-metrics={http_metrics}",
+                String::from_utf8_lossy(path)
+            );
+        }
+    }
     use crate::net::Server;
     use mio::Events;
     use std::net::TcpStream as StdStream;
@@ -498,6 +570,7 @@ mod tests {
             udp: Vec::new(),
             workers: 1,
             default_addrs: false,
+            http_metrics: true,
             ..Config::default()
         };
         let server = Server::bind(config.clone()).unwrap();
@@ -512,7 +585,7 @@ mod tests {
             .register(&mut listener, Token(0), Interest::READABLE)
             .unwrap();
         let listeners = [listener];
-        let mut http = HttpWorker::new(&config, 0, 1);
+        let mut http = HttpWorker::new(&config, 0, vec![Role::Tracker]);
 
         let stop = Arc::new(AtomicBool::new(false));
         let client = StdStream::connect(addr).unwrap();

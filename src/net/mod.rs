@@ -41,7 +41,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-pub use socket::BindError;
+pub use socket::{BindError, Buffers};
 
 /// The tracker's clock, read once per loop turn: whole seconds since start.
 #[derive(Debug, Clone)]
@@ -128,7 +128,10 @@ const WAKE: Token = Token(usize::MAX - 1);
 struct WorkerIo {
     poll: Poll,
     udp: Vec<UdpSocket>,
+    /// HTTP tracker listeners, then operator (`--metrics`) listeners.
     http: Vec<mio::net::TcpListener>,
+    /// How many of `http` are tracker listeners.
+    tracker_listeners: usize,
     /// Rendezvous sockets; their tokens follow the HTTP listeners'.
     rdv: Vec<RdvSocket>,
 }
@@ -148,6 +151,8 @@ pub struct Server {
     udp_addrs: Vec<SocketAddr>,
     http_addrs: Vec<SocketAddr>,
     rendezvous_addrs: Vec<SocketAddr>,
+    metrics_addrs: Vec<SocketAddr>,
+    buffers: Option<Buffers>,
 }
 
 impl std::fmt::Debug for WorkerIo {
@@ -156,6 +161,7 @@ impl std::fmt::Debug for WorkerIo {
             .field("udp", &self.udp.len())
             .field("http", &self.http.len())
             .field("rdv", &self.rdv.len())
+            .field("tracker_listeners", &self.tracker_listeners)
             .finish()
     }
 }
@@ -184,6 +190,13 @@ impl Server {
             config.default_addrs,
             socket::Kind::Tcp,
         )?;
+        let mut metrics = socket::bind_group(
+            &config.metrics,
+            n,
+            config.socket_buffer,
+            false,
+            socket::Kind::Metrics,
+        )?;
         let mut rdv = socket::bind_group(
             &config.rendezvous,
             n,
@@ -191,11 +204,22 @@ impl Server {
             false,
             socket::Kind::Rendezvous,
         )?;
+        // The smallest grant over every datagram socket: what the operator
+        // should compare with --socket-buffer.
+        let buffers = udp
+            .iter()
+            .chain(&rdv)
+            .filter_map(|g| g.buffers)
+            .reduce(|a, b| Buffers {
+                recv: a.recv.min(b.recv),
+                send: a.send.min(b.send),
+            });
         let mut workers = Vec::with_capacity(n);
         let mut wakers = Vec::with_capacity(n);
         let mut udp_addrs = Vec::new();
         let mut http_addrs = Vec::new();
         let mut rendezvous_addrs = Vec::new();
+        let mut metrics_addrs = Vec::new();
         for w in 0..n {
             let poll = Poll::new().map_err(BindError::Poll)?;
             wakers.push(Waker::new(poll.registry(), WAKE).map_err(BindError::Poll)?);
@@ -204,9 +228,12 @@ impl Server {
                 udp: Vec::new(),
                 http: Vec::new(),
                 rdv: Vec::new(),
+                tracker_listeners: 0,
             };
             let n_udp = udp.len();
-            let rdv_base = n_udp + http.len();
+            // Operator listeners follow the tracker's in `io.http` (their
+            // role is told apart by index: see `http::Role`).
+            let rdv_base = n_udp + http.len() + metrics.len();
             for (i, group) in udp.iter_mut().enumerate() {
                 let std_sock = group.next_udp().ok_or(BindError::Missing)?;
                 if w == 0 {
@@ -231,6 +258,19 @@ impl Server {
                     .map_err(BindError::Poll)?;
                 io.http.push(l);
             }
+            for (i, group) in metrics.iter_mut().enumerate() {
+                let std_listener = group.next_tcp().ok_or(BindError::Missing)?;
+                if w == 0 {
+                    metrics_addrs.push(group.addr);
+                }
+                let mut l = mio::net::TcpListener::from_std(std_listener);
+                let token = Token(n_udp + http.len() + i);
+                io.poll
+                    .registry()
+                    .register(&mut l, token, Interest::READABLE)
+                    .map_err(BindError::Poll)?;
+                io.http.push(l);
+            }
             for (i, group) in rdv.iter_mut().enumerate() {
                 let std_sock = group.next_udp().ok_or(BindError::Missing)?;
                 if w == 0 {
@@ -246,6 +286,7 @@ impl Server {
                     reach: group.reach,
                 });
             }
+            io.tracker_listeners = http.len();
             workers.push(io);
         }
         let rendezvous = (!config.rendezvous.is_empty()).then(|| {
@@ -261,6 +302,7 @@ impl Server {
         let registry = Registry {
             workers: (0..n).map(|_| Arc::new(Counters::default())).collect(),
             rendezvous: rendezvous.as_ref().map(|r| Arc::clone(&r.service)),
+            max_peers: config.tracker.max_peers,
         };
         let peer_timeout_ms = u64::from(config.tracker.peer_timeout) * 1000;
         let shared = Arc::new(Shared {
@@ -281,7 +323,15 @@ impl Server {
             udp_addrs,
             http_addrs,
             rendezvous_addrs,
+            metrics_addrs,
+            buffers,
         })
+    }
+
+    /// The socket buffers the kernel granted (the smallest over the UDP and
+    /// rendezvous sockets); `None` without datagram sockets.
+    pub fn socket_buffers(&self) -> Option<Buffers> {
+        self.buffers
     }
 
     /// The bound UDP addresses (ports resolved), one per configured address.
@@ -297,6 +347,11 @@ impl Server {
     /// The bound rendezvous addresses (ports resolved).
     pub fn rendezvous_addrs(&self) -> &[SocketAddr] {
         &self.rendezvous_addrs
+    }
+
+    /// The bound operator (`--metrics`) addresses (ports resolved).
+    pub fn metrics_addrs(&self) -> &[SocketAddr] {
+        &self.metrics_addrs
     }
 
     pub fn shared(&self) -> &Arc<Shared> {
@@ -323,6 +378,7 @@ impl Server {
             udp_addrs: self.udp_addrs,
             http_addrs: self.http_addrs,
             rendezvous_addrs: self.rendezvous_addrs,
+            metrics_addrs: self.metrics_addrs,
         })
     }
 }
@@ -335,6 +391,7 @@ pub struct Running {
     udp_addrs: Vec<SocketAddr>,
     http_addrs: Vec<SocketAddr>,
     rendezvous_addrs: Vec<SocketAddr>,
+    metrics_addrs: Vec<SocketAddr>,
 }
 
 impl Running {
@@ -348,6 +405,10 @@ impl Running {
 
     pub fn rendezvous_addrs(&self) -> &[SocketAddr] {
         &self.rendezvous_addrs
+    }
+
+    pub fn metrics_addrs(&self) -> &[SocketAddr] {
+        &self.metrics_addrs
     }
 
     pub fn shared(&self) -> &Arc<Shared> {
@@ -391,7 +452,14 @@ fn worker_loop(id: usize, mut io: WorkerIo, shared: Arc<Shared>) {
     let mut udp_io = UdpIo::new();
     // Sockets that still had datagrams queued when their budget ran out.
     let mut pending = vec![false; io.udp.len()];
-    let mut http = http::HttpWorker::new(&shared.config, io.udp.len(), io.http.len());
+    let roles = (0..io.http.len()).map(|i| {
+        if i < io.tracker_listeners {
+            http::Role::Tracker
+        } else {
+            http::Role::Operator
+        }
+    });
+    let mut http = http::HttpWorker::new(&shared.config, io.udp.len(), roles.collect());
     let mut rdv = RdvIo::new(io.udp.len() + io.http.len(), io.rdv.len());
     let mut stats = StatsLine::new(&shared);
     log::debug!("worker {id} running");
@@ -781,6 +849,9 @@ fn send_to(sock: &UdpSocket, bytes: &[u8], dst: SocketAddr, counters: &Counters)
     }
 }
 
+/// Counters the stats line reports as rates, in this order.
+const STATS_SERIES: usize = 8;
+
 /// The periodic one-line summary (worker 0 only).
 struct StatsLine {
     every_ms: Option<u64>,
@@ -788,7 +859,7 @@ struct StatsLine {
     /// When `last` was read: rates divide by the time that really passed, as
     /// a busy or stalled loop logs later than `every_ms` after the last line.
     last_ms: u64,
-    last: [u64; 4],
+    last: [u64; STATS_SERIES],
 }
 
 impl StatsLine {
@@ -805,22 +876,26 @@ impl StatsLine {
             every_ms,
             next_ms: now_ms + every_ms.unwrap_or(0),
             last_ms: now_ms,
-            last: [0; 4],
+            last: [0; STATS_SERIES],
         }
     }
 
-    /// Per-second rates of `cur` (connect, announce, scrape, rendezvous
-    /// counts) since the last line, if a line is due.
-    fn rates(&mut self, now_ms: u64, cur: [u64; 4]) -> Option<[f64; 4]> {
+    /// Per-second rates of the counts `cur` since the last line, if a line
+    /// is due.
+    fn rates<const N: usize>(&mut self, now_ms: u64, cur: [u64; N]) -> Option<[f64; N]> {
         let every = self.every_ms?;
         if now_ms < self.next_ms {
             return None;
         }
         let secs = (now_ms.saturating_sub(self.last_ms) as f64 / 1000.0).max(0.001);
-        let rates = std::array::from_fn(|i| cur[i].wrapping_sub(self.last[i]) as f64 / secs);
+        let rates = std::array::from_fn(|i| {
+            cur[i].wrapping_sub(self.last.get(i).copied().unwrap_or(0)) as f64 / secs
+        });
         self.next_ms = now_ms + every;
         self.last_ms = now_ms;
-        self.last = cur;
+        for (l, c) in self.last.iter_mut().zip(cur) {
+            *l = c;
+        }
         Some(rates)
     }
 
@@ -828,33 +903,67 @@ impl StatsLine {
         if self.every_ms.is_none() || now_ms < self.next_ms {
             return;
         }
-        let cur = [
-            shared.registry.requests_of(Kind::Connect),
-            shared.registry.requests_of(Kind::Announce),
-            shared.registry.requests_of(Kind::Scrape),
-            shared.registry.requests_over(Proto::Rendezvous),
+        let r = &shared.registry;
+        let cur: [u64; STATS_SERIES] = [
+            r.requests_of(Kind::Connect),
+            r.requests_of(Kind::Announce),
+            r.requests_of(Kind::Scrape),
+            r.requests_over(Proto::Rendezvous),
+            r.requests_over(Proto::Http),
+            r.responses_of(Kind::Error),
+            r.rejects_total(),
+            r.drops_total(),
         ];
-        let Some([connect, announce, scrape, rdv]) = self.rates(now_ms, cur) else {
+        let Some([connect, announce, scrape, rdv, http, errors, rejects, drops]) =
+            self.rates(now_ms, cur)
+        else {
             return;
         };
         let t = shared.tracker.swarm().totals();
         // Only when the service is on: the registry read locks each of its
         // shards once, once per line.
-        let rendezvous = shared.rendezvous.as_ref().map(|r| {
+        let rendezvous = shared.rendezvous.as_ref().map(|s| {
             format!(
-                "; rendezvous {rdv:.0} req/s, {} registrations",
-                r.service.registry().stats().entries
+                "; rendezvous {} req/s, {} registrations",
+                rate(rdv),
+                s.service.registry().stats().entries
             )
         });
+        let http = (!shared.config.http.is_empty() || !shared.config.metrics.is_empty())
+            .then(|| format!(", http {}/s", rate(http)));
         log::info!(
-            "stats: {:.0} req/s (connect {connect:.0}/s, announce {announce:.0}/s, scrape {scrape:.0}/s); {} torrents, {} peers ({} seeders, {} leechers){}",
-            connect + announce + scrape,
+            "stats: {} req/s (connect {}/s, announce {}/s, scrape {}/s{}); errors {}/s, rejects {}/s, drops {}/s; {} torrents, {} peers ({} seeders, {} leechers){}",
+            rate(connect + announce + scrape),
+            rate(connect),
+            rate(announce),
+            rate(scrape),
+            http.as_deref().unwrap_or(""),
+            rate(errors),
+            rate(rejects),
+            rate(drops),
             t.torrents,
             t.peers(),
             t.seeders4 + t.seeders6,
             t.leechers4 + t.leechers6,
             rendezvous.as_deref().unwrap_or(""),
         );
+    }
+}
+
+/// A rate as a person reads it: two significant digits below 1 (an idle
+/// tracker's 0.017/s is not "0"), one decimal below 100, whole above.
+fn rate(x: f64) -> String {
+    if x <= 0.0 {
+        "0".into()
+    } else if x < 0.001 {
+        "<0.001".into()
+    } else if x < 1.0 {
+        let decimals = (1.0 - x.log10().floor()) as usize;
+        format!("{x:.decimals$}")
+    } else if x < 100.0 {
+        format!("{x:.1}")
+    } else {
+        format!("{x:.0}")
     }
 }
 
@@ -883,6 +992,18 @@ mod tests {
             StatsLine::starting(None, 0).rates(10_000, [1, 1, 1, 1]),
             None
         );
+    }
+
+    #[test]
+    fn rates_read_as_fractions_when_small() {
+        assert_eq!(rate(0.0), "0");
+        assert_eq!(rate(1.0 / 60.0), "0.017");
+        assert_eq!(rate(0.1), "0.10");
+        assert_eq!(rate(0.25), "0.25");
+        assert_eq!(rate(0.0004), "<0.001");
+        assert_eq!(rate(3.04), "3.0");
+        assert_eq!(rate(99.94), "99.9");
+        assert_eq!(rate(12345.6), "12346");
     }
 
     /// Regression: with a 4 s peer timeout, 64 shards per 250 ms idle tick

@@ -39,6 +39,27 @@ impl fmt::Display for BindError {
                     "cannot listen on {proto}://{addr}: address already in use"
                 )
             }
+            BindError::Bind { addr, proto, error }
+                if error.kind() == io::ErrorKind::PermissionDenied && addr.port() < 1024 =>
+            {
+                write!(
+                    f,
+                    "cannot listen on {proto}://{addr}: permission denied: ports below 1024 need \
+                     CAP_NET_BIND_SERVICE (setcap cap_net_bind_service=+ep on the binary, or \
+                     AmbientCapabilities=CAP_NET_BIND_SERVICE in the systemd unit), or use a port \
+                     of 1024 or above"
+                )
+            }
+            BindError::Bind { addr, proto, error }
+                if error.kind() == io::ErrorKind::AddrNotAvailable =>
+            {
+                write!(
+                    f,
+                    "cannot listen on {proto}://{addr}: {} is not an address of this host \
+                     (listen on 0.0.0.0 or [::], or on an address `ip addr` shows)",
+                    addr.ip()
+                )
+            }
             BindError::Bind { addr, proto, error } => {
                 write!(f, "cannot listen on {proto}://{addr}: {error}")
             }
@@ -56,6 +77,8 @@ pub enum Kind {
     Tcp,
     /// UDP for the Sobani rendezvous service.
     Rendezvous,
+    /// TCP for the operator listener (`--metrics`).
+    Metrics,
 }
 
 impl Kind {
@@ -64,6 +87,7 @@ impl Kind {
             Kind::Udp => "udp",
             Kind::Tcp => "http",
             Kind::Rendezvous => "rendezvous",
+            Kind::Metrics => "metrics",
         }
     }
 
@@ -94,9 +118,31 @@ impl Reach {
     }
 }
 
+/// Receive and send buffer sizes the kernel granted a datagram socket, in
+/// bytes usable for data (Linux reports double what it grants, the other
+/// half being its bookkeeping allowance: halved here, so the numbers compare
+/// with what was asked).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Buffers {
+    pub recv: usize,
+    pub send: usize,
+}
+
+impl Buffers {
+    fn of(s: &Socket) -> Option<Buffers> {
+        let halve = if cfg!(target_os = "linux") { 2 } else { 1 };
+        Some(Buffers {
+            recv: s.recv_buffer_size().ok()? / halve,
+            send: s.send_buffer_size().ok()? / halve,
+        })
+    }
+}
+
 /// The sockets of one configured address, one per worker, handed out in order.
 pub struct Group {
     pub addr: SocketAddr,
+    /// What the kernel granted its first socket (datagram sockets only).
+    pub buffers: Option<Buffers>,
     /// Destinations its sockets can send to.
     pub reach: Reach,
     sockets: std::vec::IntoIter<Socket>,
@@ -166,12 +212,14 @@ fn bind_one(
         .local_addr()?
         .as_socket()
         .ok_or_else(|| io::Error::other("bound address is not an IP socket address"))?;
+    let buffers = kind.is_datagram().then(|| Buffers::of(&first)).flatten();
     let mut sockets = vec![first];
     for _ in 1..workers {
         sockets.push(new_socket(bound, v6only, kind, true, buffer)?);
     }
     Ok(Group {
         addr: bound,
+        buffers,
         reach: Reach::of(bound, v6only),
         sockets: sockets.into_iter(),
     })
@@ -186,13 +234,13 @@ fn new_socket(
 ) -> io::Result<Socket> {
     let (ty, proto) = match kind {
         Kind::Udp | Kind::Rendezvous => (Type::DGRAM, Protocol::UDP),
-        Kind::Tcp => (Type::STREAM, Protocol::TCP),
+        Kind::Tcp | Kind::Metrics => (Type::STREAM, Protocol::TCP),
     };
     let s = Socket::new(Domain::for_address(addr), ty, Some(proto))?;
     if addr.is_ipv6() {
         s.set_only_v6(v6only)?;
     }
-    if kind == Kind::Tcp {
+    if !kind.is_datagram() {
         s.set_reuse_address(true)?;
     }
     s.set_reuse_port(reuse_port)?;
@@ -203,8 +251,41 @@ fn new_socket(
         let _ = s.set_send_buffer_size(buffer);
     }
     s.bind(&addr.into())?;
-    if kind == Kind::Tcp {
+    if !kind.is_datagram() {
         s.listen(1024)?;
     }
     Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bind_error(addr: &str, kind: io::ErrorKind) -> String {
+        BindError::Bind {
+            addr: addr.parse().unwrap(),
+            proto: "udp",
+            error: io::Error::from(kind),
+        }
+        .to_string()
+    }
+
+    #[test]
+    fn bind_errors_say_what_to_do() {
+        let low = bind_error("0.0.0.0:69", io::ErrorKind::PermissionDenied);
+        assert!(low.starts_with("cannot listen on udp://0.0.0.0:69: permission denied"));
+        assert!(low.contains("CAP_NET_BIND_SERVICE") && low.contains("AmbientCapabilities="));
+        // Above 1024 the capability is not the answer: the plain error.
+        let high = bind_error("0.0.0.0:6969", io::ErrorKind::PermissionDenied);
+        assert!(!high.contains("CAP_NET_BIND_SERVICE"), "{high}");
+        let away = bind_error("192.0.2.1:6969", io::ErrorKind::AddrNotAvailable);
+        assert!(
+            away.contains("192.0.2.1 is not an address of this host"),
+            "{away}"
+        );
+        assert_eq!(
+            bind_error("127.0.0.1:6969", io::ErrorKind::AddrInUse),
+            "cannot listen on udp://127.0.0.1:6969: address already in use"
+        );
+    }
 }

@@ -89,7 +89,7 @@ impl Tracker {
                 (200, TEXT)
             }
             (_, b"/health") => {
-                c.request(Proto::Http, fam, Kind::Other);
+                c.request(Proto::Http, fam, Kind::Health);
                 if env.healthy {
                     scratch.extend_from_slice(b"ok\n");
                     (200, TEXT)
@@ -99,7 +99,7 @@ impl Tracker {
                 }
             }
             (_, b"/metrics") => {
-                c.request(Proto::Http, fam, Kind::Other);
+                c.request(Proto::Http, fam, Kind::Metrics);
                 let mut text = String::new();
                 env.registry
                     .render_prometheus(&mut text, &self.swarm.totals(), env.uptime_secs);
@@ -373,6 +373,7 @@ mod tests {
         let registry = Registry {
             workers: vec![Arc::clone(&counters)],
             rendezvous: None,
+            max_peers: 0,
         };
         (
             Tracker::new(TrackerConfig::default(), 4),
