@@ -155,3 +155,40 @@ fn a_mixed_population_is_counted_within_a_few_percent() {
     assert!(swarm.totals().peers() < 150_000);
     assert_close(&swarm, before, 0.03, "after stops and expiry");
 }
+
+/// Bytes per peer of the map's worst shapes, by the allocator's count: the
+/// figures behind `--max-peers`' memory note (`--nocapture` prints them).
+#[test]
+fn bytes_per_peer_by_torrent_shape() {
+    const TORRENTS: u32 = 20_000;
+    let shape = |peers: u32, v6: bool| {
+        let before = live();
+        let swarm = Swarm::new(16, 3600);
+        let empty = live() - before;
+        for t in 0..TORRENTS {
+            for p in 0..peers {
+                if v6 {
+                    let a = (Ipv6Addr::from(u128::from(p) + 1), 6881);
+                    swarm.announce::<Peer6>(&req(ih(t), a, Role::Leecher, 1), |_, _| {});
+                } else {
+                    let a = (Ipv4Addr::from(p + 1), 6881);
+                    swarm.announce::<Peer4>(&req(ih(t), a, Role::Leecher, 1), |_, _| {});
+                }
+            }
+        }
+        let real = (live() - before - empty) as f64 / f64::from(TORRENTS * peers);
+        println!(
+            "{peers} IPv{} peer(s) a torrent: {real:.1} B/peer",
+            if v6 { 6 } else { 4 }
+        );
+        real
+    };
+    assert!(shape(1, false) <= 60.0, "one IPv4 peer: inline");
+    assert!(shape(2, false) <= 30.0, "two IPv4 peers: still inline");
+    assert!(shape(3, false) <= 64.0, "three: boxed, a vector of four");
+    assert!(shape(20, false) <= 24.0);
+    assert!(
+        shape(1, true) <= 170.0,
+        "one IPv6 peer: boxed, a vector of one"
+    );
+}

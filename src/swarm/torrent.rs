@@ -146,8 +146,9 @@ pub struct Big {
 
 impl Big {
     fn from_small(s: &Small) -> Big {
-        // Room for four: the third peer is arriving.
-        let mut v4 = Vec::with_capacity(4);
+        // Room for four when a third IPv4 peer is arriving; none when the
+        // torrent is new and its first peer is IPv6.
+        let mut v4 = Vec::with_capacity(if s.len == Len::Zero { 0 } else { 4 });
         v4.extend_from_slice(s.peers());
         Big {
             v4: PeerSet::from_ordered(v4, s.seeders as usize),
