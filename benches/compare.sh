@@ -11,6 +11,7 @@
 # Needs aquatic_udp and aquatic_udp_load_test on PATH (or AQUATIC_BIN=dir):
 #   cargo install aquatic_udp@0.9.0 aquatic_udp_load_test@0.9.0
 # Every run is bounded in time and sends only to 127.0.0.1.
+# Memory per one-peer torrent and per peer without aquatic: benches/memory.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

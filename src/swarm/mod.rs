@@ -13,13 +13,17 @@
 //!   no request waits behind a sweep of the whole map.
 
 pub mod peers;
+mod table;
+mod torrent;
 
 use ahash::RandomState;
 use parking_lot::Mutex;
-use peers::{Peer, PeerSet, Stamp, Upserted};
+use peers::{Peer, Stamp, Upserted};
 pub use peers::{Peer4, Peer6};
 use std::collections::HashMap;
 use std::net::IpAddr;
+use table::Torrents;
+pub use torrent::{PeerFamily, Torrent};
 
 /// A torrent's 20-byte info hash.
 pub type InfoHash = [u8; 20];
@@ -60,71 +64,6 @@ impl Totals {
     }
 }
 
-/// One torrent: its IPv4 peers inline, its IPv6 peers boxed (most torrents have none).
-/// Opaque outside this module.
-#[derive(Debug, Default)]
-pub struct Torrent {
-    v4: PeerSet<Peer4>,
-    v6: Option<Box<PeerSet<Peer6>>>,
-    completed: u32,
-}
-
-impl Torrent {
-    fn counts(&self) -> Counts {
-        let (s6, l6) = self
-            .v6
-            .as_ref()
-            .map_or((0, 0), |s| (s.seeders(), s.leechers()));
-        Counts {
-            seeders: (self.v4.seeders() + s6) as u32,
-            leechers: (self.v4.leechers() + l6) as u32,
-            completed: self.completed,
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.v4.is_empty() && self.v6.as_ref().is_none_or(|s| s.is_empty())
-    }
-}
-
-/// An address family as the swarm stores it: which of a torrent's peer sets
-/// its peers live in, and which gauges count them. (Named apart from
-/// [`crate::stats::Family`], the metrics label.)
-pub trait PeerFamily: Peer {
-    /// Whether this is the IPv6 family (indexes per-family arrays).
-    const IS_V6: bool;
-    fn set(t: &Torrent) -> Option<&PeerSet<Self>>;
-    fn set_mut(t: &mut Torrent) -> &mut PeerSet<Self>;
-    /// Per-shard (seeders, leechers) gauges of this family.
-    fn gauges(s: &mut ShardTotals) -> (&mut u64, &mut u64);
-}
-
-impl PeerFamily for Peer4 {
-    const IS_V6: bool = false;
-    fn set(t: &Torrent) -> Option<&PeerSet<Self>> {
-        Some(&t.v4)
-    }
-    fn set_mut(t: &mut Torrent) -> &mut PeerSet<Self> {
-        &mut t.v4
-    }
-    fn gauges(s: &mut ShardTotals) -> (&mut u64, &mut u64) {
-        (&mut s.seeders4, &mut s.leechers4)
-    }
-}
-
-impl PeerFamily for Peer6 {
-    const IS_V6: bool = true;
-    fn set(t: &Torrent) -> Option<&PeerSet<Self>> {
-        t.v6.as_deref()
-    }
-    fn set_mut(t: &mut Torrent) -> &mut PeerSet<Self> {
-        t.v6.get_or_insert_with(Default::default)
-    }
-    fn gauges(s: &mut ShardTotals) -> (&mut u64, &mut u64) {
-        (&mut s.seeders6, &mut s.leechers6)
-    }
-}
-
 /// Live peer counts of one shard, kept exact on every change.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ShardTotals {
@@ -146,9 +85,11 @@ pub type PeerId = [u8; 20];
 /// Key of the peer-id side table: torrent, address, port.
 type PeerIdKey = (InfoHash, IpAddr, u16);
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Shard {
-    torrents: HashMap<InfoHash, Torrent, RandomState>,
+    /// The shard's torrents: a hash table of positions into packed entries
+    /// (see [`table`]), 48 bytes and about 8 bytes of table a torrent.
+    torrents: Torrents,
     totals: ShardTotals,
     /// Peer ids of peers that announced over HTTP, for non-compact (`compact=0`)
     /// replies. Peers are stored without their id (8 bytes instead of 28), so
@@ -162,7 +103,7 @@ struct Shard {
 
 /// A shard padded to its own cache lines, so two workers updating neighbouring
 /// shards do not fight over one line.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 #[repr(align(128))]
 struct Padded(Mutex<Shard>);
 
@@ -247,7 +188,7 @@ impl Swarm {
             shards: (0..n)
                 .map(|_| {
                     Padded(Mutex::new(Shard {
-                        torrents: HashMap::with_hasher(map_hasher.clone()),
+                        torrents: Torrents::with_hasher(map_hasher.clone()),
                         totals: ShardTotals::default(),
                         peer_ids: HashMap::with_hasher(map_hasher.clone()),
                         swept_at: 0,
@@ -340,12 +281,9 @@ impl Swarm {
                     full: false,
                 };
             };
-            // Only touch a family's set if it exists (no empty IPv6 set for nothing).
-            if P::set(torrent).is_some() {
-                if let Some(was_seeder) = P::set_mut(torrent).remove(&addr, &self.peer_hasher) {
-                    let (s, l) = P::gauges(totals);
-                    *if was_seeder { s } else { l } -= 1;
-                }
+            if let Some(was_seeder) = torrent.remove::<P>(&addr, &self.peer_hasher) {
+                let (s, l) = P::gauges(totals);
+                *if was_seeder { s } else { l } -= 1;
             }
             let counts = torrent.counts();
             if torrent.is_empty() {
@@ -361,8 +299,7 @@ impl Swarm {
         if totals.peers() >= self.max_peers_per_shard {
             let known = torrents
                 .get(info_hash)
-                .and_then(P::set)
-                .is_some_and(|set| set.contains(&addr, &self.peer_hasher));
+                .is_some_and(|t| t.contains::<P>(&addr, &self.peer_hasher));
             if !known {
                 // Full: answer from what is there, store nothing.
                 let Some(torrent) = torrents.get(info_hash) else {
@@ -373,15 +310,14 @@ impl Swarm {
                     };
                 };
                 let ids = &*peer_ids;
-                let peers = P::set(torrent).map_or(0, |set| {
-                    let range = if seeder {
-                        set.seeders()..set.len()
-                    } else {
-                        0..set.len()
-                    };
-                    set.sample(range, None, want, random, |p| {
-                        emit(p, lookup_id(ids, with_ids, info_hash, p))
-                    })
+                let (set, seeders) = torrent.peers::<P>();
+                let range = if seeder {
+                    seeders..set.len()
+                } else {
+                    0..set.len()
+                };
+                let peers = peers::sample(set, range, None, want, random, |p| {
+                    emit(p, lookup_id(ids, with_ids, info_hash, p))
                 });
                 return Announced {
                     counts: torrent.counts(),
@@ -390,9 +326,8 @@ impl Swarm {
                 };
             }
         }
-        let torrent = torrents.entry(*info_hash).or_default();
-        let set = P::set_mut(torrent);
-        let Upserted { index, was } = set.upsert(addr, seeder, stamp, &self.peer_hasher);
+        let torrent = torrents.get_or_insert(info_hash);
+        let Upserted { index, was } = torrent.upsert::<P>(addr, seeder, stamp, &self.peer_hasher);
         let (s, l) = P::gauges(totals);
         match was {
             Some(true) => *s -= 1,
@@ -400,19 +335,20 @@ impl Swarm {
             None => {}
         }
         *if seeder { s } else { l } += 1;
+        let (set, seeders) = torrent.peers::<P>();
         let range = if seeder {
-            set.seeders()..set.len()
+            seeders..set.len()
         } else {
             0..set.len()
         };
         let ids = &*peer_ids;
-        let peers = set.sample(range, Some(index), want, random, |p| {
+        let peers = peers::sample(set, range, Some(index), want, random, |p| {
             emit(p, lookup_id(ids, with_ids, info_hash, p))
         });
         // A download counts once: when a peer reports `completed` as a seeder
         // and was not already known as one.
         if completed_event && seeder && was != Some(true) {
-            torrent.completed = torrent.completed.saturating_add(1);
+            torrent.add_completed();
         }
         Announced {
             counts: torrent.counts(),
@@ -438,17 +374,18 @@ impl Swarm {
         } = *req;
         let leechers_only = req.role == Role::Seeder;
         let guard = self.shard(info_hash).lock();
-        let Some(set) = guard.torrents.get(info_hash).and_then(P::set) else {
+        let Some(torrent) = guard.torrents.get(info_hash) else {
             return 0;
         };
+        let (set, seeders) = torrent.peers::<P>();
         let ids = &guard.peer_ids;
         let emit = |p: &P| emit(p, lookup_id(ids, with_ids, info_hash, p));
         let range = if leechers_only {
-            set.seeders()..set.len()
+            seeders..set.len()
         } else {
             0..set.len()
         };
-        set.sample(range, None, want, random, emit)
+        peers::sample(set, range, None, want, random, emit)
     }
 
     /// Counts for one torrent; zeros for an unknown one.
@@ -490,32 +427,19 @@ impl Swarm {
         };
         let mut removed = 0;
         torrents.retain(|_, t| {
-            let (s, l) = t.v4.expire(stamp, timeout, &self.peer_hasher);
-            totals.seeders4 -= s as u64;
-            totals.leechers4 -= l as u64;
-            removed += s + l;
-            if let Some(v6) = &mut t.v6 {
-                let (s, l) = v6.expire(stamp, timeout, &self.peer_hasher);
-                totals.seeders6 -= s as u64;
-                totals.leechers6 -= l as u64;
-                removed += s + l;
-                if v6.is_empty() {
-                    t.v6 = None;
-                }
-            }
+            let ((s4, l4), (s6, l6)) = t.expire(stamp, timeout, &self.peer_hasher);
+            totals.seeders4 -= s4 as u64;
+            totals.leechers4 -= l4 as u64;
+            totals.seeders6 -= s6 as u64;
+            totals.leechers6 -= l6 as u64;
+            removed += s4 + l4 + s6 + l6;
             !t.is_empty()
         });
-        if torrents.capacity() > 64 && torrents.len() < torrents.capacity() / 4 {
-            torrents.shrink_to(torrents.len() * 2);
-        }
         if !peer_ids.is_empty() {
             peer_ids.retain(|(ih, ip, port), _| {
                 torrents.get(ih).is_some_and(|t| match ip {
-                    IpAddr::V4(v4) => t.v4.contains(&(*v4, *port), &self.peer_hasher),
-                    IpAddr::V6(v6) => {
-                        t.v6.as_ref()
-                            .is_some_and(|s| s.contains(&(*v6, *port), &self.peer_hasher))
-                    }
+                    IpAddr::V4(v4) => t.contains::<Peer4>(&(*v4, *port), &self.peer_hasher),
+                    IpAddr::V6(v6) => t.contains::<Peer6>(&(*v6, *port), &self.peer_hasher),
                 })
             });
         }
@@ -536,24 +460,28 @@ impl Swarm {
         t
     }
 
-    /// Approximate bytes held by the map (tables and peer storage), for the
-    /// bytes-per-peer figure in BENCHMARKS.md.
+    /// Bytes the map asked the allocator for: the shards, each shard's table
+    /// and packed entries, the boxed torrents and their peer vectors and
+    /// indexes, and the peer-id side table. The allocator's own per-chunk
+    /// overhead is not included (a few percent for a map of small torrents,
+    /// nothing measurable for the long tail of one-peer torrents, which make
+    /// no allocation of their own). The figure a memory budget can use; the
+    /// `swarm_memory` test holds it to a counting allocator.
     pub fn approx_bytes(&self) -> usize {
-        let entry = std::mem::size_of::<(InfoHash, Torrent)>() + 1;
+        let id_entry = std::mem::size_of::<(PeerIdKey, PeerId)>() + 1;
         self.shards
             .iter()
             .map(|shard| {
                 let s = shard.0.lock();
-                s.torrents.capacity() * entry
-                    + s.torrents
-                        .values()
-                        .map(|t| {
-                            t.v4.heap_bytes()
-                                + t.v6.as_ref().map_or(0, |v6| {
-                                    std::mem::size_of::<PeerSet<Peer6>>() + v6.heap_bytes()
-                                })
-                        })
-                        .sum::<usize>()
+                let ids = match s.peer_ids.capacity() {
+                    0 => 0,
+                    // std's table: buckets a power of two at most 7/8 full,
+                    // plus a group (16) of trailing control bytes.
+                    cap => (cap * 8 / 7).next_power_of_two() * id_entry + 16,
+                };
+                s.torrents.own_bytes()
+                    + s.torrents.values().map(Torrent::heap_bytes).sum::<usize>()
+                    + ids
             })
             .sum::<usize>()
             + self.shards.len() * std::mem::size_of::<Padded>()
@@ -620,8 +548,8 @@ mod tests {
 
     #[test]
     fn torrent_entry_is_small() {
-        // Info hash plus torrent in the map: keeps 1 M torrents well under 100 MB.
-        assert!(std::mem::size_of::<(InfoHash, Torrent)>() <= 80);
+        // Info hash plus torrent, packed: 1 M one-peer torrents in about 56 MB.
+        assert!(std::mem::size_of::<table::Entry>() <= 48);
     }
 
     #[test]
@@ -691,7 +619,8 @@ mod tests {
         // An IPv6 `stopped` on an IPv4-only torrent creates no IPv6 set.
         let stop6 = req(&ih, (Ipv6Addr::LOCALHOST, 1), Role::Stopped, 0);
         s.announce::<Peer6>(&stop6, |_, _| {});
-        assert!(s.shards[0].0.lock().torrents[&ih].v6.is_none());
+        let shard = s.shards[0].0.lock();
+        assert!(shard.torrents.get(&ih).is_some_and(|t| !t.is_big()));
     }
 
     #[test]

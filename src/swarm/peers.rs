@@ -116,7 +116,26 @@ impl<P> Default for PeerSet<P> {
     }
 }
 
+/// Whether a peer stamped `stamp` is still fresh at `now` with `timeout`
+/// (`None`: nobody is). Signed age: a stamp a second or two ahead of `now`
+/// (written by a worker whose clock turn started later) is fresh, not 65535
+/// seconds old. The timeout is capped below 32768 so the comparison stays exact.
+pub fn is_fresh(now: Stamp, timeout: Option<u16>, stamp: Stamp) -> bool {
+    timeout.is_some_and(|t| (now.wrapping_sub(stamp) as i16) <= t as i16)
+}
+
 impl<P: Peer> PeerSet<P> {
+    /// A set of `peers`, seeders first, of which the first `seeders` are
+    /// seeders; small enough to need no index.
+    pub fn from_ordered(peers: Vec<P>, seeders: usize) -> Self {
+        debug_assert!(seeders <= peers.len() && peers.len() <= INDEX_AT);
+        PeerSet {
+            peers,
+            seeders: seeders as u32,
+            index: None,
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.peers.len()
     }
@@ -206,6 +225,12 @@ impl<P: Peer> PeerSet<P> {
             }
             None => {
                 let i = self.peers.len();
+                if self.peers.capacity() == 0 {
+                    // A set's first peer gets a vector of one, not the four a
+                    // push would allocate: the long tail of one-peer IPv6
+                    // torrents (IPv4 ones are inline) pays 20 bytes, not 80.
+                    self.peers.reserve_exact(1);
+                }
                 self.peers.push(P::new(addr, stamp));
                 match &mut self.index {
                     Some(index) => index.insert(P::hash_key(&addr, hasher), i, &self.peers, hasher),
@@ -254,11 +279,7 @@ impl<P: Peer> PeerSet<P> {
         timeout: Option<u16>,
         hasher: &ahash::RandomState,
     ) -> (usize, usize) {
-        // Signed age: a stamp a second or two ahead of `now` (written by a worker
-        // whose clock turn started later) is fresh, not 65535 seconds old. The
-        // timeout is capped below 32768 so the comparison stays exact.
-        let fresh =
-            |p: &P| timeout.is_some_and(|t| (now.wrapping_sub(p.stamp()) as i16) <= t as i16);
+        let fresh = |p: &P| is_fresh(now, timeout, p.stamp());
         if self.peers.iter().all(fresh) {
             return (0, 0);
         }
@@ -312,52 +333,66 @@ impl<P: Peer> PeerSet<P> {
         self.index = Some(Box::new(index));
     }
 
-    /// Visit up to `want` distinct peers of `range` (a sub-range of the set), in a
-    /// random order, skipping position `skip`. `random` supplies two random words.
+    /// Visit up to `want` distinct peers of `range`, skipping position `skip`
+    /// (see [`sample`]).
     pub fn sample(
         &self,
         range: std::ops::Range<usize>,
         skip: Option<usize>,
         want: usize,
         random: (u64, u64),
-        mut emit: impl FnMut(&P),
+        emit: impl FnMut(&P),
     ) -> usize {
-        let slice = &self.peers[range.clone()];
-        let n = slice.len();
-        let skip = skip.filter(|s| range.contains(s)).map(|s| s - range.start);
-        let available = n - usize::from(skip.is_some());
-        if want == 0 || available == 0 {
-            return 0;
-        }
-        if want >= available {
-            for (i, p) in slice.iter().enumerate() {
-                if Some(i) != skip {
-                    emit(p);
-                }
-            }
-            return available;
-        }
-        // A walk with a random start and a random stride coprime to n visits a
-        // random-looking permutation of the slice: no repeats, no allocation.
-        let start = (random.0 % n as u64) as usize;
-        let mut stride = 1 + (random.1 % (n as u64 - 1).max(1)) as usize;
-        while gcd(stride, n) != 1 {
-            stride = if stride + 1 >= n { 1 } else { stride + 1 };
-        }
-        let mut at = start;
-        let mut emitted = 0;
-        while emitted < want {
-            if Some(at) != skip {
-                emit(&slice[at]);
-                emitted += 1;
-            }
-            at += stride;
-            if at >= n {
-                at -= n;
-            }
-        }
-        emitted
+        sample(&self.peers, range, skip, want, random, emit)
     }
+}
+
+/// Visit up to `want` distinct peers of `peers[range]`, in a random order,
+/// skipping position `skip` (an index into `peers`). `random` supplies two
+/// random words. Shared by the boxed sets and a torrent's inline peers.
+pub fn sample<P>(
+    peers: &[P],
+    range: std::ops::Range<usize>,
+    skip: Option<usize>,
+    want: usize,
+    random: (u64, u64),
+    mut emit: impl FnMut(&P),
+) -> usize {
+    let slice = &peers[range.clone()];
+    let n = slice.len();
+    let skip = skip.filter(|s| range.contains(s)).map(|s| s - range.start);
+    let available = n - usize::from(skip.is_some());
+    if want == 0 || available == 0 {
+        return 0;
+    }
+    if want >= available {
+        for (i, p) in slice.iter().enumerate() {
+            if Some(i) != skip {
+                emit(p);
+            }
+        }
+        return available;
+    }
+    // A walk with a random start and a random stride coprime to n visits a
+    // random-looking permutation of the slice: no repeats, no allocation.
+    let start = (random.0 % n as u64) as usize;
+    let mut stride = 1 + (random.1 % (n as u64 - 1).max(1)) as usize;
+    while gcd(stride, n) != 1 {
+        stride = if stride + 1 >= n { 1 } else { stride + 1 };
+    }
+    let mut at = start;
+    let mut emitted = 0;
+    while emitted < want {
+        if Some(at) != skip {
+            emit(&slice[at]);
+            emitted += 1;
+        }
+        at += stride;
+        if at >= n {
+            at -= n;
+        }
+    }
+    emitted
 }
 
 fn gcd(mut a: usize, mut b: usize) -> usize {
