@@ -3,11 +3,13 @@
 //! `scrape`, `bench`: typed parameters for [`crate::client`] and
 //! [`crate::bench`]). Nothing else.
 
+use crate::access::{AccessConfig, Mode};
 use crate::bench::BenchConfig;
 use crate::client::{self, AnnounceParams, Client, Event, TrackerUrl};
 use crate::config::{Config, TrackerConfig};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Debug, Parser)]
@@ -364,6 +366,32 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", env = "SHOAL_MAX_PEERS", default_value_t = TrackerConfig::default().max_peers)]
     pub max_peers: u64,
 
+    /// Access list: one info hash per line (40 hex digits; blank lines and #
+    /// comments allowed). Reloaded on SIGHUP and when the file changes.
+    #[arg(long, value_name = "FILE", env = "SHOAL_ACCESS_LIST")]
+    pub access_list: Option<PathBuf>,
+
+    /// Whether the access list names the only torrents served (allow) or the
+    /// torrents refused (deny).
+    #[arg(long, value_name = "MODE", env = "SHOAL_ACCESS_MODE", value_enum, default_value_t = AccessModeArg::Allow)]
+    pub access_mode: AccessModeArg,
+
+    /// Private mode: every announce needs a key listed in FILE (one per line,
+    /// 32 characters of [A-Za-z0-9], optionally an expiry in Unix seconds), sent
+    /// in the URL path: /announce/KEY. Reloaded like the access list.
+    #[arg(long, value_name = "FILE", env = "SHOAL_KEYS")]
+    pub keys: Option<PathBuf>,
+
+    /// With --keys: scrapes need a key too (HTTP /scrape/KEY; UDP scrapes,
+    /// which cannot carry one, are refused). In the environment: 1/true/yes/on.
+    #[arg(
+        long,
+        env = "SHOAL_PRIVATE_SCRAPE",
+        requires = "keys",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub private_scrape: bool,
+
     /// Log a one-line summary (requests/s by kind, torrents, peers) every SECS; 0 = off.
     #[arg(
         long,
@@ -425,6 +453,29 @@ impl ServeArgs {
         };
         config.validate()?;
         Ok(config)
+    }
+}
+
+/// `--access-mode` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AccessModeArg {
+    Allow,
+    Deny,
+}
+
+impl ServeArgs {
+    /// Who may use the tracker: the files to load (by the caller, which
+    /// reports a bad line and exits 2).
+    pub fn access(&self) -> AccessConfig {
+        let mode = match self.access_mode {
+            AccessModeArg::Allow => Mode::Allow,
+            AccessModeArg::Deny => Mode::Deny,
+        };
+        AccessConfig {
+            list: self.access_list.clone().map(|p| (p, mode)),
+            keys: self.keys.clone(),
+            private_scrape: self.private_scrape,
+        }
     }
 }
 
