@@ -630,6 +630,32 @@ mod tests {
     }
 
     #[test]
+    fn access_flags() {
+        let cli = parse(&[
+            "--access-list",
+            "/etc/shoal/allow.txt",
+            "--access-mode",
+            "deny",
+            "--keys",
+            "/etc/shoal/keys.txt",
+            "--private-scrape",
+        ]);
+        let a = cli.serve.access();
+        assert_eq!(
+            a.list,
+            Some((PathBuf::from("/etc/shoal/allow.txt"), Mode::Deny))
+        );
+        assert_eq!(a.keys, Some(PathBuf::from("/etc/shoal/keys.txt")));
+        assert!(a.private_scrape);
+        // Open by default; allow mode unless told.
+        assert!(parse(&[]).serve.access().is_open());
+        let a = parse(&["--access-list", "a.txt"]).serve.access();
+        assert_eq!(a.list.map(|(_, m)| m), Some(Mode::Allow));
+        // --private-scrape means nothing without keys.
+        assert!(Cli::try_parse_from(["shoal", "--private-scrape"]).is_err());
+    }
+
+    #[test]
     fn scrape_subcommand() {
         let cli = parse(&["scrape", "udp://[::1]:6969", HASH, HASH, "--json"]);
         let Some(Command::Scrape(s)) = cli.command else {

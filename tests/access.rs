@@ -476,11 +476,13 @@ fn a_hash_that_leaves_the_allow_list_loses_its_swarm_in_one_expiry_pass() {
 
     write_atomically(&path, list_text(&[H1]).as_bytes(), 0o644).unwrap();
     assert_eq!(reloader.reload_all().failures(), 0);
-    // Nothing expires by age yet (peer timeout 2700 s); one sweep period is
-    // 2700 / 8 s, after which every shard (4, all in one loop turn) was swept.
-    // `set_clock` returns once a loop turn ran with the new time, and a turn
-    // sweeps before it answers.
-    c.set_clock(&secs, 2700 / 8 + 1);
+    // Every shard is swept once per sweep period (at most 60 s), a shard when
+    // its slot in the period comes; nothing expires by age yet (peer timeout
+    // 2700 s). `set_clock` returns once a loop turn ran with the new time, and
+    // a turn sweeps what is due before it answers: after two whole periods
+    // every shard has been swept at least once since the reload.
+    c.set_clock(&secs, 60);
+    c.set_clock(&secs, 120);
     let t = swarm.totals();
     assert_eq!(
         (t.torrents, t.peers()),
