@@ -13,10 +13,19 @@
 //! - `access/announce_check/*`: the whole per-request cost through a worker's
 //!   [`PolicyReader`]: the generation load, key extraction from BEP 41 URL
 //!   data, the key lookup and the list check.
+//! - `access/announce_core/{spread_10k,hot_100}/*`: one UDP announce through
+//!   the core (`Tracker::handle_udp`: parse, checks, swarm, reply) with no
+//!   policy (`open`), with a 1 M-hash allow list, and with the list plus a
+//!   10 000-key private mode. `spread_10k`: the re-announce of the one peer of
+//!   each of 10 000 torrents in turn (a cheap announce whose list entry is
+//!   never in cache: the worst case for the checks' share). `hot_100`: the 100
+//!   peers of one torrent re-announce in turn, each getting 50 peers back (as
+//!   `udp/announce_v4` in benches/core.rs).
 //!
 //! ```sh
 //! cargo bench --bench access                # everything, about half a minute
 //! cargo bench --bench access -- contains    # one group
+//! cargo bench --bench access -- announce_core
 //! ```
 
 // A bench is a test: a panic is how it fails.
@@ -29,8 +38,12 @@ use shoal::access::{
     key_from_options, key_from_path, write_atomically, AccessList, Key, KeySet, Mode, Policy,
     PolicyHandle,
 };
-use shoal::wire::udp::Options;
+use shoal::config::TrackerConfig;
+use shoal::stats::Counters;
+use shoal::tracker::{Tracker, Worker};
+use shoal::wire::udp::{self, AnnounceRequest, Event, Options};
 use std::hint::black_box;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -170,5 +183,108 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+/// The announce through the whole core, open and with the checks.
+fn announce_core(c: &mut Criterion) {
+    const TORRENTS: usize = 10_000;
+    const NOW: u32 = 1_000;
+    let torrents = hashes(5, TORRENTS);
+    let mut listed = hashes(6, N - TORRENTS);
+    listed.extend_from_slice(&torrents);
+    let list = Arc::new(AccessList::from_hashes(listed));
+    // Only the torrents announced: the same lookups in a table that fits in cache.
+    let small = Arc::new(AccessList::from_hashes(torrents.iter().copied()));
+    let mut rng = fastrand::Rng::with_seed(8);
+    let keys: Vec<Key> = (0..10_000)
+        .map(|_| Key(std::array::from_fn(|_| rng.alphanumeric() as u8)))
+        .collect();
+    let key_set = Arc::new(KeySet::from_entries(keys.iter().map(|k| (*k, None))));
+    // Every variant gets the same datagrams, with the key in BEP 41 URL data.
+    let mut url = b"/announce/".to_vec();
+    url.extend_from_slice(&keys[77].0);
+    let policies = || {
+        [
+            ("open", None),
+            (
+                "allow_10k",
+                Some(Policy::new(Some((Mode::Allow, small.clone())), None, false)),
+            ),
+            (
+                "allow_1M",
+                Some(Policy::new(Some((Mode::Allow, list.clone())), None, false)),
+            ),
+            (
+                "allow_1M_keys_10k",
+                Some(Policy::new(
+                    Some((Mode::Allow, list.clone())),
+                    Some(key_set.clone()),
+                    false,
+                )),
+            ),
+        ]
+    };
+
+    let mut g = c.benchmark_group("access/announce_core");
+    g.sample_size(30)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    // The list lookups alone, in the spread workload's order.
+    let mut next = cycling(&torrents);
+    g.bench_function("spread_10k/contains_only", |b| {
+        b.iter(|| black_box(list.contains(next())))
+    });
+    for (workload, spread) in [("spread_10k", true), ("hot_100", false)] {
+        for (policy_name, policy) in policies() {
+            let t = Tracker::new(TrackerConfig::default(), 1024);
+            if let Some(p) = policy {
+                t.set_access(PolicyHandle::new(p), 1_700_000_000).unwrap();
+            }
+            let mut w =
+                Worker::with_rng(Arc::new(Counters::default()), fastrand::Rng::with_seed(7));
+            let src = SocketAddr::from(([10, 0, 0, 1], 6881));
+            let cid = t.connection_id(NOW, src.ip());
+            // spread: one seeder in each of 10 000 torrents; hot: 100 peers
+            // (3 in 4 seeders) of one torrent, asking for the default 50.
+            let requests: Vec<([u8; 20], u16, u64)> = if spread {
+                torrents.iter().map(|ih| (*ih, 6881, 0)).collect()
+            } else {
+                (0..100u16)
+                    .map(|i| (torrents[0], 1024 + i, u64::from(i % 4 == 0)))
+                    .collect()
+            };
+            let datagrams: Vec<Vec<u8>> = requests
+                .iter()
+                .map(|&(ih, port, left)| {
+                    let req = AnnounceRequest {
+                        left,
+                        event: Event::None,
+                        ..AnnounceRequest::new(cid, 1, ih, *b"-SH0100-benchbenchbe", port)
+                    };
+                    let mut buf = vec![0u8; 256];
+                    let n = udp::write_announce_request(&mut buf, &req, &url).unwrap();
+                    buf.truncate(n);
+                    buf
+                })
+                .collect();
+            let mut out = [0u8; 2048];
+            for d in &datagrams {
+                t.handle_udp(&mut w, NOW, src, d, &mut out).unwrap();
+                assert_eq!(
+                    out[..4],
+                    [0, 0, 0, 1],
+                    "{policy_name}: announced, not refused"
+                );
+            }
+            let mut i = 0;
+            g.bench_function(format!("{workload}/{policy_name}"), |b| {
+                b.iter(|| {
+                    i = if i + 1 == datagrams.len() { 0 } else { i + 1 };
+                    black_box(t.handle_udp(&mut w, NOW, src, &datagrams[i], &mut out))
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench, announce_core);
 criterion_main!(benches);

@@ -8,6 +8,7 @@
 //! so the text and `--json` forms of output and errors are tested without a
 //! process.
 
+use crate::access::{AccessConfig, Mode};
 use crate::bench::BenchConfig;
 use crate::client::{self, AnnounceParams, Client, Event, TrackerUrl};
 use crate::config::{Config, TrackerConfig};
@@ -722,6 +723,32 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", env = "SHOAL_MAX_PEERS", default_value_t = TrackerConfig::default().max_peers)]
     pub max_peers: u64,
 
+    /// Access list: one info hash per line (40 hex digits; blank lines and #
+    /// comments allowed). Reloaded on SIGHUP and when the file changes.
+    #[arg(long, value_name = "FILE", env = "SHOAL_ACCESS_LIST")]
+    pub access_list: Option<PathBuf>,
+
+    /// Whether the access list names the only torrents served (allow) or the
+    /// torrents refused (deny).
+    #[arg(long, value_name = "MODE", env = "SHOAL_ACCESS_MODE", value_enum, default_value_t = AccessModeArg::Allow)]
+    pub access_mode: AccessModeArg,
+
+    /// Private mode: every announce needs a key listed in FILE (one per line,
+    /// 32 characters of [A-Za-z0-9], optionally an expiry in Unix seconds), sent
+    /// in the URL path: /announce/KEY. Reloaded like the access list.
+    #[arg(long, value_name = "FILE", env = "SHOAL_KEYS")]
+    pub keys: Option<PathBuf>,
+
+    /// With --keys: scrapes need a key too (HTTP /scrape/KEY; UDP scrapes,
+    /// which cannot carry one, are refused). In the environment: 1/true/yes/on.
+    #[arg(
+        long,
+        env = "SHOAL_PRIVATE_SCRAPE",
+        requires = "keys",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub private_scrape: bool,
+
     /// Log a one-line summary (requests/s by kind, torrents, peers) every SECS; 0 = off.
     #[arg(
         long,
@@ -1050,6 +1077,29 @@ fn resolve_rendezvous(url: &str) -> Result<SocketAddr, String> {
         .map_err(|e| format!("{url}: {e}"))?
         .next()
         .ok_or_else(|| format!("{url}: the host has no address"))
+}
+
+/// `--access-mode` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AccessModeArg {
+    Allow,
+    Deny,
+}
+
+impl ServeArgs {
+    /// Who may use the tracker: the files to load (by the caller, which
+    /// reports a bad line and exits 2).
+    pub fn access(&self) -> AccessConfig {
+        let mode = match self.access_mode {
+            AccessModeArg::Allow => Mode::Allow,
+            AccessModeArg::Deny => Mode::Deny,
+        };
+        AccessConfig {
+            list: self.access_list.clone().map(|p| (p, mode)),
+            keys: self.keys.clone(),
+            private_scrape: self.private_scrape,
+        }
+    }
 }
 
 /// An address from a flag or an environment list (`a, b` as well as `a,b`).
@@ -1487,6 +1537,32 @@ mod tests {
         assert!(run
             .stdout
             .contains("--probe sends the stopped announce itself"));
+    }
+
+    #[test]
+    fn access_flags() {
+        let cli = parse(&[
+            "--access-list",
+            "/etc/shoal/allow.txt",
+            "--access-mode",
+            "deny",
+            "--keys",
+            "/etc/shoal/keys.txt",
+            "--private-scrape",
+        ]);
+        let a = cli.serve.access();
+        assert_eq!(
+            a.list,
+            Some((PathBuf::from("/etc/shoal/allow.txt"), Mode::Deny))
+        );
+        assert_eq!(a.keys, Some(PathBuf::from("/etc/shoal/keys.txt")));
+        assert!(a.private_scrape);
+        // Open by default; allow mode unless told.
+        assert!(parse(&[]).serve.access().is_open());
+        let a = parse(&["--access-list", "a.txt"]).serve.access();
+        assert_eq!(a.list.map(|(_, m)| m), Some(Mode::Allow));
+        // --private-scrape means nothing without keys.
+        assert!(Cli::try_parse_from(["shoal", "--private-scrape"]).is_err());
     }
 
     #[test]

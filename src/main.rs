@@ -1,9 +1,13 @@
 //! The `shoal` binary: parse the command line, run the tracker or a tool.
 
+use shoal::access::{AccessConfig, LoadError, LoadStats, Reloaded, Reloader};
 use shoal::cli::{BenchArgs, Command, RendezvousArgs, ServeArgs};
 use shoal::net::Server;
+use shoal::stats::Counters;
 use std::io::Write;
 use std::process::ExitCode;
+use std::sync::mpsc;
+use std::time::Duration;
 
 fn main() -> ExitCode {
     let cli = shoal::cli::parse();
@@ -240,6 +244,13 @@ fn serve(args: &ServeArgs) -> ExitCode {
         );
     }
     init_logging(args.log.as_deref());
+    // A bad line in the access list or key file is a usage error: FILE:LINE.
+    let access = args.access();
+    let reloader = match (!access.is_open()).then(|| Reloader::start(&access)) {
+        None => None,
+        Some(Ok(r)) => Some(r),
+        Some(Err(e)) => return fatal(e, 2),
+    };
     // Signals are caught before any thread starts, so a SIGTERM during start-up
     // is not lost to the default handler.
     // SIGHUP too: its default action would end the tracker (a closed
@@ -285,9 +296,21 @@ fn serve(args: &ServeArgs) -> ExitCode {
     for addr in server.metrics_addrs() {
         log::info!("serving /metrics and /health on http://{addr}");
     }
+    if let Some(r) = &reloader {
+        log_policy(&access, r);
+        if let Err(e) = server.set_access(r.handle().clone()) {
+            return fatal(e, 1);
+        }
+    }
     let running = match server.spawn() {
         Ok(r) => r,
         Err(e) => return fatal(format_args!("cannot start worker threads: {e}"), 1),
+    };
+    let counters = std::sync::Arc::clone(&running.shared().registry.workers[0]);
+    let reload = match reloader.map(|r| spawn_reloader(r, access, counters)) {
+        Some(Err(e)) => return fatal(format_args!("cannot start the reload thread: {e}"), 1),
+        Some(Ok(tx)) => Some(tx),
+        None => None,
     };
     log::info!(
         "shoal {} serving with {workers} worker(s)",
@@ -295,7 +318,13 @@ fn serve(args: &ServeArgs) -> ExitCode {
     );
     for sig in signals.forever() {
         if sig == signal_hook::consts::SIGHUP {
-            log::info!("SIGHUP received; nothing to reload, still serving");
+            match &reload {
+                Some(tx) => {
+                    log::info!("SIGHUP received, reloading the access files");
+                    let _ = tx.send(());
+                }
+                None => log::info!("SIGHUP received; no access list or key file to reload"),
+            }
             continue;
         }
         let name = if sig == signal_hook::consts::SIGINT {
@@ -309,4 +338,87 @@ fn serve(args: &ServeArgs) -> ExitCode {
     running.stop();
     log::info!("stopped");
     ExitCode::SUCCESS
+}
+
+/// How often the access files are checked for changes. A change is loaded
+/// once the file has held still for one check, so within two of these.
+const ACCESS_POLL: Duration = Duration::from_secs(2);
+
+/// The access policy in force, at start-up (counts, never keys).
+fn log_policy(access: &AccessConfig, reloader: &Reloader) {
+    let policy = reloader.handle().load();
+    if let (Some((path, _)), Some((mode, list))) = (&access.list, policy.list()) {
+        let mode = format!("{mode:?}").to_ascii_lowercase();
+        log::info!(
+            "access list {}: {} info hashes ({mode} mode)",
+            path.display(),
+            list.len()
+        );
+    }
+    if let (Some(path), Some(keys)) = (&access.keys, policy.keys()) {
+        log::info!(
+            "private mode: {} keys from {}{}",
+            keys.len(),
+            path.display(),
+            if access.private_scrape {
+                "; scrapes need a key too"
+            } else {
+                ""
+            }
+        );
+    }
+}
+
+/// The thread that reloads the access files: on a SIGHUP (a message on the
+/// returned channel) and every [`ACCESS_POLL`] when a file changed. Workers
+/// never wait on it: they switch to the new policy on their next request.
+/// Dropping the sender ends the thread.
+fn spawn_reloader(
+    mut reloader: Reloader,
+    access: AccessConfig,
+    counters: std::sync::Arc<Counters>,
+) -> std::io::Result<mpsc::Sender<()>> {
+    let (tx, rx) = mpsc::channel::<()>();
+    std::thread::Builder::new()
+        .name("shoal-reload".into())
+        .spawn(move || loop {
+            let out = match rx.recv_timeout(ACCESS_POLL) {
+                Ok(()) => reloader.reload_all(),
+                Err(mpsc::RecvTimeoutError::Timeout) => reloader.poll(),
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            };
+            report_reload(&access, &out, &counters);
+        })?;
+    Ok(tx)
+}
+
+/// One info line per file reloaded, one error line per file that failed.
+fn report_reload(access: &AccessConfig, out: &Reloaded, counters: &Counters) {
+    let list_path = access.list.as_ref().map(|(p, _)| p.display());
+    let keys_path = access.keys.as_ref().map(|p| p.display());
+    let files = [
+        (&out.list, list_path, "info hashes", "access list"),
+        (&out.keys, keys_path, "keys", "key file"),
+    ];
+    for (i, (result, path, what, file)) in files.into_iter().enumerate() {
+        let path = path.map(|p| p.to_string()).unwrap_or_default();
+        match result {
+            None => {}
+            Some(Ok(LoadStats {
+                entries, elapsed, ..
+            })) => log::info!(
+                "reloaded {file} {path}: {entries} {what} in {} ms",
+                elapsed.as_millis()
+            ),
+            Some(Err(e)) => {
+                counters.access_reload_failures[i].incr();
+                log_reload_error(file, e);
+            }
+        }
+    }
+}
+
+/// `FILE:LINE: reason`; the text of a line is never shown (it may be a key).
+fn log_reload_error(file: &str, e: &LoadError) {
+    log::error!("cannot reload the {file}: {e}; the previous one stays in force");
 }

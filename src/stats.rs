@@ -130,6 +130,12 @@ labels! {
         HttpNoClientIp => "http_no_client_ip",
         /// A new peer answered but not stored: the swarm map is at `--max-peers`.
         SwarmFull => "swarm_full",
+        /// Announce (or private scrape) refused by the access list (`--access-list`).
+        TorrentNotAllowed => "torrent_not_allowed",
+        /// Private mode (`--keys`): no key in the announce URL path.
+        MissingKey => "missing_key",
+        /// Private mode: a key not listed, expired or malformed.
+        UnknownKey => "unknown_key",
     }
 }
 
@@ -169,6 +175,10 @@ pub struct Counters {
     pub http_connections: Counter,
     /// Rendezvous datagrams by what became of them, indexed by [`Outcome::index`].
     rendezvous: [Counter; RENDEZVOUS_OUTCOMES],
+    /// Failed reloads of the access-list and key files. Written only by the
+    /// reloader thread (into the first worker's counters: still one writer).
+    /// Index 0: the access list, 1: the key file.
+    pub access_reload_failures: [Counter; 2],
 }
 
 /// Length of the rendezvous outcome array: every [`Outcome`] has its counter.
@@ -405,6 +415,17 @@ impl Registry {
             "HTTP connections accepted.",
             [([], self.sum(|c| c.http_connections.get()))],
         )?;
+        for (i, (name, what)) in [
+            ("shoal_access_list_reload_failures_total", "access-list"),
+            ("shoal_keys_reload_failures_total", "key"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let help = format!("Reloads of the {what} file that failed; the previous one stays.");
+            let n = self.sum(|c| c.access_reload_failures[i].get());
+            metric(out, name, "counter", &help, [([], n)])?;
+        }
         metric(
             out,
             "shoal_torrents",

@@ -358,6 +358,21 @@ impl Server {
         &self.shared
     }
 
+    /// Enforce the access policy behind `handle` (see [`crate::access`]).
+    /// Before [`Server::spawn`], so no request is served without it. Key
+    /// expiries are Unix times: the server's clock is anchored to the system
+    /// time here.
+    pub fn set_access(&self, handle: crate::access::PolicyHandle) -> Result<(), String> {
+        let unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let unix_at_zero = unix.saturating_sub(self.shared.uptime_secs());
+        self.shared
+            .tracker
+            .set_access(handle, unix_at_zero)
+            .map_err(|_| "an access policy is already set".to_string())
+    }
+
     /// Start the workers.
     pub fn spawn(self) -> io::Result<Running> {
         let shutdown = Shutdown {
@@ -485,7 +500,7 @@ fn worker_loop(id: usize, mut io: WorkerIo, shared: Arc<Shared>) {
         }
         now_ms = shared.clock.now_ms();
         let now = (now_ms / 1000) as u32;
-        housekeeping(&shared, now_ms, now);
+        housekeeping(&shared, &mut worker, now_ms, now);
         expire_rendezvous(&shared, now_ms, now);
         if id == 0 {
             stats.maybe_log(&shared, now_ms);
@@ -649,7 +664,7 @@ fn send_reply(sock: &UdpSocket, reply: &[u8], dst: SocketAddr, counters: &Counte
 /// enough shards to keep pace even when the loop only wakes every
 /// [`IDLE_TICK`] (twice the rate needed), and after a stall the cursor skips
 /// whole rounds only, so the shards keep their order and none is passed over.
-fn housekeeping(shared: &Shared, now_ms: u64, now: u32) {
+fn housekeeping(shared: &Shared, worker: &mut Worker, now_ms: u64, now: u32) {
     let swarm = shared.tracker.swarm();
     let shards = swarm.shard_count() as u64;
     let period = shared.sweep_period_ms;
@@ -667,7 +682,10 @@ fn housekeeping(shared: &Shared, now_ms: u64, now: u32) {
             .compare_exchange(cursor, next + 1, Ordering::Relaxed, Ordering::Relaxed)
             .is_ok()
         {
-            let removed = swarm.expire_shard((next % shards) as usize, now);
+            // Through the worker's access policy: torrents it no longer allows go too.
+            let removed = shared
+                .tracker
+                .expire_shard(worker, (next % shards) as usize, now);
             if removed > 0 {
                 log::trace!("expired {removed} peers from shard {}", next % shards);
             }
@@ -1018,6 +1036,7 @@ mod tests {
         let server = Server::bind_with_clock(config, Clock::Manual(secs)).unwrap();
         let shared = &server.shared;
         let swarm = shared.tracker.swarm();
+        let mut worker = Worker::new(Arc::clone(&shared.registry.workers[0]));
         for i in 0..300u32 {
             let mut info_hash = [0u8; 20];
             info_hash[..4].copy_from_slice(&i.to_be_bytes());
@@ -1038,13 +1057,13 @@ mod tests {
         let tick = IDLE_TICK.as_millis() as u64;
         let mut ms = 0;
         while ms <= 4_000 {
-            housekeeping(shared, ms, (ms / 1000) as u32);
+            housekeeping(shared, &mut worker, ms, (ms / 1000) as u32);
             ms += tick;
         }
         assert_eq!(swarm.totals().peers(), 300, "nobody expires early");
         // Stale from t = 5 s; the sweep period is 1 s: gone by 6 s and a tick.
         while ms <= 6_000 + tick {
-            housekeeping(shared, ms, (ms / 1000) as u32);
+            housekeeping(shared, &mut worker, ms, (ms / 1000) as u32);
             ms += tick;
         }
         assert_eq!(swarm.totals().peers(), 0, "every shard was swept");

@@ -408,6 +408,17 @@ impl Swarm {
     /// fresh: then every peer of the shard is dropped instead (they re-announce
     /// within one interval), never a stale one kept.
     pub fn expire_shard(&self, shard: usize, now: u32) -> usize {
+        self.expire_shard_with(shard, now, |_| false)
+    }
+
+    /// As [`Swarm::expire_shard`], also dropping (with all their peers) the
+    /// torrents for which `gone` is true: those the access list no longer allows.
+    pub fn expire_shard_with(
+        &self,
+        shard: usize,
+        now: u32,
+        gone: impl Fn(&InfoHash) -> bool,
+    ) -> usize {
         let stamp = now as Stamp;
         let mut guard = self.shards[shard & (self.shards.len() - 1)].0.lock();
         let Shard {
@@ -426,7 +437,9 @@ impl Swarm {
             Some(self.peer_timeout)
         };
         let mut removed = 0;
-        torrents.retain(|_, t| {
+        torrents.retain(|ih, t| {
+            // A `None` timeout drops every peer, keeping the gauges exact.
+            let timeout = if gone(ih) { None } else { timeout };
             let ((s4, l4), (s6, l6)) = t.expire(stamp, timeout, &self.peer_hasher);
             totals.seeders4 -= s4 as u64;
             totals.leechers4 -= l4 as u64;

@@ -9,9 +9,17 @@
 //! `/scrape…`, `/health`, `/metrics`; anything else is 404, a method other than
 //! GET or HEAD is 405. Tracker errors are 200 with a bencoded `failure reason`
 //! (what BitTorrent clients expect), never an HTTP error status.
+//!
+//! In private mode the key is the path segment after the route:
+//! `/announce/KEY?…`, `/scrape/KEY?…` (under `--private-scrape`). A refusal by
+//! the access policy is a `failure reason` with the policy's words; nothing is
+//! stored. Paths carry keys, so nothing here logs a request path.
 
-use super::{random_pair, role, CompactPeer, PeerSink, Tracker, Worker};
-use crate::stats::{Counters, Family, Kind, Proto, Registry, Reject};
+use super::{
+    deny_reason, random_pair, role, scrape_counts, CompactPeer, PeerSink, Tracker, Worker,
+};
+use crate::access::{self, keys};
+use crate::stats::{Family, Kind, Proto, Registry, Reject};
 use crate::swarm::peers::Peer;
 use crate::swarm::{Announce, PeerId};
 use crate::wire::bencode;
@@ -74,7 +82,7 @@ impl Tracker {
             (_, _) if announce => {
                 c.request(Proto::Http, fam, Kind::Announce);
                 match client {
-                    Some(ip) => self.http_announce(w, env.now, ip, head.query, scratch),
+                    Some(ip) => self.http_announce(w, env.now, ip, head, scratch),
                     None => {
                         c.reject(Reject::HttpNoClientIp);
                         bencode::failure(scratch, "missing or invalid client address header");
@@ -85,7 +93,7 @@ impl Tracker {
             }
             (_, p) if p.starts_with(b"/scrape") => {
                 c.request(Proto::Http, fam, Kind::Scrape);
-                self.http_scrape(c, fam, head.query, scratch);
+                self.http_scrape(w, env.now, fam, head, scratch);
                 (200, TEXT)
             }
             (_, b"/health") => {
@@ -131,17 +139,18 @@ impl Tracker {
         w: &mut Worker,
         now: u32,
         ip: IpAddr,
-        query: &[u8],
+        head: &Head<'_>,
         body: &mut Vec<u8>,
     ) {
         let Worker {
             rng,
             counters,
             http_peers,
+            policy,
         } = w;
         let c = &**counters;
         let fam = family(ip);
-        let q = match http::parse_announce(query) {
+        let q = match http::parse_announce(head.query) {
             Ok(q) => q,
             Err(e) => {
                 c.reject(Reject::InvalidRequest);
@@ -150,6 +159,16 @@ impl Tracker {
                 return;
             }
         };
+        if let Some(checks) = self.checks(policy, now) {
+            let key = || access::key_from_path(head.path, keys::ANNOUNCE);
+            if let Err(d) = checks.announce(&q.info_hash, key) {
+                c.reject(deny_reason(d));
+                log::trace!("http announce from {ip} refused: {d}");
+                bencode::failure(body, d.as_str());
+                c.response(Proto::Http, fam, Kind::Error);
+                return;
+            }
+        }
         let role = role(q.event, q.left);
         let req = Announce {
             info_hash: q.info_hash,
@@ -204,13 +223,31 @@ impl Tracker {
         c.response(Proto::Http, fam, Kind::Announce);
     }
 
-    fn http_scrape(&self, c: &Counters, fam: Family, query: &[u8], body: &mut Vec<u8>) {
+    fn http_scrape(
+        &self,
+        w: &mut Worker,
+        now: u32,
+        fam: Family,
+        head: &Head<'_>,
+        body: &mut Vec<u8>,
+    ) {
+        let c = &*w.counters;
+        let checks = self.checks(&mut w.policy, now);
+        if let Some(checks) = checks {
+            let key = || access::key_from_path(head.path, keys::SCRAPE);
+            if let Err(d) = checks.scrape_request(key) {
+                c.reject(deny_reason(d));
+                bencode::failure(body, d.as_str());
+                c.response(Proto::Http, fam, Kind::Error);
+                return;
+            }
+        }
         // A bencoded dict needs sorted, unique keys: collect the requested hashes
         // (bounded by max_scrape, on the stack), sort and deduplicate them.
         let mut hashes = [[0u8; 20]; 256];
         let limit = (self.config.max_scrape as usize).min(hashes.len());
         let mut n = 0;
-        for h in http::scrape_hashes(query) {
+        for h in http::scrape_hashes(head.query) {
             match h {
                 Ok(h) if n < limit => {
                     hashes[n] = h;
@@ -243,7 +280,7 @@ impl Tracker {
                 continue;
             }
             last = Some(*h);
-            let counts = self.swarm.scrape(h);
+            let counts = scrape_counts(&self.swarm, checks, h);
             bencode::bytes(body, h);
             bencode::dict_start(body);
             bencode::bytes(body, b"complete");

@@ -14,19 +14,28 @@
 //! - `num_want` < 0 → the default, 0 → none, capped by `max_numwant` and by what
 //!   fits in one unfragmented datagram;
 //! - a scrape answers at most `max_scrape` hashes, in request order; the rest of
-//!   the hashes are not answered (the reply is simply shorter).
+//!   the hashes are not answered (the reply is simply shorter);
+//! - with an access policy ([`Tracker::set_access`]): an announce the policy
+//!   refuses (torrent not allowed, key missing or unknown) gets an error frame
+//!   with the policy's words, only after a valid connection id, and stores
+//!   nothing; a scrape answers zeros for a hash not allowed. The key is read
+//!   from BEP 41 URL data (`udp://host:port/announce/KEY`). Each worker checks
+//!   through its own [`PolicyReader`]: no global lock per request.
 
 pub mod connid;
 pub mod http;
 
+use crate::access::{self, Deny, Policy, PolicyHandle, PolicyReader, PresentedKey};
 use crate::config::TrackerConfig;
 use crate::stats::{Counters, Family, Kind, Proto, Reject};
 use crate::swarm::peers::Peer;
-use crate::swarm::{Announce, Announced, Peer4, Peer6, PeerFamily, PeerId, Role, Swarm};
+use crate::swarm::{
+    Announce, Announced, Counts, InfoHash, Peer4, Peer6, PeerFamily, PeerId, Role, Swarm,
+};
 use crate::wire::udp::{self, Event, ParseError, Request};
 use connid::ConnectionIds;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// Largest UDP payload that crosses a 1500-byte Ethernet path unfragmented over IPv4.
 pub const MAX_DATAGRAM_V4: usize = 1500 - 20 - 8;
@@ -46,6 +55,18 @@ pub struct Tracker {
     config: TrackerConfig,
     conn_ids: ConnectionIds,
     swarm: Swarm,
+    /// Who may use the tracker; unset: everyone. Set once before serving, so
+    /// the per-request cost of an open tracker is one load of this cell.
+    access: OnceLock<Access>,
+}
+
+/// An access policy and the clock it needs.
+#[derive(Debug)]
+struct Access {
+    handle: PolicyHandle,
+    /// Unix seconds at tracker second 0: key expiries are Unix times, the
+    /// core's `now` counts from start.
+    unix_at_zero: u64,
 }
 
 /// One worker's private context: its random numbers and its counters.
@@ -58,6 +79,9 @@ pub struct Worker {
     /// Reusable buffers for the two peer lists of an HTTP reply (own and other
     /// address family), so a request allocates nothing once they are warm.
     http_peers: [Vec<u8>; 2],
+    /// This worker's view of the access policy, taken on its first request
+    /// when the tracker has one.
+    policy: Option<PolicyReader>,
 }
 
 impl Worker {
@@ -73,6 +97,7 @@ impl Worker {
             rng,
             counters,
             http_peers: [Vec::new(), Vec::new()],
+            policy: None,
         }
     }
 }
@@ -92,6 +117,57 @@ fn random_pair(rng: &mut fastrand::Rng) -> (u64, u64) {
     (rng.u64(..), rng.u64(..))
 }
 
+/// The metrics reason of a refusal.
+fn deny_reason(d: Deny) -> Reject {
+    match d {
+        Deny::TorrentNotAllowed => Reject::TorrentNotAllowed,
+        Deny::MissingKey => Reject::MissingKey,
+        Deny::UnknownKey => Reject::UnknownKey,
+    }
+}
+
+/// A worker's policy for one request, with the Unix time key expiries are
+/// checked against. `None`: an open tracker, nothing to check.
+#[derive(Clone, Copy)]
+struct Checks<'w> {
+    policy: &'w Policy,
+    now_unix: u64,
+}
+
+impl Checks<'_> {
+    /// An announce for `info_hash`; `key` is only called in private mode.
+    #[inline]
+    fn announce(
+        &self,
+        info_hash: &InfoHash,
+        key: impl FnOnce() -> PresentedKey,
+    ) -> Result<(), Deny> {
+        let key = if self.policy.is_private() {
+            key()
+        } else {
+            PresentedKey::Missing
+        };
+        self.policy.check_announce(info_hash, &key, self.now_unix)
+    }
+
+    /// A scrape request as a whole; `key` is only called under `--private-scrape`.
+    #[inline]
+    fn scrape_request(&self, key: impl FnOnce() -> PresentedKey) -> Result<(), Deny> {
+        if !self.policy.scrape_needs_key() {
+            return Ok(());
+        }
+        self.policy.check_scrape_request(&key(), self.now_unix)
+    }
+}
+
+/// A hash's scrape counts, zeros when the policy does not allow it.
+fn scrape_counts(swarm: &Swarm, checks: Option<Checks<'_>>, info_hash: &InfoHash) -> Counts {
+    match checks {
+        Some(c) if !c.policy.check_scrape(info_hash) => Counts::default(),
+        _ => swarm.scrape(info_hash),
+    }
+}
+
 impl Tracker {
     pub fn new(config: TrackerConfig, shards: usize) -> Tracker {
         let swarm = Swarm::new(shards, config.peer_timeout.min(u32::from(u16::MAX)) as u16)
@@ -100,6 +176,49 @@ impl Tracker {
             conn_ids: ConnectionIds::new(config.connection_id_lifetime),
             config,
             swarm,
+            access: OnceLock::new(),
+        }
+    }
+
+    /// Enforce the policy behind `handle` (access list, private keys) from now
+    /// on. Call once, before the first request: a request served earlier was
+    /// served open. `unix_at_zero` is the Unix time at tracker second 0. Gives
+    /// the handle back if a policy is already set.
+    pub fn set_access(&self, handle: PolicyHandle, unix_at_zero: u64) -> Result<(), PolicyHandle> {
+        self.access
+            .set(Access {
+                handle,
+                unix_at_zero,
+            })
+            .map_err(|a| a.handle)
+    }
+
+    /// Whether an access policy is set.
+    pub fn has_access_policy(&self) -> bool {
+        self.access.get().is_some()
+    }
+
+    /// The worker's policy for a request at `now`: its reader is taken on
+    /// first use, then each call is one atomic load (see [`PolicyReader::get`]).
+    #[inline]
+    fn checks<'w>(&self, reader: &'w mut Option<PolicyReader>, now: u32) -> Option<Checks<'w>> {
+        let access = self.access.get()?;
+        let policy = reader.get_or_insert_with(|| access.handle.reader()).get();
+        Some(Checks {
+            policy,
+            now_unix: access.unix_at_zero + u64::from(now),
+        })
+    }
+
+    /// Sweep shard `shard` ([`Swarm::expire_shard`]), dropping also the
+    /// torrents the worker's policy no longer allows: a hash that left an
+    /// allow list loses its swarm within one sweep period.
+    pub fn expire_shard(&self, w: &mut Worker, shard: usize, now: u32) -> usize {
+        match self.checks(&mut w.policy, now) {
+            Some(c) => self
+                .swarm
+                .expire_shard_with(shard, now, |ih| c.policy.should_drop(ih)),
+            None => self.swarm.expire_shard(shard, now),
         }
     }
 
@@ -140,7 +259,12 @@ impl Tracker {
             IpAddr::V4(_) => Family::V4,
             IpAddr::V6(_) => Family::V6,
         };
-        let Worker { rng, counters, .. } = w;
+        let Worker {
+            rng,
+            counters,
+            policy,
+            ..
+        } = w;
         let c = &**counters;
         let request = match udp::parse_request(req) {
             Ok(r) => r,
@@ -163,6 +287,14 @@ impl Tracker {
                     return None;
                 }
                 c.request(Proto::Udp, fam, Kind::Announce);
+                if let Some(checks) = self.checks(policy, now) {
+                    let key = || access::key_from_options(&a.options);
+                    if let Err(d) = checks.announce(&a.info_hash, key) {
+                        c.reject(deny_reason(d));
+                        log::trace!("udp announce from {src} refused: {d}");
+                        return self.udp_error(c, fam, a.transaction_id, d.as_str(), out);
+                    }
+                }
                 if a.port == 0 {
                     c.reject(Reject::InvalidRequest);
                     return self.udp_error(c, fam, a.transaction_id, "invalid port 0", out);
@@ -216,9 +348,17 @@ impl Tracker {
                     c.reject(Reject::InvalidRequest);
                     return self.udp_error(c, fam, s.transaction_id, "no info hash", out);
                 }
+                let checks = self.checks(policy, now);
+                if let Some(checks) = checks {
+                    // A UDP scrape carries no URL data, so no key.
+                    if let Err(d) = checks.scrape_request(|| PresentedKey::Missing) {
+                        c.reject(deny_reason(d));
+                        return self.udp_error(c, fam, s.transaction_id, d.as_str(), out);
+                    }
+                }
                 let mut at = udp::write_scrape_header(out, s.transaction_id)?;
                 for info_hash in s.info_hashes().take(self.config.max_scrape as usize) {
-                    let counts = self.swarm.scrape(info_hash);
+                    let counts = scrape_counts(&self.swarm, checks, info_hash);
                     match udp::write_scrape_row(
                         &mut out[at..],
                         counts.seeders,

@@ -497,3 +497,130 @@ mod props {
         }
     }
 }
+
+/// An allow list of `[1; 20]` with one key, `K`, that expires at Unix second 1000.
+fn with_policy(t: &Tracker, unix_at_zero: u64) {
+    use crate::access::{AccessList, Key, KeySet, Mode, Policy};
+    let list = AccessList::from_hashes([[1; 20]]);
+    let keys = KeySet::from_entries([(Key(*K), Some(1000))]);
+    let policy = Policy::new(
+        Some((Mode::Allow, Arc::new(list))),
+        Some(Arc::new(keys)),
+        false,
+    );
+    t.set_access(PolicyHandle::new(policy), unix_at_zero)
+        .unwrap();
+}
+
+const K: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz012345";
+
+fn keyed_announce(conn: u64, ih: u8, url_data: &[u8]) -> Vec<u8> {
+    let req = AnnounceRequest {
+        left: 0,
+        ..AnnounceRequest::new(conn, 0x1234, [ih; 20], [0x2d; 20], 6881)
+    };
+    let mut buf = [0u8; 256];
+    let n = udp::write_announce_request(&mut buf, &req, url_data).unwrap();
+    buf[..n].to_vec()
+}
+
+fn error_frame(tx: u32, msg: &str) -> Vec<u8> {
+    let mut v = vec![0, 0, 0, 3];
+    v.extend_from_slice(&tx.to_be_bytes());
+    v.extend_from_slice(msg.as_bytes());
+    v
+}
+
+#[test]
+fn test_policy_refusals_are_error_frames_and_store_nothing() {
+    let t = tracker();
+    with_policy(&t, 0);
+    let mut c = Client::new(&t);
+    let src = v4(1, 6881);
+    let conn = c.connect(10, src);
+    let key = [&b"/announce/"[..], K].concat();
+    let cases: [(u8, &[u8], Option<&str>); 5] = [
+        (1, &key, None),
+        (2, &key, Some("torrent not allowed")),
+        (1, b"/announce", Some("missing key")),
+        (
+            1,
+            b"/announce/abcdefghijklmnopqrstuvwxyz01234X",
+            Some("unknown key"),
+        ),
+        (2, b"", Some("missing key")),
+    ];
+    for (ih, data, refusal) in cases {
+        let resp = c.send(10, src, &keyed_announce(conn, ih, data)).unwrap();
+        match refusal {
+            Some(msg) => assert_eq!(resp, error_frame(0x1234, msg), "{msg}"),
+            None => assert_eq!(parse_announce(&resp).seeders, 1),
+        }
+    }
+    assert_eq!(
+        t.swarm().totals().torrents,
+        1,
+        "refused hashes are not stored"
+    );
+    let counters = &c.w.counters;
+    assert_eq!(counters.rejects(Reject::TorrentNotAllowed), 1);
+    assert_eq!(counters.rejects(Reject::MissingKey), 2);
+    assert_eq!(counters.rejects(Reject::UnknownKey), 1);
+    // A forged connection id gets nothing, refusal or not.
+    assert_eq!(c.send(10, src, &keyed_announce(conn ^ 1, 2, b"")), None);
+}
+
+#[test]
+fn test_key_expiry_follows_the_unix_clock() {
+    let t = tracker();
+    // Tracker second 0 is Unix second 990: the key expires at tracker second 10.
+    with_policy(&t, 990);
+    let mut c = Client::new(&t);
+    let src = v4(1, 6881);
+    let key = [&b"/announce/"[..], K].concat();
+    let conn = c.connect(9, src);
+    let ok = c.send(9, src, &keyed_announce(conn, 1, &key)).unwrap();
+    assert_eq!(parse_announce(&ok).seeders, 1);
+    let refused = c.send(10, src, &keyed_announce(conn, 1, &key)).unwrap();
+    assert_eq!(refused, error_frame(0x1234, "unknown key"));
+}
+
+#[test]
+fn test_scrape_of_a_hash_not_allowed_is_zeros_and_it_is_swept_away() {
+    use crate::access::{AccessList, Mode, Policy};
+    let t = tracker();
+    let both = AccessList::from_hashes([[1; 20], [2; 20]]);
+    let handle = PolicyHandle::new(Policy::new(
+        Some((Mode::Allow, Arc::new(both))),
+        None,
+        false,
+    ));
+    t.set_access(handle.clone(), 0).unwrap();
+    let mut c = Client::new(&t);
+    let src = v4(1, 6881);
+    let conn = c.connect(10, src);
+    for ih in [1, 2] {
+        c.send(
+            10,
+            src,
+            &announce_bytes(conn, ih, Event::Started, 0, -1, 6881),
+        );
+    }
+    // [2; 20] leaves the list.
+    let one = AccessList::from_hashes([[1; 20]]);
+    handle.store(Policy::new(Some((Mode::Allow, Arc::new(one))), None, false));
+    let mut scrape = [0u8; 56];
+    udp::write_scrape_request(&mut scrape, conn, 5, &[[1; 20], [2; 20]]).unwrap();
+    let resp = c.send(10, src, &scrape).unwrap();
+    assert_eq!(
+        &resp[8..],
+        [0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+    );
+    assert_eq!(t.swarm().totals().torrents, 2, "still stored until a sweep");
+    let swept: usize = (0..t.swarm().shard_count())
+        .map(|i| t.expire_shard(&mut c.w, i, 11))
+        .sum();
+    assert_eq!(swept, 1);
+    assert_eq!(t.swarm().totals().torrents, 1);
+    assert_eq!(t.swarm().scrape(&[1; 20]).seeders, 1);
+}

@@ -21,7 +21,17 @@ for unmodified, real-world clients:
                       transmission-cli is not installed). transmission 3.00 will not dial
                       loopback peers it learns from a tracker, so it joins first and the
                       libtorrent seeder dials it.
-6. ``shutdown``       SIGTERM makes shoal exit with status 0 promptly.
+6. ``private-udp``    a second shoal in private mode (``--keys FILE``): a libtorrent seeder and
+                      leecher with a private torrent whose tracker URL is
+                      ``udp://127.0.0.1:P/announce/KEY`` download the file through it, proving
+                      the key travels in libtorrent's BEP 41 URL data and is checked.
+7. ``private-wrong-key`` the same with a key the file does not list: both clients get a
+                      tracker_error_alert for shoal's error frame (counted as
+                      reason="unknown_key"), the tracker stores nothing (scrape zeros) and the
+                      leecher gets no peers. libtorrent 2.0.x drops a UDP error frame's text
+                      (it reads it from the datagram's start, header included), so the words
+                      ``unknown key`` are checked in the alert for the same key over HTTP.
+8. ``shutdown``       SIGTERM makes shoal exit with status 0 promptly.
 
 Every torrent is private (no DHT/PEX/LSD), and DHT/LSD/UPnP/NAT-PMP are off in every client, so
 the tracker is the only way the peers can discover each other. Each case uses its own random
@@ -46,6 +56,7 @@ import re
 import shutil
 import signal
 import socket
+import string
 import struct
 import subprocess
 import sys
@@ -114,9 +125,9 @@ class Shoal:
     LISTEN_RE = re.compile(r"listening on (udp|http)://(\S+)")
     ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
 
-    def __init__(self, binary):
-        self.cmd = [binary, "--udp", "127.0.0.1:0", "--http", "127.0.0.1:0",
-                    "--workers", "1", "--log", "info"]
+    def __init__(self, binary, extra_args=()):
+        self.cmd = [binary, "--udp", "127.0.0.1:0", "--http", "127.0.0.1:0", "--http-metrics",
+                    "--workers", "1", "--log", "info"] + list(extra_args)
         self.lines = []
         self.addrs = {}
         self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL,
@@ -329,6 +340,10 @@ class Client:
         # and peer transport is not what this test is about.
         "enable_outgoing_utp": False,
         "enable_incoming_utp": False,
+        # libtorrent caches a UDP tracker's connection id per tracker IP, not IP:port, for the
+        # whole process: a second tracker on 127.0.0.1 (the private-mode shoal) would be sent
+        # the first one's id, which it rightly drops as forged. Expiry 0: connect each time.
+        "udp_tracker_token_expiry": 0,
         # Alerts used for waiting and for diagnostics.
         "alert_mask": (lt.alert.category_t.tracker_notification
                        | lt.alert.category_t.error_notification
@@ -366,6 +381,24 @@ class Client:
             return False
         wait_for("%s's first tracker reply" % self.label, replied, ANNOUNCE_TIMEOUT,
                  self.diagnostics)
+
+    def wait_tracker_error(self, handle, what, accept):
+        """Wait for a tracker_error_alert for `handle` that accept(alert) approves; a
+        successful tracker reply instead is a failure. Returns the alert's message."""
+        def refused():
+            for a in self.pump():
+                if getattr(a, "handle", None) != handle:
+                    continue
+                if isinstance(a, lt.tracker_reply_alert):
+                    raise Failure("%s: the tracker answered an announce it should refuse"
+                                  % self.label)
+                if isinstance(a, lt.tracker_error_alert) and accept(a):
+                    return a.message()
+            return False
+        message = wait_for("%s's tracker error (%s)" % (self.label, what), refused,
+                           ANNOUNCE_TIMEOUT, self.diagnostics)
+        log("%s: %s" % (self.label, message))
+        return message
 
     def diagnostics(self, n=12):
         return "--- last %s alerts ---\n%s" % (
@@ -412,6 +445,92 @@ def libtorrent_swarm(shoal, workdir, tracker_url, tag):
     wait_for("%s leecher to finish downloading" % tag, done, DOWNLOAD_TIMEOUT, why)
     check_same_file(original, os.path.join(leech_dir, os.path.basename(original)))
     return seeder, leecher, (sh, lh), info_hash
+
+
+# --------------------------------------------------------------------------------------------
+# Private mode: keys in the UDP announce URL (BEP 41)
+# --------------------------------------------------------------------------------------------
+
+def random_key():
+    """A key in shoal's key-file format: 32 characters of [A-Za-z0-9]."""
+    alphabet = string.ascii_letters + string.digits
+    return "".join(random.choice(alphabet) for _ in range(32))
+
+
+def start_private_shoal(binary, workdir):
+    """A second shoal with `--keys FILE` listing one fresh key; returns (shoal, key)."""
+    key = random_key()
+    keys_file = os.path.join(workdir, "keys.txt")
+    with open(keys_file, "w") as f:
+        f.write("# shoal e2e: one key, no expiry\n%s\n" % key)
+    return Shoal(binary, ["--keys", keys_file]), key
+
+
+def private_url(shoal, key):
+    return "udp://%s:%d/announce/%s" % (shoal.udp[0], shoal.udp[1], key)
+
+
+def metric(shoal, sample):
+    """The value of one /metrics sample line, e.g. 'shoal_rejected_total{reason="x"}'."""
+    with urllib.request.urlopen("http://%s:%d/metrics" % shoal.http, timeout=5) as resp:
+        for line in resp.read().decode().splitlines():
+            if line.startswith(sample + " "):
+                return int(line.split()[-1])
+    raise Failure("no %s in /metrics" % sample)
+
+
+def udp_tracker_failure(alert):
+    """A BEP 15 error frame as libtorrent reports it. libtorrent 2.0.x builds the failure text
+    from the whole datagram, header included, so the text is cut at the header's first zero
+    byte and arrives empty; a libtorrent that reads it correctly must show "unknown key"."""
+    reason = alert.failure_reason()
+    return ("unknown key" in reason
+            or (reason == "" and alert.error.message() == "tracker sent a failure message"))
+
+
+def private_wrong_key(shoal, workdir):
+    """Seeder and leecher with a key the tracker does not list: refused, no peers.
+
+    Over UDP the refusal arrives as an error frame (which libtorrent 2.0.x reports without its
+    text, see udp_tracker_failure) and is counted as reason="unknown_key"; the same wrong key
+    over HTTP shows the words themselves in libtorrent's tracker_error_alert.
+    """
+    seed_dir = os.path.join(workdir, "wrongkey-seed")
+    leech_dir = os.path.join(workdir, "wrongkey-leech")
+    os.makedirs(seed_dir)
+    os.makedirs(leech_dir)
+    wrong = random_key()
+    torrent, info_hash, _ = make_torrent(seed_dir, private_url(shoal, wrong))
+    seeder = Client("wrong-key seeder")
+    leecher = Client("wrong-key leecher")
+    sh = seeder.add(torrent, seed_dir, seed_mode=True)
+    seeder.wait_tracker_error(sh, "UDP error frame", udp_tracker_failure)
+    lh = leecher.add(torrent, leech_dir)
+    leecher.wait_tracker_error(lh, "UDP error frame", udp_tracker_failure)
+    shoal.alive()
+    # Nothing was stored for either (UDP scrape needs no key without --private-scrape) ...
+    counts = udp_scrape(shoal, [info_hash])[info_hash]
+    if counts != (0, 0, 0):
+        raise Failure("scrape after refused announces: %r, want zeros" % (counts,))
+    # ... so the leecher has nobody to download from.
+    st = lh.status()
+    if st.num_peers != 0 or st.progress > 0:
+        raise Failure("leecher with a wrong key has %d peers, progress %.1f%%"
+                      % (st.num_peers, st.progress * 100))
+    refused = metric(shoal, 'shoal_rejected_total{reason="unknown_key"}')
+    if refused < 2:
+        raise Failure("shoal_rejected_total{reason=\"unknown_key\"} is %d, want >= 2" % refused)
+    log("wrong key: refused %d announces, scrape %r" % (refused, counts))
+
+    # The words themselves reach the client over HTTP (a bencoded failure reason).
+    http_dir = os.path.join(workdir, "wrongkey-http")
+    os.makedirs(http_dir)
+    url = "http://%s:%d/announce/%s" % (shoal.http[0], shoal.http[1], wrong)
+    torrent, _, _ = make_torrent(http_dir, url)
+    client = Client("wrong-key HTTP seeder")
+    ch = client.add(torrent, http_dir, seed_mode=True)
+    client.wait_tracker_error(ch, '"unknown key"',
+                              lambda a: a.failure_reason() == "unknown key")
 
 
 # --------------------------------------------------------------------------------------------
@@ -552,6 +671,7 @@ def main():
     workdir = tempfile.mkdtemp(prefix="shoal-e2e-")
     shoal = None
     swarms = {}   # tag -> (seeder, leecher, handles, info_hash)
+    private = {}  # the private-mode shoal and its one key, started by the first private case
     try:
         try:
             shoal = Shoal(args.shoal)
@@ -596,6 +716,22 @@ def main():
         case("stopped", stopped)
         case("transmission", lambda: transmission_interop(shoal, workdir))
 
+        def private_shoal():
+            if "shoal" not in private:
+                private["shoal"], private["key"] = start_private_shoal(args.shoal, workdir)
+                log("private shoal: %s" % private_url(private["shoal"], "KEY"))
+            return private["shoal"], private["key"]
+
+        def private_download():
+            ps, key = private_shoal()
+            seeder, leecher, (sh, lh), _ = libtorrent_swarm(ps, workdir, private_url(ps, key),
+                                                              "private")
+            seeder.session.remove_torrent(sh)
+            leecher.session.remove_torrent(lh)
+
+        case("private-udp", private_download)
+        case("private-wrong-key", lambda: private_wrong_key(private_shoal()[0], workdir))
+
         def shutdown():
             shoal.alive()
             t0 = time.monotonic()
@@ -612,6 +748,8 @@ def main():
         swarms.clear()   # drop sessions before deleting their files
         if shoal is not None:
             shoal.terminate()
+        if "shoal" in private:
+            private["shoal"].terminate()
         shutil.rmtree(workdir, ignore_errors=True)
         passed = sum(results)
         print("%d passed, %d failed" % (passed, len(results) - passed), flush=True)
