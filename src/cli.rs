@@ -744,7 +744,6 @@ pub struct ServeArgs {
     #[arg(
         long,
         env = "SHOAL_PRIVATE_SCRAPE",
-        requires = "keys",
         value_parser = clap::builder::BoolishValueParser::new()
     )]
     pub private_scrape: bool,
@@ -804,6 +803,11 @@ impl ServeArgs {
     pub fn to_config(&self) -> Result<Config, String> {
         let defaults = Config::default();
         let default_addrs = self.udp.is_empty() && !self.no_udp;
+        // Checked here, not by clap's `requires`: SHOAL_PRIVATE_SCRAPE=false
+        // in the environment must not demand --keys.
+        if self.private_scrape && self.keys.is_none() {
+            return Err("--private-scrape needs --keys (private mode)".into());
+        }
         if self.http_idle_timeout == 0 {
             return Err("--http-idle-timeout must be at least 1 second".into());
         }
@@ -855,7 +859,7 @@ impl ServeArgs {
 /// The effective configuration as `SHOAL_X=value  # --x` lines, one per
 /// server setting, that read back (as the environment of another `shoal`)
 /// give the same configuration. A setting that is off is a commented line.
-pub fn print_config(config: &Config, log: Option<&str>) -> String {
+pub fn print_config(config: &Config, access: &AccessConfig, log: Option<&str>) -> String {
     fn list(addrs: &[SocketAddr]) -> String {
         addrs
             .iter()
@@ -966,6 +970,22 @@ pub fn print_config(config: &Config, log: Option<&str>) -> String {
             "SHOAL_RENDEZVOUS_PUSH_RATE",
             "--rendezvous-push-rate",
             Some(r.push_rate.to_string()),
+        ),
+    ]);
+    let path = |p: &Option<std::path::PathBuf>| p.as_ref().map(|p| p.display().to_string());
+    let list = access.list.as_ref().map(|(p, _)| p.clone());
+    let mode = match access.list.as_ref().map(|(_, m)| *m) {
+        Some(Mode::Deny) => "deny",
+        _ => "allow",
+    };
+    lines.extend([
+        ("SHOAL_ACCESS_LIST", "--access-list", path(&list)),
+        ("SHOAL_ACCESS_MODE", "--access-mode", Some(mode.to_string())),
+        ("SHOAL_KEYS", "--keys", path(&access.keys)),
+        (
+            "SHOAL_PRIVATE_SCRAPE",
+            "--private-scrape",
+            Some(access.private_scrape.to_string()),
         ),
         ("SHOAL_LOG", "--log", log.map(str::to_string)),
     ]);
@@ -1562,7 +1582,8 @@ mod tests {
         let a = parse(&["--access-list", "a.txt"]).serve.access();
         assert_eq!(a.list.map(|(_, m)| m), Some(Mode::Allow));
         // --private-scrape means nothing without keys.
-        assert!(Cli::try_parse_from(["shoal", "--private-scrape"]).is_err());
+        let err = parse(&["--private-scrape"]).serve.to_config().unwrap_err();
+        assert!(err.contains("--private-scrape needs --keys"), "{err}");
     }
 
     #[test]

@@ -237,11 +237,9 @@ fn serve(args: &ServeArgs) -> ExitCode {
         Err(e) => return fatal(e, 2),
     };
     if args.print_config {
-        return written(
-            std::io::stdout()
-                .lock()
-                .write_all(shoal::cli::print_config(&config, args.log.as_deref()).as_bytes()),
-        );
+        return written(std::io::stdout().lock().write_all(
+            shoal::cli::print_config(&config, &args.access(), args.log.as_deref()).as_bytes(),
+        ));
     }
     init_logging(args.log.as_deref());
     // A bad line in the access list or key file is a usage error: FILE:LINE.

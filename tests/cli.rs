@@ -479,6 +479,10 @@ fn print_config_reads_back_as_the_same_configuration() {
             "--metrics",
             "127.0.0.1:9100",
             "--http-metrics",
+            "--access-list",
+            "/srv/shoal/deny.txt",
+            "--access-mode",
+            "deny",
         ])
         .output()
         .unwrap();
@@ -489,6 +493,10 @@ fn print_config_reads_back_as_the_same_configuration() {
         "SHOAL_HTTP=127.0.0.1:8080  # --http\n",
         "SHOAL_METRICS=127.0.0.1:9100  # --metrics\n",
         "SHOAL_HTTP_METRICS=true  # --http-metrics\n",
+        "SHOAL_ACCESS_LIST=/srv/shoal/deny.txt  # --access-list\n",
+        "SHOAL_ACCESS_MODE=deny  # --access-mode\n",
+        "# SHOAL_KEYS=  # --keys (not set)\n",
+        "SHOAL_PRIVATE_SCRAPE=false  # --private-scrape\n",
         "SHOAL_NO_UDP=false  # --no-udp\n",
         "# SHOAL_HTTP_CLIENT_IP_HEADER=  # --http-client-ip-header (not set)\n",
     ] {
