@@ -39,6 +39,7 @@ fuzz_target!(|data: &[u8]| {
     let registry = Registry {
         workers: vec![counters.clone()],
         rendezvous: None,
+        max_peers: 0,
     };
     let mut worker = Worker::new(counters);
     let env = HttpEnv {
