@@ -640,21 +640,7 @@ impl UdpIo {
 
 #[cfg(not(target_os = "linux"))]
 fn send_reply(sock: &UdpSocket, reply: &[u8], dst: SocketAddr, counters: &Counters) -> usize {
-    loop {
-        match sock.send_to(reply, dst) {
-            Ok(n) => return n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                counters.dropped(Dropped::SendWouldBlock);
-                return 0;
-            }
-            Err(e) => {
-                log::debug!("udp send to {dst} failed: {e}");
-                counters.dropped(Dropped::SendError);
-                return 0;
-            }
-        }
-    }
+    send_to(sock, reply, dst, counters)
 }
 
 /// Sweep the shards that are due: shard `k` (counted from start) is due at
@@ -859,7 +845,7 @@ fn send_to(sock: &UdpSocket, bytes: &[u8], dst: SocketAddr, counters: &Counters)
                 return 0;
             }
             Err(e) => {
-                log::debug!("rendezvous send to {dst} failed: {e}");
+                log::debug!("udp send to {dst} failed: {e}");
                 counters.dropped(Dropped::SendError);
                 return 0;
             }
