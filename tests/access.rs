@@ -5,12 +5,13 @@
 //! left the list, `shoal announce` with a key, and no allocation per checked
 //! announce.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-// A counting allocator needs `unsafe impl GlobalAlloc`; it only forwards to the
-// system allocator.
+// Sending SIGHUP to the child with libc::kill.
 #![allow(unsafe_code)]
 
+mod alloc_count;
 mod common;
 
+use alloc_count::allocs;
 use common::{Client, REPLY_TIMEOUT};
 use shoal::access::{write_atomically, AccessConfig, Mode, Reloader};
 use shoal::config::Config;
@@ -18,8 +19,6 @@ use shoal::net::{Clock, Running, Server};
 use shoal::stats::{Counters, Reject};
 use shoal::tracker::{Tracker, Worker};
 use shoal::wire::udp::{self, AnnounceRequest, Event, Response};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -28,32 +27,8 @@ use std::sync::atomic::AtomicU32;
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-struct Counting;
-
-thread_local! {
-    static ALLOCS: Cell<u64> = const { Cell::new(0) };
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.with(|c| c.set(c.get() + 1));
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new: usize) -> *mut u8 {
-        ALLOCS.with(|c| c.set(c.get() + 1));
-        unsafe { System.realloc(ptr, layout, new) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn allocs() -> u64 {
-    ALLOCS.with(|c| c.get())
-}
+static GLOBAL: alloc_count::Counting = alloc_count::Counting;
 
 const H1: [u8; 20] = [0x11; 20];
 const H2: [u8; 20] = [0x22; 20];

@@ -3,41 +3,15 @@
 //! counted by a global allocator that tallies this thread's allocations.
 //! Also reports the registry's memory per registration.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-// A counting allocator needs `unsafe impl GlobalAlloc`; it only forwards to the
-// system allocator.
-#![allow(unsafe_code)]
 
+mod alloc_count;
+
+use alloc_count::allocs;
 use shoal::rendezvous::{Outcome, Rendezvous, RendezvousConfig, Replies};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::net::SocketAddr;
 
-struct Counting;
-
-thread_local! {
-    static ALLOCS: Cell<u64> = const { Cell::new(0) };
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.with(|c| c.set(c.get() + 1));
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new: usize) -> *mut u8 {
-        ALLOCS.with(|c| c.set(c.get() + 1));
-        unsafe { System.realloc(ptr, layout, new) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn allocs() -> u64 {
-    ALLOCS.with(|c| c.get())
-}
+static GLOBAL: alloc_count::Counting = alloc_count::Counting;
 
 fn addr(i: u32) -> SocketAddr {
     if i.is_multiple_of(2) {
