@@ -19,6 +19,10 @@ ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-30}          # seconds per throughput run
 SUMMARIZE=${SUMMARIZE:-20}        # load test: report the last N seconds only
 MEM_DURATION=${MEM_DURATION:-60}  # seconds of load before reading memory
+TORRENTS=${TORRENTS:-1000000}     # simulated population (both load generators)
+PEERS=${PEERS:-2000000}
+ROUND_TOOLS=${ROUND_TOOLS:-"aquatic_udp_load_test shoal_bench"}
+SKIP_MEMORY=${SKIP_MEMORY:-0}     # 1: throughput rounds only
 PORT_AQ=${PORT_AQ:-3000}
 PORT_SH=${PORT_SH:-3001}
 AQ_DIR=${AQUATIC_BIN:-$(dirname "$(command -v aquatic_udp || echo /opt/aquatic/bin/aquatic_udp)")}
@@ -35,6 +39,7 @@ SHOAL=$PWD/target/release/shoal
 for port in $PORT_AQ $PORT_SH; do
   "$LOADTEST" -p | sed -e "s/^server_address = .*/server_address = \"127.0.0.1:$port\"/" \
     -e "s/^duration = .*/duration = $DURATION/" -e "s/^summarize_last = .*/summarize_last = $SUMMARIZE/" \
+    -e "s/^number_of_torrents = .*/number_of_torrents = $TORRENTS/" -e "s/^number_of_peers = .*/number_of_peers = $PEERS/" \
     > "$OUT/load-$port.toml"
   sed -e "s/^duration = .*/duration = $MEM_DURATION/" "$OUT/load-$port.toml" > "$OUT/mem-$port.toml"
 done
@@ -58,7 +63,7 @@ rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$SERVER_PID/status"; }
 echo -e "tool\ttracker\tround\treplies_per_s\tp50_us\tp99_us\tp999_us" > "$OUT/throughput.tsv"
 for round in $(seq "$ROUNDS"); do
   if [ $((round % 2)) -eq 1 ]; then order="aquatic shoal"; else order="shoal aquatic"; fi
-  for tool in aquatic_udp_load_test shoal_bench; do
+  for tool in $ROUND_TOOLS; do
     for tracker in $order; do
       start_server "$tracker"
       if [ $tool = aquatic_udp_load_test ]; then
@@ -66,7 +71,8 @@ for round in $(seq "$ROUNDS"); do
         rate=$(grep "Responses in:" "$OUT/run.log" | tail -1 | awk '{print $3}' | cut -d/ -f1)
         line="$tool\t$tracker\t$round\t$rate\t\t\t"
       else
-        "$SHOAL" bench --target "udp://127.0.0.1:$PORT" --duration "$DURATION" --quiet --json > "$OUT/run.json"
+        "$SHOAL" bench --target "udp://127.0.0.1:$PORT" --duration "$DURATION" --torrents "$TORRENTS" --peers "$PEERS" \
+          --quiet --json > "$OUT/run.json"
         line=$(python3 - "$OUT/run.json" "$tool" "$tracker" "$round" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1])); l = r["latency_us"]
@@ -81,7 +87,7 @@ PY
 done
 
 echo -e "tracker\trss_kb\tpeers\ttorrents" > "$OUT/memory.tsv"
-for tracker in aquatic shoal; do
+[ "$SKIP_MEMORY" = 1 ] || for tracker in aquatic shoal; do
   start_server "$tracker"
   timeout $((MEM_DURATION + 60)) "$LOADTEST" -c "$OUT/mem-$PORT.toml" > "$OUT/mem-run.log" 2>&1
   rss=$(rss_kb)
@@ -110,6 +116,8 @@ for key in ("p50_us", "p99_us", "p999_us"):
     a, s = med("shoal_bench", "aquatic", key), med("shoal_bench", "shoal", key)
     print(f"{'shoal_bench':24} {key:9}  aquatic_udp {a:10.0f}   shoal {s:10.0f}   ratio {s / a:.2f}x")
 mem = {r["tracker"]: r for r in csv.DictReader(open(f"{out}/memory.tsv"), delimiter="\t")}
+if not mem:
+    print("raw results:", out); sys.exit(0)
 a, s = int(mem["aquatic"]["rss_kb"]), int(mem["shoal"]["rss_kb"])
 print(f"resident memory after the default population: aquatic_udp {a / 1024:.0f} MiB, shoal {s / 1024:.0f} MiB, ratio {s / a:.2f}x")
 if mem["shoal"]["peers"]:
