@@ -108,6 +108,12 @@ impl StateFile {
                     file.downtime(),
                     started.elapsed().as_millis()
                 );
+                if i.not_stored > 0 {
+                    log::warn!(
+                        "{} peers of the state file not stored: the map is full (--max-peers)",
+                        i.not_stored
+                    );
+                }
                 Some(key)
             }
             Ok(None) => {

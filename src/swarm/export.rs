@@ -23,7 +23,9 @@
 //!   from bytes ([`crate::snapshot::decode`]).
 
 use super::peers::{is_fresh, Peer, Stamp};
-use super::{InfoHash, Peer4, Peer6, PeerFamily, PeerId, PeerIdKey, Shard, Swarm, Torrent};
+use super::{
+    Announce, InfoHash, Peer4, Peer6, PeerFamily, PeerId, PeerIdKey, Role, Shard, Swarm, Torrent,
+};
 use crate::snapshot::{Header, Loaded, PeerRecord4, PeerRecord6, SnapshotWriter, TorrentRecord};
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -43,6 +45,8 @@ pub struct Imported {
     pub peers: u64,
     /// HTTP peer ids restored.
     pub peer_ids: u64,
+    /// Peers in the snapshot the map had no room for (`--max-peers`).
+    pub not_stored: u64,
 }
 
 /// One shard's torrents as records, reused from shard to shard so an export
@@ -211,52 +215,73 @@ impl Swarm {
 
     /// Stores every torrent of `loaded` (ages already advanced by the
     /// downtime, expired peers already dropped) with its peers stamped
-    /// `now - age`, its completed count and its HTTP peer ids. Meant for an
-    /// empty map before serving: a peer already present is refreshed.
+    /// `now - age`, its completed count and its HTTP peer ids. Each peer goes
+    /// through the announce path (an announce made `age` seconds before `now`
+    /// that wants no peers), so the map's bounds and accounting apply to it as
+    /// to any other; a peer the map has no room for is counted in
+    /// [`Imported::not_stored`]. Meant for an empty map before serving.
     pub fn import(&self, loaded: &mut Loaded, now: u32) -> Imported {
-        let stamp = now as Stamp;
         let mut rec = TorrentRecord::default();
         let mut done = Imported::default();
+        let role = |seeder| if seeder { Role::Seeder } else { Role::Leecher };
         while loaded.next_into(&mut rec) {
             if rec.peers() == 0 {
                 continue;
             }
-            let mut guard = self.shard(&rec.info_hash).lock();
-            let Shard {
-                torrents,
-                totals,
-                peer_ids,
-                ..
-            } = &mut *guard;
-            let torrent = torrents.get_or_insert(&rec.info_hash);
+            let info_hash = rec.info_hash;
+            let past = |age: u32, seeder: bool| Announce {
+                info_hash,
+                addr: (),
+                role: role(seeder),
+                completed: false,
+                now: now.wrapping_sub(age),
+                want: 0,
+                random: (0, 0),
+                peer_id: None,
+                emit_ids: false,
+            };
+            let mut guard = self.shard(&info_hash).lock();
+            let shard = &mut *guard;
+            let mut stored = 0u64;
             for p in &rec.v4 {
-                let s = stamp.wrapping_sub(p.age as Stamp);
-                let was = torrent
-                    .upsert::<Peer4>((p.ip, p.port), p.seeder, s, &self.peer_hasher)
-                    .was;
-                count::<Peer4>(totals, was, p.seeder);
+                let req = past(p.age, p.seeder).with_addr((p.ip, p.port));
+                stored += u64::from(!self.announce_locked::<Peer4>(shard, &req, |_, _| {}).full);
             }
             for p in &rec.v6 {
-                let s = stamp.wrapping_sub(p.age as Stamp);
-                let was = torrent
-                    .upsert::<Peer6>((p.ip, p.port), p.seeder, s, &self.peer_hasher)
-                    .was;
-                count::<Peer6>(totals, was, p.seeder);
+                let req = past(p.age, p.seeder).with_addr((p.ip, p.port));
+                stored += u64::from(!self.announce_locked::<Peer6>(shard, &req, |_, _| {}).full);
             }
+            let Shard {
+                torrents, peer_ids, ..
+            } = shard;
+            let Some(torrent) = torrents.get_mut(&info_hash) else {
+                done.not_stored += rec.peers() as u64;
+                continue;
+            };
             torrent.set_completed(rec.completed);
             for &(index, id) in &rec.peer_ids {
                 let i = index as usize;
                 let key = match (rec.v4.get(i), rec.v6.get(i.wrapping_sub(rec.v4.len()))) {
-                    (Some(p), _) => (rec.info_hash, IpAddr::V4(p.ip), p.port),
-                    (None, Some(p)) => (rec.info_hash, IpAddr::V6(p.ip), p.port),
-                    // The loader checked every index: unreachable.
-                    (None, None) => continue,
+                    (Some(p), _)
+                        if torrent.contains::<Peer4>(&(p.ip, p.port), &self.peer_hasher) =>
+                    {
+                        (info_hash, IpAddr::V4(p.ip), p.port)
+                    }
+                    (None, Some(p))
+                        if torrent.contains::<Peer6>(&(p.ip, p.port), &self.peer_hasher) =>
+                    {
+                        (info_hash, IpAddr::V6(p.ip), p.port)
+                    }
+                    // Not stored (no room), or an index the loader would
+                    // have refused: no id to keep.
+                    _ => continue,
                 };
                 peer_ids.insert(key, id);
                 done.peer_ids += 1;
             }
             done.torrents += 1;
-            done.peers += rec.peers() as u64;
+            done.peers += stored;
+            done.not_stored += rec.peers() as u64 - stored;
         }
         // The stamps just written are exact at `now`: the next sweep measures
         // from here, not from the empty map's start (see `expire_shard`).
@@ -267,20 +292,9 @@ impl Swarm {
     }
 }
 
-/// Keeps a shard's gauges exact after one imported upsert.
-fn count<P: PeerFamily>(totals: &mut super::ShardTotals, was: Option<bool>, seeder: bool) {
-    let (s, l) = P::gauges(totals);
-    match was {
-        Some(true) => *s -= 1,
-        Some(false) => *l -= 1,
-        None => {}
-    }
-    *if seeder { s } else { l } += 1;
-}
-
 #[cfg(test)]
 mod tests {
-    use super::super::{Announce, Counts, Role};
+    use super::super::Counts;
     use super::*;
     use crate::snapshot::decode;
     use std::net::{Ipv4Addr, Ipv6Addr};
@@ -490,6 +504,17 @@ mod tests {
         let (bytes, done) = a.write_snapshot(120, &header(1), Vec::new()).unwrap();
         assert_eq!((done.torrents, done.peers), (1, 1));
         assert_eq!(decode(bytes, 1, 100).unwrap().counts(), (1, 1));
+    }
+
+    #[test]
+    fn import_respects_the_peer_bound() {
+        let a = sample_swarm();
+        let (bytes, done) = a.write_snapshot(10, &header(1), Vec::new()).unwrap();
+        let b = Swarm::new(1, 100).with_max_peers(5);
+        let got = b.import(&mut decode(bytes, 1, 100).unwrap(), 10);
+        assert_eq!(got.peers, 5);
+        assert_eq!(got.not_stored, done.peers - 5);
+        assert_eq!(b.totals().peers(), 5);
     }
 
     #[test]
