@@ -13,21 +13,32 @@
 //! random ages below the peer timeout, 3 in 4 seeders, no HTTP peer ids (a UDP
 //! swarm). The file size and bytes per peer go to stderr.
 //!
+//! One-shot mode (`SHOAL_SNAPSHOT_ONCE=PEERS`, no criterion): the whole warm
+//! restart path once, as `--state-file` runs it, for BENCHMARKS.md: a real
+//! [`Swarm`] (1024 shards) filled by announces of PEERS peers over PEERS/2
+//! torrents drawn as above, then timed: the write (`export_with`, one shard
+//! lock at a time, into a [`SnapshotFile`] with fsync and rename) and, with
+//! that swarm dropped, the load ([`load`]: read, checksum, validation) and
+//! [`Swarm::import`] into an empty swarm. Prints one line per step.
+//!
 //! ```sh
 //! cargo bench --bench snapshot
 //! cargo bench --bench snapshot -- limit
+//! SHOAL_SNAPSHOT_ONCE=2000000 cargo bench --bench snapshot
+//! SHOAL_SNAPSHOT_ONCE=20000000 cargo bench --bench snapshot
 //! ```
 
 // A bench is a test: a panic is how it fails.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, Criterion};
 use shoal::limit::RateLimiter;
 use shoal::snapshot::{load, Header, PeerRecord4, SnapshotFile, TorrentRecord};
+use shoal::swarm::{Announce, Peer4, Role, Swarm};
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const PEERS: u32 = 2_000_000;
 const TORRENTS: u32 = 1_000_000;
@@ -148,5 +159,85 @@ fn bench_limit(c: &mut Criterion) {
     g.finish();
 }
 
+/// The one-shot mode: see the module docs.
+fn once(peers: u32) {
+    let torrents = (peers / 2).max(1);
+    let swarm = Swarm::new(1024, TIMEOUT as u16);
+    let mut rng = fastrand::Rng::with_seed(0x5eed);
+    let fill = Instant::now();
+    for p in 0..peers {
+        let t = zipf_torrent(&mut rng, torrents);
+        let mut info_hash = [0u8; 20];
+        info_hash[..4].copy_from_slice(&t.to_le_bytes());
+        let req = Announce {
+            info_hash,
+            addr: (Ipv4Addr::from(0x0a00_0000 | p), 6881),
+            role: if rng.u8(..).is_multiple_of(4) {
+                Role::Leecher
+            } else {
+                Role::Seeder
+            },
+            completed: rng.bool(),
+            // Stamps spread over the timeout: the snapshot is taken at TIMEOUT.
+            now: rng.u32(1..TIMEOUT),
+            want: 0,
+            random: (0, 0),
+            peer_id: None,
+            emit_ids: false,
+        };
+        swarm.announce::<Peer4>(&req, |_, _| {});
+    }
+    let totals = swarm.totals();
+    eprintln!(
+        "filled: {} torrents, {} peers in {:.1} s",
+        totals.torrents,
+        totals.peers(),
+        fill.elapsed().as_secs_f64()
+    );
+    let dir = std::env::temp_dir().join(format!("shoal-bench-once-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("state.bin");
+
+    let t0 = Instant::now();
+    let mut f = SnapshotFile::create(&path, &header()).unwrap();
+    swarm
+        .export_with(TIMEOUT, |rec| f.write_torrent(rec))
+        .unwrap();
+    let (t, p) = f.commit().unwrap();
+    let write = t0.elapsed();
+    let size = std::fs::metadata(&path).unwrap().len();
+    eprintln!(
+        "write: {t} torrents, {p} peers, {size} bytes ({:.2} bytes/peer) in {} ms",
+        size as f64 / p as f64,
+        write.as_millis()
+    );
+    drop(swarm);
+
+    let t0 = Instant::now();
+    let mut l = load(&path, NOW, TIMEOUT).unwrap().unwrap();
+    let read = t0.elapsed();
+    let fresh = Swarm::new(1024, TIMEOUT as u16);
+    let got = fresh.import(&mut l, 0);
+    let total = t0.elapsed();
+    eprintln!(
+        "load: {} torrents, {} peers in {} ms ({} ms read and validated, {} ms imported)",
+        got.torrents,
+        got.peers,
+        total.as_millis(),
+        read.as_millis(),
+        (total - read).as_millis()
+    );
+    assert_eq!(got.peers, p);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 criterion_group!(benches, bench_snapshot, bench_limit);
-criterion_main!(benches);
+
+fn main() {
+    if let Ok(n) = std::env::var("SHOAL_SNAPSHOT_ONCE") {
+        once(n.parse().expect("SHOAL_SNAPSHOT_ONCE=PEERS"));
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

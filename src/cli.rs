@@ -788,6 +788,21 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", env = "SHOAL_RENDEZVOUS_PUSH_RATE", default_value_t = RendezvousConfig::default().push_rate)]
     pub rendezvous_push_rate: u32,
 
+    /// Warm restart: load the swarms from FILE at start (if it exists) and
+    /// write them to it at SIGTERM/SIGINT and every --state-interval. The file
+    /// holds the connection-id key: created readable by the owner only.
+    #[arg(long, value_name = "FILE", env = "SHOAL_STATE_FILE")]
+    pub state_file: Option<PathBuf>,
+
+    /// With --state-file: write the state every SECS while running; 0 = only at exit.
+    #[arg(
+        long,
+        value_name = "SECS",
+        env = "SHOAL_STATE_INTERVAL",
+        default_value_t = 300
+    )]
+    pub state_interval: u64,
+
     /// Log level: error, warn, info, debug, trace (or a RUST_LOG-style filter). [default: RUST_LOG, else info]
     #[arg(long, value_name = "LEVEL", env = "SHOAL_LOG")]
     pub log: Option<String>,
@@ -850,6 +865,9 @@ impl ServeArgs {
                 max: self.rendezvous_max,
                 push_rate: self.rendezvous_push_rate,
             },
+            state_file: self.state_file.clone(),
+            state_interval: (self.state_interval > 0)
+                .then(|| Duration::from_secs(self.state_interval)),
         };
         config.validate()?;
         Ok(config)
@@ -973,6 +991,14 @@ pub fn print_config(config: &Config, access: &AccessConfig, log: Option<&str>) -
         ),
     ]);
     let path = |p: &Option<std::path::PathBuf>| p.as_ref().map(|p| p.display().to_string());
+    lines.extend([
+        ("SHOAL_STATE_FILE", "--state-file", path(&config.state_file)),
+        (
+            "SHOAL_STATE_INTERVAL",
+            "--state-interval",
+            Some(config.state_interval.map_or(0, |d| d.as_secs()).to_string()),
+        ),
+    ]);
     let list = access.list.as_ref().map(|(p, _)| p.clone());
     let mode = match access.list.as_ref().map(|(_, m)| *m) {
         Some(Mode::Deny) => "deny",

@@ -79,6 +79,11 @@ pub struct Config {
     /// Rendezvous settings; checked even when `rendezvous` is empty, so a
     /// mistyped `--rendezvous-*` flag is reported, not ignored.
     pub rendezvous_settings: RendezvousConfig,
+    /// Warm restart (`--state-file`): the swarm is loaded from this file at
+    /// start and written to it at exit and every `state_interval`. `None` = off.
+    pub state_file: Option<std::path::PathBuf>,
+    /// Period of the state file's writes while running; `None` = at exit only.
+    pub state_interval: Option<Duration>,
 }
 
 /// Default port, as most public trackers use.
@@ -108,6 +113,8 @@ impl Default for Config {
             default_addrs: true,
             rendezvous: Vec::new(),
             rendezvous_settings: RendezvousConfig::default(),
+            state_file: None,
+            state_interval: Some(Duration::from_secs(300)),
         }
     }
 }

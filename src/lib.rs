@@ -18,6 +18,8 @@
 //!   atomic streaming writer, all-or-nothing loader. No locks, no clock.
 //! - [`limit`]: per-worker, fixed-size per-address rate limiter (token buckets).
 //!   No allocation after construction, no clock (`now_ms` is an argument).
+//! - [`state`]: `--state-file`: the start-up load (key, swarm) and the writer
+//!   thread and final write of the snapshot.
 //! - [`stats`]: per-worker counters and their Prometheus rendering.
 //! - [`client`]: a blocking tracker client (UDP BEP 15, plain HTTP) with typed
 //!   announce/scrape; used by `shoal announce`/`scrape` and the tests.
@@ -44,6 +46,7 @@ pub mod limit;
 pub mod net;
 pub mod rendezvous;
 pub mod snapshot;
+pub mod state;
 pub mod stats;
 pub mod swarm;
 pub mod tracker;

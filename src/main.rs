@@ -241,6 +241,16 @@ fn serve(args: &ServeArgs) -> ExitCode {
             shoal::cli::print_config(&config, &args.access(), args.log.as_deref()).as_bytes(),
         ));
     }
+    // An unwritable state file is a usage error found now, not at the first
+    // SIGTERM (the load itself happens in `Server::bind`).
+    if let Some(path) = &config.state_file {
+        if let Err(e) = shoal::snapshot::check_writable(path) {
+            return fatal(
+                format_args!("--state-file {}: cannot write there: {e}", path.display()),
+                2,
+            );
+        }
+    }
     init_logging(args.log.as_deref());
     // A bad line in the access list or key file is a usage error: FILE:LINE.
     let access = args.access();
@@ -333,6 +343,7 @@ fn serve(args: &ServeArgs) -> ExitCode {
         log::info!("{name} received, shutting down");
         break;
     }
+    // Stops the workers, then writes the final state snapshot (--state-file).
     running.stop();
     log::info!("stopped");
     ExitCode::SUCCESS

@@ -35,6 +35,11 @@ impl Counter {
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
+
+    /// Use as a gauge (single writer).
+    pub fn set(&self, v: u64) {
+        self.0.store(v, Ordering::Relaxed);
+    }
 }
 
 /// A closed set of metric labels. The variants, their count, the list of all
@@ -179,6 +184,24 @@ pub struct Counters {
     /// reloader thread (into the first worker's counters: still one writer).
     /// Index 0: the access list, 1: the key file.
     pub access_reload_failures: [Counter; 2],
+    /// The warm-restart state file (`--state-file`). Written only by the
+    /// start-up load and the state writer, one at a time, into the first
+    /// worker's counters.
+    pub state: StateCounters,
+}
+
+/// Counters and gauges of the state file (see [`crate::state`]).
+#[derive(Debug, Default)]
+pub struct StateCounters {
+    pub writes: Counter,
+    pub write_failures: Counter,
+    /// Gauges of the last successful write.
+    pub last_write_micros: Counter,
+    pub last_write_bytes: Counter,
+    pub last_write_peers: Counter,
+    /// Gauges: what the start-up load restored.
+    pub loaded_torrents: Counter,
+    pub loaded_peers: Counter,
 }
 
 /// Length of the rendezvous outcome array: every [`Outcome`] has its counter.
@@ -332,6 +355,60 @@ impl Registry {
     /// Payload bytes sent over one protocol.
     pub fn bytes_sent(&self, p: Proto) -> u64 {
         self.sum(|c| c.bytes_out[p as usize].get())
+    }
+
+    /// The state file's series (zeros without `--state-file`).
+    fn render_state(&self, out: &mut String) -> std::fmt::Result {
+        let st = |f: fn(&StateCounters) -> &Counter| self.sum(|c| f(&c.state).get());
+        metric(
+            out,
+            "shoal_state_writes_total",
+            "counter",
+            "Snapshots written to the state file (--state-file).",
+            [([], st(|s| &s.writes))],
+        )?;
+        metric(
+            out,
+            "shoal_state_write_failures_total",
+            "counter",
+            "Snapshot writes that failed (the previous state file stays).",
+            [([], st(|s| &s.write_failures))],
+        )?;
+        let micros = st(|s| &s.last_write_micros);
+        writeln!(
+            out,
+            "# HELP shoal_state_last_write_duration_seconds Time the last snapshot write took.\n# TYPE shoal_state_last_write_duration_seconds gauge\nshoal_state_last_write_duration_seconds {}.{:06}",
+            micros / 1_000_000,
+            micros % 1_000_000
+        )?;
+        metric(
+            out,
+            "shoal_state_last_write_bytes",
+            "gauge",
+            "Size of the last snapshot written.",
+            [([], st(|s| &s.last_write_bytes))],
+        )?;
+        metric(
+            out,
+            "shoal_state_last_write_peers",
+            "gauge",
+            "Peers in the last snapshot written.",
+            [([], st(|s| &s.last_write_peers))],
+        )?;
+        metric(
+            out,
+            "shoal_state_loaded_torrents",
+            "gauge",
+            "Torrents restored from the state file at start-up.",
+            [([], st(|s| &s.loaded_torrents))],
+        )?;
+        metric(
+            out,
+            "shoal_state_loaded_peers",
+            "gauge",
+            "Peers restored from the state file at start-up.",
+            [([], st(|s| &s.loaded_peers))],
+        )
     }
 
     fn render(&self, out: &mut String, totals: &Totals, uptime_secs: u64) -> std::fmt::Result {
@@ -508,6 +585,7 @@ impl Registry {
             "Most peers held in all (--max-peers); 0 = no limit.",
             [([], self.max_peers)],
         )?;
+        self.render_state(out)?;
         metric(
             out,
             "shoal_build_info",

@@ -9,7 +9,7 @@
 //! file is decoded as is. Bits 1-7: seconds of downtime (the clock is the
 //! snapshot's own time plus those), so seeds reach the expiry path.
 //!
-//! Checks on an accepted file, beyond "no panic": every yielded peer is younger
+//! Checks on an accepted file, beyond "no panic": every yielded peer is no older
 //! than the timeout, its peer ids index its peers in strictly increasing order,
 //! the yielded peers never exceed the file's count, and re-encoding the yielded
 //! records with the same header gives a file that decodes (with no downtime) to
@@ -49,8 +49,8 @@ fuzz_target!(|input: &[u8]| {
     let mut peers = 0u64;
     while loaded.next_into(&mut rec) {
         assert!(rec.peers() > 0 || rec.completed > 0);
-        assert!(rec.v4.iter().all(|p| p.age < TIMEOUT));
-        assert!(rec.v6.iter().all(|p| p.age < TIMEOUT));
+        assert!(rec.v4.iter().all(|p| p.age <= TIMEOUT));
+        assert!(rec.v6.iter().all(|p| p.age <= TIMEOUT));
         let mut next = 0u64;
         for (i, _) in &rec.peer_ids {
             assert!(u64::from(*i) >= next && (*i as usize) < rec.peers());

@@ -80,6 +80,8 @@ pub struct Shared {
     shutdown: AtomicBool,
     /// The rendezvous service, when enabled.
     pub rendezvous: Option<RendezvousState>,
+    /// The warm-restart state file (`--state-file`), when configured.
+    pub state: Option<crate::state::StateFile>,
 }
 
 /// The rendezvous service and its own expiry sweep (same scheme as the
@@ -305,8 +307,25 @@ impl Server {
             max_peers: config.tracker.max_peers,
         };
         let peer_timeout_ms = u64::from(config.tracker.peer_timeout) * 1000;
+        let mut tracker = Tracker::new(config.tracker.clone(), config.shards);
+        // Loaded whole before any worker runs: no request sees a half map.
+        let state = match &config.state_file {
+            Some(path) => Some(
+                crate::state::StateFile::open(
+                    path,
+                    config.state_interval,
+                    &mut tracker,
+                    (clock.now_ms() / 1000) as u32,
+                )
+                .map_err(BindError::Config)?,
+            ),
+            None => None,
+        };
+        if let Some(st) = &state {
+            st.record_load(&registry.workers[0]);
+        }
         let shared = Arc::new(Shared {
-            tracker: Tracker::new(config.tracker.clone(), config.shards),
+            tracker,
             registry,
             clock,
             sweep_cursor: AtomicU64::new(0),
@@ -315,6 +334,7 @@ impl Server {
             shutdown: AtomicBool::new(false),
             rendezvous,
             config,
+            state,
         });
         Ok(Server {
             shared,
@@ -387,9 +407,11 @@ impl Server {
                 .spawn(move || worker_loop(id, io, shared))?;
             threads.push(t);
         }
+        let state = crate::state::Writer::spawn(&self.shared)?;
         Ok(Running {
             shutdown,
             threads,
+            state,
             udp_addrs: self.udp_addrs,
             http_addrs: self.http_addrs,
             rendezvous_addrs: self.rendezvous_addrs,
@@ -403,6 +425,8 @@ impl Server {
 pub struct Running {
     shutdown: Shutdown,
     threads: Vec<JoinHandle<()>>,
+    /// Periodic state writes and the final one (`--state-file`).
+    state: Option<crate::state::Writer>,
     udp_addrs: Vec<SocketAddr>,
     http_addrs: Vec<SocketAddr>,
     rendezvous_addrs: Vec<SocketAddr>,
@@ -441,12 +465,16 @@ impl Running {
         self.join();
     }
 
-    /// Wait for the workers to finish (after a shutdown).
+    /// Wait for the workers to finish (after a shutdown), then write the
+    /// final state snapshot (`--state-file`): nothing changes the map any more.
     pub fn join(self) {
         for t in self.threads {
             if t.join().is_err() {
                 log::error!("a worker thread panicked");
             }
+        }
+        if let Some(w) = self.state {
+            w.finish();
         }
     }
 }

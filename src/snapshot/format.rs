@@ -223,7 +223,8 @@ pub struct Scratch {
 }
 
 /// Pass two: decodes one (already validated) record into `rec`, advancing ages
-/// by `downtime` and dropping peers whose age reaches `timeout`. Returns the
+/// by `downtime` and dropping peers whose age passes `timeout` (a peer is
+/// fresh up to its timeout, as in `swarm::peers::is_fresh`). Returns the
 /// number of peers dropped.
 pub fn decode_record(
     c: &mut Cursor<'_>,
@@ -245,7 +246,7 @@ pub fn decode_record(
         let b: [u8; PEER4_LEN] = c.array()?;
         let ra = u16::from_le_bytes([b[6], b[7]]);
         let age = u32::from(ra & !SEEDER_BIT).saturating_add(downtime);
-        if age < timeout {
+        if age <= timeout {
             rec.v4.push(PeerRecord4 {
                 ip: Ipv4Addr::new(b[0], b[1], b[2], b[3]),
                 port: u16::from_be_bytes([b[4], b[5]]),
@@ -266,7 +267,7 @@ pub fn decode_record(
         ip.copy_from_slice(&b[..16]);
         let ra = u16::from_le_bytes([b[18], b[19]]);
         let age = u32::from(ra & !SEEDER_BIT).saturating_add(downtime);
-        if age < timeout {
+        if age <= timeout {
             rec.v6.push(PeerRecord6 {
                 ip: Ipv6Addr::from(ip),
                 port: u16::from_be_bytes([b[16], b[17]]),

@@ -19,8 +19,9 @@
 //!   every count is checked against the bytes left before anything is sized by
 //!   it, so a header claiming 4 billion peers allocates nothing.
 //! - **Ages survive the downtime.** Ages are stored relative to the snapshot
-//!   time; on load they advance by the wall-clock downtime and peers at or past
-//!   the (current) peer timeout are dropped. A torrent left with no peers keeps
+//!   time; on load they advance by the wall-clock downtime and peers past the
+//!   (current) peer timeout are dropped (a peer exactly at it is still fresh,
+//!   as in the live map). A torrent left with no peers keeps
 //!   its record when its completed count is non-zero (counts are exact across a
 //!   restart) and is skipped when there is nothing left to keep.
 //!

@@ -137,7 +137,7 @@ fn peer_id_indices_are_remapped_past_expired_peers() {
             ip: Ipv4Addr::new(10, 0, 0, 9),
             port: 1,
             seeder: false,
-            age: 1799,
+            age: 1800,
         },
     );
     r.peer_ids = vec![(0, [1; 20]), (2, [2; 20])];

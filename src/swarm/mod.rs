@@ -12,11 +12,13 @@
 //! - expiry is incremental: [`Swarm::expire_shard`] sweeps one shard at a time so
 //!   no request waits behind a sweep of the whole map.
 
+mod export;
 pub mod peers;
 mod table;
 mod torrent;
 
 use ahash::RandomState;
+pub use export::{ExportBuf, Exported, Imported};
 use parking_lot::Mutex;
 use peers::{Peer, Stamp, Upserted};
 pub use peers::{Peer4, Peer6};

@@ -295,7 +295,7 @@ impl Torrent {
         matches!(self.peers, Peers::Big(_))
     }
 
-    #[cfg(test)]
+    /// Set the completed count (a warm restart restores it).
     pub(super) fn set_completed(&mut self, n: u32) {
         match &mut self.peers {
             Peers::Small(s) => s.completed = n,

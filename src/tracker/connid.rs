@@ -27,6 +27,10 @@ pub const CLOCK_SKEW: u32 = 2;
 pub struct ConnectionIds {
     key: [u8; 16],
     lifetime: u32,
+    /// Added to the tracker clock before an issue time is stamped or checked:
+    /// 0 counts from start; a warm restart sets the Unix time at tracker second
+    /// 0, so ids stamped by the process before it read the same after it.
+    epoch: u32,
 }
 
 impl std::fmt::Debug for ConnectionIds {
@@ -34,6 +38,7 @@ impl std::fmt::Debug for ConnectionIds {
         f.debug_struct("ConnectionIds")
             .field("key", &"<secret>")
             .field("lifetime", &self.lifetime)
+            .field("epoch", &self.epoch)
             .finish()
     }
 }
@@ -47,7 +52,18 @@ impl ConnectionIds {
     /// Ids under a given key (e.g. one saved by [`ConnectionIds::key`] before a
     /// restart): ids issued under the same key stay valid.
     pub fn with_key(key: [u8; 16], lifetime: u32) -> ConnectionIds {
-        ConnectionIds { key, lifetime }
+        ConnectionIds {
+            key,
+            lifetime,
+            epoch: 0,
+        }
+    }
+
+    /// The same ids with issue times counted from `epoch` (e.g. the Unix time
+    /// at tracker second 0, so that the count goes on across restarts).
+    pub fn with_epoch(mut self, epoch: u32) -> ConnectionIds {
+        self.epoch = epoch;
+        self
     }
 
     /// The key, to be saved across a warm restart. A secret: do not log it.
@@ -74,6 +90,7 @@ impl ConnectionIds {
     /// The id to hand a client at `ip` at time `now`. `ip` must be canonical
     /// (IPv4-mapped IPv6 addresses turned into IPv4).
     pub fn issue(&self, now: u32, ip: IpAddr) -> u64 {
+        let now = now.wrapping_add(self.epoch);
         (u64::from(now) << 32) | u64::from(self.tag(now, ip))
     }
 
@@ -82,6 +99,7 @@ impl ConnectionIds {
     /// worker reads the clock once per loop turn, so another worker may have
     /// issued it a second after this worker's `now`.
     pub fn check(&self, id: u64, now: u32, ip: IpAddr) -> bool {
+        let now = now.wrapping_add(self.epoch);
         let issued_at = (id >> 32) as u32;
         let age = now.wrapping_sub(issued_at);
         // One word compared with one instruction: no early exit on a prefix.
@@ -179,5 +197,20 @@ mod tests {
             !format!("{ids:?}").contains(&format!("{:?}", ids.key())),
             "Debug hides the key"
         );
+    }
+
+    #[test]
+    fn an_epoch_carries_ids_across_a_restart() {
+        // Process A started at Unix second 1_000_000 and issued an id at its
+        // tracker second 500; process B (same key) started at 1_000_530.
+        let a = ConnectionIds::new(120).with_epoch(1_000_000);
+        let b = ConnectionIds::with_key(a.key(), 120).with_epoch(1_000_530);
+        let ip4 = ip("203.0.113.9");
+        let id = a.issue(500, ip4);
+        assert!(b.check(id, 0, ip4), "30 s old after the restart");
+        assert!(b.check(id, 90, ip4), "valid for the rest of its lifetime");
+        assert!(!b.check(id, 91, ip4), "and no longer");
+        // Without the epoch, B would read it as issued in its future.
+        assert!(!ConnectionIds::with_key(a.key(), 120).check(id, 0, ip4));
     }
 }

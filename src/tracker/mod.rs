@@ -230,6 +230,17 @@ impl Tracker {
         &self.swarm
     }
 
+    /// Issue and check connection ids with `ids` (a key restored by a warm
+    /// restart); before serving.
+    pub fn set_connection_ids(&mut self, ids: ConnectionIds) {
+        self.conn_ids = ids;
+    }
+
+    /// The connection-id key, for the warm-restart state. A secret: never log it.
+    pub fn connection_id_key(&self) -> [u8; 16] {
+        self.conn_ids.key()
+    }
+
     /// How many peers to send for a requested `num_want` (before the datagram
     /// cap): none to a peer that is leaving.
     fn want(&self, role: Role, num_want: i64) -> usize {

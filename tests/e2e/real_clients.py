@@ -31,7 +31,13 @@ for unmodified, real-world clients:
                       leecher gets no peers. libtorrent 2.0.x drops a UDP error frame's text
                       (it reads it from the datagram's start, header included), so the words
                       ``unknown key`` are checked in the alert for the same key over HTTP.
-8. ``shutdown``       SIGTERM makes shoal exit with status 0 promptly.
+8. ``warm-restart``   a third shoal with ``--state-file``: a libtorrent seeder announces (interval
+                      3600 s, so it will not announce again), shoal is stopped with SIGTERM (exit
+                      0, the state file written, mode 0600) and started again on the same UDP
+                      port with the same file; the scrape shows the seeder, and a new libtorrent
+                      leecher downloads the file from it. The seeder was known only from the
+                      snapshot: its session sent no announce after the restart (checked).
+9. ``shutdown``       SIGTERM makes shoal exit with status 0 promptly.
 
 Every torrent is private (no DHT/PEX/LSD), and DHT/LSD/UPnP/NAT-PMP are off in every client, so
 the tracker is the only way the peers can discover each other. Each case uses its own random
@@ -125,8 +131,8 @@ class Shoal:
     LISTEN_RE = re.compile(r"listening on (udp|http)://(\S+)")
     ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
 
-    def __init__(self, binary, extra_args=()):
-        self.cmd = [binary, "--udp", "127.0.0.1:0", "--http", "127.0.0.1:0", "--http-metrics",
+    def __init__(self, binary, extra_args=(), udp="127.0.0.1:0"):
+        self.cmd = [binary, "--udp", udp, "--http", "127.0.0.1:0", "--http-metrics",
                     "--workers", "1", "--log", "info"] + list(extra_args)
         self.lines = []
         self.addrs = {}
@@ -534,6 +540,80 @@ def private_wrong_key(shoal, workdir):
 
 
 # --------------------------------------------------------------------------------------------
+# Warm restart: --state-file
+# --------------------------------------------------------------------------------------------
+
+def warm_restart(binary, workdir, running):
+    """A seeder known only from the snapshot serves a leecher that joins after a restart.
+
+    `running["restart"]` holds the shoal of the moment, so the runner can stop it whatever
+    happens here.
+    """
+    state = os.path.join(workdir, "shoal.state")
+    args = ["--state-file", state, "--interval", "3600", "--peer-timeout", "5400"]
+    first = Shoal(binary, args)
+    running["restart"] = first
+    seed_dir = os.path.join(workdir, "restart-seed")
+    leech_dir = os.path.join(workdir, "restart-leech")
+    os.makedirs(seed_dir)
+    os.makedirs(leech_dir)
+    torrent, info_hash, original = make_torrent(seed_dir, first.udp_url)
+    seeder = Client("restart seeder")
+    sh = seeder.add(torrent, seed_dir, seed_mode=True)
+    seeder.wait_announced(sh)
+    expect_scrape("UDP", udp_scrape, first,
+                  {info_hash: lambda c, d, i: (c, i) == (1, 0)})
+    before = udp_scrape(first, [info_hash])[info_hash]
+
+    status = first.terminate()
+    if status != 0:
+        raise Failure("shoal exited with status %s on SIGTERM\n%s" % (status, first.tail()))
+    if not any("state written to" in l for l in first.lines):
+        raise Failure("no 'state written to' line at exit\n%s" % first.tail())
+    mode = os.stat(state).st_mode & 0o777
+    if mode != 0o600:
+        raise Failure("state file mode %o, want 600 (it holds the connection-id key)" % mode)
+    seeder.pump()
+    mark = len(seeder.alerts)
+
+    # Same UDP port (the URL in the torrent), same state file.
+    second = Shoal(binary, args, udp="%s:%d" % first.udp)
+    running["restart"] = second
+    loaded = [l for l in second.lines if "state loaded from" in l]
+    if not loaded or "1 peers" not in loaded[0]:
+        raise Failure("no 'state loaded ... 1 peers' line\n%s" % second.tail())
+    log(loaded[0])
+    after = udp_scrape(second, [info_hash])[info_hash]
+    if after != before:
+        raise Failure("scrape after the restart %r, before it %r" % (after, before))
+
+    leecher = Client("restart leecher")
+    lh = leecher.add(torrent, leech_dir)
+
+    def done():
+        second.alive()
+        seeder.pump()
+        leecher.pump()
+        return lh.status().is_seeding
+
+    def why():
+        st = lh.status()
+        return "leecher progress %.1f%%, %d peers, state %s\n%s\n%s\n%s" % (
+            st.progress * 100, st.num_peers, st.state, leecher.diagnostics(),
+            seeder.diagnostics(), second.tail(10))
+
+    wait_for("the leecher to download from the restored seeder", done, DOWNLOAD_TIMEOUT, why)
+    check_same_file(original, os.path.join(leech_dir, os.path.basename(original)))
+    seeder.pump()
+    again = [m for kind, m in seeder.alerts[mark:] if kind == "tracker_announce_alert"]
+    if again:
+        raise Failure("the seeder announced again after the restart (%s): the snapshot was not "
+                      "what the leecher found" % again[0])
+    seeder.session.remove_torrent(sh)
+    leecher.session.remove_torrent(lh)
+
+
+# --------------------------------------------------------------------------------------------
 # transmission-cli
 # --------------------------------------------------------------------------------------------
 
@@ -672,6 +752,7 @@ def main():
     shoal = None
     swarms = {}   # tag -> (seeder, leecher, handles, info_hash)
     private = {}  # the private-mode shoal and its one key, started by the first private case
+    restart = {}  # the warm-restart case's shoal of the moment
     try:
         try:
             shoal = Shoal(args.shoal)
@@ -731,6 +812,7 @@ def main():
 
         case("private-udp", private_download)
         case("private-wrong-key", lambda: private_wrong_key(private_shoal()[0], workdir))
+        case("warm-restart", lambda: warm_restart(args.shoal, workdir, restart))
 
         def shutdown():
             shoal.alive()
@@ -750,6 +832,8 @@ def main():
             shoal.terminate()
         if "shoal" in private:
             private["shoal"].terminate()
+        if "restart" in restart:
+            restart["restart"].terminate()
         shutil.rmtree(workdir, ignore_errors=True)
         passed = sum(results)
         print("%d passed, %d failed" % (passed, len(results) - passed), flush=True)
