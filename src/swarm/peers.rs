@@ -286,26 +286,34 @@ impl<P: Peer> PeerSet<P> {
         timeout: Option<u16>,
         hasher: &ahash::RandomState,
     ) -> (usize, usize) {
-        let fresh = |p: &P| is_fresh(now, timeout, p.stamp());
-        if self.peers.iter().all(fresh) {
+        self.expire_by(&mut |stamp| is_fresh(now, timeout, stamp), hasher)
+    }
+
+    /// Keep the peers whose stamp `keep` accepts (asked once per peer, in
+    /// order; it may keep state, as the relief's partial cut does).
+    /// Returns (seeders removed, leechers removed).
+    pub fn expire_by(
+        &mut self,
+        keep: &mut impl FnMut(Stamp) -> bool,
+        hasher: &ahash::RandomState,
+    ) -> (usize, usize) {
+        let (n, s) = (self.peers.len(), self.seeders as usize);
+        let (mut w, mut seeders) = (0, 0);
+        for r in 0..n {
+            if keep(self.peers[r].stamp()) {
+                if w != r {
+                    self.peers[w] = self.peers[r];
+                }
+                w += 1;
+                seeders += usize::from(r < s);
+            }
+        }
+        if w == n {
             return (0, 0);
         }
-        let s = self.seeders as usize;
-        let mut w = 0;
-        for r in 0..self.peers.len() {
-            if r == s {
-                self.seeders = w as u32;
-            }
-            if fresh(&self.peers[r]) {
-                self.peers[w] = self.peers[r];
-                w += 1;
-            }
-        }
-        if s == self.peers.len() {
-            self.seeders = w as u32;
-        }
-        let removed_seeders = s - self.seeders as usize;
-        let removed_leechers = self.peers.len() - w - removed_seeders;
+        self.seeders = seeders as u32;
+        let removed_seeders = s - seeders;
+        let removed_leechers = n - w - removed_seeders;
         self.peers.truncate(w);
         if self.index.is_some() {
             self.index = None;

@@ -119,12 +119,12 @@ impl Small {
         Some(was_seeder)
     }
 
-    /// [`PeerSet::expire`] inline.
-    fn expire(&mut self, now: Stamp, timeout: Option<u16>) -> (usize, usize) {
+    /// [`PeerSet::expire_by`] inline.
+    fn expire_by(&mut self, keep: &mut impl FnMut(Stamp) -> bool) -> (usize, usize) {
         let (n, s) = (self.len as usize, self.seeders as usize);
         let (mut w, mut seeders) = (0, 0);
         for r in 0..n {
-            if peers::is_fresh(now, timeout, self.peers[r].stamp()) {
+            if keep(self.peers[r].stamp()) {
                 self.peers[w] = self.peers[r];
                 w += 1;
                 seeders += usize::from(r < s);
@@ -383,17 +383,28 @@ impl Torrent {
     /// Drop stale peers ([`PeerSet::expire`]) of both families; returns
     /// (seeders, leechers) removed of IPv4 and of IPv6. A torrent left with
     /// at most two IPv4 peers and no IPv6 peer moves back inline.
+    #[cfg(test)]
     pub(super) fn expire(
         &mut self,
         now: Stamp,
         timeout: Option<u16>,
         hasher: &ahash::RandomState,
     ) -> ((usize, usize), (usize, usize)) {
+        self.expire_by(&mut |stamp| peers::is_fresh(now, timeout, stamp), hasher)
+    }
+
+    /// As [`Torrent::expire`], keeping the peers whose stamp `keep` accepts
+    /// (asked once per peer).
+    pub(super) fn expire_by(
+        &mut self,
+        keep: &mut impl FnMut(Stamp) -> bool,
+        hasher: &ahash::RandomState,
+    ) -> ((usize, usize), (usize, usize)) {
         match &mut self.peers {
-            Peers::Small(s) => (s.expire(now, timeout), (0, 0)),
+            Peers::Small(s) => (s.expire_by(keep), (0, 0)),
             Peers::Big(b) => {
-                let r4 = b.v4.expire(now, timeout, hasher);
-                let r6 = b.v6.expire(now, timeout, hasher);
+                let r4 = b.v4.expire_by(keep, hasher);
+                let r6 = b.v6.expire_by(keep, hasher);
                 if let Some(s) = b.to_small(2) {
                     self.peers = Peers::Small(s);
                 }
