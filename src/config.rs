@@ -284,7 +284,11 @@ impl Config {
 /// physical RAM (`MemTotal`). `None` where none can be read (not Linux).
 /// Read once at start-up.
 pub fn memory_limit() -> Option<(u64, &'static str)> {
-    let read = |p: &str| std::fs::read_to_string(p).ok();
+    memory_limit_from(|p| std::fs::read_to_string(p).ok())
+}
+
+/// [`memory_limit`] over any file reader (tests give it a fake /proc and /sys).
+fn memory_limit_from(read: impl Fn(&str) -> Option<String>) -> Option<(u64, &'static str)> {
     let mut best: Option<(u64, &'static str)> = None;
     let mut offer = |bytes: Option<u64>, source: &'static str| {
         if let Some(b) = bytes.filter(|&b| b > 0 && b < 1 << 60) {
@@ -428,5 +432,62 @@ mod tests {
         c.metrics = vec!["127.0.0.1:0".parse().unwrap(); 2];
         c.udp = vec![a];
         assert_eq!(c.validate(), Ok(()));
+    }
+
+    #[test]
+    fn the_memory_limit_is_the_least_of_cgroup_ulimit_and_ram() {
+        use std::collections::HashMap;
+        let fs = |files: &[(&str, &str)]| {
+            let files: HashMap<String, String> = files
+                .iter()
+                .map(|(p, c)| (p.to_string(), c.to_string()))
+                .collect();
+            move |p: &str| files.get(p).cloned()
+        };
+        let meminfo = (
+            "/proc/meminfo",
+            "MemTotal:       16000000 kB\nMemFree: 1 kB\n",
+        );
+        let limits = |v: &str| {
+            format!("Limit Soft Hard Units\nMax address space         {v}            {v}            bytes\n")
+        };
+        // RAM only.
+        let ram = memory_limit_from(fs(&[meminfo]));
+        assert_eq!(ram, Some((16_000_000 * 1024, "physical memory")));
+        // cgroup v2: the tightest of the cgroup and its ancestors; "max" is no limit.
+        let v2 = memory_limit_from(fs(&[
+            meminfo,
+            ("/proc/self/cgroup", "0::/a/b\n"),
+            ("/sys/fs/cgroup/a/b/memory.max", "max\n"),
+            ("/sys/fs/cgroup/a/memory.max", "536870912\n"),
+        ]));
+        assert_eq!(v2, Some((512 << 20, "cgroup memory limit")));
+        // cgroup v1 (a huge value is no limit) beside a tighter ulimit -v,
+        // less what is mapped already.
+        let al = limits("300000000");
+        let v1 = memory_limit_from(fs(&[
+            meminfo,
+            ("/proc/self/cgroup", "4:memory:/x\n1:cpu:/\n"),
+            (
+                "/sys/fs/cgroup/memory/x/memory.limit_in_bytes",
+                "9223372036854771712\n",
+            ),
+            (
+                "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                "1073741824\n",
+            ),
+            ("/proc/self/limits", al.as_str()),
+            ("/proc/self/status", "VmSize:\t   20000 kB\n"),
+        ]));
+        assert_eq!(
+            v1,
+            Some((
+                300_000_000 - 20_000 * 1024,
+                "address-space limit (ulimit -v)"
+            ))
+        );
+        let unlimited = limits("unlimited");
+        let none = memory_limit_from(fs(&[("/proc/self/limits", unlimited.as_str())]));
+        assert_eq!(none, None);
     }
 }
