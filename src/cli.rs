@@ -614,6 +614,27 @@ fn parse_hash(s: &str) -> Result<[u8; 20], String> {
 }
 
 /// Seconds, fractions allowed, finite, 0.001..=3600.
+/// A byte count: digits, optionally a suffix K, M, G or T (powers of 1024,
+/// `KiB`/`KB`/`K` alike), as `--max-memory 512M`.
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (n, unit) = t.split_at(digits);
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("{s:?}: expected a byte count such as 512M or 2G"))?;
+    let shift = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "K" | "KB" | "KIB" => 10,
+        "M" | "MB" | "MIB" => 20,
+        "G" | "GB" | "GIB" => 30,
+        "T" | "TB" | "TIB" => 40,
+        _ => return Err(format!("{s:?}: unknown unit (use K, M, G or T)")),
+    };
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("{s:?}: too large"))
+}
+
 fn parse_secs(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(x) if (0.001..=3600.0).contains(&x) => Ok(x),
@@ -718,10 +739,24 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SECS", env = "SHOAL_CONNECTION_ID_LIFETIME", default_value_t = TrackerConfig::default().connection_id_lifetime)]
     pub connection_id_lifetime: u32,
 
-    /// Most peers held in all, bounding memory (about 50 bytes each); announces
-    /// of new peers beyond it are answered but not stored. 0 = no limit.
+    /// Most peers held in all; at the bound a new peer is still stored and
+    /// the stalest peers make room. 0 = no limit.
     #[arg(long, value_name = "N", env = "SHOAL_MAX_PEERS", default_value_t = TrackerConfig::default().max_peers)]
     pub max_peers: u64,
+
+    /// Memory budget of the swarm map (torrents, peers, indexes, HTTP peer
+    /// ids), in bytes or with a suffix: 512M, 2G (powers of 1024). Past 95 %
+    /// the peers silent longest are evicted (down to 90 %); new peers are
+    /// always stored. Default: half of what the process may use (its cgroup
+    /// limit, `ulimit -v`, or physical RAM). 0 = no limit.
+    #[arg(long, value_name = "BYTES", env = "SHOAL_MAX_MEMORY", value_parser = parse_bytes)]
+    pub max_memory: Option<u64>,
+
+    /// Most one torrent may hold, in percent of --max-peers and of
+    /// --max-memory; a new peer of a torrent at its share replaces the
+    /// torrent's stalest peer.
+    #[arg(long, value_name = "PERCENT", env = "SHOAL_MAX_TORRENT_SHARE", default_value_t = TrackerConfig::default().max_torrent_share, value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub max_torrent_share: u8,
 
     /// Access list: one info hash per line (40 hex digits; blank lines and #
     /// comments allowed). Reloaded on SIGHUP and when the file changes.
@@ -845,6 +880,10 @@ impl ServeArgs {
                 max_scrape: self.max_scrape,
                 connection_id_lifetime: self.connection_id_lifetime,
                 max_peers: self.max_peers,
+                max_memory: self
+                    .max_memory
+                    .unwrap_or_else(|| crate::config::default_max_memory().0),
+                max_torrent_share: self.max_torrent_share,
             },
             udp,
             http: self.http.clone(),
@@ -954,6 +993,16 @@ pub fn print_config(config: &Config, access: &AccessConfig, log: Option<&str>) -
             "SHOAL_MAX_PEERS",
             "--max-peers",
             Some(t.max_peers.to_string()),
+        ),
+        (
+            "SHOAL_MAX_MEMORY",
+            "--max-memory",
+            Some(t.max_memory.to_string()),
+        ),
+        (
+            "SHOAL_MAX_TORRENT_SHARE",
+            "--max-torrent-share",
+            Some(t.max_torrent_share.to_string()),
         ),
         (
             "SHOAL_STATS_INTERVAL",
@@ -1215,7 +1264,31 @@ mod tests {
         let c = cli.serve.to_config().unwrap();
         assert_eq!(c.udp, Config::default().udp);
         assert!(c.default_addrs);
-        assert_eq!(c.tracker, TrackerConfig::default());
+        // The memory budget defaults to half of what the process may use.
+        let budget = crate::config::default_max_memory().0;
+        assert!(budget > 0, "a limit is found here (at least MemTotal)");
+        assert_eq!(
+            c.tracker,
+            TrackerConfig {
+                max_memory: budget,
+                ..TrackerConfig::default()
+            }
+        );
+    }
+
+    #[test]
+    fn byte_counts_take_binary_suffixes() {
+        assert_eq!(parse_bytes("0"), Ok(0));
+        assert_eq!(parse_bytes("4096"), Ok(4096));
+        assert_eq!(parse_bytes("512M"), Ok(512 << 20));
+        assert_eq!(parse_bytes("2G"), Ok(2 << 30));
+        assert_eq!(parse_bytes("3gib"), Ok(3 << 30));
+        assert_eq!(parse_bytes("1 KB"), Ok(1024));
+        for bad in ["", "M", "1.5G", "12X", "-1", "99999999999T"] {
+            assert!(parse_bytes(bad).is_err(), "{bad:?}");
+        }
+        let c = parse(&["--max-memory", "64M"]).serve.to_config().unwrap();
+        assert_eq!(c.tracker.max_memory, 64 << 20);
     }
 
     #[test]

@@ -22,8 +22,15 @@ pub struct TrackerConfig {
     pub max_scrape: u32,
     /// How long a UDP connection id stays valid, seconds.
     pub connection_id_lifetime: u32,
-    /// Most peers held in all (0 = no limit); bounds memory whatever clients send.
+    /// Most peers held in all (0 = no limit): past it the stalest make room.
     pub max_peers: u64,
+    /// Most bytes the swarm map accounts for (0 = no limit): past it the
+    /// stalest peers make room. The CLI's default is half of what the process
+    /// may use ([`crate::config::memory_limit`]).
+    pub max_memory: u64,
+    /// Most one torrent may hold, in percent of `max_peers` and of
+    /// `max_memory` (1..=100): past it its stalest peer is replaced.
+    pub max_torrent_share: u8,
 }
 
 impl Default for TrackerConfig {
@@ -36,6 +43,8 @@ impl Default for TrackerConfig {
             max_scrape: 74,
             connection_id_lifetime: 120,
             max_peers: 20_000_000,
+            max_memory: 0,
+            max_torrent_share: 10,
         }
     }
 }
@@ -191,8 +200,13 @@ impl Config {
             0 => "no limit".to_string(),
             n => n.to_string(),
         };
+        let max_memory = match t.max_memory {
+            0 => "no limit".to_string(),
+            n => format!("{} MiB", n >> 20),
+        };
+        let share = t.max_torrent_share;
         format!(
-            "config: interval {} s, peer timeout {} s, numwant {} (max {}), max scrape {}, max peers {max_peers}, connection id lifetime {} s, workers {}, shards {}, socket buffer {} bytes asked, HTTP: {} connections per worker, {} s idle timeout{}{}",
+            "config: interval {} s, peer timeout {} s, numwant {} (max {}), max scrape {}, max peers {max_peers}, max memory {max_memory} (one torrent at most {share} %), connection id lifetime {} s, workers {}, shards {}, socket buffer {} bytes asked, HTTP: {} connections per worker, {} s idle timeout{}{}",
             t.interval,
             t.peer_timeout,
             t.default_numwant,
@@ -267,6 +281,86 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// What this process may use, in bytes, and where that figure comes from:
+/// the least of its cgroup's memory limit (cgroup v2 `memory.max` of its own
+/// cgroup and each ancestor, or v1 `memory.limit_in_bytes`), its address-space
+/// limit (`RLIMIT_AS`, as `ulimit -v` sets it, less what is mapped already:
+/// threads and allocator arenas take address space the map never sees) and
+/// physical RAM (`MemTotal`). `None` where none can be read (not Linux).
+/// Read once at start-up.
+pub fn memory_limit() -> Option<(u64, &'static str)> {
+    memory_limit_from(|p| std::fs::read_to_string(p).ok())
+}
+
+/// [`memory_limit`] over any file reader (tests give it a fake /proc and /sys).
+fn memory_limit_from(read: impl Fn(&str) -> Option<String>) -> Option<(u64, &'static str)> {
+    let mut best: Option<(u64, &'static str)> = None;
+    let mut offer = |bytes: Option<u64>, source: &'static str| {
+        if let Some(b) = bytes.filter(|&b| b > 0 && b < 1 << 60) {
+            if best.is_none_or(|(x, _)| b < x) {
+                best = Some((b, source));
+            }
+        }
+    };
+    let kb = |text: Option<String>, key: &str| {
+        text?
+            .lines()
+            .find_map(|l| l.strip_prefix(key))?
+            .split_whitespace()
+            .next()?
+            .parse::<u64>()
+            .ok()
+            .map(|k| k * 1024)
+    };
+    offer(kb(read("/proc/meminfo"), "MemTotal:"), "physical memory");
+    // /proc/self/limits: "Max address space  unlimited  unlimited  bytes".
+    let rlimit_as = read("/proc/self/limits").and_then(|l| {
+        let line = l.lines().find(|l| l.starts_with("Max address space"))?;
+        line.split_whitespace().nth(3)?.parse::<u64>().ok()
+    });
+    if let Some(limit) = rlimit_as {
+        let mapped = kb(read("/proc/self/status"), "VmSize:").unwrap_or(0);
+        offer(
+            Some(limit.saturating_sub(mapped)),
+            "address-space limit (ulimit -v)",
+        );
+    }
+    let cgroups = read("/proc/self/cgroup").unwrap_or_default();
+    for line in cgroups.lines() {
+        let mut f = line.splitn(3, ':');
+        let (_, controllers, path) = (f.next(), f.next(), f.next().unwrap_or("/"));
+        let (root, file) = match controllers {
+            Some("") => ("/sys/fs/cgroup", "memory.max"),
+            Some(c) if c.split(',').any(|c| c == "memory") => {
+                ("/sys/fs/cgroup/memory", "memory.limit_in_bytes")
+            }
+            _ => continue,
+        };
+        // The cgroup itself and its ancestors (the tightest applies); inside
+        // a container the path may be the host's, so the mount's root counts too.
+        let mut dir = path.trim_end_matches('/').to_string();
+        loop {
+            let value = read(&format!("{root}{dir}/{file}"));
+            offer(
+                value.and_then(|v| v.trim().parse().ok()),
+                "cgroup memory limit",
+            );
+            match dir.rfind('/') {
+                Some(i) => dir.truncate(i),
+                None => break,
+            }
+        }
+    }
+    best
+}
+
+/// The default memory budget of the swarm map: half of [`memory_limit`],
+/// leaving the other half to the process itself (buffers, threads, the
+/// allocator's slack); 0 (no budget) where no limit can be read.
+pub fn default_max_memory() -> (u64, &'static str) {
+    memory_limit().map_or((0, "no limit found"), |(b, source)| (b / 2, source))
 }
 
 #[cfg(test)]
@@ -345,5 +439,62 @@ mod tests {
         c.metrics = vec!["127.0.0.1:0".parse().unwrap(); 2];
         c.udp = vec![a];
         assert_eq!(c.validate(), Ok(()));
+    }
+
+    #[test]
+    fn the_memory_limit_is_the_least_of_cgroup_ulimit_and_ram() {
+        use std::collections::HashMap;
+        let fs = |files: &[(&str, &str)]| {
+            let files: HashMap<String, String> = files
+                .iter()
+                .map(|(p, c)| (p.to_string(), c.to_string()))
+                .collect();
+            move |p: &str| files.get(p).cloned()
+        };
+        let meminfo = (
+            "/proc/meminfo",
+            "MemTotal:       16000000 kB\nMemFree: 1 kB\n",
+        );
+        let limits = |v: &str| {
+            format!("Limit Soft Hard Units\nMax address space         {v}            {v}            bytes\n")
+        };
+        // RAM only.
+        let ram = memory_limit_from(fs(&[meminfo]));
+        assert_eq!(ram, Some((16_000_000 * 1024, "physical memory")));
+        // cgroup v2: the tightest of the cgroup and its ancestors; "max" is no limit.
+        let v2 = memory_limit_from(fs(&[
+            meminfo,
+            ("/proc/self/cgroup", "0::/a/b\n"),
+            ("/sys/fs/cgroup/a/b/memory.max", "max\n"),
+            ("/sys/fs/cgroup/a/memory.max", "536870912\n"),
+        ]));
+        assert_eq!(v2, Some((512 << 20, "cgroup memory limit")));
+        // cgroup v1 (a huge value is no limit) beside a tighter ulimit -v,
+        // less what is mapped already.
+        let al = limits("300000000");
+        let v1 = memory_limit_from(fs(&[
+            meminfo,
+            ("/proc/self/cgroup", "4:memory:/x\n1:cpu:/\n"),
+            (
+                "/sys/fs/cgroup/memory/x/memory.limit_in_bytes",
+                "9223372036854771712\n",
+            ),
+            (
+                "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                "1073741824\n",
+            ),
+            ("/proc/self/limits", al.as_str()),
+            ("/proc/self/status", "VmSize:\t   20000 kB\n"),
+        ]));
+        assert_eq!(
+            v1,
+            Some((
+                300_000_000 - 20_000 * 1024,
+                "address-space limit (ulimit -v)"
+            ))
+        );
+        let unlimited = limits("unlimited");
+        let none = memory_limit_from(fs(&[("/proc/self/limits", unlimited.as_str())]));
+        assert_eq!(none, None);
     }
 }

@@ -8,7 +8,7 @@
 //! registry gauges) appear only when it is enabled.
 
 use crate::rendezvous::{Outcome, Rendezvous};
-use crate::swarm::Totals;
+use crate::swarm::{Eviction, Totals};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -133,8 +133,6 @@ labels! {
         HttpNotFound => "http_not_found",
         /// HTTP: the client address header was required and missing.
         HttpNoClientIp => "http_no_client_ip",
-        /// A new peer answered but not stored: the swarm map is at `--max-peers`.
-        SwarmFull => "swarm_full",
         /// Announce (or private scrape) refused by the access list (`--access-list`).
         TorrentNotAllowed => "torrent_not_allowed",
         /// Private mode (`--keys`): no key in the announce URL path.
@@ -540,6 +538,27 @@ impl Registry {
             "Leechers, by address family.",
             by_family(totals.leechers4, totals.leechers6),
         )?;
+        metric(
+            out,
+            "shoal_swarm_bytes",
+            "gauge",
+            "Bytes the swarm map accounts for (torrents, peers, indexes, HTTP peer ids): what --max-memory bounds.",
+            [([], totals.bytes)],
+        )?;
+        metric(
+            out,
+            "shoal_max_memory_bytes",
+            "gauge",
+            "The swarm map's memory budget (--max-memory); 0 = no limit.",
+            [([], totals.max_bytes)],
+        )?;
+        metric(
+            out,
+            "shoal_evicted_total",
+            "counter",
+            "Peers evicted before their timeout to stay within a bound, by the bound: memory (--max-memory), peers (--max-peers), torrent_share (--max-torrent-share).",
+            Eviction::ALL.map(|e| ([("reason", e.label())], totals.evicted[e as usize])),
+        )?;
         if let Some(rdv) = &self.rendezvous {
             metric(
                 out,
@@ -850,9 +869,16 @@ mod tests {
             leechers4: 2,
             seeders6: 0,
             leechers6: 4,
+            bytes: 5000,
+            max_bytes: 6000,
+            evicted: [7, 0, 1],
         };
         let mut s = String::new();
         reg.render_prometheus(&mut s, &totals, 42);
+        assert!(s.contains("shoal_evicted_total{reason=\"memory\"} 7"));
+        assert!(s.contains("shoal_evicted_total{reason=\"torrent_share\"} 1"));
+        assert!(s.contains("shoal_swarm_bytes 5000\n"));
+        assert!(s.contains("shoal_max_memory_bytes 6000\n"));
         assert!(s.contains("# TYPE shoal_requests_total counter"));
         assert!(s.contains(
             "shoal_requests_total{protocol=\"udp\",family=\"ipv4\",kind=\"announce\"} 2"

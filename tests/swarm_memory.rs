@@ -192,3 +192,66 @@ fn bytes_per_peer_by_torrent_shape() {
         "one IPv6 peer: boxed, a vector of one"
     );
 }
+
+fn rss_bytes() -> i64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse::<i64>().ok())
+        .unwrap()
+        * 1024
+}
+
+/// The budget's figure against the kernel's: under a flood of distinct info
+/// hashes (one-peer torrents, the map's costliest shape), the growth of
+/// `approx_bytes` matches the growth of resident memory within a few percent.
+/// RSS is per process and the other tests' threads would blur it, so this
+/// runs itself again in a child process, alone.
+#[test]
+fn approx_bytes_tracks_rss_growth_under_a_flood_of_distinct_torrents() {
+    const NAME: &str = "approx_bytes_tracks_rss_growth_under_a_flood_of_distinct_torrents";
+    if std::env::var_os("SHOAL_RSS_CHILD").is_none() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", NAME, "--nocapture", "--test-threads", "1"])
+            .env("SHOAL_RSS_CHILD", "1")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{text}");
+        assert!(text.contains("1 passed"), "the child ran the test: {text}");
+        println!(
+            "{}",
+            text.lines().find(|l| l.starts_with("rss:")).unwrap_or("")
+        );
+        return;
+    }
+    let swarm = Swarm::new(1024, 3600);
+    let peer = (Ipv4Addr::new(127, 0, 0, 1), 6881);
+    let fill = |from: u32, to: u32| {
+        for i in from..to {
+            swarm.announce::<Peer4>(&req(ih(i), peer, Role::Leecher, 10), |_, _| {});
+        }
+    };
+    // Warm up: every shard's first chunk and table, the allocator's arenas.
+    fill(0, 50_000);
+    let (rss0, bytes0) = (rss_bytes(), swarm.approx_bytes() as i64);
+    fill(50_000, 1_000_000);
+    let (rss1, bytes1) = (rss_bytes(), swarm.approx_bytes() as i64);
+    let (rss, bytes) = ((rss1 - rss0) as f64, (bytes1 - bytes0) as f64);
+    println!(
+        "rss: 950 000 one-peer torrents: approx_bytes +{:.1} MiB, RSS +{:.1} MiB ({:+.1} %)",
+        bytes / 1048576.0,
+        rss / 1048576.0,
+        100.0 * (bytes - rss) / rss
+    );
+    // The gap (-5 % here) is the allocator's, not the map's: each shard's
+    // table doubles as it grows, and the smaller tables it frees stay as
+    // holes in the heap until later chunks reuse them.
+    assert!(
+        (bytes - rss).abs() <= 0.07 * rss,
+        "approx_bytes grew {bytes} bytes, RSS {rss}"
+    );
+}

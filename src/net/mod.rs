@@ -77,6 +77,10 @@ pub struct Shared {
     /// workers split the sweep without a lock).
     sweep_cursor: AtomicU64,
     sweep_period_ms: u64,
+    /// When (ms) evictions may next be logged, and the eviction total last
+    /// logged: at most one line a minute, whatever the flood.
+    evict_log_at: AtomicU64,
+    evicted_logged: AtomicU64,
     shutdown: AtomicBool,
     /// The rendezvous service, when enabled.
     pub rendezvous: Option<RendezvousState>,
@@ -331,6 +335,8 @@ impl Server {
             sweep_cursor: AtomicU64::new(0),
             // Every shard is swept once per period: peers leave at most this late.
             sweep_period_ms: (peer_timeout_ms / 8).clamp(1000, 60_000),
+            evict_log_at: AtomicU64::new(EVICT_LOG_MS),
+            evicted_logged: AtomicU64::new(0),
             shutdown: AtomicBool::new(false),
             rendezvous,
             config,
@@ -680,6 +686,9 @@ fn send_reply(sock: &UdpSocket, reply: &[u8], dst: SocketAddr, counters: &Counte
 /// whole rounds only, so the shards keep their order and none is passed over.
 fn housekeeping(shared: &Shared, worker: &mut Worker, now_ms: u64, now: u32) {
     let swarm = shared.tracker.swarm();
+    // Past 95 % of a bound: a share of the relief sweep (no-op otherwise).
+    swarm.relieve(now, RELIEF_SHARDS);
+    log_evictions(shared, now_ms);
     let shards = swarm.shard_count() as u64;
     let period = shared.sweep_period_ms;
     let due = now_ms * shards / period;
@@ -704,6 +713,57 @@ fn housekeeping(shared: &Shared, worker: &mut Worker, now_ms: u64, now: u32) {
                 log::trace!("expired {removed} peers from shard {}", next % shards);
             }
         }
+    }
+}
+
+/// Shards a worker tallies or sweeps per loop turn while the map is being
+/// relieved ([`crate::swarm::Swarm::relieve`]): 1024 shards of a 20 M-peer
+/// map take about 64 turns, each a few milliseconds.
+const RELIEF_SHARDS: usize = 32;
+/// Evictions are logged at most this often.
+const EVICT_LOG_MS: u64 = 60_000;
+
+/// Log the peers evicted since the last line, at most once a minute (the
+/// totals lock each shard in turn: fine once a minute, not per turn).
+fn log_evictions(shared: &Shared, now_ms: u64) {
+    let due = shared.evict_log_at.load(Ordering::Relaxed);
+    if now_ms < due
+        || shared
+            .evict_log_at
+            .compare_exchange(
+                due,
+                now_ms + EVICT_LOG_MS,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            )
+            .is_err()
+    {
+        return;
+    }
+    let swarm = shared.tracker.swarm();
+    let t = swarm.totals();
+    let before = shared
+        .evicted_logged
+        .swap(t.evicted_total(), Ordering::Relaxed);
+    let n = t.evicted_total().saturating_sub(before);
+    if n > 0 {
+        let limits = swarm.limits();
+        let bound = |v: u64| match v {
+            0 => "no limit".to_string(),
+            v => v.to_string(),
+        };
+        log::warn!(
+            "evicted {n} peers since the last report to stay within bounds (total by reason: {}); \
+             the map holds {} peers in {} torrents, {} MiB of --max-memory {} bytes, --max-peers {}",
+            crate::swarm::Eviction::ALL
+                .map(|e| format!("{} {}", e.label(), t.evicted[e as usize]))
+                .join(", "),
+            t.peers(),
+            t.torrents,
+            t.bytes >> 20,
+            bound(limits.max_bytes),
+            bound(limits.max_peers),
+        );
     }
 }
 

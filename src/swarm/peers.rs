@@ -193,11 +193,15 @@ impl<P: Peer> PeerSet<P> {
     }
 
     /// Insert or refresh a peer; move it across the seeder boundary if its role changed.
+    /// The vector never grows past `max` peers' room (the per-torrent cap: a
+    /// torrent at it replaces a peer instead of adding one, so doubling past it
+    /// would only be slack).
     pub fn upsert(
         &mut self,
         addr: P::Addr,
         seeder: bool,
         stamp: Stamp,
+        max: usize,
         hasher: &ahash::RandomState,
     ) -> Upserted {
         let s = self.seeders as usize;
@@ -230,6 +234,9 @@ impl<P: Peer> PeerSet<P> {
                     // push would allocate: the long tail of one-peer IPv6
                     // torrents (IPv4 ones are inline) pays 20 bytes, not 80.
                     self.peers.reserve_exact(1);
+                } else if i == self.peers.capacity() && i * 2 > max {
+                    // Near the cap: grow to it exactly, not to twice the length.
+                    self.peers.reserve_exact(max.max(i + 1) - i);
                 }
                 self.peers.push(P::new(addr, stamp));
                 match &mut self.index {
@@ -279,26 +286,34 @@ impl<P: Peer> PeerSet<P> {
         timeout: Option<u16>,
         hasher: &ahash::RandomState,
     ) -> (usize, usize) {
-        let fresh = |p: &P| is_fresh(now, timeout, p.stamp());
-        if self.peers.iter().all(fresh) {
+        self.expire_by(&mut |stamp| is_fresh(now, timeout, stamp), hasher)
+    }
+
+    /// Keep the peers whose stamp `keep` accepts (asked once per peer, in
+    /// order; it may keep state, as the relief's partial cut does).
+    /// Returns (seeders removed, leechers removed).
+    pub fn expire_by(
+        &mut self,
+        keep: &mut impl FnMut(Stamp) -> bool,
+        hasher: &ahash::RandomState,
+    ) -> (usize, usize) {
+        let (n, s) = (self.peers.len(), self.seeders as usize);
+        let (mut w, mut seeders) = (0, 0);
+        for r in 0..n {
+            if keep(self.peers[r].stamp()) {
+                if w != r {
+                    self.peers[w] = self.peers[r];
+                }
+                w += 1;
+                seeders += usize::from(r < s);
+            }
+        }
+        if w == n {
             return (0, 0);
         }
-        let s = self.seeders as usize;
-        let mut w = 0;
-        for r in 0..self.peers.len() {
-            if r == s {
-                self.seeders = w as u32;
-            }
-            if fresh(&self.peers[r]) {
-                self.peers[w] = self.peers[r];
-                w += 1;
-            }
-        }
-        if s == self.peers.len() {
-            self.seeders = w as u32;
-        }
-        let removed_seeders = s - self.seeders as usize;
-        let removed_leechers = self.peers.len() - w - removed_seeders;
+        self.seeders = seeders as u32;
+        let removed_seeders = s - seeders;
+        let removed_leechers = n - w - removed_seeders;
         self.peers.truncate(w);
         if self.index.is_some() {
             self.index = None;
@@ -333,6 +348,15 @@ impl<P: Peer> PeerSet<P> {
         self.index = Some(Box::new(index));
     }
 
+    /// The stalest peer (the longest since its last announce) and its age in
+    /// seconds at `now`: exact by a scan of a set of up to [`SCAN_AT`] peers,
+    /// else the stalest of [`SAMPLES`] positions drawn from `rng` (a set that
+    /// big is at its torrent's cap; sampling keeps the replacement O(1), and
+    /// the stalest of 16 draws is older than about 94 % of the set on average).
+    pub fn stalest(&self, now: Stamp, rng: &mut u64) -> Option<(P::Addr, i32)> {
+        stalest(&self.peers, now, rng)
+    }
+
     /// Visit up to `want` distinct peers of `range`, skipping position `skip`
     /// (see [`sample`]).
     pub fn sample(
@@ -345,6 +369,44 @@ impl<P: Peer> PeerSet<P> {
     ) -> usize {
         sample(&self.peers, range, skip, want, random, emit)
     }
+}
+
+/// Sets up to this many peers are scanned whole for their stalest peer.
+pub const SCAN_AT: usize = 64;
+/// Positions drawn from a bigger set when looking for its stalest peer.
+pub const SAMPLES: usize = 16;
+
+/// A peer's age in seconds at `now`: signed (a stamp a second ahead reads as
+/// fresh, see [`is_fresh`]), clamped to 0 from below.
+pub fn age(now: Stamp, stamp: Stamp) -> i32 {
+    i32::from(now.wrapping_sub(stamp) as i16).max(0)
+}
+
+/// One step of xorshift64: the victim sampling's random source, seeded from
+/// the request's random words (no allocation, no shared state).
+pub fn next_random(x: &mut u64) -> u64 {
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    *x
+}
+
+/// [`PeerSet::stalest`] over any slice of peers.
+pub fn stalest<P: Peer>(peers: &[P], now: Stamp, rng: &mut u64) -> Option<(P::Addr, i32)> {
+    let pick = |best: Option<(P::Addr, i32)>, p: &P| {
+        let a = age(now, p.stamp());
+        match best {
+            Some((_, b)) if b >= a => best,
+            _ => Some((p.addr(), a)),
+        }
+    };
+    if peers.len() <= SCAN_AT {
+        return peers.iter().fold(None, pick);
+    }
+    (0..SAMPLES).fold(None, |best, _| {
+        let i = (next_random(rng) % peers.len() as u64) as usize;
+        pick(best, &peers[i])
+    })
 }
 
 /// Visit up to `want` distinct peers of `peers[range]`, in a random order,
@@ -521,15 +583,15 @@ mod tests {
     fn upsert_moves_between_roles() {
         let h = ahash::RandomState::new();
         let mut set = PeerSet::<Peer4>::default();
-        assert_eq!(set.upsert(a(1), false, 0, &h).was, None);
-        assert_eq!(set.upsert(a(2), true, 0, &h).was, None);
+        assert_eq!(set.upsert(a(1), false, 0, usize::MAX, &h).was, None);
+        assert_eq!(set.upsert(a(2), true, 0, usize::MAX, &h).was, None);
         assert_eq!((set.seeders(), set.leechers()), (1, 1));
-        let u = set.upsert(a(1), true, 5, &h);
+        let u = set.upsert(a(1), true, 5, usize::MAX, &h);
         assert_eq!(u.was, Some(false));
         assert_eq!((set.seeders(), set.leechers()), (2, 0));
         assert_eq!(set.peers()[u.index].addr(), a(1));
         assert_eq!(set.peers()[u.index].stamp(), 5);
-        assert_eq!(set.upsert(a(2), false, 5, &h).was, Some(true));
+        assert_eq!(set.upsert(a(2), false, 5, usize::MAX, &h).was, Some(true));
         assert_eq!((set.seeders(), set.leechers()), (1, 1));
         assert_eq!(set.remove(&a(1), &h), Some(true));
         assert_eq!(set.remove(&a(1), &h), None);
@@ -554,7 +616,7 @@ mod tests {
             let op = (x >> 32) % 10;
             if op < 6 - phase * 4 {
                 let seeder = (x >> 20) & 1 == 1;
-                let was = set.upsert(a(n), seeder, 0, &h).was;
+                let was = set.upsert(a(n), seeder, 0, usize::MAX, &h).was;
                 assert_eq!(was, model.insert(a(n), seeder));
             } else {
                 assert_eq!(set.remove(&a(n), &h), model.remove(&a(n)));
@@ -575,7 +637,13 @@ mod tests {
         let h = ahash::RandomState::new();
         let mut set = PeerSet::<Peer4>::default();
         for n in 0..100 {
-            set.upsert(a(n), n % 3 == 0, if n % 2 == 0 { 10 } else { 100 }, &h);
+            set.upsert(
+                a(n),
+                n % 3 == 0,
+                if n % 2 == 0 { 10 } else { 100 },
+                usize::MAX,
+                &h,
+            );
         }
         let (s0, l0) = (set.seeders(), set.leechers());
         let (rs, rl) = set.expire(150, Some(60), &h);
@@ -589,12 +657,12 @@ mod tests {
         check(&set, &h);
         // Wrapping: stamps written just before the 16-bit clock wraps are still fresh after it.
         let mut set = PeerSet::<Peer4>::default();
-        set.upsert(a(1), false, 65_530, &h);
+        set.upsert(a(1), false, 65_530, usize::MAX, &h);
         assert_eq!(set.expire(20, Some(60), &h), (0, 0));
         assert_eq!(set.expire(100, Some(60), &h), (0, 1));
         // A stamp from a worker whose turn began a second later is fresh.
         let mut set = PeerSet::<Peer4>::default();
-        set.upsert(a(1), false, 1001, &h);
+        set.upsert(a(1), false, 1001, usize::MAX, &h);
         assert_eq!(set.expire(1000, Some(60), &h), (0, 0));
     }
 
@@ -603,7 +671,7 @@ mod tests {
         let h = ahash::RandomState::new();
         let mut set = PeerSet::<Peer4>::default();
         for n in 0..100 {
-            set.upsert(a(n), false, 0, &h);
+            set.upsert(a(n), false, 0, usize::MAX, &h);
         }
         let mut firsts = std::collections::HashSet::new();
         for r in 0..50u64 {
@@ -635,5 +703,45 @@ mod tests {
         });
         assert_eq!(count, 5);
         assert_eq!(set.sample(0..1, Some(0), 5, (0, 0), |_| {}), 0);
+    }
+
+    #[test]
+    fn stalest_is_exact_when_small_and_old_when_sampled() {
+        let h = ahash::RandomState::new();
+        let mut rng = 0x1234_5678_9abc_def0;
+        let mut set = PeerSet::<Peer4>::default();
+        for n in 0..40u32 {
+            set.upsert(a(n), n % 2 == 0, 1000 + n as u16, usize::MAX, &h);
+        }
+        assert_eq!(set.stalest(1100, &mut rng), Some((a(0), 100)));
+        // A stamp ahead of `now` reads as age 0.
+        assert_eq!(
+            stalest(&[Peer4::new(a(1), 1200)], 1100, &mut rng),
+            Some((a(1), 0))
+        );
+        // 10 000 peers stamped by number: the sampled stalest is among the
+        // oldest quarter nearly always.
+        let mut big = PeerSet::<Peer4>::default();
+        for n in 0..10_000u32 {
+            big.upsert(a(n), false, n as u16, usize::MAX, &h);
+        }
+        let old = (0..100)
+            .filter(|_| {
+                big.stalest(10_000, &mut rng)
+                    .is_some_and(|(_, age)| age > 7_500)
+            })
+            .count();
+        assert!(old >= 95, "{old} of 100 picks in the oldest quarter");
+    }
+
+    #[test]
+    fn growth_stops_at_the_cap() {
+        let h = ahash::RandomState::new();
+        let mut set = PeerSet::<Peer4>::default();
+        for n in 0..100u32 {
+            set.upsert(a(n), false, 0, 100, &h);
+        }
+        assert_eq!(set.peers.capacity(), 100, "not 128");
+        check(&set, &h);
     }
 }

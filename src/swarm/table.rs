@@ -131,6 +131,18 @@ impl Torrents {
         Some(self.swap_remove(i))
     }
 
+    /// The entry at position `i` (`0..len`): positions are dense, so a random
+    /// position picks a uniformly random torrent (victim sampling).
+    pub fn at_position(&mut self, i: usize) -> (&InfoHash, &mut Torrent) {
+        let e = self.at_mut(i);
+        (&e.key, &mut e.torrent)
+    }
+
+    /// Remove the torrent at position `i` (`0..len`); the last entry moves into it.
+    pub fn remove_at(&mut self, i: usize) -> Torrent {
+        self.swap_remove(i)
+    }
+
     /// Remove position `i`: the last entry moves into it.
     fn swap_remove(&mut self, i: usize) -> Torrent {
         let hash = self.hash(&self.at(i).key);

@@ -13,7 +13,7 @@
 
 use super::peers::{self, Peer, PeerSet, Stamp, Upserted};
 use super::{Counts, Peer4, Peer6, ShardTotals};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 /// How many inline peers are in use. An enum, not a `u8`, so its unused
 /// values are a niche that stores the [`Torrent`]'s variant for free (24
@@ -119,12 +119,12 @@ impl Small {
         Some(was_seeder)
     }
 
-    /// [`PeerSet::expire`] inline.
-    fn expire(&mut self, now: Stamp, timeout: Option<u16>) -> (usize, usize) {
+    /// [`PeerSet::expire_by`] inline.
+    fn expire_by(&mut self, keep: &mut impl FnMut(Stamp) -> bool) -> (usize, usize) {
         let (n, s) = (self.len as usize, self.seeders as usize);
         let (mut w, mut seeders) = (0, 0);
         for r in 0..n {
-            if peers::is_fresh(now, timeout, self.peers[r].stamp()) {
+            if keep(self.peers[r].stamp()) {
                 self.peers[w] = self.peers[r];
                 w += 1;
                 seeders += usize::from(r < s);
@@ -334,13 +334,15 @@ impl Torrent {
         }
     }
 
-    /// Insert or refresh a peer ([`PeerSet::upsert`]), boxing the torrent if
-    /// the peer does not fit inline.
+    /// Insert or refresh a peer ([`PeerSet::upsert`], vectors grown to at
+    /// most `max` peers' room), boxing the torrent if the peer does not fit
+    /// inline.
     pub(super) fn upsert<P: PeerFamily>(
         &mut self,
         addr: P::Addr,
         seeder: bool,
         stamp: Stamp,
+        max: usize,
         hasher: &ahash::RandomState,
     ) -> Upserted {
         if let Peers::Small(s) = &mut self.peers {
@@ -350,7 +352,7 @@ impl Torrent {
             self.peers = Peers::Big(Box::new(Big::from_small(s)));
         }
         match &mut self.peers {
-            Peers::Big(b) => P::set_mut(b).upsert(addr, seeder, stamp, hasher),
+            Peers::Big(b) => P::set_mut(b).upsert(addr, seeder, stamp, max, hasher),
             // Unreachable: boxed just above.
             Peers::Small(_) => Upserted {
                 index: 0,
@@ -381,21 +383,71 @@ impl Torrent {
     /// Drop stale peers ([`PeerSet::expire`]) of both families; returns
     /// (seeders, leechers) removed of IPv4 and of IPv6. A torrent left with
     /// at most two IPv4 peers and no IPv6 peer moves back inline.
+    #[cfg(test)]
     pub(super) fn expire(
         &mut self,
         now: Stamp,
         timeout: Option<u16>,
         hasher: &ahash::RandomState,
     ) -> ((usize, usize), (usize, usize)) {
+        self.expire_by(&mut |stamp| peers::is_fresh(now, timeout, stamp), hasher)
+    }
+
+    /// As [`Torrent::expire`], keeping the peers whose stamp `keep` accepts
+    /// (asked once per peer).
+    pub(super) fn expire_by(
+        &mut self,
+        keep: &mut impl FnMut(Stamp) -> bool,
+        hasher: &ahash::RandomState,
+    ) -> ((usize, usize), (usize, usize)) {
         match &mut self.peers {
-            Peers::Small(s) => (s.expire(now, timeout), (0, 0)),
+            Peers::Small(s) => (s.expire_by(keep), (0, 0)),
             Peers::Big(b) => {
-                let r4 = b.v4.expire(now, timeout, hasher);
-                let r6 = b.v6.expire(now, timeout, hasher);
+                let r4 = b.v4.expire_by(keep, hasher);
+                let r6 = b.v6.expire_by(keep, hasher);
                 if let Some(s) = b.to_small(2) {
                     self.peers = Peers::Small(s);
                 }
                 (r4, r6)
+            }
+        }
+    }
+
+    /// Peers of both families.
+    pub(super) fn len(&self) -> usize {
+        match &self.peers {
+            Peers::Small(s) => s.len as usize,
+            Peers::Big(b) => b.v4.len() + b.v6.len(),
+        }
+    }
+
+    /// The stalest peer of either family and its age at `now` (see
+    /// [`PeerSet::stalest`]: exact for small sets, sampled with `rng` for big ones).
+    pub(super) fn stalest(&self, now: Stamp, rng: &mut u64) -> Option<(IpAddr, u16, i32)> {
+        let (v4, v6) = match &self.peers {
+            Peers::Small(s) => (peers::stalest(s.peers(), now, rng), None),
+            Peers::Big(b) => (b.v4.stalest(now, rng), b.v6.stalest(now, rng)),
+        };
+        let v4 = v4.map(|((ip, port), age)| (IpAddr::V4(ip), port, age));
+        let v6 = v6.map(|((ip, port), age)| (IpAddr::V6(ip), port, age));
+        match (v4, v6) {
+            (Some(a), Some(b)) => Some(if b.2 > a.2 { b } else { a }),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Call `f` with the age at `now` of every peer (both families).
+    pub(super) fn for_each_age(&self, now: Stamp, mut f: impl FnMut(i32)) {
+        let mut each = |stamps: &mut dyn Iterator<Item = Stamp>| {
+            for s in stamps {
+                f(peers::age(now, s));
+            }
+        };
+        match &self.peers {
+            Peers::Small(s) => each(&mut s.peers().iter().map(Peer::stamp)),
+            Peers::Big(b) => {
+                each(&mut b.v4.peers().iter().map(Peer::stamp));
+                each(&mut b.v6.peers().iter().map(Peer::stamp));
             }
         }
     }
@@ -445,11 +497,11 @@ mod tests {
                 0..=5 => {
                     let u = if v6 {
                         let addr = (Ipv6Addr::from(u128::from(n)), 1);
-                        let u = t.upsert::<Peer6>(addr, seeder, now, &h);
+                        let u = t.upsert::<Peer6>(addr, seeder, now, usize::MAX, &h);
                         assert_eq!(t.peers::<Peer6>().0[u.index].addr(), addr);
                         u
                     } else {
-                        let u = t.upsert::<Peer4>(a(n), seeder, now, &h);
+                        let u = t.upsert::<Peer4>(a(n), seeder, now, usize::MAX, &h);
                         assert_eq!(t.peers::<Peer4>().0[u.index].addr(), a(n));
                         u
                     };

@@ -187,9 +187,6 @@ impl Tracker {
             v6: PeerList::new(q.compact, v6_buf),
         };
         let announced = self.announce(req, &mut lists);
-        if announced.full {
-            c.reject(Reject::SwarmFull);
-        }
         let PeerLists {
             v4: v4_list,
             v6: v6_list,

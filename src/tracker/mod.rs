@@ -30,7 +30,7 @@ use crate::config::TrackerConfig;
 use crate::stats::{Counters, Family, Kind, Proto, Reject};
 use crate::swarm::peers::Peer;
 use crate::swarm::{
-    Announce, Announced, Counts, InfoHash, Peer4, Peer6, PeerFamily, PeerId, Role, Swarm,
+    Announce, Announced, Counts, InfoHash, Limits, Peer4, Peer6, PeerFamily, PeerId, Role, Swarm,
 };
 use crate::wire::udp::{self, Event, ParseError, Request};
 use connid::ConnectionIds;
@@ -171,7 +171,11 @@ fn scrape_counts(swarm: &Swarm, checks: Option<Checks<'_>>, info_hash: &InfoHash
 impl Tracker {
     pub fn new(config: TrackerConfig, shards: usize) -> Tracker {
         let swarm = Swarm::new(shards, config.peer_timeout.min(u32::from(u16::MAX)) as u16)
-            .with_max_peers(config.max_peers);
+            .with_limits(Limits {
+                max_bytes: config.max_memory,
+                max_peers: config.max_peers,
+                torrent_share: config.max_torrent_share,
+            });
         Tracker {
             conn_ids: ConnectionIds::new(config.connection_id_lifetime),
             config,
@@ -329,9 +333,6 @@ impl Tracker {
                 };
                 let announced = self.announce(req, &mut peers);
                 let at = header + peers.at;
-                if announced.full {
-                    c.reject(Reject::SwarmFull);
-                }
                 let counts = announced.counts;
                 udp::write_announce_header(
                     out,
