@@ -788,6 +788,32 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", env = "SHOAL_RENDEZVOUS_PUSH_RATE", default_value_t = RendezvousConfig::default().push_rate)]
     pub rendezvous_push_rate: u32,
 
+    /// Management API and status page on this address (repeatable;
+    /// comma-separated in the environment). Off by default; needs a token.
+    /// Keep it on loopback or behind a firewall.
+    #[arg(
+        long = "api",
+        value_name = "ADDR",
+        env = "SHOAL_API",
+        value_delimiter = ',',
+        value_parser = parse_addr
+    )]
+    pub api: Vec<SocketAddr>,
+
+    /// The API's bearer token (at least 16 visible characters). Prefer
+    /// SHOAL_API_TOKEN or --api-token-file: a flag shows in `ps`.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "SHOAL_API_TOKEN",
+        hide_env_values = true
+    )]
+    pub api_token: Option<String>,
+
+    /// Read the API token from the first line of FILE.
+    #[arg(long, value_name = "FILE", env = "SHOAL_API_TOKEN_FILE")]
+    pub api_token_file: Option<PathBuf>,
+
     /// Log level: error, warn, info, debug, trace (or a RUST_LOG-style filter). [default: RUST_LOG, else info]
     #[arg(long, value_name = "LEVEL", env = "SHOAL_LOG")]
     pub log: Option<String>,
@@ -821,6 +847,22 @@ impl ServeArgs {
         } else {
             self.udp.clone()
         };
+        let api_token = match (&self.api_token, &self.api_token_file) {
+            (Some(_), Some(_)) => {
+                return Err("give the API token once: --api-token (SHOAL_API_TOKEN) or --api-token-file, not both".into())
+            }
+            (Some(t), None) => Some(crate::api::ApiToken::parse(t)?),
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("--api-token-file {}: {e}", path.display()))?;
+                let first = text.lines().next().unwrap_or_default();
+                Some(
+                    crate::api::ApiToken::parse(first)
+                        .map_err(|e| format!("--api-token-file {}: {e}", path.display()))?,
+                )
+            }
+            (None, None) => None,
+        };
         let config = Config {
             tracker: TrackerConfig {
                 interval: self.interval,
@@ -850,6 +892,8 @@ impl ServeArgs {
                 max: self.rendezvous_max,
                 push_rate: self.rendezvous_push_rate,
             },
+            api: self.api.clone(),
+            api_token,
         };
         config.validate()?;
         Ok(config)
@@ -954,6 +998,7 @@ pub fn print_config(config: &Config, access: &AccessConfig, log: Option<&str>) -
             off(&list(&config.rendezvous)),
         ),
     ];
+    lines.push(("SHOAL_API", "--api", off(&list(&config.api))));
     let r = &config.rendezvous_settings;
     lines.extend([
         (
@@ -996,6 +1041,11 @@ pub fn print_config(config: &Config, access: &AccessConfig, log: Option<&str>) -
             None => out.push_str(&format!("# {env}=  # {flag} (not set)\n")),
         }
     }
+    // The token itself is a secret: never printed.
+    out.push_str(match config.api_token {
+        Some(_) => "# SHOAL_API_TOKEN=  # --api-token (set; not shown: give it again)\n",
+        None => "# SHOAL_API_TOKEN=  # --api-token (not set)\n",
+    });
     out
 }
 

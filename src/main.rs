@@ -294,11 +294,20 @@ fn serve(args: &ServeArgs) -> ExitCode {
     for addr in server.metrics_addrs() {
         log::info!("serving /metrics and /health on http://{addr}");
     }
+    for addr in server.api_addrs() {
+        log::info!("serving the management API and status page on http://{addr}");
+        if !addr.ip().is_loopback() {
+            log::warn!(
+                "the management API on {addr} is not on loopback: keep it behind a firewall"
+            );
+        }
+    }
     if let Some(r) = &reloader {
         log_policy(&access, r);
         if let Err(e) = server.set_access(r.handle().clone()) {
             return fatal(e, 1);
         }
+        server.manage_access(&access, r.handle().clone());
     }
     let running = match server.spawn() {
         Ok(r) => r,

@@ -15,6 +15,7 @@
 pub mod peers;
 mod table;
 mod torrent;
+pub mod walk;
 
 use ahash::RandomState;
 use parking_lot::Mutex;

@@ -1,0 +1,1 @@
+//! `shoal api …`: the management API from the command line.
