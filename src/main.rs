@@ -24,6 +24,7 @@ fn main() -> ExitCode {
         }
         Some(Command::Bench(args)) => tool(bench(&args)),
         Some(Command::Rendezvous(args)) => rendezvous(&args),
+        Some(Command::Api(args)) => api(&args),
         Some(Command::Completions { shell }) => written(shoal::docgen::completions(
             shell,
             &mut std::io::stdout().lock(),
@@ -51,6 +52,22 @@ fn rendezvous(args: &RendezvousArgs) -> ExitCode {
     match args.run() {
         Err(e) if args.json => {
             let _ = writeln!(std::io::stdout().lock(), "{e}");
+            ExitCode::FAILURE
+        }
+        result => tool(result),
+    }
+}
+
+/// `shoal api`: with `--json`, the error goes to stdout as `{"error": "..."}` too.
+fn api(args: &shoal::cli::ApiArgs) -> ExitCode {
+    init_tool_logging();
+    match args.run() {
+        Err(e) if args.json => {
+            let _ = writeln!(
+                std::io::stdout().lock(),
+                "{}",
+                serde_json::json!({ "error": e })
+            );
             ExitCode::FAILURE
         }
         result => tool(result),

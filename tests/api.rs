@@ -662,3 +662,65 @@ fn the_status_page_is_served_self_contained() {
     }
     running.stop();
 }
+
+#[test]
+fn shoal_api_subcommands_talk_to_a_running_server() {
+    let dir = TmpDir::new("cli");
+    let access = AccessConfig {
+        list: Some((dir.file("allow.txt", ""), Mode::Allow)),
+        keys: Some(dir.file("keys.txt", "")),
+        private_scrape: false,
+    };
+    let (running, _reloader) = start_managed(config(), &access);
+    let url = format!("http://{}", running.api_addrs()[0]);
+    let run = |args: &[&str]| {
+        let out = shoal()
+            .arg("api")
+            .args(args)
+            .env("SHOAL_API_URL", &url)
+            .env("SHOAL_API_TOKEN", TOKEN)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let h = hex(&[0x3c; 20]);
+    let (code, out, _) = run(&["allow", &h]);
+    assert_eq!(code, Some(0));
+    assert_eq!(out, format!("listed {h}; the list has 1 entries\n"));
+    let (code, out, _) = run(&["add-key", "--valid-for", "600"]);
+    assert_eq!(code, Some(0));
+    let key = out[..32].to_string();
+    assert!(out.contains("expires at"), "{out}");
+    let (_, out, _) = run(&["keys", "--json"]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["keys"][0]["key"], key.as_str());
+    let (code, out, _) = run(&["remove-key", &key]);
+    assert_eq!((code, out.as_str()), (Some(0), "removed; 0 keys left\n"));
+    let (_, out, _) = run(&["stats"]);
+    assert!(out.contains("access     1 (allow)"), "{out}");
+    let (code, out, _) = run(&["torrents"]);
+    assert_eq!(code, Some(0));
+    assert!(out.ends_with("0 of 0 torrents (from 0)\n"), "{out}");
+    // Errors: one line on stderr, or JSON on stdout with --json; exit 1.
+    let (code, _, err) = run(&["torrent", &h]);
+    assert_eq!(code, Some(1));
+    assert_eq!(err.lines().count(), 1);
+    assert!(err.starts_with("shoal: HTTP 404"), "{err}");
+    let (code, out, _) = run(&["disallow", &hex(&[0x3d; 20]), "--json"]);
+    assert_eq!(code, Some(1));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert!(v["error"].as_str().unwrap().contains("404"));
+    let out = shoal()
+        .args(["api", "stats"])
+        .env("SHOAL_API_URL", &url)
+        .env("SHOAL_API_TOKEN", "not-the-token-at-all")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8(out.stderr).unwrap().contains("HTTP 401"));
+    running.stop();
+}
