@@ -24,6 +24,7 @@ use history::{History, Sample};
 use manage::Files;
 use parking_lot::Mutex;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 pub use serve::{serve, Served};
@@ -90,6 +91,9 @@ impl Eq for ApiToken {}
 pub struct Api {
     token: ApiToken,
     history: Mutex<History>,
+    /// When the next sample is due (ms): the loop turn that checks reads
+    /// this atomic, not the history's lock, which API readers also take.
+    next_sample_ms: AtomicU64,
     files: OnceLock<Files>,
 }
 
@@ -98,6 +102,7 @@ impl Api {
         Api {
             token,
             history: Mutex::new(History::new()),
+            next_sample_ms: AtomicU64::new(history::SAMPLE_MS),
             files: OnceLock::new(),
         }
     }
@@ -119,13 +124,18 @@ impl Api {
         totals: impl FnOnce() -> crate::swarm::Totals,
         now_ms: u64,
     ) {
-        if !self.history.lock().due(now_ms) {
+        if now_ms < self.next_sample_ms.load(Ordering::Relaxed) {
             return;
         }
         // Read outside the history lock: the API's readers never wait on
         // the shard walk.
         let sample = Sample::read(registry, totals(), now_ms);
-        self.history.lock().push(sample);
+        let mut h = self.history.lock();
+        if h.due(now_ms) {
+            h.push(sample);
+        }
+        self.next_sample_ms
+            .store(now_ms + history::SAMPLE_MS, Ordering::Relaxed);
     }
 
     pub(crate) fn history(&self) -> parking_lot::MutexGuard<'_, History> {
@@ -152,5 +162,26 @@ mod tests {
         assert!(!t.matches(b"S3cret-token-0123456789"));
         assert!(!t.matches(b""));
         assert_eq!(format!("{t:?}"), "ApiToken(<redacted>)");
+    }
+
+    #[test]
+    fn tick_samples_every_ten_seconds_only() {
+        let api = Api::new(ApiToken::parse("0123456789abcdef").unwrap());
+        let registry = crate::stats::Registry::default();
+        let mut walks = 0;
+        for ms in (0..=35_000).step_by(250) {
+            api.tick(
+                &registry,
+                || {
+                    walks += 1;
+                    crate::swarm::Totals::default()
+                },
+                ms,
+            );
+        }
+        // The zero sample, then 10, 20 and 30 s; the shards walked only then.
+        assert_eq!(walks, 3);
+        let times: Vec<u64> = api.history().iter().map(|s| s.t_ms).collect();
+        assert_eq!(times, [0, 10_000, 20_000, 30_000]);
     }
 }

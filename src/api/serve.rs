@@ -656,6 +656,60 @@ mod tests {
         assert!(page(b"offset=x").is_err());
     }
 
+    use crate::config::Config;
+    use crate::net::Server;
+    use crate::wire::http::parse_head;
+    use proptest::prelude::*;
+
+    fn shared() -> std::sync::Arc<Shared> {
+        let config = Config {
+            udp: vec!["127.0.0.1:0".parse().unwrap()],
+            api: vec!["127.0.0.1:0".parse().unwrap()],
+            api_token: Some(super::super::ApiToken::parse("0123456789abcdef").unwrap()),
+            workers: 1,
+            default_addrs: false,
+            ..Config::default()
+        };
+        std::sync::Arc::clone(Server::bind(config).unwrap().shared())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+        /// Whatever the method, path, query and body, with or without the
+        /// token: one complete reply, never a 5xx (no files to fail on here).
+        #[test]
+        fn no_request_panics_or_fails_the_server(
+            method in prop::sample::select(vec!["GET", "PUT", "POST", "DELETE", "PATCH", "HEAD"]),
+            first in prop::sample::select(vec!["", "stats", "torrents", "access-list", "keys", "x"]),
+            rest in "[ -~&&[^ ?#]]{0,48}",
+            query in "[a-z=&0-9-]{0,24}",
+            token in any::<bool>(),
+            body in prop::collection::vec(any::<u8>(), 0..64),
+        ) {
+            let shared = shared();
+            let auth = if token { "Authorization: Bearer 0123456789abcdef\r\n" } else { "" };
+            let mut req = format!(
+                "{method} /api/v1/{first}{rest}?{query} HTTP/1.1\r\n{auth}Content-Length: {}\r\n\r\n",
+                body.len()
+            )
+            .into_bytes();
+            req.extend_from_slice(&body);
+            let Ok(Some((head, used))) = parse_head(&req) else {
+                return Ok(());
+            };
+            let counters = Counters::default();
+            let mut out = Vec::new();
+            let served = serve(&shared, &counters, &req, &head, used, 1000, &mut out);
+            prop_assert_eq!(served, Served::Done { used: req.len(), keep_alive: true });
+            let text = String::from_utf8_lossy(&out);
+            prop_assert!(text.starts_with("HTTP/1.1 "), "{}", text);
+            prop_assert!(!text.starts_with("HTTP/1.1 5"), "{}", text);
+            if !token {
+                prop_assert!(text.starts_with("HTTP/1.1 401"), "{}", text);
+            }
+        }
+    }
+
     #[test]
     fn replies_have_their_status_and_allow() {
         let mut out = Vec::new();

@@ -571,6 +571,9 @@ mod tests {
             (Operator, b"/announce", true, false),
             (Operator, b"/scrape", true, false),
             (Operator, b"/metrics/x", true, false),
+            // The API routes (and refuses) paths itself.
+            (Api, b"/api/v1/stats", false, true),
+            (Api, b"/", false, true),
         ] {
             assert_eq!(
                 role.serves(path, http_metrics),
