@@ -401,6 +401,33 @@ fn access_list_and_keys_are_written_back_and_survive_a_restart() {
         request(api, "PUT", "/api/v1/access-list/nothex", Some(TOKEN), b"").status,
         400
     );
+    // Pages of the list are sorted by hash.
+    for b in [0x90u8, 0x10, 0x70, 0x30] {
+        let r = request(
+            api,
+            "PUT",
+            &format!("/api/v1/access-list/{}", hex(&[b; 20])),
+            Some(TOKEN),
+            b"",
+        );
+        assert_eq!(r.status, 200);
+    }
+    let page = get(api, "/api/v1/access-list?limit=2&offset=1").json();
+    assert_eq!(page["entries"], 5);
+    assert_eq!(
+        page["info_hashes"],
+        serde_json::json!([hex(&[0x30; 20]), hex(&h)])
+    );
+    for b in [0x90u8, 0x10, 0x70, 0x30] {
+        let r = request(
+            api,
+            "DELETE",
+            &format!("/api/v1/access-list/{}", hex(&[b; 20])),
+            Some(TOKEN),
+            b"",
+        );
+        assert_eq!(r.status, 200);
+    }
     let other = hex(&[0x6b; 20]);
     assert_eq!(
         request(

@@ -208,7 +208,7 @@ impl Server {
             n,
             config.socket_buffer,
             false,
-            socket::Kind::Metrics,
+            socket::Kind::Api,
         )?;
         let mut rdv = socket::bind_group(
             &config.rendezvous,
