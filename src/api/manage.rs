@@ -4,7 +4,7 @@
 //! Each change is built from the policy in force, written to the file with
 //! [`write_atomically`] (temporary file, fsync, rename), and only then
 //! installed, so what the file says and what is enforced agree, and a restart
-//! finds the change. One change at a time ([`Files::lock`]): two API calls
+//! finds the change. One change at a time (a lock per [`Files`]): two API calls
 //! cannot write the file out of order. The reloader later sees the renamed
 //! file and loads the same contents again, which changes nothing; a hand
 //! edit after that reloads as usual.

@@ -7,7 +7,8 @@
 //! only moves bytes and enforces limits:
 //!
 //! - a request head larger than [`MAX_HEAD`] gets 431 and the connection closes;
-//! - a request with a body (POST, or any Content-Length) gets 413 and closes;
+//! - a request with a body (POST, or any Content-Length) gets 413 and closes,
+//!   except on an API listener, which reads bodies up to [`crate::api::MAX_BODY`];
 //! - at most `http_max_connections` per worker; more are closed at once;
 //! - a connection idle for `http_idle_timeout`, or that has not finished its
 //!   current request head within it (slowloris), is closed;
