@@ -39,6 +39,8 @@ pub struct Cli {
     pub serve: ServeArgs,
 }
 
+// Parsed once at start and matched once: the size of the serve variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the tracker (the default when no subcommand is given).
@@ -51,6 +53,8 @@ pub enum Command {
     Bench(BenchArgs),
     /// Talk to a Sobani rendezvous tracker (announce, alive, push) and print its reply.
     Rendezvous(RendezvousArgs),
+    /// Ask a running shoal's management API (--api): stats, torrents, the access list, keys.
+    Api(ApiArgs),
     /// Print a shell completion script (bash, zsh or fish) on stdout.
     Completions {
         #[arg(value_enum)]
@@ -58,6 +62,119 @@ pub enum Command {
     },
     /// Print the man page, shoal(1), in roff on stdout (`shoal man > shoal.1`).
     Man,
+}
+
+/// `shoal api`: the management API from the command line.
+#[derive(Debug, Clone, Args)]
+pub struct ApiArgs {
+    #[command(subcommand)]
+    pub command: ApiCommand,
+
+    /// Base URL of shoal's --api listener.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "SHOAL_API_URL",
+        default_value = "http://127.0.0.1:6970",
+        global = true
+    )]
+    pub api_url: String,
+
+    /// The API token (the server's --api-token). Prefer SHOAL_API_TOKEN: a
+    /// flag shows in `ps`.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "SHOAL_API_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    pub api_token: Option<String>,
+
+    /// Print the API's JSON reply on stdout; an error too, as {"error": "..."}.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum ApiCommand {
+    /// Totals, request rates, rejects, limits.
+    Stats,
+    /// The torrents with the most peers.
+    Torrents {
+        /// Torrents to list (at most 1000).
+        #[arg(long, value_name = "N", default_value_t = 20)]
+        limit: u32,
+        /// Skip this many first.
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        offset: u64,
+    },
+    /// One torrent and its peers.
+    Torrent {
+        /// Info hash: 40 hex digits.
+        #[arg(value_name = "INFO_HASH", value_parser = parse_hash)]
+        info_hash: [u8; 20],
+    },
+    /// Put an info hash on the access list (written to the --access-list file).
+    Allow {
+        #[arg(value_name = "INFO_HASH", value_parser = parse_hash)]
+        info_hash: [u8; 20],
+    },
+    /// Take an info hash off the access list.
+    Disallow {
+        #[arg(value_name = "INFO_HASH", value_parser = parse_hash)]
+        info_hash: [u8; 20],
+    },
+    /// The private-tracker keys.
+    Keys,
+    /// Make a new random key (written to the --keys file) and print it.
+    AddKey {
+        /// Seconds until it expires [default: never].
+        #[arg(long, value_name = "SECS")]
+        valid_for: Option<u64>,
+    },
+    /// Remove a key.
+    RemoveKey {
+        #[arg(value_name = "KEY")]
+        key: String,
+    },
+}
+
+impl ApiArgs {
+    /// The request this command line asks for.
+    pub fn request(&self) -> crate::api::client::Request {
+        use crate::api::client::Request;
+        match &self.command {
+            ApiCommand::Stats => Request::Stats,
+            ApiCommand::Torrents { limit, offset } => Request::Torrents {
+                limit: *limit,
+                offset: *offset,
+            },
+            ApiCommand::Torrent { info_hash } => Request::Torrent {
+                info_hash: *info_hash,
+            },
+            ApiCommand::Allow { info_hash } => Request::Allow {
+                info_hash: *info_hash,
+            },
+            ApiCommand::Disallow { info_hash } => Request::Disallow {
+                info_hash: *info_hash,
+            },
+            ApiCommand::Keys => Request::Keys,
+            ApiCommand::AddKey { valid_for } => Request::AddKey {
+                valid_for: *valid_for,
+            },
+            ApiCommand::RemoveKey { key } => Request::RemoveKey { key: key.clone() },
+        }
+    }
+
+    /// Send it; the text to print, or a one-line error.
+    pub fn run(&self) -> Result<String, String> {
+        let token = self
+            .api_token
+            .as_deref()
+            .ok_or("no API token: set SHOAL_API_TOKEN (or give --api-token)")?;
+        crate::api::client::run(&self.api_url, token, &self.request(), self.json)
+    }
 }
 
 /// Options every client tool shares.
@@ -837,6 +954,31 @@ pub struct ServeArgs {
         default_value_t = 300
     )]
     pub state_interval: u64,
+    /// Management API and status page on this address (repeatable;
+    /// comma-separated in the environment). Off by default; needs a token.
+    /// Keep it on loopback or behind a firewall.
+    #[arg(
+        long = "api",
+        value_name = "ADDR",
+        env = "SHOAL_API",
+        value_delimiter = ',',
+        value_parser = parse_addr
+    )]
+    pub api: Vec<SocketAddr>,
+
+    /// The API's bearer token (at least 16 visible characters). Prefer
+    /// SHOAL_API_TOKEN or --api-token-file: a flag shows in `ps`.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "SHOAL_API_TOKEN",
+        hide_env_values = true
+    )]
+    pub api_token: Option<String>,
+
+    /// Read the API token from the first line of FILE.
+    #[arg(long, value_name = "FILE", env = "SHOAL_API_TOKEN_FILE")]
+    pub api_token_file: Option<PathBuf>,
 
     /// Log level: error, warn, info, debug, trace (or a RUST_LOG-style filter). [default: RUST_LOG, else info]
     #[arg(long, value_name = "LEVEL", env = "SHOAL_LOG")]
@@ -870,6 +1012,22 @@ impl ServeArgs {
             defaults.udp.clone()
         } else {
             self.udp.clone()
+        };
+        let api_token = match (&self.api_token, &self.api_token_file) {
+            (Some(_), Some(_)) => {
+                return Err("give the API token once: --api-token (SHOAL_API_TOKEN) or --api-token-file, not both".into())
+            }
+            (Some(t), None) => Some(crate::api::ApiToken::parse(t)?),
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("--api-token-file {}: {e}", path.display()))?;
+                let first = text.lines().next().unwrap_or_default();
+                Some(
+                    crate::api::ApiToken::parse(first)
+                        .map_err(|e| format!("--api-token-file {}: {e}", path.display()))?,
+                )
+            }
+            (None, None) => None,
         };
         let config = Config {
             tracker: TrackerConfig {
@@ -907,6 +1065,8 @@ impl ServeArgs {
             state_file: self.state_file.clone(),
             state_interval: (self.state_interval > 0)
                 .then(|| Duration::from_secs(self.state_interval)),
+            api: self.api.clone(),
+            api_token,
         };
         config.validate()?;
         Ok(config)
@@ -1021,6 +1181,7 @@ pub fn print_config(config: &Config, access: &AccessConfig, log: Option<&str>) -
             off(&list(&config.rendezvous)),
         ),
     ];
+    lines.push(("SHOAL_API", "--api", off(&list(&config.api))));
     let r = &config.rendezvous_settings;
     lines.extend([
         (
@@ -1071,6 +1232,11 @@ pub fn print_config(config: &Config, access: &AccessConfig, log: Option<&str>) -
             None => out.push_str(&format!("# {env}=  # {flag} (not set)\n")),
         }
     }
+    // The token itself is a secret: never printed.
+    out.push_str(match config.api_token {
+        Some(_) => "# SHOAL_API_TOKEN=  # --api-token (set; not shown: give it again)\n",
+        None => "# SHOAL_API_TOKEN=  # --api-token (not set)\n",
+    });
     out
 }
 

@@ -3,6 +3,7 @@
 //! Built by [`crate::cli`] from flags and environment variables, or directly by
 //! tests and embedders. [`Config::validate`] is the one place limits are checked.
 
+use crate::api::ApiToken;
 use crate::rendezvous::RendezvousConfig;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -93,6 +94,11 @@ pub struct Config {
     pub state_file: Option<std::path::PathBuf>,
     /// Period of the state file's writes while running; `None` = at exit only.
     pub state_interval: Option<Duration>,
+    /// Management API listeners (`--api`), over the same HTTP connection
+    /// handling and limits. Empty = off.
+    pub api: Vec<SocketAddr>,
+    /// The API's bearer token; required when `api` is not empty.
+    pub api_token: Option<ApiToken>,
 }
 
 /// Default port, as most public trackers use.
@@ -124,6 +130,8 @@ impl Default for Config {
             rendezvous_settings: RendezvousConfig::default(),
             state_file: None,
             state_interval: Some(Duration::from_secs(300)),
+            api: Vec::new(),
+            api_token: None,
         }
     }
 }
@@ -186,6 +194,11 @@ impl Config {
         }
         if self.http_max_connections == 0 {
             return Err("--http-max-connections must be at least 1".into());
+        }
+        if !self.api.is_empty() && self.api_token.is_none() {
+            return Err(
+                "--api needs a token: give --api-token, SHOAL_API_TOKEN or --api-token-file".into(),
+            );
         }
         Ok(())
     }
@@ -263,10 +276,14 @@ impl Config {
     /// misleading "address already in use".
     fn check_duplicates(&self) -> Result<(), String> {
         let udp = [("--udp", &self.udp), ("--rendezvous", &self.rendezvous)];
-        let tcp = [("--http", &self.http), ("--metrics", &self.metrics)];
-        for lists in [udp, tcp] {
+        let tcp = [
+            ("--http", &self.http),
+            ("--metrics", &self.metrics),
+            ("--api", &self.api),
+        ];
+        for lists in [&udp[..], &tcp[..]] {
             let mut seen: Vec<(&str, SocketAddr)> = Vec::new();
-            for (flag, list) in lists {
+            for &(flag, list) in lists {
                 for &a in list.iter().filter(|a| a.port() != 0) {
                     if let Some((first, _)) = seen.iter().find(|(_, b)| *b == a) {
                         return Err(if *first == flag {

@@ -30,6 +30,8 @@
 //! - [`config`]: the plain, validated configuration the server runs with.
 //! - [`docgen`]: shell completions and the man page, generated from [`cli`].
 //! - [`cli`]: command-line parsing (clap) into a [`config::Config`] or a tool invocation.
+//! - [`api`]: the management API (`--api`): JSON under `/api/v1` behind a
+//!   token, the status page, the stats history, and `shoal api`.
 //! - [`access`]: the access list and private keys: file formats, the per-request
 //!   [`access::Policy`] check, live reload without a request-path lock, atomic writes.
 
@@ -37,6 +39,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod access;
+pub mod api;
 pub mod bench;
 pub mod cli;
 pub mod client;

@@ -24,6 +24,7 @@ fn main() -> ExitCode {
         }
         Some(Command::Bench(args)) => tool(bench(&args)),
         Some(Command::Rendezvous(args)) => rendezvous(&args),
+        Some(Command::Api(args)) => api(&args),
         Some(Command::Completions { shell }) => written(shoal::docgen::completions(
             shell,
             &mut std::io::stdout().lock(),
@@ -51,6 +52,22 @@ fn rendezvous(args: &RendezvousArgs) -> ExitCode {
     match args.run() {
         Err(e) if args.json => {
             let _ = writeln!(std::io::stdout().lock(), "{e}");
+            ExitCode::FAILURE
+        }
+        result => tool(result),
+    }
+}
+
+/// `shoal api`: with `--json`, the error goes to stdout as `{"error": "..."}` too.
+fn api(args: &shoal::cli::ApiArgs) -> ExitCode {
+    init_tool_logging();
+    match args.run() {
+        Err(e) if args.json => {
+            let _ = writeln!(
+                std::io::stdout().lock(),
+                "{}",
+                serde_json::json!({ "error": e })
+            );
             ExitCode::FAILURE
         }
         result => tool(result),
@@ -304,11 +321,20 @@ fn serve(args: &ServeArgs) -> ExitCode {
     for addr in server.metrics_addrs() {
         log::info!("serving /metrics and /health on http://{addr}");
     }
+    for addr in server.api_addrs() {
+        log::info!("serving the management API and status page on http://{addr}");
+        if !addr.ip().is_loopback() {
+            log::warn!(
+                "the management API on {addr} is not on loopback: keep it behind a firewall"
+            );
+        }
+    }
     if let Some(r) = &reloader {
         log_policy(&access, r);
         if let Err(e) = server.set_access(r.handle().clone()) {
             return fatal(e, 1);
         }
+        server.manage_access(&access, r.handle().clone());
     }
     let running = match server.spawn() {
         Ok(r) => r,

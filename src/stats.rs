@@ -139,6 +139,8 @@ labels! {
         MissingKey => "missing_key",
         /// Private mode: a key not listed, expired or malformed.
         UnknownKey => "unknown_key",
+        /// Management API (`--api`): a request without the right bearer token.
+        ApiUnauthorized => "api_unauthorized",
     }
 }
 

@@ -7,7 +7,8 @@
 //! only moves bytes and enforces limits:
 //!
 //! - a request head larger than [`MAX_HEAD`] gets 431 and the connection closes;
-//! - a request with a body (POST, or any Content-Length) gets 413 and closes;
+//! - a request with a body (POST, or any Content-Length) gets 413 and closes,
+//!   except on an API listener, which reads bodies up to [`crate::api::MAX_BODY`];
 //! - at most `http_max_connections` per worker; more are closed at once;
 //! - a connection idle for `http_idle_timeout`, or that has not finished its
 //!   current request head within it (slowloris), is closed;
@@ -22,8 +23,11 @@
 //! Each listener has a [`Role`]: a tracker listener (`--http`) serves
 //! announce and scrape, and `/metrics` and `/health` only with
 //! `--http-metrics`; an operator listener (`--metrics`) serves those two and
-//! nothing else. A route a listener does not serve is answered as an unknown
-//! path (404), so its existence is not disclosed.
+//! nothing else; an API listener (`--api`) hands every request to
+//! [`crate::api::serve`], and only there is a small body read (API requests
+//! such as `POST /api/v1/keys`), up to [`crate::api::MAX_BODY`]. A route a
+//! listener does not serve is answered as an unknown path (404), so its
+//! existence is not disclosed.
 //!
 //! Memory per connection is fixed ([`MAX_HEAD`] in, a reply buffer out), so
 //! nothing a client sends makes a worker allocate in proportion to it.
@@ -69,6 +73,9 @@ pub enum Role {
     Tracker,
     /// `--metrics`: `/metrics` and `/health` only.
     Operator,
+    /// `--api`: the management API and its status page ([`crate::api`]),
+    /// the only role that reads request bodies (up to [`crate::api::MAX_BODY`]).
+    Api,
 }
 
 /// The operator endpoints.
@@ -82,6 +89,8 @@ impl Role {
         match self {
             Role::Tracker => http_metrics || !is_operator_path(path),
             Role::Operator => is_operator_path(path),
+            // The API routes its own paths (`crate::api::serve`).
+            Role::Api => true,
         }
     }
 }
@@ -392,6 +401,26 @@ impl HttpWorker {
                 && conn.out.len() - conn.out_pos < MAX_PENDING_OUT
             {
                 match wire_http::parse_head(&conn.inbuf[..conn.in_len]) {
+                    Ok(Some((head, used))) if conn.role == Role::Api => {
+                        let outcome = crate::api::serve(
+                            shared,
+                            &worker.counters,
+                            &conn.inbuf[..conn.in_len],
+                            &head,
+                            used,
+                            now_ms,
+                            &mut conn.out,
+                        );
+                        let crate::api::Served::Done { used, keep_alive } = outcome else {
+                            break; // the body is still arriving: read more
+                        };
+                        conn.inbuf.copy_within(used..conn.in_len, 0);
+                        conn.in_len -= used;
+                        conn.closing |= !keep_alive;
+                        conn.since_ms = now_ms;
+                        answered = true;
+                        served += 1;
+                    }
                     Ok(Some((head, used))) => {
                         let keep_alive = if head.content_length > 0 {
                             // We serve GET/HEAD only: a body is refused, not read.
@@ -543,6 +572,9 @@ mod tests {
             (Operator, b"/announce", true, false),
             (Operator, b"/scrape", true, false),
             (Operator, b"/metrics/x", true, false),
+            // The API routes (and refuses) paths itself.
+            (Api, b"/api/v1/stats", false, true),
+            (Api, b"/", false, true),
         ] {
             assert_eq!(
                 role.serves(path, http_metrics),

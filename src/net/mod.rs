@@ -86,6 +86,8 @@ pub struct Shared {
     pub rendezvous: Option<RendezvousState>,
     /// The warm-restart state file (`--state-file`), when configured.
     pub state: Option<crate::state::StateFile>,
+    /// The management API (`--api`), when enabled.
+    pub api: Option<crate::api::Api>,
 }
 
 /// The rendezvous service and its own expiry sweep (same scheme as the
@@ -138,6 +140,9 @@ struct WorkerIo {
     http: Vec<mio::net::TcpListener>,
     /// How many of `http` are tracker listeners.
     tracker_listeners: usize,
+    /// How many of `http` are operator listeners (after the tracker's; the
+    /// API's follow them).
+    operator_listeners: usize,
     /// Rendezvous sockets; their tokens follow the HTTP listeners'.
     rdv: Vec<RdvSocket>,
 }
@@ -158,6 +163,7 @@ pub struct Server {
     http_addrs: Vec<SocketAddr>,
     rendezvous_addrs: Vec<SocketAddr>,
     metrics_addrs: Vec<SocketAddr>,
+    api_addrs: Vec<SocketAddr>,
     buffers: Option<Buffers>,
 }
 
@@ -203,6 +209,13 @@ impl Server {
             false,
             socket::Kind::Metrics,
         )?;
+        let mut api = socket::bind_group(
+            &config.api,
+            n,
+            config.socket_buffer,
+            false,
+            socket::Kind::Api,
+        )?;
         let mut rdv = socket::bind_group(
             &config.rendezvous,
             n,
@@ -226,6 +239,7 @@ impl Server {
         let mut http_addrs = Vec::new();
         let mut rendezvous_addrs = Vec::new();
         let mut metrics_addrs = Vec::new();
+        let mut api_addrs = Vec::new();
         for w in 0..n {
             let poll = Poll::new().map_err(BindError::Poll)?;
             wakers.push(Waker::new(poll.registry(), WAKE).map_err(BindError::Poll)?);
@@ -235,11 +249,12 @@ impl Server {
                 http: Vec::new(),
                 rdv: Vec::new(),
                 tracker_listeners: 0,
+                operator_listeners: 0,
             };
             let n_udp = udp.len();
             // Operator listeners follow the tracker's in `io.http` (their
             // role is told apart by index: see `http::Role`).
-            let rdv_base = n_udp + http.len() + metrics.len();
+            let rdv_base = n_udp + http.len() + metrics.len() + api.len();
             for (i, group) in udp.iter_mut().enumerate() {
                 let std_sock = group.next_udp().ok_or(BindError::Missing)?;
                 if w == 0 {
@@ -277,6 +292,19 @@ impl Server {
                     .map_err(BindError::Poll)?;
                 io.http.push(l);
             }
+            for (i, group) in api.iter_mut().enumerate() {
+                let std_listener = group.next_tcp().ok_or(BindError::Missing)?;
+                if w == 0 {
+                    api_addrs.push(group.addr);
+                }
+                let mut l = mio::net::TcpListener::from_std(std_listener);
+                let token = Token(n_udp + http.len() + metrics.len() + i);
+                io.poll
+                    .registry()
+                    .register(&mut l, token, Interest::READABLE)
+                    .map_err(BindError::Poll)?;
+                io.http.push(l);
+            }
             for (i, group) in rdv.iter_mut().enumerate() {
                 let std_sock = group.next_udp().ok_or(BindError::Missing)?;
                 if w == 0 {
@@ -293,6 +321,7 @@ impl Server {
                 });
             }
             io.tracker_listeners = http.len();
+            io.operator_listeners = metrics.len();
             workers.push(io);
         }
         let rendezvous = (!config.rendezvous.is_empty()).then(|| {
@@ -339,6 +368,11 @@ impl Server {
             evicted_logged: AtomicU64::new(0),
             shutdown: AtomicBool::new(false),
             rendezvous,
+            api: config
+                .api_token
+                .clone()
+                .filter(|_| !config.api.is_empty())
+                .map(crate::api::Api::new),
             config,
             state,
         });
@@ -350,6 +384,7 @@ impl Server {
             http_addrs,
             rendezvous_addrs,
             metrics_addrs,
+            api_addrs,
             buffers,
         })
     }
@@ -380,8 +415,30 @@ impl Server {
         &self.metrics_addrs
     }
 
+    /// The bound management API (`--api`) addresses (ports resolved).
+    pub fn api_addrs(&self) -> &[SocketAddr] {
+        &self.api_addrs
+    }
+
     pub fn shared(&self) -> &Arc<Shared> {
         &self.shared
+    }
+
+    /// Let the management API change the access list and keys behind
+    /// `handle`, writing them back to the files `access` names. Without
+    /// `--api` this does nothing; without it, the API answers 409.
+    pub fn manage_access(
+        &self,
+        access: &crate::access::AccessConfig,
+        handle: crate::access::PolicyHandle,
+    ) {
+        if let Some(api) = &self.shared.api {
+            let files =
+                crate::api::manage::Files::new(handle, access.list.clone(), access.keys.clone());
+            if api.set_files(files).is_err() {
+                log::warn!("the API already manages the access files");
+            }
+        }
     }
 
     /// Enforce the access policy behind `handle` (see [`crate::access`]).
@@ -422,6 +479,7 @@ impl Server {
             http_addrs: self.http_addrs,
             rendezvous_addrs: self.rendezvous_addrs,
             metrics_addrs: self.metrics_addrs,
+            api_addrs: self.api_addrs,
         })
     }
 }
@@ -437,6 +495,7 @@ pub struct Running {
     http_addrs: Vec<SocketAddr>,
     rendezvous_addrs: Vec<SocketAddr>,
     metrics_addrs: Vec<SocketAddr>,
+    api_addrs: Vec<SocketAddr>,
 }
 
 impl Running {
@@ -454,6 +513,10 @@ impl Running {
 
     pub fn metrics_addrs(&self) -> &[SocketAddr] {
         &self.metrics_addrs
+    }
+
+    pub fn api_addrs(&self) -> &[SocketAddr] {
+        &self.api_addrs
     }
 
     pub fn shared(&self) -> &Arc<Shared> {
@@ -504,8 +567,10 @@ fn worker_loop(id: usize, mut io: WorkerIo, shared: Arc<Shared>) {
     let roles = (0..io.http.len()).map(|i| {
         if i < io.tracker_listeners {
             http::Role::Tracker
-        } else {
+        } else if i < io.tracker_listeners + io.operator_listeners {
             http::Role::Operator
+        } else {
+            http::Role::Api
         }
     });
     let mut http = http::HttpWorker::new(&shared.config, io.udp.len(), roles.collect());
@@ -538,6 +603,9 @@ fn worker_loop(id: usize, mut io: WorkerIo, shared: Arc<Shared>) {
         expire_rendezvous(&shared, now_ms, now);
         if id == 0 {
             stats.maybe_log(&shared, now_ms);
+            if let Some(api) = &shared.api {
+                api.tick(&shared.registry, || shared.tracker.swarm().totals(), now_ms);
+            }
         }
         http.expire(&mut io.poll, now_ms, &counters);
         http.run_ready(&mut io.poll, &io.http, &shared, &mut worker, now_ms);

@@ -79,6 +79,8 @@ pub enum Kind {
     Rendezvous,
     /// TCP for the operator listener (`--metrics`).
     Metrics,
+    /// TCP for the management API (`--api`).
+    Api,
 }
 
 impl Kind {
@@ -88,6 +90,7 @@ impl Kind {
             Kind::Tcp => "http",
             Kind::Rendezvous => "rendezvous",
             Kind::Metrics => "metrics",
+            Kind::Api => "api",
         }
     }
 
@@ -234,7 +237,7 @@ fn new_socket(
 ) -> io::Result<Socket> {
     let (ty, proto) = match kind {
         Kind::Udp | Kind::Rendezvous => (Type::DGRAM, Protocol::UDP),
-        Kind::Tcp | Kind::Metrics => (Type::STREAM, Protocol::TCP),
+        Kind::Tcp | Kind::Metrics | Kind::Api => (Type::STREAM, Protocol::TCP),
     };
     let s = Socket::new(Domain::for_address(addr), ty, Some(proto))?;
     if addr.is_ipv6() {

@@ -24,6 +24,7 @@ mod export;
 pub mod peers;
 mod table;
 mod torrent;
+pub mod walk;
 
 use ahash::RandomState;
 pub use export::{ExportBuf, Exported, Imported};

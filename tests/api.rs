@@ -1,0 +1,753 @@
+//! The management API (`--api`) over real sockets: every endpoint, the token
+//! (missing, wrong, counted in /metrics), 409 without the access files, the
+//! `limit` cap, bodies over the cap, changes written back that survive a
+//! restart and a later hand edit that still reloads, the status page, and
+//! the binary's start-up error without a token.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{start_with_manual_clock, Client};
+use serde_json::Value;
+use shoal::access::{AccessConfig, Mode, Reloader};
+use shoal::api::ApiToken;
+use shoal::config::Config;
+use shoal::net::{Clock, Running, Server};
+use shoal::wire::udp::Event;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "test-token-0123456789";
+/// Upper bound for anything waited on.
+const WAIT: Duration = Duration::from_secs(20);
+
+fn config() -> Config {
+    Config {
+        udp: vec!["127.0.0.1:0".parse().unwrap()],
+        api: vec!["127.0.0.1:0".parse().unwrap()],
+        metrics: vec!["127.0.0.1:0".parse().unwrap()],
+        api_token: Some(ApiToken::parse(TOKEN).unwrap()),
+        workers: 2,
+        default_addrs: false,
+        ..Config::default()
+    }
+}
+
+/// A reply: status, head text, body.
+struct Reply {
+    status: u16,
+    head: String,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    fn error(&self) -> String {
+        self.json()["error"].as_str().unwrap().to_string()
+    }
+}
+
+/// One request on its own connection; `token` None sends no Authorization.
+fn request(addr: SocketAddr, method: &str, path: &str, token: Option<&str>, body: &[u8]) -> Reply {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: t\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    // A server may answer (413) and close before taking the whole body.
+    let _ = s.write_all(body);
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    parse_reply(&raw)
+}
+
+fn parse_reply(raw: &[u8]) -> Reply {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no reply head in {:?}", String::from_utf8_lossy(raw)));
+    let head = String::from_utf8(raw[..split].to_vec()).unwrap();
+    let status = head[9..12].parse().unwrap();
+    Reply {
+        status,
+        head,
+        body: raw[split + 4..].to_vec(),
+    }
+}
+
+fn get(addr: SocketAddr, path: &str) -> Reply {
+    request(addr, "GET", path, Some(TOKEN), b"")
+}
+
+fn metric(addr: SocketAddr, line_start: &str) -> u64 {
+    let r = request(addr, "GET", "/metrics", None, b"");
+    let text = String::from_utf8(r.body).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(line_start))
+        .unwrap_or_else(|| panic!("no {line_start} in /metrics"));
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+fn hex(h: &[u8; 20]) -> String {
+    h.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Repeat `f` until it returns true, bounded by [`WAIT`].
+fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+struct TmpDir(PathBuf);
+
+impl Drop for TmpDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl TmpDir {
+    fn new(name: &str) -> TmpDir {
+        let d = std::env::temp_dir().join(format!("shoal-it-api-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        TmpDir(d)
+    }
+
+    fn file(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.0.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+}
+
+/// An in-process server whose API manages the files of `access`.
+fn start_managed(config: Config, access: &AccessConfig) -> (Running, Reloader) {
+    let server = Server::bind(config).unwrap();
+    let reloader = Reloader::start(access).unwrap();
+    server.set_access(reloader.handle().clone()).unwrap();
+    server.manage_access(access, reloader.handle().clone());
+    (server.spawn().unwrap(), reloader)
+}
+
+#[test]
+fn stats_torrents_and_history_reflect_the_swarm() {
+    let (running, clock) = start_with_manual_clock(config());
+    let api = running.api_addrs()[0];
+    let udp = running.udp_addrs()[0];
+    let h1 = [0x11; 20];
+    let h2 = [0x22; 20];
+    let mut seeder = Client::new("127.0.0.1:0", udp);
+    seeder.connect();
+    seeder.announce(h1, Event::Started, 0, 10);
+    let mut leecher = Client::new("127.0.0.1:0", udp);
+    leecher.connect();
+    leecher.announce(h1, Event::Started, 100, 10);
+    leecher.announce(h2, Event::Started, 100, 10);
+
+    let s = get(api, "/api/v1/stats");
+    assert_eq!(s.status, 200);
+    assert!(
+        s.head.contains("Content-Type: application/json"),
+        "{}",
+        s.head
+    );
+    let s = s.json();
+    assert_eq!(s["torrents"], 2);
+    assert_eq!(s["peers"]["total"], 3);
+    assert_eq!(s["peers"]["ipv4"]["seeders"], 1);
+    assert_eq!(s["peers"]["ipv4"]["leechers"], 2);
+    assert_eq!(s["totals"]["requests"]["udp"]["announce"], 3);
+    assert_eq!(s["totals"]["requests"]["udp"]["connect"], 2);
+    assert_eq!(s["totals"]["replies"]["udp"]["announce"], 3);
+    assert_eq!(s["workers"], 2);
+    assert_eq!(s["limits"]["max_numwant"], 200);
+    assert!(s["rates"]["last_10s"]["seconds"].as_f64().unwrap() > 0.0);
+    assert!(s["access"]["list"].is_null() && s["access"]["keys"].is_null());
+    if cfg!(target_os = "linux") {
+        assert!(s["resident_memory_bytes"].as_u64().unwrap() > 1 << 20);
+    }
+
+    let t = get(api, "/api/v1/torrents").json();
+    assert_eq!(t["total"], 2);
+    assert_eq!(t["torrents"][0]["info_hash"], hex(&h1));
+    assert_eq!(t["torrents"][0]["seeders"], 1);
+    assert_eq!(t["torrents"][0]["leechers"], 1);
+    assert_eq!(t["torrents"][1]["info_hash"], hex(&h2));
+    let page = get(api, "/api/v1/torrents?limit=1&offset=1").json();
+    assert_eq!(page["torrents"].as_array().unwrap().len(), 1);
+    assert_eq!(page["torrents"][0]["info_hash"], hex(&h2));
+
+    clock.store(7, Ordering::Relaxed);
+    let d = get(api, &format!("/api/v1/torrents/{}", hex(&h1))).json();
+    assert_eq!(
+        (d["seeders"].as_u64(), d["leechers"].as_u64()),
+        (Some(1), Some(1))
+    );
+    let peers = d["peer_list"].as_array().unwrap();
+    assert_eq!(peers.len(), 2);
+    assert_eq!(peers[0]["ip"], "127.0.0.1");
+    assert_eq!(peers[0]["port"], seeder.port());
+    assert_eq!(peers[0]["seeder"], true);
+    assert_eq!(peers[0]["protocol"], "udp");
+    assert_eq!(peers[0]["last_announce_secs_ago"], 7);
+    assert_eq!(
+        get(api, &format!("/api/v1/torrents/{}", hex(&[0x33; 20]))).status,
+        404
+    );
+    assert_eq!(get(api, "/api/v1/torrents/xyz").status, 400);
+
+    // History: a sample every 10 s of the server's clock.
+    for secs in [10, 20, 30] {
+        clock.store(secs, Ordering::Relaxed);
+        eventually("a history sample", || {
+            let h = get(api, "/api/v1/stats/history").json();
+            h["samples"].as_array().unwrap().len() == (secs / 10) as usize
+        });
+    }
+    let h = get(api, "/api/v1/stats/history").json();
+    assert_eq!(h["resolution_secs"], 10);
+    let first = &h["samples"][0];
+    assert_eq!(first["uptime_secs"], 10);
+    assert_eq!(first["torrents"], 2);
+    assert_eq!(first["peers"], 3);
+    // 5 requests (2 connects, 3 announces) in the first 10 s.
+    assert_eq!(first["requests_total"], 0.5);
+    assert_eq!(first["requests"]["announce"], 0.3);
+    assert_eq!(h["samples"][2]["requests_total"], 0.0);
+    running.stop();
+}
+
+#[test]
+fn the_token_is_required_and_refusals_are_counted() {
+    let running = common::start(config());
+    let api = running.api_addrs()[0];
+    let metrics = running.metrics_addrs()[0];
+    let rejected = "shoal_rejected_total{reason=\"api_unauthorized\"}";
+    assert_eq!(metric(metrics, rejected), 0);
+    for token in [
+        None,
+        Some("wrong-token-0123456789"),
+        Some("test-token-012345678"),
+    ] {
+        let r = request(api, "GET", "/api/v1/stats", token, b"");
+        assert_eq!(r.status, 401);
+        assert!(r.head.contains("WWW-Authenticate: Bearer"));
+        assert!(r.error().contains("token"));
+    }
+    // Another scheme, and unknown API paths, are refused before routing.
+    let mut s = TcpStream::connect(api).unwrap();
+    s.write_all(format!("GET /api/v1/nothing HTTP/1.1\r\nAuthorization: Basic {TOKEN}\r\nConnection: close\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    assert_eq!(parse_reply(&raw).status, 401);
+    assert_eq!(metric(metrics, rejected), 4);
+    // The right token, any case of the scheme.
+    let mut s = TcpStream::connect(api).unwrap();
+    s.write_all(format!("GET /api/v1/stats HTTP/1.1\r\nauthorization: bearer {TOKEN}\r\nConnection: close\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    assert_eq!(parse_reply(&raw).status, 200);
+    assert_eq!(get(api, "/api/v1/nothing").status, 404);
+    assert_eq!(get(api, "/nothing").status, 404);
+    let r = request(api, "POST", "/api/v1/stats", Some(TOKEN), b"");
+    assert_eq!(r.status, 405);
+    assert!(r.head.contains("Allow: GET"));
+    running.stop();
+}
+
+#[test]
+fn without_files_changes_are_409_naming_the_flag() {
+    let running = common::start(config());
+    let api = running.api_addrs()[0];
+    let h = hex(&[0x44; 20]);
+    for (method, path, flag) in [
+        ("GET", "/api/v1/access-list".to_string(), "--access-list"),
+        ("PUT", format!("/api/v1/access-list/{h}"), "--access-list"),
+        (
+            "DELETE",
+            format!("/api/v1/access-list/{h}"),
+            "--access-list",
+        ),
+        ("GET", "/api/v1/keys".to_string(), "--keys"),
+        ("POST", "/api/v1/keys".to_string(), "--keys"),
+        (
+            "DELETE",
+            format!("/api/v1/keys/{}", "a".repeat(32)),
+            "--keys",
+        ),
+    ] {
+        let r = request(api, method, &path, Some(TOKEN), b"");
+        assert_eq!(r.status, 409, "{method} {path}");
+        assert!(r.error().contains(flag), "{method} {path}: {}", r.error());
+    }
+    running.stop();
+}
+
+#[test]
+fn limit_is_capped_and_bodies_are_bounded() {
+    let running = common::start(config());
+    let api = running.api_addrs()[0];
+    let swarm = running.shared().tracker.swarm();
+    for i in 0..1100u32 {
+        let mut ih = [0u8; 20];
+        ih[..4].copy_from_slice(&i.to_be_bytes());
+        let req = shoal::swarm::Announce {
+            info_hash: ih,
+            addr: (std::net::Ipv4Addr::new(10, 0, 0, 1), 6881),
+            role: shoal::swarm::Role::Seeder,
+            completed: false,
+            now: 0,
+            want: 0,
+            random: (0, 0),
+            peer_id: None,
+            emit_ids: false,
+        };
+        swarm.announce::<shoal::swarm::Peer4>(&req, |_, _| {});
+    }
+    let t = get(api, "/api/v1/torrents?limit=5000").json();
+    assert_eq!(t["limit"], 1000);
+    assert_eq!(t["total"], 1100);
+    assert_eq!(t["torrents"].as_array().unwrap().len(), 1000);
+    assert_eq!(get(api, "/api/v1/torrents?limit=-3").status, 400);
+    assert_eq!(
+        get(api, "/api/v1/torrents?offset=1090").json()["torrents"]
+            .as_array()
+            .unwrap()
+            .len(),
+        10
+    );
+
+    // A body over the cap: 413, whatever the endpoint, and the connection closes.
+    let big = vec![b' '; 4096];
+    let r = request(api, "POST", "/api/v1/keys", Some(TOKEN), &big);
+    assert_eq!(r.status, 413);
+    assert!(r.error().contains("too large"));
+    assert!(r.head.contains("Connection: close"));
+    // A body that arrives in pieces is waited for.
+    let mut s = TcpStream::connect(api).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    // Head and body in separate segments, most of the time.
+    s.set_nodelay(true).unwrap();
+    let body = br#"{"valid_for": 60}"#;
+    s.write_all(
+        format!(
+            "POST /api/v1/keys HTTP/1.1\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    s.flush().unwrap();
+    s.write_all(body).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    assert_eq!(
+        parse_reply(&raw).status,
+        409,
+        "a complete request (no --keys here)"
+    );
+    running.stop();
+}
+
+#[test]
+fn access_list_and_keys_are_written_back_and_survive_a_restart() {
+    let dir = TmpDir::new("inproc");
+    let list = dir.file("allow.txt", "");
+    let keys = dir.file("keys.txt", "");
+    let access = AccessConfig {
+        list: Some((list.clone(), Mode::Allow)),
+        keys: Some(keys.clone()),
+        private_scrape: false,
+    };
+    let (running, _reloader) = start_managed(config(), &access);
+    let api = running.api_addrs()[0];
+    let h = [0x5a; 20];
+    let r = request(
+        api,
+        "PUT",
+        &format!("/api/v1/access-list/{}", hex(&h)),
+        Some(TOKEN),
+        b"",
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["entries"], 1);
+    assert_eq!(
+        std::fs::read_to_string(&list).unwrap(),
+        format!("{}\n", hex(&h))
+    );
+    let l = get(api, "/api/v1/access-list").json();
+    assert_eq!(l["mode"], "allow");
+    assert_eq!(l["info_hashes"][0], hex(&h));
+    assert_eq!(
+        request(api, "PUT", "/api/v1/access-list/nothex", Some(TOKEN), b"").status,
+        400
+    );
+    // Pages of the list are sorted by hash.
+    for b in [0x90u8, 0x10, 0x70, 0x30] {
+        let r = request(
+            api,
+            "PUT",
+            &format!("/api/v1/access-list/{}", hex(&[b; 20])),
+            Some(TOKEN),
+            b"",
+        );
+        assert_eq!(r.status, 200);
+    }
+    let page = get(api, "/api/v1/access-list?limit=2&offset=1").json();
+    assert_eq!(page["entries"], 5);
+    assert_eq!(
+        page["info_hashes"],
+        serde_json::json!([hex(&[0x30; 20]), hex(&h)])
+    );
+    for b in [0x90u8, 0x10, 0x70, 0x30] {
+        let r = request(
+            api,
+            "DELETE",
+            &format!("/api/v1/access-list/{}", hex(&[b; 20])),
+            Some(TOKEN),
+            b"",
+        );
+        assert_eq!(r.status, 200);
+    }
+    let other = hex(&[0x6b; 20]);
+    assert_eq!(
+        request(
+            api,
+            "DELETE",
+            &format!("/api/v1/access-list/{other}"),
+            Some(TOKEN),
+            b""
+        )
+        .status,
+        404
+    );
+
+    // Keys: one that expires, one that does not; bad bodies refused.
+    let k = request(
+        api,
+        "POST",
+        "/api/v1/keys",
+        Some(TOKEN),
+        br#"{"valid_for": 3600}"#,
+    );
+    assert_eq!(k.status, 201);
+    let k = k.json();
+    let key = k["key"].as_str().unwrap().to_string();
+    assert_eq!(key.len(), 32);
+    assert!(k["expires"].as_u64().unwrap() > 1_700_000_000);
+    let forever = request(api, "POST", "/api/v1/keys", Some(TOKEN), b"").json();
+    assert!(forever["expires"].is_null());
+    for bad in [
+        &b"{"[..],
+        br#"{"valid_for": -1}"#,
+        br#"{"valid_for": 0}"#,
+        br#"{"other": 1}"#,
+        b"[]",
+    ] {
+        let r = request(api, "POST", "/api/v1/keys", Some(TOKEN), bad);
+        assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(bad));
+    }
+    let listed = get(api, "/api/v1/keys").json();
+    assert_eq!(listed["entries"], 2);
+    assert!(std::fs::read_to_string(&keys).unwrap().contains(&key));
+    let gone = forever["key"].as_str().unwrap();
+    assert_eq!(
+        request(
+            api,
+            "DELETE",
+            &format!("/api/v1/keys/{gone}"),
+            Some(TOKEN),
+            b""
+        )
+        .status,
+        200
+    );
+    assert_eq!(
+        request(
+            api,
+            "DELETE",
+            &format!("/api/v1/keys/{gone}"),
+            Some(TOKEN),
+            b""
+        )
+        .status,
+        404
+    );
+    assert_eq!(
+        request(api, "DELETE", "/api/v1/keys/short", Some(TOKEN), b"").status,
+        400
+    );
+    running.stop();
+
+    // A restart loads what the API wrote.
+    let (running, _reloader) = start_managed(config(), &access);
+    let api = running.api_addrs()[0];
+    let l = get(api, "/api/v1/access-list").json();
+    assert_eq!(l["entries"], 1);
+    assert_eq!(l["info_hashes"][0], hex(&h));
+    let listed = get(api, "/api/v1/keys").json();
+    assert_eq!(listed["entries"], 1);
+    assert_eq!(listed["keys"][0]["key"], key.as_str());
+    let s = get(api, "/api/v1/stats").json();
+    assert_eq!(s["access"]["list"]["entries"], 1);
+    assert_eq!(s["access"]["keys"]["entries"], 1);
+    running.stop();
+}
+
+// --- the binary --------------------------------------------------------------
+
+fn shoal() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_shoal"));
+    c.env_remove("RUST_LOG");
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("SHOAL_")) {
+        c.env_remove(k);
+    }
+    c
+}
+
+struct Proc {
+    child: Child,
+    api: SocketAddr,
+    log: mpsc::Receiver<String>,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proc {
+    fn start(args: &[&str]) -> Proc {
+        let mut child = shoal()
+            .args([
+                "--udp",
+                "127.0.0.1:0",
+                "--api",
+                "127.0.0.1:0",
+                "--workers",
+                "1",
+            ])
+            .args(args)
+            .env("SHOAL_API_TOKEN", TOKEN)
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, log) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                if tx.send(line.unwrap_or_default()).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut p = Proc {
+            child,
+            api: "0.0.0.0:0".parse().unwrap(),
+            log,
+        };
+        let seen = p.wait_for("worker(s)");
+        let scheme = "status page on http://";
+        let line = seen.iter().find(|l| l.contains(scheme)).unwrap();
+        p.api = line.split(scheme).nth(1).unwrap().trim().parse().unwrap();
+        assert!(
+            !seen.iter().any(|l| l.contains(TOKEN)),
+            "the token was logged"
+        );
+        p
+    }
+
+    fn wait_for(&mut self, text: &str) -> Vec<String> {
+        let deadline = Instant::now() + WAIT;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.log.recv_timeout(left) {
+                Ok(line) => {
+                    let done = line.contains(text);
+                    seen.push(line);
+                    if done {
+                        return seen;
+                    }
+                }
+                Err(e) => panic!("no log line with {text:?} ({e}); saw {seen:#?}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn binary_writes_back_and_a_later_hand_edit_reloads() {
+    let dir = TmpDir::new("bin");
+    let list = dir.file("deny.txt", "# denied torrents\n");
+    let list_s = list.to_str().unwrap();
+    let h1 = [0x71; 20];
+    let h2 = [0x72; 20];
+    {
+        let p = Proc::start(&["--access-list", list_s, "--access-mode", "deny"]);
+        let r = request(
+            p.api,
+            "PUT",
+            &format!("/api/v1/access-list/{}", hex(&h1)),
+            Some(TOKEN),
+            b"",
+        );
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(get(p.api, "/api/v1/access-list").json()["mode"], "deny");
+    }
+    // Restarted: the change is there.
+    let mut p = Proc::start(&["--access-list", list_s, "--access-mode", "deny"]);
+    let l = get(p.api, "/api/v1/access-list").json();
+    assert_eq!(l["info_hashes"], serde_json::json!([hex(&h1)]));
+    // An operator edits the file by hand afterwards: it reloads as usual.
+    let text = std::fs::read_to_string(&list).unwrap();
+    std::fs::write(&list, format!("{text}{}  # added by hand\n", hex(&h2))).unwrap();
+    p.wait_for("reloaded access list");
+    let l = get(p.api, "/api/v1/access-list").json();
+    assert_eq!(l["entries"], 2);
+    // And the API goes on from the edited file.
+    let r = request(
+        p.api,
+        "DELETE",
+        &format!("/api/v1/access-list/{}", hex(&h1)),
+        Some(TOKEN),
+        b"",
+    );
+    assert_eq!(r.json()["entries"], 1);
+    assert_eq!(
+        std::fs::read_to_string(&list).unwrap(),
+        format!("{}\n", hex(&h2))
+    );
+}
+
+#[test]
+fn binary_refuses_api_without_a_token_in_one_line() {
+    let out = shoal()
+        .args(["--udp", "127.0.0.1:0", "--api", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("--api needs a token"), "{err}");
+    let out = shoal()
+        .args([
+            "--udp",
+            "127.0.0.1:0",
+            "--api",
+            "127.0.0.1:0",
+            "--api-token",
+            "short",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8(out.stderr)
+        .unwrap()
+        .contains("at least 16"));
+}
+
+#[test]
+fn the_status_page_is_served_self_contained() {
+    let secs = Arc::new(AtomicU32::new(0));
+    let server = Server::bind_with_clock(config(), Clock::Manual(secs)).unwrap();
+    let running = server.spawn().unwrap();
+    let api = running.api_addrs()[0];
+    let r = request(api, "GET", "/", None, b"");
+    assert_eq!(r.status, 200);
+    assert!(r.head.contains("Content-Type: text/html"));
+    assert!(r
+        .head
+        .contains("Content-Security-Policy: default-src 'none'"));
+    let page = String::from_utf8(r.body).unwrap();
+    assert!(page.contains("\"/api/v1/\"") && page.contains("stats/history"));
+    assert!(page.contains("sessionStorage"));
+    for outside in ["src=\"http", "href=\"http", "@import", "url(http", "//cdn"] {
+        assert!(!page.contains(outside), "the page loads {outside}…");
+    }
+    running.stop();
+}
+
+#[test]
+fn shoal_api_subcommands_talk_to_a_running_server() {
+    let dir = TmpDir::new("cli");
+    let access = AccessConfig {
+        list: Some((dir.file("allow.txt", ""), Mode::Allow)),
+        keys: Some(dir.file("keys.txt", "")),
+        private_scrape: false,
+    };
+    let (running, _reloader) = start_managed(config(), &access);
+    let url = format!("http://{}", running.api_addrs()[0]);
+    let run = |args: &[&str]| {
+        let out = shoal()
+            .arg("api")
+            .args(args)
+            .env("SHOAL_API_URL", &url)
+            .env("SHOAL_API_TOKEN", TOKEN)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let h = hex(&[0x3c; 20]);
+    let (code, out, _) = run(&["allow", &h]);
+    assert_eq!(code, Some(0));
+    assert_eq!(out, format!("listed {h}; the list has 1 entries\n"));
+    let (code, out, _) = run(&["add-key", "--valid-for", "600"]);
+    assert_eq!(code, Some(0));
+    let key = out[..32].to_string();
+    assert!(out.contains("expires at"), "{out}");
+    let (_, out, _) = run(&["keys", "--json"]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["keys"][0]["key"], key.as_str());
+    let (code, out, _) = run(&["remove-key", &key]);
+    assert_eq!((code, out.as_str()), (Some(0), "removed; 0 keys left\n"));
+    let (_, out, _) = run(&["stats"]);
+    assert!(out.contains("access     1 (allow)"), "{out}");
+    let (code, out, _) = run(&["torrents"]);
+    assert_eq!(code, Some(0));
+    assert!(out.ends_with("0 of 0 torrents (from 0)\n"), "{out}");
+    // Errors: one line on stderr, or JSON on stdout with --json; exit 1.
+    let (code, _, err) = run(&["torrent", &h]);
+    assert_eq!(code, Some(1));
+    assert_eq!(err.lines().count(), 1);
+    assert!(err.starts_with("shoal: HTTP 404"), "{err}");
+    let (code, out, _) = run(&["disallow", &hex(&[0x3d; 20]), "--json"]);
+    assert_eq!(code, Some(1));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert!(v["error"].as_str().unwrap().contains("404"));
+    let out = shoal()
+        .args(["api", "stats"])
+        .env("SHOAL_API_URL", &url)
+        .env("SHOAL_API_TOKEN", "not-the-token-at-all")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8(out.stderr).unwrap().contains("HTTP 401"));
+    running.stop();
+}
