@@ -59,9 +59,12 @@ sample 0
 "$SHOAL" bench --target "udp://127.0.0.1:$PORT" --duration "$SOAK_SECS" --quiet --json > "$OUT/bench.json" &
 BENCH=$!
 start=$(date +%s)
-# A sample every 10 s until the bench ends (bounded by its duration).
+# A sample every 10 s (on a fixed schedule: the time a sample takes does not
+# add up) until the bench ends (bounded by its duration).
+next=$((start + 10))
 while kill -0 "$BENCH" 2>/dev/null && [ $(($(date +%s) - start)) -le $((SOAK_SECS + 30)) ]; do
-  sleep 10
+  sleep $((next > $(date +%s) ? next - $(date +%s) : 0))
+  next=$((next + 10))
   kill -0 "$BENCH" 2>/dev/null || break
   sample $(($(date +%s) - start))
 done

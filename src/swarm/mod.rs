@@ -546,6 +546,9 @@ impl Swarm {
     ) -> Announced {
         let mut guard = self.shard(&req.info_hash).lock();
         let shard = &mut *guard;
+        // What the budget sees of a shard; a refresh changes none of it.
+        let size = |s: &Shard| (s.totals.peers(), s.torrents.len(), s.totals.heap);
+        let before = size(shard);
         let a = self.announce_locked(shard, req, emit);
         if let Some(peer_id) = req.peer_id {
             let (ip, port) = P::socket_addr(&req.addr);
@@ -556,7 +559,9 @@ impl Swarm {
                 shard.peer_ids.insert(key, *peer_id);
             }
         }
-        self.publish(shard);
+        if req.peer_id.is_some() || size(shard) != before {
+            self.publish(shard);
+        }
         a
     }
 
