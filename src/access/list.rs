@@ -12,8 +12,8 @@
 //! `HashSet` of 1 M hashes was ~44 MB of 4 KiB pages, and each lookup touched
 //! a control byte and a bucket on two different pages: two cache misses and
 //! two TLB misses (a nested page walk in a VM), which made such an announce
-//! 2.7× slower (BENCHMARKS.md, "Access list"). This table makes one lookup
-//! one cache line on one huge page:
+//! 2.7× slower (BENCHMARKS.md, "Access list"). This table aims for one lookup
+//! reading one cache line on one huge page:
 //!
 //! - **Full keys, no fingerprints.** Each slot holds the whole 20-byte hash,
 //!   so `contains` is exact: no false positive, which would admit an unlisted
@@ -21,8 +21,10 @@
 //!   [`AccessList::iter`] gives the hashes back for rewriting the file.
 //! - **Three slots to a 64-byte line**, lines in one flat array probed
 //!   linearly (wrapping). A lookup starts at the line a keyed hash picks and
-//!   stops at the hash or at the first empty slot, so most lookups, hit or
-//!   miss, read one line. Slots fill in order and nothing is ever removed
+//!   stops at the hash or at the first empty slot, so an average hit reads
+//!   one line; a miss, or a hash inserted late into a crowded run, may walk
+//!   several adjacent lines (measured ~3× the std set's miss, which its
+//!   control bytes answer from L2; see BENCHMARKS.md). Slots fill in order and nothing is ever removed
 //!   (a list is immutable: a reload builds a new one), so an empty slot ends
 //!   every probe sequence that could hold the hash.
 //! - **The all-zero hash marks an empty slot**; whether it is listed itself
