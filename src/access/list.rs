@@ -32,8 +32,9 @@
 //! - **Keyed hashing.** The line comes from `ahash` with per-table random keys,
 //!   so neither a crafted list nor crafted announces can pile onto one long
 //!   probe run.
-//! - **Load at most 3/4** (about 28 MB for 1 M hashes, 1.33 slots a hash):
-//!   probe runs stay short and the table stays below the std set's size.
+//! - **Load at most 1/2** (about 43 MB for 1 M hashes, 2 slots a hash, the
+//!   std set's size): a miss reads 1.4 lines on average, a hit 1.1 (at 3/4 a
+//!   miss read 3.3, three times slower than the std set's control bytes).
 //! - **Huge pages** on Linux for tables of 4 MiB and more: the array starts on
 //!   a 2 MiB boundary and is `madvise(MADV_HUGEPAGE)`d before it is first
 //!   written, so 1 M hashes take 14 TLB entries instead of ~7 000 (transparent
@@ -48,9 +49,12 @@ use std::fmt;
 const EMPTY: InfoHash = [0; 20];
 /// Slots in a [`Line`].
 const SLOTS: usize = 3;
-/// Slots per listed hash, at least: a load of at most 3/4.
-const SLACK_NUM: usize = 4;
-const SLACK_DEN: usize = 3;
+/// Slots per listed hash, at least: a load of at most 1/2. At 3/4 a miss
+/// (every request for an unlisted torrent, the common case of a deny list)
+/// walked 3.3 lines on average; at 1/2 it walks 1.4, about as many as a hit
+/// (BENCHMARKS.md). 1 M hashes then take 42.7 MB, what std's set took.
+const SLACK_NUM: usize = 2;
+const SLACK_DEN: usize = 1;
 /// A transparent huge page on x86-64 and most aarch64 kernels.
 const HUGE_PAGE: usize = 2 << 20;
 const LINES_PER_HUGE_PAGE: usize = HUGE_PAGE / std::mem::size_of::<Line>();
