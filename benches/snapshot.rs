@@ -159,6 +159,19 @@ fn bench_limit(c: &mut Criterion) {
     g.finish();
 }
 
+/// CPU time of this (single-threaded) process in ms, from /proc/self/stat
+/// (10 ms ticks): on a shared machine wall time includes waiting for a core.
+fn cpu_ms() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or_default();
+    let f: Vec<u64> = after
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    // Fields 14 and 15 (utime, stime); `after` starts at field 3.
+    (f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)) * 10
+}
+
 /// The one-shot mode: see the module docs.
 fn once(peers: u32) {
     let torrents = (peers / 2).max(1);
@@ -198,29 +211,31 @@ fn once(peers: u32) {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("state.bin");
 
-    let t0 = Instant::now();
+    let (t0, c0) = (Instant::now(), cpu_ms());
     let mut f = SnapshotFile::create(&path, &header()).unwrap();
     swarm
         .export_with(TIMEOUT, |rec| f.write_torrent(rec))
         .unwrap();
     let (t, p) = f.commit().unwrap();
     let write = t0.elapsed();
+    let write_cpu = cpu_ms() - c0;
     let size = std::fs::metadata(&path).unwrap().len();
     eprintln!(
-        "write: {t} torrents, {p} peers, {size} bytes ({:.2} bytes/peer) in {} ms",
+        "write: {t} torrents, {p} peers, {size} bytes ({:.2} bytes/peer) in {} ms ({write_cpu} ms CPU)",
         size as f64 / p as f64,
         write.as_millis()
     );
     drop(swarm);
 
-    let t0 = Instant::now();
+    let (t0, c0) = (Instant::now(), cpu_ms());
     let mut l = load(&path, NOW, TIMEOUT).unwrap().unwrap();
     let read = t0.elapsed();
     let fresh = Swarm::new(1024, TIMEOUT as u16);
     let got = fresh.import(&mut l, 0);
     let total = t0.elapsed();
+    let load_cpu = cpu_ms() - c0;
     eprintln!(
-        "load: {} torrents, {} peers in {} ms ({} ms read and validated, {} ms imported)",
+        "load: {} torrents, {} peers in {} ms ({load_cpu} ms CPU; {} ms read and validated, {} ms imported)",
         got.torrents,
         got.peers,
         total.as_millis(),
