@@ -788,6 +788,30 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", env = "SHOAL_RENDEZVOUS_PUSH_RATE", default_value_t = RendezvousConfig::default().push_rate)]
     pub rendezvous_push_rate: u32,
 
+    /// Share the swarm with other shoal instances through Redis or Valkey
+    /// pub/sub (redis://HOST:PORT[/DB]); every request is still answered locally.
+    #[arg(long, value_name = "URL", env = "SHOAL_CLUSTER")]
+    pub cluster: Option<String>,
+
+    /// Cluster: the pub/sub channel shared by the instances, and the prefix of their state keys.
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "SHOAL_CLUSTER_NAME",
+        default_value = "shoal"
+    )]
+    pub cluster_name: String,
+
+    /// Cluster: how often this instance stores its swarm state in Redis for
+    /// joining instances, in seconds (kept for three intervals).
+    #[arg(
+        long,
+        value_name = "SECS",
+        env = "SHOAL_STATE_INTERVAL",
+        default_value_t = 30
+    )]
+    pub state_interval: u64,
+
     /// Log level: error, warn, info, debug, trace (or a RUST_LOG-style filter). [default: RUST_LOG, else info]
     #[arg(long, value_name = "LEVEL", env = "SHOAL_LOG")]
     pub log: Option<String>,
@@ -850,6 +874,14 @@ impl ServeArgs {
                 max: self.rendezvous_max,
                 push_rate: self.rendezvous_push_rate,
             },
+            cluster: self
+                .cluster
+                .as_ref()
+                .map(|url| crate::cluster::ClusterConfig {
+                    url: url.clone(),
+                    name: self.cluster_name.clone(),
+                    state_interval: Duration::from_secs(self.state_interval),
+                }),
         };
         config.validate()?;
         Ok(config)
@@ -970,6 +1002,24 @@ pub fn print_config(config: &Config, access: &AccessConfig, log: Option<&str>) -
             "SHOAL_RENDEZVOUS_PUSH_RATE",
             "--rendezvous-push-rate",
             Some(r.push_rate.to_string()),
+        ),
+    ]);
+    let cluster = config.cluster.as_ref();
+    lines.extend([
+        ("SHOAL_CLUSTER", "--cluster", cluster.map(|c| c.url.clone())),
+        (
+            "SHOAL_CLUSTER_NAME",
+            "--cluster-name",
+            Some(cluster.map_or("shoal".into(), |c| c.name.clone())),
+        ),
+        (
+            "SHOAL_STATE_INTERVAL",
+            "--state-interval",
+            Some(
+                cluster
+                    .map_or(30, |c| c.state_interval.as_secs())
+                    .to_string(),
+            ),
         ),
     ]);
     let path = |p: &Option<std::path::PathBuf>| p.as_ref().map(|p| p.display().to_string());

@@ -79,6 +79,8 @@ pub struct Config {
     /// Rendezvous settings; checked even when `rendezvous` is empty, so a
     /// mistyped `--rendezvous-*` flag is reported, not ignored.
     pub rendezvous_settings: RendezvousConfig,
+    /// `--cluster`: share the swarm with other instances through Redis; `None` = alone.
+    pub cluster: Option<crate::cluster::ClusterConfig>,
 }
 
 /// Default port, as most public trackers use.
@@ -108,6 +110,7 @@ impl Default for Config {
             default_addrs: true,
             rendezvous: Vec::new(),
             rendezvous_settings: RendezvousConfig::default(),
+            cluster: None,
         }
     }
 }
@@ -132,6 +135,9 @@ impl Config {
             );
         }
         self.rendezvous_settings.validate()?;
+        if let Some(c) = &self.cluster {
+            c.validate()?;
+        }
         self.check_duplicates()?;
         if self.workers == 0 || self.workers > 1024 {
             return Err(format!("--workers must be 1..=1024, got {}", self.workers));

@@ -28,6 +28,9 @@
 //! - [`config`]: the plain, validated configuration the server runs with.
 //! - [`docgen`]: shell completions and the man page, generated from [`cli`].
 //! - [`cli`]: command-line parsing (clap) into a [`config::Config`] or a tool invocation.
+//! - [`cluster`]: several instances sharing one swarm view through Redis/Valkey
+//!   pub/sub: per-worker record buffers, the batch format, publisher and
+//!   subscriber threads, state for joining instances.
 //! - [`access`]: the access list and private keys: file formats, the per-request
 //!   [`access::Policy`] check, live reload without a request-path lock, atomic writes.
 
@@ -38,6 +41,7 @@ pub mod access;
 pub mod bench;
 pub mod cli;
 pub mod client;
+pub mod cluster;
 pub mod config;
 pub mod docgen;
 pub mod limit;

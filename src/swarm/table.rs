@@ -189,6 +189,11 @@ impl Torrents {
         self.chunks.shrink_to(self.chunks.len() * 2);
     }
 
+    /// Every torrent with its key, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&InfoHash, &Torrent)> {
+        self.chunks.iter().flatten().map(|e| (&e.key, &e.torrent))
+    }
+
     /// Every torrent, in no particular order.
     pub fn values(&self) -> impl Iterator<Item = &Torrent> {
         self.chunks.iter().flatten().map(|e| &e.torrent)
