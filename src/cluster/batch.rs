@@ -95,7 +95,8 @@ impl BatchError {
     }
 }
 
-fn checksum(bytes: &[u8]) -> u64 {
+/// The trailer's checksum of a batch's bytes before it.
+pub fn checksum(bytes: &[u8]) -> u64 {
     let mut h = siphasher::sip::SipHasher13::new();
     h.write(bytes);
     h.finish()

@@ -336,7 +336,7 @@ fn handle(
 }
 
 /// Store one remote announce as if it had been made here at `now`.
-pub(super) fn apply(swarm: &Swarm, r: &Record, now: u32) {
+pub fn apply(swarm: &Swarm, r: &Record, now: u32) {
     let req = Announce {
         info_hash: r.info_hash,
         addr: r.addr,

@@ -31,7 +31,7 @@ mod link;
 pub mod state;
 
 pub use batch::Record;
-pub use link::{join_state, spawn};
+pub use link::{apply, join_state, spawn};
 
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -219,7 +219,8 @@ impl Status {
 
     /// Swap worker `i`'s buffer with `spare` (empty, preallocated): the
     /// worker keeps appending to `spare` while the caller drains the old one.
-    fn take(&self, i: usize, spare: &mut Vec<Record>) {
+    /// The publisher's side (public for benches and tests).
+    pub fn take(&self, i: usize, spare: &mut Vec<Record>) {
         if let Some(slot) = self.slots.get(i) {
             std::mem::swap(&mut *slot.queue.lock(), spare);
         }
