@@ -7,8 +7,10 @@
 //! with a bound.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod alloc_count;
 mod common;
 
+use alloc_count::allocs;
 use common::{start, Client};
 use shoal::cluster::ClusterConfig;
 use shoal::config::Config;
@@ -19,6 +21,9 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
+
+#[global_allocator]
+static GLOBAL: alloc_count::Counting = alloc_count::Counting;
 
 /// Longest any one wait may take: a test that waits this long has failed.
 const BOUND: Duration = Duration::from_secs(15);
@@ -370,4 +375,64 @@ fn propagation_delay() {
     assert!(p(0.99) < Duration::from_secs(2), "{delays:?}");
     a.stop();
     b.stop();
+}
+
+/// The request path with `--cluster`: a stored announce appends its record
+/// to the worker's buffer without allocating, also when the buffer is full
+/// (then the record is dropped and counted); the publisher's swap gives the
+/// records back as announced.
+#[test]
+fn the_record_path_allocates_nothing() {
+    use shoal::cluster::{Status, OUTBOX_RECORDS};
+    use shoal::config::TrackerConfig;
+    use shoal::stats::Counters;
+    use shoal::swarm::Role;
+    use shoal::tracker::{Tracker, Worker};
+    use shoal::wire::udp::{self, AnnounceRequest};
+    use std::net::IpAddr;
+    use std::sync::Arc;
+
+    let t = Tracker::new(TrackerConfig::default(), 16);
+    let status = Arc::new(Status::new(1));
+    let mut w = Worker::new(Arc::new(Counters::default()));
+    w.cluster = Some(status.outbox(0));
+    let ip: IpAddr = "10.1.2.3".parse().unwrap();
+    let src = SocketAddr::new(ip, 5000);
+    let datagrams: Vec<Vec<u8>> = (0..50u16)
+        .map(|i| {
+            let req = AnnounceRequest {
+                left: u64::from((i + 1) % 2),
+                event: if i == 7 {
+                    Event::Completed
+                } else {
+                    Event::None
+                },
+                ..AnnounceRequest::new(t.connection_id(0, ip), 1, [9; 20], [1; 20], 1000 + i)
+            };
+            let mut b = vec![0; 200];
+            let n = udp::write_announce_request(&mut b, &req, b"").unwrap();
+            b.truncate(n);
+            b
+        })
+        .collect();
+    let mut out = [0u8; 1500];
+    for d in &datagrams {
+        t.handle_udp(&mut w, 0, src, d, &mut out).unwrap();
+    }
+    let mut spare = Vec::with_capacity(OUTBOX_RECORDS);
+    status.take(0, &mut spare);
+    assert_eq!(spare.len(), 50);
+    assert_eq!(spare[7].addr, SocketAddr::new(ip, 1007));
+    assert_eq!((spare[7].role, spare[7].completed), (Role::Seeder, true));
+    assert_eq!(spare[8].role, Role::Leecher);
+    spare.clear();
+    let before = allocs();
+    let rounds = OUTBOX_RECORDS / 50 + 2;
+    for _ in 0..rounds {
+        for d in &datagrams {
+            t.handle_udp(&mut w, 0, src, d, &mut out).unwrap();
+        }
+    }
+    assert_eq!(allocs() - before, 0, "no allocation, full buffer included");
+    assert_eq!(status.dropped(), (rounds * 50 - OUTBOX_RECORDS) as u64);
 }

@@ -150,7 +150,7 @@ fn publish_loop(shared: &Shared, status: &Status, cfg: &ClusterConfig, client: &
     let mut tick = Instant::now();
     loop {
         let stopping = shared.is_shutting_down();
-        if con.is_none() && backoff.due() {
+        if con.is_none() && backoff.due() && !stopping {
             match connect(client) {
                 Ok(c) => {
                     con = Some(c);
