@@ -940,6 +940,20 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", env = "SHOAL_RENDEZVOUS_PUSH_RATE", default_value_t = RendezvousConfig::default().push_rate)]
     pub rendezvous_push_rate: u32,
 
+    /// Share the swarm with other shoal instances through Redis or Valkey
+    /// pub/sub (redis://HOST:PORT[/DB]); every request is still answered locally.
+    #[arg(long, value_name = "URL", env = "SHOAL_CLUSTER")]
+    pub cluster: Option<String>,
+
+    /// Cluster: the pub/sub channel shared by the instances, and the prefix of their state keys.
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "SHOAL_CLUSTER_NAME",
+        default_value = "shoal"
+    )]
+    pub cluster_name: String,
+
     /// Warm restart: load the swarms from FILE at start (if it exists) and
     /// write them to it at SIGTERM/SIGINT and every --state-interval. The file
     /// holds the connection-id key: created readable by the owner only.
@@ -947,6 +961,8 @@ pub struct ServeArgs {
     pub state_file: Option<PathBuf>,
 
     /// With --state-file: write the state every SECS while running; 0 = only at exit.
+    /// With --cluster: how often this instance stores its swarm state in Redis
+    /// for joining instances (kept for three intervals; 0 = every 300 s).
     #[arg(
         long,
         value_name = "SECS",
@@ -1067,6 +1083,17 @@ impl ServeArgs {
                 .then(|| Duration::from_secs(self.state_interval)),
             api: self.api.clone(),
             api_token,
+            cluster: self
+                .cluster
+                .as_ref()
+                .map(|url| crate::cluster::ClusterConfig {
+                    url: url.clone(),
+                    name: self.cluster_name.clone(),
+                    state_interval: Duration::from_secs(match self.state_interval {
+                        0 => 300,
+                        n => n,
+                    }),
+                }),
         };
         config.validate()?;
         Ok(config)
@@ -1076,6 +1103,21 @@ impl ServeArgs {
 /// The effective configuration as `SHOAL_X=value  # --x` lines, one per
 /// server setting, that read back (as the environment of another `shoal`)
 /// give the same configuration. A setting that is off is a commented line.
+/// `redis://user:secret@host` as `redis://user:***@host`: `--print-config`
+/// output ends up in tickets and chat, the password must not.
+fn redact_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or("", |(u, _)| u);
+            format!("{scheme}://{user}:***@{host}")
+        }
+        None => url.to_string(),
+    }
+}
+
 pub fn print_config(config: &Config, access: &AccessConfig, log: Option<&str>) -> String {
     fn list(addrs: &[SocketAddr]) -> String {
         addrs
@@ -1198,6 +1240,19 @@ pub fn print_config(config: &Config, access: &AccessConfig, log: Option<&str>) -
             "SHOAL_RENDEZVOUS_PUSH_RATE",
             "--rendezvous-push-rate",
             Some(r.push_rate.to_string()),
+        ),
+    ]);
+    let cluster = config.cluster.as_ref();
+    lines.extend([
+        (
+            "SHOAL_CLUSTER",
+            "--cluster",
+            cluster.map(|c| redact_url_password(&c.url)),
+        ),
+        (
+            "SHOAL_CLUSTER_NAME",
+            "--cluster-name",
+            Some(cluster.map_or("shoal".into(), |c| c.name.clone())),
         ),
     ]);
     let path = |p: &Option<std::path::PathBuf>| p.as_ref().map(|p| p.display().to_string());

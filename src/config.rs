@@ -99,6 +99,8 @@ pub struct Config {
     pub api: Vec<SocketAddr>,
     /// The API's bearer token; required when `api` is not empty.
     pub api_token: Option<ApiToken>,
+    /// `--cluster`: share the swarm with other instances through Redis; `None` = alone.
+    pub cluster: Option<crate::cluster::ClusterConfig>,
 }
 
 /// Default port, as most public trackers use.
@@ -132,6 +134,7 @@ impl Default for Config {
             state_interval: Some(Duration::from_secs(300)),
             api: Vec::new(),
             api_token: None,
+            cluster: None,
         }
     }
 }
@@ -156,6 +159,9 @@ impl Config {
             );
         }
         self.rendezvous_settings.validate()?;
+        if let Some(c) = &self.cluster {
+            c.validate()?;
+        }
         self.check_duplicates()?;
         if self.workers == 0 || self.workers > 1024 {
             return Err(format!("--workers must be 1..=1024, got {}", self.workers));

@@ -32,6 +32,9 @@
 //! - [`cli`]: command-line parsing (clap) into a [`config::Config`] or a tool invocation.
 //! - [`api`]: the management API (`--api`): JSON under `/api/v1` behind a
 //!   token, the status page, the stats history, and `shoal api`.
+//! - [`cluster`]: several instances sharing one swarm view through Redis/Valkey
+//!   pub/sub: per-worker record buffers, the batch format, publisher and
+//!   subscriber threads, state for joining instances.
 //! - [`access`]: the access list and private keys: file formats, the per-request
 //!   [`access::Policy`] check, live reload without a request-path lock, atomic writes.
 
@@ -43,6 +46,7 @@ pub mod api;
 pub mod bench;
 pub mod cli;
 pub mod client;
+pub mod cluster;
 pub mod config;
 pub mod docgen;
 pub mod limit;

@@ -272,6 +272,9 @@ pub struct Registry {
     /// The configured peer bound (`--max-peers`, 0 = none), shown as a gauge
     /// so an alert can compare `shoal_peers` with it.
     pub max_peers: u64,
+    /// The cluster link (`--cluster`), when enabled: its series are rendered
+    /// only then.
+    pub cluster: Option<Arc<crate::cluster::Status>>,
 }
 
 impl Registry {
@@ -585,6 +588,9 @@ impl Registry {
                 [([], st.bytes)],
             )?;
         }
+        if let Some(c) = &self.cluster {
+            render_cluster(out, c)?;
+        }
         metric(
             out,
             "shoal_uptime_seconds",
@@ -776,6 +782,78 @@ const RENDEZVOUS_REQUESTS: [Kind; 2] = [Kind::Announce, Kind::Other];
 /// for `alived`, `expired`, `pushed` and `income`.
 const RENDEZVOUS_RESPONSES: [Kind; 3] = [Kind::Announce, Kind::Error, Kind::Other];
 
+/// The cluster link's series (`--cluster`).
+fn render_cluster(out: &mut String, c: &crate::cluster::Status) -> std::fmt::Result {
+    use crate::cluster::batch::BatchError;
+    use std::sync::atomic::Ordering::Relaxed;
+    metric(
+        out,
+        "shoal_cluster_connected",
+        "gauge",
+        "1 while both the publisher and the subscriber are connected to Redis.",
+        [([], u64::from(c.connected()))],
+    )?;
+    metric(
+        out,
+        "shoal_cluster_records_total",
+        "counter",
+        "Announce records this instance queued for the cluster, by what became of them.",
+        [
+            ([("outcome", "published")], c.published.load(Relaxed)),
+            ([("outcome", "dropped_full")], c.dropped()),
+            ([("outcome", "lost_disconnected")], c.lost.load(Relaxed)),
+        ],
+    )?;
+    metric(
+        out,
+        "shoal_cluster_records_applied_total",
+        "counter",
+        "Other instances' announce records applied to this instance's map.",
+        [([], c.applied.load(Relaxed))],
+    )?;
+    metric(
+        out,
+        "shoal_cluster_batches_total",
+        "counter",
+        "Cluster batches, by direction.",
+        [
+            ([("direction", "sent")], c.batches_sent.load(Relaxed)),
+            (
+                [("direction", "received")],
+                c.batches_received.load(Relaxed),
+            ),
+        ],
+    )?;
+    metric(
+        out,
+        "shoal_cluster_batches_rejected_total",
+        "counter",
+        "Messages on the cluster channel dropped whole, by reason.",
+        BatchError::ALL.map(|e| ([("reason", e.as_str())], c.rejected(e))),
+    )?;
+    metric(
+        out,
+        "shoal_cluster_batches_missed_total",
+        "counter",
+        "Batches other instances numbered that never arrived (gaps in their sequence).",
+        [([], c.missed.load(Relaxed))],
+    )?;
+    metric(
+        out,
+        "shoal_cluster_state_writes_total",
+        "counter",
+        "Snapshots of this instance's swarm stored in Redis for joining instances.",
+        [([], c.state_writes.load(Relaxed))],
+    )?;
+    metric(
+        out,
+        "shoal_cluster_state_loaded_peers",
+        "gauge",
+        "Peers loaded from other instances' state at start.",
+        [([], c.state_loaded_peers.load(Relaxed))],
+    )
+}
+
 /// One metric family: its `# HELP` and `# TYPE` lines, then one sample per
 /// label set (`name{k="v",...} value`, or `name value` without labels). Label
 /// values are the enums' fixed labels: nothing to escape.
@@ -862,6 +940,7 @@ mod tests {
             workers: vec![a, b],
             rendezvous: None,
             max_peers: 0,
+            cluster: None,
         };
         assert_eq!(reg.requests_of(Kind::Announce), 2);
         assert_eq!(reg.requests_of(Kind::Scrape), 1);
@@ -913,6 +992,7 @@ mod tests {
             workers: vec![Arc::clone(&c)],
             rendezvous: None,
             max_peers: 0,
+            cluster: None,
         };
         let mut s = String::new();
         off.render_prometheus(&mut s, &Totals::default(), 0);
@@ -931,6 +1011,7 @@ mod tests {
             workers: vec![c],
             rendezvous: Some(rdv),
             max_peers: 0,
+            cluster: None,
         };
         let mut s = String::new();
         on.render_prometheus(&mut s, &Totals::default(), 0);
@@ -973,6 +1054,7 @@ mod tests {
             workers: vec![Arc::new(c)],
             rendezvous: None,
             max_peers: 0,
+            cluster: None,
         };
         let mut s = String::new();
         reg.render_prometheus(&mut s, &Totals::default(), 0);

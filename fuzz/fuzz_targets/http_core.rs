@@ -40,6 +40,7 @@ fuzz_target!(|data: &[u8]| {
         workers: vec![counters.clone()],
         rendezvous: None,
         max_peers: 0,
+        cluster: None,
     };
     let mut worker = Worker::new(counters);
     let env = HttpEnv {

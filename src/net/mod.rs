@@ -88,6 +88,9 @@ pub struct Shared {
     pub state: Option<crate::state::StateFile>,
     /// The management API (`--api`), when enabled.
     pub api: Option<crate::api::Api>,
+    /// The cluster link (`--cluster`): the workers' record buffers and the
+    /// link's state; its threads start with the workers.
+    pub cluster: Option<Arc<crate::cluster::Status>>,
 }
 
 /// The rendezvous service and its own expiry sweep (same scheme as the
@@ -334,10 +337,15 @@ impl Server {
                 sweep_period_ms: (u64::from(settings.timeout) * 1000 / 8).clamp(1000, 60_000),
             }
         });
+        let cluster = config
+            .cluster
+            .as_ref()
+            .map(|_| Arc::new(crate::cluster::Status::new(n)));
         let registry = Registry {
             workers: (0..n).map(|_| Arc::new(Counters::default())).collect(),
             rendezvous: rendezvous.as_ref().map(|r| Arc::clone(&r.service)),
             max_peers: config.tracker.max_peers,
+            cluster: cluster.clone(),
         };
         let peer_timeout_ms = u64::from(config.tracker.peer_timeout) * 1000;
         let mut tracker = Tracker::new(config.tracker.clone(), config.shards);
@@ -373,6 +381,7 @@ impl Server {
                 .clone()
                 .filter(|_| !config.api.is_empty())
                 .map(crate::api::Api::new),
+            cluster,
             config,
             state,
         });
@@ -456,13 +465,16 @@ impl Server {
             .map_err(|_| "an access policy is already set".to_string())
     }
 
-    /// Start the workers.
+    /// Start the workers. With `--cluster`, first load the other instances'
+    /// state (a bounded wait when Redis is unreachable), then start the
+    /// cluster threads next to the workers.
     pub fn spawn(self) -> io::Result<Running> {
         let shutdown = Shutdown {
             shared: Arc::clone(&self.shared),
             wakers: Arc::new(self.wakers),
         };
-        let mut threads = Vec::with_capacity(self.workers.len());
+        crate::cluster::join_state(&self.shared);
+        let mut threads = crate::cluster::spawn(&self.shared)?;
         for (id, io) in self.workers.into_iter().enumerate() {
             let shared = Arc::clone(&self.shared);
             let t = std::thread::Builder::new()
@@ -560,6 +572,7 @@ const IDLE_TICK: Duration = Duration::from_millis(250);
 fn worker_loop(id: usize, mut io: WorkerIo, shared: Arc<Shared>) {
     let counters = Arc::clone(&shared.registry.workers[id]);
     let mut worker = Worker::new(Arc::clone(&counters));
+    worker.cluster = shared.cluster.as_ref().map(|c| c.outbox(id));
     let mut events = Events::with_capacity(256);
     let mut udp_io = UdpIo::new();
     // Sockets that still had datagrams queued when their budget ran out.

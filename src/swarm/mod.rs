@@ -996,6 +996,36 @@ impl Swarm {
         )
     }
 
+    /// Call `f` on every torrent of shard `shard % shard_count()` under its
+    /// lock, with its completed count and each family's peers (seeders first)
+    /// and seeder count: the cluster's state export (src/cluster/state.rs).
+    /// `f` must not block: the shard waits for it.
+    pub fn visit_shard(
+        &self,
+        shard: usize,
+        mut f: impl FnMut(&InfoHash, u32, (&[Peer4], usize), (&[Peer6], usize)),
+    ) {
+        let guard = self.shards[shard & (self.shards.len() - 1)].0.lock();
+        for (ih, t) in guard.torrents.iter() {
+            f(
+                ih,
+                t.counts().completed,
+                t.peers::<Peer4>(),
+                t.peers::<Peer6>(),
+            );
+        }
+    }
+
+    /// Raise a known torrent's completed count to at least `completed` (state
+    /// loaded from another instance, whose count is the cluster's: taking the
+    /// larger one never counts a download twice).
+    pub fn raise_completed(&self, info_hash: &InfoHash, completed: u32) {
+        let mut guard = self.shard(info_hash).lock();
+        if let Some(t) = guard.torrents.get_mut(info_hash) {
+            t.raise_completed(completed);
+        }
+    }
+
     /// Totals over all shards (locks each shard briefly, one at a time).
     pub fn totals(&self) -> Totals {
         let mut t = Totals {

@@ -303,6 +303,15 @@ impl Torrent {
         }
     }
 
+    /// Raise the completed count to at least `n` (cluster state import).
+    pub(super) fn raise_completed(&mut self, n: u32) {
+        let c = match &mut self.peers {
+            Peers::Small(s) => &mut s.completed,
+            Peers::Big(b) => &mut b.completed,
+        };
+        *c = (*c).max(n);
+    }
+
     /// Count one download.
     pub(super) fn add_completed(&mut self) {
         let c = match &mut self.peers {

@@ -100,6 +100,15 @@ impl Tracker {
                 c.request(Proto::Http, fam, Kind::Health);
                 if env.healthy {
                     scratch.extend_from_slice(b"ok\n");
+                    // Serving alone is still serving: the cluster state is
+                    // told, not turned into a failing status.
+                    if let Some(cl) = &env.registry.cluster {
+                        scratch.extend_from_slice(if cl.connected() {
+                            b"cluster: connected\n"
+                        } else {
+                            b"cluster: disconnected, serving alone\n"
+                        });
+                    }
                     (200, TEXT)
                 } else {
                     scratch.extend_from_slice(b"shutting down\n");
@@ -147,6 +156,7 @@ impl Tracker {
             counters,
             http_peers,
             policy,
+            cluster,
         } = w;
         let c = &**counters;
         let fam = family(ip);
@@ -187,6 +197,7 @@ impl Tracker {
             v6: PeerList::new(q.compact, v6_buf),
         };
         let announced = self.announce(req, &mut lists);
+        super::to_cluster(cluster, &req, &announced);
         let PeerLists {
             v4: v4_list,
             v6: v6_list,
@@ -408,6 +419,7 @@ mod tests {
             workers: vec![Arc::clone(&counters)],
             rendezvous: None,
             max_peers: 0,
+            cluster: None,
         };
         (
             Tracker::new(TrackerConfig::default(), 4),

@@ -82,6 +82,9 @@ pub struct Worker {
     /// This worker's view of the access policy, taken on its first request
     /// when the tracker has one.
     policy: Option<PolicyReader>,
+    /// This worker's cluster buffer (`--cluster`): each stored announce is
+    /// appended for the other instances.
+    pub cluster: Option<crate::cluster::Outbox>,
 }
 
 impl Worker {
@@ -98,6 +101,7 @@ impl Worker {
             counters,
             http_peers: [Vec::new(), Vec::new()],
             policy: None,
+            cluster: None,
         }
     }
 }
@@ -109,6 +113,28 @@ pub fn role(event: Event, left: u64) -> Role {
         (Event::Stopped, _) => Role::Stopped,
         (_, 0) => Role::Seeder,
         _ => Role::Leecher,
+    }
+}
+
+/// Tell the other instances of the cluster (if any) about an announce the
+/// swarm took: a fixed-size record into the worker's own buffer.
+#[inline]
+fn to_cluster(
+    cluster: &Option<crate::cluster::Outbox>,
+    req: &Announce<'_, SocketAddr>,
+    a: &Announced,
+) {
+    // A port-0 peer is not worth a record (the batch format refuses it).
+    // The map never refuses a peer (it evicts its stalest instead), so every
+    // announce that reaches here was stored.
+    let _ = a;
+    if let (Some(out), false) = (cluster, req.addr.port() == 0) {
+        out.push(crate::cluster::Record {
+            info_hash: req.info_hash,
+            addr: req.addr,
+            role: req.role,
+            completed: req.completed,
+        });
     }
 }
 
@@ -278,6 +304,7 @@ impl Tracker {
             rng,
             counters,
             policy,
+            cluster,
             ..
         } = w;
         let c = &**counters;
@@ -332,6 +359,7 @@ impl Tracker {
                     at: 0,
                 };
                 let announced = self.announce(req, &mut peers);
+                to_cluster(cluster, &req, &announced);
                 let at = header + peers.at;
                 let counts = announced.counts;
                 udp::write_announce_header(
