@@ -3,6 +3,7 @@
 //! Built by [`crate::cli`] from flags and environment variables, or directly by
 //! tests and embedders. [`Config::validate`] is the one place limits are checked.
 
+use crate::limit::LimitConfig;
 use crate::rendezvous::RendezvousConfig;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -79,6 +80,8 @@ pub struct Config {
     /// Rendezvous settings; checked even when `rendezvous` is empty, so a
     /// mistyped `--rendezvous-*` flag is reported, not ignored.
     pub rendezvous_settings: RendezvousConfig,
+    /// Per-address limits: rate, HTTP connections, trusted proxies.
+    pub limits: LimitConfig,
 }
 
 /// Default port, as most public trackers use.
@@ -108,6 +111,7 @@ impl Default for Config {
             default_addrs: true,
             rendezvous: Vec::new(),
             rendezvous_settings: RendezvousConfig::default(),
+            limits: LimitConfig::default(),
         }
     }
 }
@@ -170,6 +174,9 @@ impl Config {
         }
         if self.http_max_connections == 0 {
             return Err("--http-max-connections must be at least 1".into());
+        }
+        if self.limits.rate_limit > 0 && self.limits.burst() == 0 {
+            return Err("--rate-burst must be at least 1".into());
         }
         Ok(())
     }

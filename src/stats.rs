@@ -136,6 +136,12 @@ labels! {
         MissingKey => "missing_key",
         /// Private mode: a key not listed, expired or malformed.
         UnknownKey => "unknown_key",
+        /// Over `--rate-limit` for its source address: no reply over UDP, a
+        /// failure reason over HTTP.
+        RateLimited => "rate_limited",
+        /// HTTP: `--http-client-ip-header` sent by a peer outside
+        /// `--http-trusted-proxy`; the header was ignored.
+        UntrustedClientIpHeader => "untrusted_client_ip_header",
     }
 }
 
@@ -157,6 +163,12 @@ labels! {
         /// Rendezvous: no socket of the worker reaches the reply's address
         /// family (an IPv6 peer introduced to one that came over IPv4-only).
         RendezvousNoRoute => "rendezvous_no_route",
+        /// HTTP: a new connection from an address already holding
+        /// `--http-max-connections-per-ip`, closed at once.
+        HttpPerIpLimit => "http_per_ip_limit",
+        /// HTTP: the longest-idle connection, closed to admit a new one when
+        /// every slot of the worker was taken.
+        HttpEvicted => "http_evicted",
     }
 }
 

@@ -8,11 +8,18 @@
 //!
 //! - a request head larger than [`MAX_HEAD`] gets 431 and the connection closes;
 //! - a request with a body (POST, or any Content-Length) gets 413 and closes;
-//! - at most `http_max_connections` per worker; more are closed at once;
+//! - at most `http_max_connections` per worker: when all are taken, the
+//!   longest-idle one is closed to admit the newcomer (first come, first
+//!   served let idle sockets lock every announce out);
+//! - at most `--http-max-connections-per-ip` per client address, counted over
+//!   all workers; more are closed at once;
 //! - a connection idle for `http_idle_timeout`, or that has not finished its
 //!   current request head within it (slowloris), is closed;
 //! - pipelined requests are answered in order, but no more are read while
-//!   [`MAX_PENDING_OUT`] bytes of replies wait for a slow reader;
+//!   [`MAX_PENDING_OUT`] bytes of replies wait for a slow reader, and once
+//!   they are written the reply buffer goes back to [`OUT_KEEP`] bytes: a
+//!   client that stops reading holds at most ~2 × `MAX_PENDING_OUT` (plus the
+//!   head buffer), one that drained holds `OUT_KEEP`;
 //! - one connection gets a bounded share of each loop turn (a few reads, a few
 //!   dozen requests) and is queued at most once to continue the next turn, so
 //!   a pipelining client cannot starve the worker's UDP sockets;
@@ -30,6 +37,7 @@
 
 use super::Shared;
 use crate::config::Config;
+use crate::limit::ConnLimiter;
 use crate::stats::{Counters, Dropped, Proto, Reject};
 use crate::tracker::http::HttpEnv;
 use crate::tracker::Worker;
@@ -39,11 +47,15 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Poll, Token};
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// Largest request head accepted.
 pub const MAX_HEAD: usize = 8 * 1024;
 /// Replies queued for one connection before its further requests are left unread.
 pub const MAX_PENDING_OUT: usize = 64 * 1024;
+/// Reply buffer capacity kept by a connection between bursts: an announce
+/// reply fits; a bigger one (a pipelined burst, /metrics) is freed once written.
+pub const OUT_KEEP: usize = 4096;
 /// Tokens at and above this are connections; below are UDP sockets and listeners.
 pub const CONN_BASE: usize = 1 << 20;
 /// How often (ms) connections are checked for timeouts.
@@ -110,6 +122,8 @@ struct Conn {
     /// When the connection last made progress, or when the unfinished request
     /// in `inbuf` began (whichever the timeout should count from).
     since_ms: u64,
+    /// Its count in the per-address table, given back on close.
+    ip_slot: Option<usize>,
 }
 
 /// The HTTP connections of one worker.
@@ -140,6 +154,8 @@ pub struct HttpWorker {
     /// closed connection frees a descriptor and ends the pause early.
     accept_paused_until: Option<u64>,
     last_accept_warning_ms: Option<u64>,
+    /// `--http-max-connections-per-ip`, shared by every worker.
+    conn_limiter: Option<Arc<ConnLimiter>>,
 }
 
 impl HttpWorker {
@@ -162,7 +178,23 @@ impl HttpWorker {
             accept_pending: vec![false; listeners],
             accept_paused_until: None,
             last_accept_warning_ms: None,
+            conn_limiter: None,
         }
+    }
+
+    /// Cap connections per client address with this (shared) table.
+    pub fn set_conn_limiter(&mut self, limiter: Option<Arc<ConnLimiter>>) {
+        self.conn_limiter = limiter;
+    }
+
+    /// The connection idle longest (oldest `since_ms`), if any.
+    fn longest_idle(&self) -> Option<usize> {
+        self.conns
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| c.as_ref().map(|c| (c.since_ms, i)))
+            .min()
+            .map(|(_, i)| i)
     }
 
     /// Whether work is left over from the last turn (the loop should not sleep).
@@ -284,10 +316,31 @@ impl HttpWorker {
         loop {
             match listener.accept() {
                 Ok((stream, peer)) => {
+                    let ip_slot = match &self.conn_limiter {
+                        Some(l) => match l.acquire(peer.ip()) {
+                            Some(slot) => Some(slot),
+                            None => {
+                                // Dropping the stream closes it at once.
+                                counters.dropped(Dropped::HttpPerIpLimit);
+                                continue;
+                            }
+                        },
+                        None => None,
+                    };
                     if self.open >= self.max_conns {
-                        // Dropping the stream closes it at once.
-                        counters.dropped(Dropped::HttpOverLimit);
-                        continue;
+                        // Full: the newcomer takes the place of the connection
+                        // idle longest, so idle sockets cannot lock it out.
+                        match self.longest_idle() {
+                            Some(victim) => {
+                                counters.dropped(Dropped::HttpEvicted);
+                                self.close(poll, victim);
+                            }
+                            None => {
+                                counters.dropped(Dropped::HttpOverLimit);
+                                self.release(ip_slot);
+                                continue;
+                            }
+                        }
                     }
                     counters.http_connections.incr();
                     let _ = stream.set_nodelay(true);
@@ -307,6 +360,7 @@ impl HttpWorker {
                         eof: false,
                         queued: false,
                         since_ms: now_ms,
+                        ip_slot,
                     };
                     if let Err(e) = poll.registry().register(
                         &mut conn.stream,
@@ -315,6 +369,7 @@ impl HttpWorker {
                     ) {
                         log::debug!("http: cannot register a connection: {e}");
                         self.free.push(slot);
+                        self.release(ip_slot);
                         continue;
                     }
                     self.conns[slot] = Some(conn);
@@ -365,6 +420,9 @@ impl HttpWorker {
             uptime_secs: now_ms / 1000,
             healthy: !shared.is_shutting_down(),
             client_ip_header: self.client_ip_header.as_deref(),
+            trusted_proxies: &shared.config.limits.trusted_proxies,
+            rate_limiter: shared.rate_limiter.as_ref(),
+            now_ms,
         };
         let mut reads = 0;
         let mut served = 0;
@@ -470,6 +528,12 @@ impl HttpWorker {
         }
     }
 
+    fn release(&self, ip_slot: Option<usize>) {
+        if let (Some(l), Some(slot)) = (&self.conn_limiter, ip_slot) {
+            l.release(slot);
+        }
+    }
+
     fn close(&mut self, poll: &mut Poll, slot: usize) {
         if let Some(mut conn) = self.conns.get_mut(slot).and_then(Option::take) {
             if conn.queued {
@@ -478,6 +542,7 @@ impl HttpWorker {
                 self.ready.retain(|&s| s != slot);
             }
             let _ = poll.registry().deregister(&mut conn.stream);
+            self.release(conn.ip_slot);
             self.free.push(slot);
             self.open -= 1;
             // Its descriptor is free once `conn` drops: a paused accept can go on.
@@ -503,9 +568,10 @@ impl Conn {
         }
         self.out.clear();
         self.out_pos = 0;
-        if self.out.capacity() > MAX_PENDING_OUT {
-            // One large reply (e.g. /metrics) does not pin its buffer forever.
-            self.out.shrink_to(4096);
+        if self.out.capacity() > OUT_KEEP {
+            // A burst of pipelined replies or one large reply (/metrics) does
+            // not pin its buffer for the connection's life.
+            self.out.shrink_to(OUT_KEEP);
         }
         true
     }
