@@ -707,4 +707,153 @@ mod tests {
         w.join().unwrap();
         r.join().unwrap();
     }
+
+    /// A client that pipelines requests without reading the replies: the
+    /// server stops reading from it once `MAX_PENDING_OUT` bytes wait, the
+    /// queue stays bounded, and once the client reads everything the reply
+    /// buffer is back to `OUT_KEEP` bytes (it used to keep up to 64 KiB).
+    #[test]
+    fn a_client_that_does_not_read_holds_bounded_output() {
+        let config = Config {
+            http: vec!["127.0.0.1:0".parse().unwrap()],
+            udp: Vec::new(),
+            workers: 1,
+            default_addrs: false,
+            http_metrics: true,
+            ..Config::default()
+        };
+        let server = Server::bind(config.clone()).unwrap();
+        let shared = Arc::clone(server.shared());
+        let mut worker = Worker::new(Arc::clone(&shared.registry.workers[0]));
+        let mut poll = Poll::new().unwrap();
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = std_listener.local_addr().unwrap();
+        std_listener.set_nonblocking(true).unwrap();
+        let mut listener = TcpListener::from_std(std_listener);
+        poll.registry()
+            .register(&mut listener, Token(0), Interest::READABLE)
+            .unwrap();
+        let listeners = [listener];
+        let mut http = HttpWorker::new(&config, 0, vec![Role::Tracker]);
+
+        // Small kernel buffers on the reply path, so replies back up into
+        // the server's queue quickly.
+        let sock =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        sock.set_recv_buffer_size(4096).unwrap();
+        sock.connect(&addr.into()).unwrap();
+        let client = StdStream::from(sock);
+        const REQUESTS: usize = 3000;
+        let mut writer = client.try_clone().unwrap();
+        let w = std::thread::spawn(move || {
+            let req = b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n".repeat(REQUESTS);
+            writer.write_all(&req).unwrap();
+        });
+
+        let mut events = Events::with_capacity(64);
+        let start = Instant::now();
+        let deadline = start + Duration::from_secs(20);
+        let mut turn = |http: &mut HttpWorker, poll: &mut Poll| {
+            let timeout = if http.has_ready() {
+                Duration::ZERO
+            } else {
+                Duration::from_millis(10)
+            };
+            poll.poll(&mut events, Some(timeout)).unwrap();
+            let now_ms = start.elapsed().as_millis() as u64;
+            http.run_ready(poll, &listeners, &shared, &mut worker, now_ms);
+            for event in events.iter() {
+                http.on_event(poll, &listeners, &shared, &mut worker, event, now_ms);
+            }
+            assert!(Instant::now() < deadline, "timed out");
+        };
+        let conn = |http: &HttpWorker| {
+            http.conns
+                .iter()
+                .flatten()
+                .next()
+                .map(|c| (c.out.len() - c.out_pos, c.out.capacity()))
+        };
+        // Bound: the queue that stops reading, one turn's worth of replies
+        // more at most, and what a partial write leaves before it.
+        let bound = 2 * MAX_PENDING_OUT + REQUESTS_PER_TURN * 128;
+        let mut shrunk = false;
+        loop {
+            turn(&mut http, &mut poll);
+            if let Some((pending, cap)) = conn(&http) {
+                assert!(cap <= bound, "reply buffer {cap} bytes");
+                if pending >= MAX_PENDING_OUT {
+                    break;
+                }
+                if !shrunk {
+                    // Small socket buffers for the server's side too.
+                    let c = http.conns.iter().flatten().next().unwrap();
+                    socket2::SockRef::from(&c.stream)
+                        .set_send_buffer_size(4096)
+                        .unwrap();
+                    shrunk = true;
+                }
+            }
+        }
+        // Stalled: no more requests are answered (nor read) until the client reads.
+        let served = shared.registry.requests_over(Proto::Http);
+        assert!(served < REQUESTS as u64);
+        for _ in 0..20 {
+            turn(&mut http, &mut poll);
+            assert_eq!(shared.registry.requests_over(Proto::Http), served);
+            assert!(conn(&http).unwrap().1 <= bound);
+        }
+        // The client reads every reply; the queue drains and gives its memory back.
+        let mut reader = client.try_clone().unwrap();
+        let r = std::thread::spawn(move || {
+            let mut buf = vec![0u8; 1 << 16];
+            let mut all = Vec::new();
+            let count = |all: &[u8]| all.windows(7).filter(|w| w == b"\r\n\r\nok\n").count();
+            while count(&all) < REQUESTS {
+                let n = reader.read(&mut buf).unwrap();
+                assert!(n > 0, "closed after {} replies", count(&all));
+                all.extend_from_slice(&buf[..n]);
+            }
+        });
+        while !r.is_finished() || conn(&http).is_some_and(|(p, _)| p > 0) {
+            turn(&mut http, &mut poll);
+        }
+        r.join().unwrap();
+        w.join().unwrap();
+        assert_eq!(shared.registry.requests_over(Proto::Http), REQUESTS as u64);
+        let (pending, cap) = conn(&http).unwrap();
+        assert_eq!(pending, 0);
+        assert!(cap <= OUT_KEEP, "drained reply buffer kept {cap} bytes");
+        // A smaller burst, under the stop-reading mark, that the client reads
+        // only once all of it is answered: the buffer grew past OUT_KEEP and
+        // must not keep that size.
+        let mut client = client;
+        client
+            .write_all(&b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n".repeat(400))
+            .unwrap();
+        while shared.registry.requests_over(Proto::Http) < REQUESTS as u64 + 400 {
+            turn(&mut http, &mut poll);
+        }
+        let (pending, cap) = conn(&http).unwrap();
+        assert!(pending > OUT_KEEP && pending < MAX_PENDING_OUT, "{pending}");
+        assert!(cap > OUT_KEEP);
+        let mut reader = client.try_clone().unwrap();
+        let r = std::thread::spawn(move || {
+            let mut buf = vec![0u8; 1 << 16];
+            let mut all = Vec::new();
+            let count = |all: &[u8]| all.windows(7).filter(|w| w == b"\r\n\r\nok\n").count();
+            while count(&all) < 400 {
+                let n = reader.read(&mut buf).unwrap();
+                assert!(n > 0);
+                all.extend_from_slice(&buf[..n]);
+            }
+        });
+        while !r.is_finished() || conn(&http).is_some_and(|(p, _)| p > 0) {
+            turn(&mut http, &mut poll);
+        }
+        r.join().unwrap();
+        let (_, cap) = conn(&http).unwrap();
+        assert!(cap <= OUT_KEEP, "drained reply buffer kept {cap} bytes");
+        drop(client);
+    }
 }
