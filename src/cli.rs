@@ -1258,6 +1258,47 @@ mod tests {
     }
 
     #[test]
+    fn limit_flags() {
+        let c = parse(&[]).serve.to_config().unwrap();
+        assert_eq!(c.limits, LimitConfig::default());
+        let c = parse(&[
+            "--rate-limit",
+            "20",
+            "--http-trusted-proxy",
+            "10.0.0.0/8",
+            "--http-trusted-proxy",
+            "2001:db8::/32",
+            "--http-max-connections-per-ip",
+            "0",
+        ])
+        .serve
+        .to_config()
+        .unwrap();
+        let l = &c.limits;
+        assert_eq!(
+            (l.rate_limit, l.burst(), l.http_max_connections_per_ip),
+            (20, 40, 0)
+        );
+        assert!(l.is_trusted_proxy("10.9.8.7".parse().unwrap()));
+        assert!(l.is_trusted_proxy("2001:db8::1".parse().unwrap()));
+        assert!(
+            !l.is_trusted_proxy("127.0.0.1".parse().unwrap()),
+            "replaces the default"
+        );
+        let c = parse(&["--rate-limit", "5", "--rate-burst", "7"])
+            .serve
+            .to_config()
+            .unwrap();
+        assert_eq!(c.limits.burst(), 7);
+        assert!(parse(&["--rate-limit", "5", "--rate-burst", "0"])
+            .serve
+            .to_config()
+            .unwrap_err()
+            .contains("--rate-burst"));
+        assert!(Cli::try_parse_from(["shoal", "--http-trusted-proxy", "10.0.0.0/33"]).is_err());
+    }
+
+    #[test]
     fn serve_subcommand_and_flags() {
         let cli = parse(&[
             "serve",

@@ -213,7 +213,21 @@ impl Config {
             } else {
                 ""
             },
-        )
+        ) + &self.limits_summary()
+    }
+
+    /// The per-address limits, for [`Config::summary`].
+    fn limits_summary(&self) -> String {
+        let l = &self.limits;
+        let per_ip = match l.http_max_connections_per_ip {
+            0 => "no per-address cap".to_string(),
+            n => format!("{n} per address"),
+        };
+        let rate = match l.rate_limit {
+            0 => "off".to_string(),
+            n => format!("{n}/s per address, bursts of {}", l.burst()),
+        };
+        format!(", {per_ip}; rate limit {rate}")
     }
 
     /// Settings that are valid but hurt clients: one message each, for a
