@@ -153,6 +153,9 @@ labels! {
         /// `send_to` failed for another reason.
         SendError => "send_error",
         /// HTTP: a new connection over the per-worker limit, closed at once.
+        /// Since full workers evict their longest-idle connection instead
+        /// (`http_evicted`), only when there was none to evict; kept so
+        /// dashboards keep their series.
         HttpOverLimit => "http_over_limit",
         /// HTTP: closed for idling or for being too slow to send a request.
         HttpTimeout => "http_timeout",
