@@ -254,6 +254,15 @@ impl Config {
                 t.max_numwant
             ));
         }
+        // A proxy on another host reaches a listener that is not loopback-only.
+        if self.http_client_ip_header.is_some()
+            && self.limits.trusted_proxies == LimitConfig::default().trusted_proxies
+            && self.http.iter().any(|a| !a.ip().is_loopback())
+        {
+            w.push(
+                "--http-client-ip-header is believed only from --http-trusted-proxy, by default loopback (127.0.0.0/8, ::1/128): if the proxy runs on another host, name its address, or every client behind it is seen as the proxy".into(),
+            );
+        }
         w
     }
 
