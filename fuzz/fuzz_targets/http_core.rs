@@ -5,10 +5,9 @@
 //!
 //! Input: `now` (4 bytes, big-endian), a control byte (bits 0-4: the client's
 //! address, see `shoal_fuzz::source`; bit 5: trust an `X-Forwarded-For` header
-//! for the client address; bit 6: the server is shutting down; bit 7: trust that header from any
-//! peer, else from loopback only, and rate-limit at 2 requests a second),
-//! then the bytes
-//! the client sent.
+//! for the client address; bit 6: the server is shutting down; bit 7: trust
+//! that header from any peer, not only loopback, and rate-limit at 2 requests
+//! a second), then the bytes the client sent.
 //!
 //! Checks on every reply, beyond "no panic": it is one complete HTTP/1.1
 //! response whose `Content-Length` is the body that follows (no body for HEAD).
