@@ -5,8 +5,9 @@
 //!   torrent → `commit` (fsync + rename + directory fsync) of 2 M IPv4 peers.
 //! - `snapshot/load_2M`: [`load`] (read, checksum, validating pass) and
 //!   `next_into` over every torrent.
-//! - `limit/allow`: one [`RateLimiter::allow`] in a full 64 Ki-slot table, hits
-//!   and misses mixed.
+//! - `limit/allow_*`: one [`RateLimiter::allow`] in a full 64 Ki-slot table:
+//!   misses (evictions), hits, and hits while a second thread charges the
+//!   same shared table.
 //!
 //! The population: 2 M peers, each in one of 1 M torrents drawn Zipf(1)
 //! (the load generator's skew, `src/bench/population.rs`),
@@ -133,7 +134,7 @@ fn bench_snapshot(c: &mut Criterion) {
 }
 
 fn bench_limit(c: &mut Criterion) {
-    let mut l = RateLimiter::new(100, 200, RateLimiter::DEFAULT_SLOTS);
+    let l = RateLimiter::new(100, 200, RateLimiter::DEFAULT_SLOTS);
     // 256 Ki addresses over 64 Ki slots: mostly misses (evictions), the worst case.
     let mut rng = fastrand::Rng::with_seed(1);
     let ips: Vec<IpAddr> = (0..1 << 18)
@@ -155,6 +156,28 @@ fn bench_limit(c: &mut Criterion) {
             now += 1;
             black_box(l.allow(black_box(hot[i]), now / 1000))
         })
+    });
+    // The table is shared by every worker: the same hits while another
+    // thread charges other addresses in it as fast as it can (the cost of
+    // the set locks under contention; on 2 cores the other thread also
+    // competes for the CPU, so read the difference as an upper bound).
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut j = 0usize;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                j = (j + 1) & (ips.len() - 1);
+                black_box(l.allow(ips[j], 0));
+            }
+        });
+        g.bench_function("allow_hit_with_a_second_thread", |b| {
+            b.iter(|| {
+                i = (i + 1) & (hot.len() - 1);
+                now += 1;
+                black_box(l.allow(black_box(hot[i]), now / 1000))
+            })
+        });
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
     });
     g.finish();
 }

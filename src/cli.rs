@@ -12,6 +12,7 @@ use crate::access::{AccessConfig, Mode};
 use crate::bench::BenchConfig;
 use crate::client::{self, AnnounceParams, Client, Event, TrackerUrl};
 use crate::config::{Config, TrackerConfig};
+use crate::limit::{Cidr, LimitConfig};
 use crate::rendezvous::RendezvousConfig;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use std::ffi::OsString;
@@ -816,6 +817,31 @@ pub struct ServeArgs {
     #[arg(long, value_name = "NAME", env = "SHOAL_HTTP_CLIENT_IP_HEADER")]
     pub http_client_ip_header: Option<String>,
 
+    /// HTTP: believe --http-client-ip-header only from peers in this range
+    /// (repeatable; comma-separated in the environment); from others the
+    /// header is ignored and counted. Default: 127.0.0.0/8 and ::1/128.
+    #[arg(
+        long = "http-trusted-proxy",
+        value_name = "CIDR",
+        env = "SHOAL_HTTP_TRUSTED_PROXY",
+        value_delimiter = ','
+    )]
+    pub http_trusted_proxy: Vec<Cidr>,
+
+    /// HTTP: most open connections per client address, over all workers (0 = no cap).
+    #[arg(long, value_name = "N", env = "SHOAL_HTTP_MAX_CONNECTIONS_PER_IP", default_value_t = LimitConfig::default().http_max_connections_per_ip)]
+    pub http_max_connections_per_ip: u32,
+
+    /// Requests per second per source address (connect, announce and scrape
+    /// together, UDP and HTTP); over it UDP gets no reply, HTTP a failure
+    /// reason. 0 = off (the default: many users may share one address).
+    #[arg(long, value_name = "N", env = "SHOAL_RATE_LIMIT", default_value_t = 0)]
+    pub rate_limit: u32,
+
+    /// Requests an address may send at once before --rate-limit applies. [default: 2 × --rate-limit]
+    #[arg(long, value_name = "N", env = "SHOAL_RATE_BURST")]
+    pub rate_burst: Option<u32>,
+
     /// Serve no UDP tracker (only useful with --http or --rendezvous). In the
     /// environment: 1/0, true/false, yes/no, on/off.
     // Not `conflicts_with = "udp"`: clap counts SHOAL_NO_UDP=false as given,
@@ -1094,6 +1120,16 @@ impl ServeArgs {
                         n => n,
                     }),
                 }),
+            limits: LimitConfig {
+                rate_limit: self.rate_limit,
+                rate_burst: self.rate_burst,
+                trusted_proxies: if self.http_trusted_proxy.is_empty() {
+                    LimitConfig::default().trusted_proxies
+                } else {
+                    self.http_trusted_proxy.clone()
+                },
+                http_max_connections_per_ip: self.http_max_connections_per_ip,
+            },
         };
         config.validate()?;
         Ok(config)
@@ -1253,6 +1289,35 @@ pub fn print_config(config: &Config, access: &AccessConfig, log: Option<&str>) -
             "SHOAL_CLUSTER_NAME",
             "--cluster-name",
             Some(cluster.map_or("shoal".into(), |c| c.name.clone())),
+        ),
+    ]);
+    let l = &config.limits;
+    lines.extend([
+        (
+            "SHOAL_HTTP_TRUSTED_PROXY",
+            "--http-trusted-proxy",
+            Some(
+                l.trusted_proxies
+                    .iter()
+                    .map(Cidr::to_string)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+        ),
+        (
+            "SHOAL_HTTP_MAX_CONNECTIONS_PER_IP",
+            "--http-max-connections-per-ip",
+            Some(l.http_max_connections_per_ip.to_string()),
+        ),
+        (
+            "SHOAL_RATE_LIMIT",
+            "--rate-limit",
+            Some(l.rate_limit.to_string()),
+        ),
+        (
+            "SHOAL_RATE_BURST",
+            "--rate-burst",
+            l.rate_burst.map(|b| b.to_string()),
         ),
     ]);
     let path = |p: &Option<std::path::PathBuf>| p.as_ref().map(|p| p.display().to_string());
@@ -1510,6 +1575,47 @@ mod tests {
         }
         let c = parse(&["--max-memory", "64M"]).serve.to_config().unwrap();
         assert_eq!(c.tracker.max_memory, 64 << 20);
+    }
+
+    #[test]
+    fn limit_flags() {
+        let c = parse(&[]).serve.to_config().unwrap();
+        assert_eq!(c.limits, LimitConfig::default());
+        let c = parse(&[
+            "--rate-limit",
+            "20",
+            "--http-trusted-proxy",
+            "10.0.0.0/8",
+            "--http-trusted-proxy",
+            "2001:db8::/32",
+            "--http-max-connections-per-ip",
+            "0",
+        ])
+        .serve
+        .to_config()
+        .unwrap();
+        let l = &c.limits;
+        assert_eq!(
+            (l.rate_limit, l.burst(), l.http_max_connections_per_ip),
+            (20, 40, 0)
+        );
+        assert!(l.is_trusted_proxy("10.9.8.7".parse().unwrap()));
+        assert!(l.is_trusted_proxy("2001:db8::1".parse().unwrap()));
+        assert!(
+            !l.is_trusted_proxy("127.0.0.1".parse().unwrap()),
+            "replaces the default"
+        );
+        let c = parse(&["--rate-limit", "5", "--rate-burst", "7"])
+            .serve
+            .to_config()
+            .unwrap();
+        assert_eq!(c.limits.burst(), 7);
+        assert!(parse(&["--rate-limit", "5", "--rate-burst", "0"])
+            .serve
+            .to_config()
+            .unwrap_err()
+            .contains("--rate-burst"));
+        assert!(Cli::try_parse_from(["shoal", "--http-trusted-proxy", "10.0.0.0/33"]).is_err());
     }
 
     #[test]

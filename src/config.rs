@@ -4,6 +4,7 @@
 //! tests and embedders. [`Config::validate`] is the one place limits are checked.
 
 use crate::api::ApiToken;
+use crate::limit::LimitConfig;
 use crate::rendezvous::RendezvousConfig;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -101,6 +102,8 @@ pub struct Config {
     pub api_token: Option<ApiToken>,
     /// `--cluster`: share the swarm with other instances through Redis; `None` = alone.
     pub cluster: Option<crate::cluster::ClusterConfig>,
+    /// Per-address limits: rate, HTTP connections, trusted proxies.
+    pub limits: LimitConfig,
 }
 
 /// Default port, as most public trackers use.
@@ -135,6 +138,7 @@ impl Default for Config {
             api: Vec::new(),
             api_token: None,
             cluster: None,
+            limits: LimitConfig::default(),
         }
     }
 }
@@ -206,6 +210,9 @@ impl Config {
                 "--api needs a token: give --api-token, SHOAL_API_TOKEN or --api-token-file".into(),
             );
         }
+        if self.limits.rate_limit > 0 && self.limits.burst() == 0 {
+            return Err("--rate-burst must be at least 1".into());
+        }
         Ok(())
     }
 }
@@ -246,7 +253,21 @@ impl Config {
             } else {
                 ""
             },
-        )
+        ) + &self.limits_summary()
+    }
+
+    /// The per-address limits, for [`Config::summary`].
+    fn limits_summary(&self) -> String {
+        let l = &self.limits;
+        let per_ip = match l.http_max_connections_per_ip {
+            0 => "no per-address cap".to_string(),
+            n => format!("{n} per address"),
+        };
+        let rate = match l.rate_limit {
+            0 => "off".to_string(),
+            n => format!("{n}/s per address, bursts of {}", l.burst()),
+        };
+        format!(", {per_ip}; rate limit {rate}")
     }
 
     /// Settings that are valid but hurt clients: one message each, for a
@@ -272,6 +293,15 @@ impl Config {
                 "--max-numwant {} is more than one datagram holds: UDP replies carry at most {v4} peers over IPv4 and {v6} over IPv6 (only HTTP replies can be longer)",
                 t.max_numwant
             ));
+        }
+        // A proxy on another host reaches a listener that is not loopback-only.
+        if self.http_client_ip_header.is_some()
+            && self.limits.trusted_proxies == LimitConfig::default().trusted_proxies
+            && self.http.iter().any(|a| !a.ip().is_loopback())
+        {
+            w.push(
+                "--http-client-ip-header is believed only from --http-trusted-proxy, by default loopback (127.0.0.0/8, ::1/128): if the proxy runs on another host, name its address, or every client behind it is seen as the proxy".into(),
+            );
         }
         w
     }

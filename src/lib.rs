@@ -16,7 +16,8 @@
 //!   shutdown. No protocol decisions.
 //! - [`snapshot`]: the warm-restart state file: versioned, checksummed format,
 //!   atomic streaming writer, all-or-nothing loader. No locks, no clock.
-//! - [`limit`]: per-worker, fixed-size per-address rate limiter (token buckets).
+//! - [`limit`]: per-address limits: a fixed-size rate limiter shared by all
+//!   workers, HTTP connection counts per address, trusted-proxy CIDRs.
 //!   No allocation after construction, no clock (`now_ms` is an argument).
 //! - [`state`]: `--state-file`: the start-up load (key, swarm) and the writer
 //!   thread and final write of the snapshot.

@@ -141,6 +141,12 @@ labels! {
         UnknownKey => "unknown_key",
         /// Management API (`--api`): a request without the right bearer token.
         ApiUnauthorized => "api_unauthorized",
+        /// Over `--rate-limit` for its source address: no reply over UDP, a
+        /// failure reason over HTTP.
+        RateLimited => "rate_limited",
+        /// HTTP: `--http-client-ip-header` sent by a peer outside
+        /// `--http-trusted-proxy`; the header was ignored.
+        UntrustedClientIpHeader => "untrusted_client_ip_header",
     }
 }
 
@@ -152,6 +158,9 @@ labels! {
         /// `send_to` failed for another reason.
         SendError => "send_error",
         /// HTTP: a new connection over the per-worker limit, closed at once.
+        /// Since full workers evict their longest-idle connection instead
+        /// (`http_evicted`), only when there was none to evict; kept so
+        /// dashboards keep their series.
         HttpOverLimit => "http_over_limit",
         /// HTTP: closed for idling or for being too slow to send a request.
         HttpTimeout => "http_timeout",
@@ -162,6 +171,12 @@ labels! {
         /// Rendezvous: no socket of the worker reaches the reply's address
         /// family (an IPv6 peer introduced to one that came over IPv4-only).
         RendezvousNoRoute => "rendezvous_no_route",
+        /// HTTP: a new connection from an address already holding
+        /// `--http-max-connections-per-ip`, closed at once.
+        HttpPerIpLimit => "http_per_ip_limit",
+        /// HTTP: the longest-idle connection, closed to admit a new one when
+        /// every slot of the worker was taken.
+        HttpEvicted => "http_evicted",
     }
 }
 

@@ -419,42 +419,6 @@ fn hostile_input_is_refused_and_closed() {
 }
 
 #[test]
-fn connection_limit_closes_extra_connections() {
-    let server = start(Config {
-        http_max_connections: 2,
-        ..config()
-    });
-    let addr = http_addr(&server);
-    let mut a = connect(addr);
-    let mut b = connect(addr);
-    // Both are served (so both are accepted and counted).
-    for s in [&mut a, &mut b] {
-        s.write_all(b"GET /health HTTP/1.1\r\n\r\n").unwrap();
-        assert_eq!(read_response(s).status, 200);
-    }
-    let mut c = connect(addr);
-    let _ = c.write_all(b"GET /health HTTP/1.1\r\n\r\n");
-    assert_closed(&mut c);
-    assert_eq!(server.shared().registry.drops(Dropped::HttpOverLimit), 1);
-    // Closing one frees a place.
-    drop(a);
-    let mut tries = 0;
-    loop {
-        tries += 1;
-        let mut d = connect(addr);
-        let _ = d.write_all(b"GET /health HTTP/1.1\r\nConnection: close\r\n\r\n");
-        let mut all = Vec::new();
-        let _ = d.read_to_end(&mut all);
-        if all.starts_with(b"HTTP/1.1 200") {
-            break;
-        }
-        // The server notices the close on its next loop turn; each try is one turn.
-        assert!(tries < 1000, "a freed place was never reused");
-    }
-    server.stop();
-}
-
-#[test]
 fn idle_and_slowloris_connections_time_out() {
     let mut cfg = config();
     cfg.http_idle_timeout = Duration::from_secs(10);

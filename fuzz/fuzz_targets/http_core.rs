@@ -5,8 +5,9 @@
 //!
 //! Input: `now` (4 bytes, big-endian), a control byte (bits 0-4: the client's
 //! address, see `shoal_fuzz::source`; bit 5: trust an `X-Forwarded-For` header
-//! for the client address; bit 6: the server is shutting down), then the bytes
-//! the client sent.
+//! for the client address; bit 6: the server is shutting down; bit 7: trust
+//! that header from any peer, not only loopback, and rate-limit at 2 requests
+//! a second), then the bytes the client sent.
 //!
 //! Checks on every reply, beyond "no panic": it is one complete HTTP/1.1
 //! response whose `Content-Length` is the body that follows (no body for HEAD).
@@ -14,6 +15,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use shoal::config::TrackerConfig;
+use shoal::limit::{LimitConfig, RateLimiter};
 use shoal::stats::{Counters, Registry};
 use shoal::tracker::http::HttpEnv;
 use shoal::tracker::{Tracker, Worker};
@@ -43,12 +45,22 @@ fuzz_target!(|data: &[u8]| {
         cluster: None,
     };
     let mut worker = Worker::new(counters);
+    // Bit 7: trust every peer's client-address header (else loopback
+    // only) and rate-limit at 2 requests a second.
+    let mut limits = LimitConfig::default();
+    if ctl & 0x80 != 0 {
+        limits.trusted_proxies = vec!["::/0".parse().unwrap()];
+    }
+    let limiter = (ctl & 0x80 != 0).then(|| RateLimiter::new(2, 2, 64));
     let env = HttpEnv {
         now,
         registry: &registry,
         uptime_secs: u64::from(now),
         healthy: ctl & 0x40 == 0,
         client_ip_header: (ctl & 0x20 != 0).then_some("X-Forwarded-For"),
+        trusted_proxies: &limits.trusted_proxies,
+        rate_limiter: limiter.as_ref(),
+        now_ms: u64::from(now) * 1000,
     };
     let peer = source(ctl);
     let (mut out, mut scratch) = (Vec::new(), Vec::new());

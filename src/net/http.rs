@@ -9,11 +9,18 @@
 //! - a request head larger than [`MAX_HEAD`] gets 431 and the connection closes;
 //! - a request with a body (POST, or any Content-Length) gets 413 and closes,
 //!   except on an API listener, which reads bodies up to [`crate::api::MAX_BODY`];
-//! - at most `http_max_connections` per worker; more are closed at once;
+//! - at most `http_max_connections` per worker: when all are taken, the
+//!   longest-idle one is closed to admit the newcomer (first come, first
+//!   served let idle sockets lock every announce out);
+//! - at most `--http-max-connections-per-ip` per client address, counted over
+//!   all workers; more are closed at once;
 //! - a connection idle for `http_idle_timeout`, or that has not finished its
 //!   current request head within it (slowloris), is closed;
 //! - pipelined requests are answered in order, but no more are read while
-//!   [`MAX_PENDING_OUT`] bytes of replies wait for a slow reader;
+//!   [`MAX_PENDING_OUT`] bytes of replies wait for a slow reader, and once
+//!   they are written the reply buffer goes back to [`OUT_KEEP`] bytes: a
+//!   client that stops reading holds at most ~2 × `MAX_PENDING_OUT` (plus the
+//!   head buffer), one that drained holds `OUT_KEEP`;
 //! - one connection gets a bounded share of each loop turn (a few reads, a few
 //!   dozen requests) and is queued at most once to continue the next turn, so
 //!   a pipelining client cannot starve the worker's UDP sockets;
@@ -34,6 +41,7 @@
 
 use super::Shared;
 use crate::config::Config;
+use crate::limit::ConnLimiter;
 use crate::stats::{Counters, Dropped, Proto, Reject};
 use crate::tracker::http::HttpEnv;
 use crate::tracker::Worker;
@@ -43,11 +51,15 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Poll, Token};
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// Largest request head accepted.
 pub const MAX_HEAD: usize = 8 * 1024;
 /// Replies queued for one connection before its further requests are left unread.
 pub const MAX_PENDING_OUT: usize = 64 * 1024;
+/// Reply buffer capacity kept by a connection between bursts: an announce
+/// reply fits; a bigger one (a pipelined burst, /metrics) is freed once written.
+pub const OUT_KEEP: usize = 4096;
 /// Tokens at and above this are connections; below are UDP sockets and listeners.
 pub const CONN_BASE: usize = 1 << 20;
 /// How often (ms) connections are checked for timeouts.
@@ -119,6 +131,8 @@ struct Conn {
     /// When the connection last made progress, or when the unfinished request
     /// in `inbuf` began (whichever the timeout should count from).
     since_ms: u64,
+    /// Its count in the per-address table, given back on close.
+    ip_slot: Option<usize>,
 }
 
 /// The HTTP connections of one worker.
@@ -149,6 +163,8 @@ pub struct HttpWorker {
     /// closed connection frees a descriptor and ends the pause early.
     accept_paused_until: Option<u64>,
     last_accept_warning_ms: Option<u64>,
+    /// `--http-max-connections-per-ip`, shared by every worker.
+    conn_limiter: Option<Arc<ConnLimiter>>,
 }
 
 impl HttpWorker {
@@ -171,7 +187,23 @@ impl HttpWorker {
             accept_pending: vec![false; listeners],
             accept_paused_until: None,
             last_accept_warning_ms: None,
+            conn_limiter: None,
         }
+    }
+
+    /// Cap connections per client address with this (shared) table.
+    pub fn set_conn_limiter(&mut self, limiter: Option<Arc<ConnLimiter>>) {
+        self.conn_limiter = limiter;
+    }
+
+    /// The connection idle longest (oldest `since_ms`), if any.
+    fn longest_idle(&self) -> Option<usize> {
+        self.conns
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| c.as_ref().map(|c| (c.since_ms, i)))
+            .min()
+            .map(|(_, i)| i)
     }
 
     /// Whether work is left over from the last turn (the loop should not sleep).
@@ -293,10 +325,31 @@ impl HttpWorker {
         loop {
             match listener.accept() {
                 Ok((stream, peer)) => {
+                    let ip_slot = match &self.conn_limiter {
+                        Some(l) => match l.acquire(peer.ip()) {
+                            Some(slot) => Some(slot),
+                            None => {
+                                // Dropping the stream closes it at once.
+                                counters.dropped(Dropped::HttpPerIpLimit);
+                                continue;
+                            }
+                        },
+                        None => None,
+                    };
                     if self.open >= self.max_conns {
-                        // Dropping the stream closes it at once.
-                        counters.dropped(Dropped::HttpOverLimit);
-                        continue;
+                        // Full: the newcomer takes the place of the connection
+                        // idle longest, so idle sockets cannot lock it out.
+                        match self.longest_idle() {
+                            Some(victim) => {
+                                counters.dropped(Dropped::HttpEvicted);
+                                self.close(poll, victim);
+                            }
+                            None => {
+                                counters.dropped(Dropped::HttpOverLimit);
+                                self.release(ip_slot);
+                                continue;
+                            }
+                        }
                     }
                     counters.http_connections.incr();
                     let _ = stream.set_nodelay(true);
@@ -316,6 +369,7 @@ impl HttpWorker {
                         eof: false,
                         queued: false,
                         since_ms: now_ms,
+                        ip_slot,
                     };
                     if let Err(e) = poll.registry().register(
                         &mut conn.stream,
@@ -324,6 +378,7 @@ impl HttpWorker {
                     ) {
                         log::debug!("http: cannot register a connection: {e}");
                         self.free.push(slot);
+                        self.release(ip_slot);
                         continue;
                     }
                     self.conns[slot] = Some(conn);
@@ -374,6 +429,9 @@ impl HttpWorker {
             uptime_secs: now_ms / 1000,
             healthy: !shared.is_shutting_down(),
             client_ip_header: self.client_ip_header.as_deref(),
+            trusted_proxies: &shared.config.limits.trusted_proxies,
+            rate_limiter: shared.rate_limiter.as_ref(),
+            now_ms,
         };
         let mut reads = 0;
         let mut served = 0;
@@ -499,6 +557,12 @@ impl HttpWorker {
         }
     }
 
+    fn release(&self, ip_slot: Option<usize>) {
+        if let (Some(l), Some(slot)) = (&self.conn_limiter, ip_slot) {
+            l.release(slot);
+        }
+    }
+
     fn close(&mut self, poll: &mut Poll, slot: usize) {
         if let Some(mut conn) = self.conns.get_mut(slot).and_then(Option::take) {
             if conn.queued {
@@ -507,6 +571,7 @@ impl HttpWorker {
                 self.ready.retain(|&s| s != slot);
             }
             let _ = poll.registry().deregister(&mut conn.stream);
+            self.release(conn.ip_slot);
             self.free.push(slot);
             self.open -= 1;
             // Its descriptor is free once `conn` drops: a paused accept can go on.
@@ -532,9 +597,10 @@ impl Conn {
         }
         self.out.clear();
         self.out_pos = 0;
-        if self.out.capacity() > MAX_PENDING_OUT {
-            // One large reply (e.g. /metrics) does not pin its buffer forever.
-            self.out.shrink_to(4096);
+        if self.out.capacity() > OUT_KEEP {
+            // A burst of pipelined replies or one large reply (/metrics) does
+            // not pin its buffer for the connection's life.
+            self.out.shrink_to(OUT_KEEP);
         }
         true
     }
@@ -672,5 +738,154 @@ mod tests {
         }
         w.join().unwrap();
         r.join().unwrap();
+    }
+
+    /// A client that pipelines requests without reading the replies: the
+    /// server stops reading from it once `MAX_PENDING_OUT` bytes wait, the
+    /// queue stays bounded, and once the client reads everything the reply
+    /// buffer is back to `OUT_KEEP` bytes (it used to keep up to 64 KiB).
+    #[test]
+    fn a_client_that_does_not_read_holds_bounded_output() {
+        let config = Config {
+            http: vec!["127.0.0.1:0".parse().unwrap()],
+            udp: Vec::new(),
+            workers: 1,
+            default_addrs: false,
+            http_metrics: true,
+            ..Config::default()
+        };
+        let server = Server::bind(config.clone()).unwrap();
+        let shared = Arc::clone(server.shared());
+        let mut worker = Worker::new(Arc::clone(&shared.registry.workers[0]));
+        let mut poll = Poll::new().unwrap();
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = std_listener.local_addr().unwrap();
+        std_listener.set_nonblocking(true).unwrap();
+        let mut listener = TcpListener::from_std(std_listener);
+        poll.registry()
+            .register(&mut listener, Token(0), Interest::READABLE)
+            .unwrap();
+        let listeners = [listener];
+        let mut http = HttpWorker::new(&config, 0, vec![Role::Tracker]);
+
+        // Small kernel buffers on the reply path, so replies back up into
+        // the server's queue quickly.
+        let sock =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        sock.set_recv_buffer_size(4096).unwrap();
+        sock.connect(&addr.into()).unwrap();
+        let client = StdStream::from(sock);
+        const REQUESTS: usize = 3000;
+        let mut writer = client.try_clone().unwrap();
+        let w = std::thread::spawn(move || {
+            let req = b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n".repeat(REQUESTS);
+            writer.write_all(&req).unwrap();
+        });
+
+        let mut events = Events::with_capacity(64);
+        let start = Instant::now();
+        let deadline = start + Duration::from_secs(20);
+        let mut turn = |http: &mut HttpWorker, poll: &mut Poll| {
+            let timeout = if http.has_ready() {
+                Duration::ZERO
+            } else {
+                Duration::from_millis(10)
+            };
+            poll.poll(&mut events, Some(timeout)).unwrap();
+            let now_ms = start.elapsed().as_millis() as u64;
+            http.run_ready(poll, &listeners, &shared, &mut worker, now_ms);
+            for event in events.iter() {
+                http.on_event(poll, &listeners, &shared, &mut worker, event, now_ms);
+            }
+            assert!(Instant::now() < deadline, "timed out");
+        };
+        let conn = |http: &HttpWorker| {
+            http.conns
+                .iter()
+                .flatten()
+                .next()
+                .map(|c| (c.out.len() - c.out_pos, c.out.capacity()))
+        };
+        // Bound: the queue that stops reading, one turn's worth of replies
+        // more at most, and what a partial write leaves before it.
+        let bound = 2 * MAX_PENDING_OUT + REQUESTS_PER_TURN * 128;
+        let mut shrunk = false;
+        loop {
+            turn(&mut http, &mut poll);
+            if let Some((pending, cap)) = conn(&http) {
+                assert!(cap <= bound, "reply buffer {cap} bytes");
+                if pending >= MAX_PENDING_OUT {
+                    break;
+                }
+                if !shrunk {
+                    // Small socket buffers for the server's side too.
+                    let c = http.conns.iter().flatten().next().unwrap();
+                    socket2::SockRef::from(&c.stream)
+                        .set_send_buffer_size(4096)
+                        .unwrap();
+                    shrunk = true;
+                }
+            }
+        }
+        // Stalled: no more requests are answered (nor read) until the client reads.
+        let served = shared.registry.requests_over(Proto::Http);
+        assert!(served < REQUESTS as u64);
+        for _ in 0..20 {
+            turn(&mut http, &mut poll);
+            assert_eq!(shared.registry.requests_over(Proto::Http), served);
+            assert!(conn(&http).unwrap().1 <= bound);
+        }
+        // The client reads every reply; the queue drains and gives its memory back.
+        let mut reader = client.try_clone().unwrap();
+        let r = std::thread::spawn(move || {
+            let mut buf = vec![0u8; 1 << 16];
+            let mut all = Vec::new();
+            let count = |all: &[u8]| all.windows(7).filter(|w| w == b"\r\n\r\nok\n").count();
+            while count(&all) < REQUESTS {
+                let n = reader.read(&mut buf).unwrap();
+                assert!(n > 0, "closed after {} replies", count(&all));
+                all.extend_from_slice(&buf[..n]);
+            }
+        });
+        while !r.is_finished() || conn(&http).is_some_and(|(p, _)| p > 0) {
+            turn(&mut http, &mut poll);
+        }
+        r.join().unwrap();
+        w.join().unwrap();
+        assert_eq!(shared.registry.requests_over(Proto::Http), REQUESTS as u64);
+        let (pending, cap) = conn(&http).unwrap();
+        assert_eq!(pending, 0);
+        assert!(cap <= OUT_KEEP, "drained reply buffer kept {cap} bytes");
+        // A smaller burst, under the stop-reading mark, that the client reads
+        // only once all of it is answered: the buffer grew past OUT_KEEP and
+        // must not keep that size.
+        let mut client = client;
+        client
+            .write_all(&b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n".repeat(400))
+            .unwrap();
+        while shared.registry.requests_over(Proto::Http) < REQUESTS as u64 + 400 {
+            turn(&mut http, &mut poll);
+        }
+        let (pending, cap) = conn(&http).unwrap();
+        assert!(pending > OUT_KEEP && pending < MAX_PENDING_OUT, "{pending}");
+        assert!(cap > OUT_KEEP);
+        let mut reader = client.try_clone().unwrap();
+        let r = std::thread::spawn(move || {
+            let mut buf = vec![0u8; 1 << 16];
+            let mut all = Vec::new();
+            let count = |all: &[u8]| all.windows(7).filter(|w| w == b"\r\n\r\nok\n").count();
+            while count(&all) < 400 {
+                let n = reader.read(&mut buf).unwrap();
+                assert!(n > 0);
+                all.extend_from_slice(&buf[..n]);
+            }
+        });
+        while !r.is_finished() || conn(&http).is_some_and(|(p, _)| p > 0) {
+            turn(&mut http, &mut poll);
+        }
+        r.join().unwrap();
+        let (_, cap) = conn(&http).unwrap();
+        assert!(cap <= OUT_KEEP, "drained reply buffer kept {cap} bytes");
+        drop(client);
     }
 }

@@ -28,8 +28,9 @@ mod socket;
 pub mod sys;
 
 use crate::config::Config;
+use crate::limit::{ConnLimiter, RateLimiter};
 use crate::rendezvous::{message::MAX_REQUEST, Outcome, Rendezvous, Replies};
-use crate::stats::{Counters, Dropped, Family, Kind, Proto, Registry};
+use crate::stats::{Counters, Dropped, Family, Kind, Proto, Registry, Reject};
 use crate::tracker::{Tracker, Worker};
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -91,6 +92,10 @@ pub struct Shared {
     /// The cluster link (`--cluster`): the workers' record buffers and the
     /// link's state; its threads start with the workers.
     pub cluster: Option<Arc<crate::cluster::Status>>,
+    /// `--rate-limit`: one table for every worker (see `limit`).
+    pub rate_limiter: Option<RateLimiter>,
+    /// `--http-max-connections-per-ip`: counts over every worker.
+    pub conn_limiter: Option<Arc<ConnLimiter>>,
 }
 
 /// The rendezvous service and its own expiry sweep (same scheme as the
@@ -382,6 +387,8 @@ impl Server {
                 .filter(|_| !config.api.is_empty())
                 .map(crate::api::Api::new),
             cluster,
+            rate_limiter: config.limits.rate_limiter(),
+            conn_limiter: config.limits.conn_limiter().map(Arc::new),
             config,
             state,
         });
@@ -587,6 +594,7 @@ fn worker_loop(id: usize, mut io: WorkerIo, shared: Arc<Shared>) {
         }
     });
     let mut http = http::HttpWorker::new(&shared.config, io.udp.len(), roles.collect());
+    http.set_conn_limiter(shared.conn_limiter.clone());
     let mut rdv = RdvIo::new(io.udp.len() + io.http.len(), io.rdv.len());
     let mut stats = StatsLine::new(&shared);
     log::debug!("worker {id} running");
@@ -634,7 +642,8 @@ fn worker_loop(id: usize, mut io: WorkerIo, shared: Arc<Shared>) {
         }
         for (i, sock) in io.udp.iter().enumerate() {
             if pending[i] {
-                pending[i] = udp_io.drain(sock, &shared.tracker, &mut worker, now);
+                let limit = shared.rate_limiter.as_ref();
+                pending[i] = udp_io.drain(sock, &shared.tracker, &mut worker, limit, now_ms);
             }
         }
         if let Some(r) = &shared.rendezvous {
@@ -670,8 +679,10 @@ impl UdpIo {
         sock: &UdpSocket,
         tracker: &Tracker,
         worker: &mut Worker,
-        now: u32,
+        limit: Option<&RateLimiter>,
+        now_ms: u64,
     ) -> bool {
+        let now = (now_ms / 1000) as u32;
         use std::os::fd::AsRawFd;
         let fd = sock.as_raw_fd();
         let batch = &mut self.batch;
@@ -691,6 +702,10 @@ impl UdpIo {
                     continue;
                 };
                 received += req.len();
+                if limit.is_some_and(|l| !l.allow(src.ip(), now_ms)) {
+                    worker.counters.reject(Reject::RateLimited);
+                    continue; // over its rate: silence
+                }
                 // The reply batch is flushed after every receive batch, and both
                 // hold BATCH datagrams, so a reply buffer is always free here.
                 let Some(out) = batch.tx.reply_buf() else {
@@ -724,13 +739,20 @@ impl UdpIo {
         sock: &UdpSocket,
         tracker: &Tracker,
         worker: &mut Worker,
-        now: u32,
+        limit: Option<&RateLimiter>,
+        now_ms: u64,
     ) -> bool {
+        let now = (now_ms / 1000) as u32;
         let (buf, out) = &mut *self.bufs;
         let mut errors = 0;
         for _ in 0..UDP_BUDGET {
             match sock.recv_from(buf) {
                 Ok((n, src)) => {
+                    if limit.is_some_and(|l| !l.allow(src.ip(), now_ms)) {
+                        worker.counters.reject(Reject::RateLimited);
+                        worker.counters.bytes(Proto::Udp, n, 0);
+                        continue; // over its rate: silence
+                    }
                     let reply = tracker.handle_udp(worker, now, src, &buf[..n], out);
                     let sent = match reply {
                         Some(m) => send_reply(sock, &out[..m], src, &worker.counters),

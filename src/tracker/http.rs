@@ -19,6 +19,7 @@ use super::{
     deny_reason, random_pair, role, scrape_counts, CompactPeer, PeerSink, Tracker, Worker,
 };
 use crate::access::{self, keys};
+use crate::limit::{Cidr, RateLimiter};
 use crate::stats::{Family, Kind, Proto, Registry, Reject};
 use crate::swarm::peers::Peer;
 use crate::swarm::{Announce, PeerId};
@@ -38,8 +39,15 @@ pub struct HttpEnv<'a> {
     pub registry: &'a Registry,
     pub uptime_secs: u64,
     pub healthy: bool,
-    /// Take the client address from this header (e.g. `X-Forwarded-For`).
+    /// Take the client address from this header (e.g. `X-Forwarded-For`)...
     pub client_ip_header: Option<&'a str>,
+    /// ...when the connection comes from one of these (`--http-trusted-proxy`);
+    /// from anyone else the header is ignored and counted.
+    pub trusted_proxies: &'a [Cidr],
+    /// `--rate-limit`, shared with UDP, keyed by the client address.
+    pub rate_limiter: Option<&'a RateLimiter>,
+    /// Milliseconds on the same clock as `now`, for the rate limiter.
+    pub now_ms: u64,
 }
 
 /// Content type of bencoded replies (what opentracker and most trackers send).
@@ -64,14 +72,35 @@ impl Tracker {
         // Requests and replies are counted under the client's family as the
         // swarm sees it (behind a proxy: the forwarded address), so the
         // per-family metrics add up; the socket peer's when there is none.
-        let client = client_ip(env, head, peer);
+        let client = client_ip(env, head, peer, c);
         let fam = family(client.unwrap_or_else(|| peer.ip().to_canonical()));
         let announce = head.path.starts_with(b"/announce");
+        let scrape = head.path.starts_with(b"/scrape");
+        // Announce and scrape count against the client's rate (a HEAD
+        // announce too: it costs a request); health and metrics do not.
+        let limited = (announce || scrape)
+            && head.method != Method::Other
+            && env.rate_limiter.is_some_and(|l| {
+                let ip = client.unwrap_or_else(|| peer.ip().to_canonical());
+                !l.allow(ip, env.now_ms)
+            });
         let (status, content_type) = match (head.method, head.path) {
             (Method::Other, _) => {
                 c.reject(Reject::HttpMethod);
                 scratch.extend_from_slice(b"method not allowed\n");
                 (405, TEXT)
+            }
+            (_, _) if limited => {
+                let kind = if announce {
+                    Kind::Announce
+                } else {
+                    Kind::Scrape
+                };
+                c.request(Proto::Http, fam, kind);
+                c.reject(Reject::RateLimited);
+                bencode::failure(scratch, "rate limited: too many requests from this address");
+                c.response(Proto::Http, fam, Kind::Error);
+                (200, TEXT)
             }
             (Method::Head, _) if announce => {
                 // HEAD asks for a GET's head without its effects, and an
@@ -131,8 +160,7 @@ impl Tracker {
         };
         // Tracker replies were counted by kind where they were made; the rest
         // (health, metrics, errors of HTTP itself) are "other".
-        let tracker_reply =
-            (announce && head.method != Method::Head) || head.path.starts_with(b"/scrape");
+        let tracker_reply = (announce && head.method != Method::Head) || scrape || limited;
         if !(status == 200 && tracker_reply) {
             c.response(Proto::Http, fam, Kind::Other);
         }
@@ -335,16 +363,30 @@ fn family(ip: IpAddr) -> Family {
 /// The client's address: the socket peer, or (behind a proxy, when the
 /// operator configured it) the rightmost `X-Forwarded-For` entry or the header's
 /// value. `None` when the header is configured but missing or unparsable.
-fn client_ip(env: &HttpEnv<'_>, head: &Head<'_>, peer: SocketAddr) -> Option<IpAddr> {
+fn client_ip(
+    env: &HttpEnv<'_>,
+    head: &Head<'_>,
+    peer: SocketAddr,
+    c: &crate::stats::Counters,
+) -> Option<IpAddr> {
+    let peer_ip = peer.ip().to_canonical();
     let Some(name) = env.client_ip_header else {
-        return Some(peer.ip().to_canonical());
+        return Some(peer_ip);
     };
     // The rightmost entry of the last such header is the one our proxy added.
     let value = head
         .headers()
         .filter(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
-        .last()?
-        .1;
+        .last();
+    // Anyone who reaches the port directly could otherwise store arbitrary
+    // peer addresses: only a trusted proxy's word is taken.
+    if !env.trusted_proxies.iter().any(|n| n.contains(peer_ip)) {
+        if value.is_some() {
+            c.reject(Reject::UntrustedClientIpHeader);
+        }
+        return Some(peer_ip);
+    }
+    let value = value?.1;
     let last = value.rsplit(|&b| b == b',').next()?;
     let text = std::str::from_utf8(last).ok()?.trim();
     let ip: IpAddr = text
@@ -435,6 +477,10 @@ mod tests {
             uptime_secs: 10,
             healthy: true,
             client_ip_header: header,
+            // Every peer is a proxy here; the trust check has its own test.
+            trusted_proxies: Box::leak(Box::new(["::/0".parse().unwrap()])),
+            rate_limiter: None,
+            now_ms: 10_000,
         }
     }
 
