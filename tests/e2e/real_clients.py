@@ -614,6 +614,96 @@ def warm_restart(binary, workdir, running):
 
 
 # --------------------------------------------------------------------------------------------
+# Cluster: two instances sharing one swarm view through a real redis-server
+# --------------------------------------------------------------------------------------------
+
+class Redis:
+    """A throwaway redis-server on a free loopback port, persistence off."""
+
+    def __init__(self, workdir):
+        binary = shutil.which(os.environ.get("SHOAL_TEST_REDIS_SERVER", "redis-server"))
+        if binary is None:
+            raise Failure("redis-server is not on PATH (apt-get install redis-server; CI: .ci/run)")
+        self.port = free_tcp_port()
+        self.proc = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", workdir],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for("redis-server to answer PING", self._pong, STARTUP_TIMEOUT)
+        self.url = "redis://127.0.0.1:%d" % self.port
+
+    def _pong(self):
+        if self.proc.poll() is not None:
+            raise Failure("redis-server exited with status %s" % self.proc.returncode)
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as c:
+                c.sendall(b"PING\r\n")
+                return c.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(SHUTDOWN_TIMEOUT)
+
+
+def with_tracker(torrent_bytes, url):
+    """The same torrent (the info dict, so the info hash, untouched) announcing to `url`."""
+    meta = lt.bdecode(torrent_bytes)
+    meta[b"announce"] = url.encode()
+    meta.pop(b"announce-list", None)
+    return lt.bencode(meta)
+
+
+def cluster_download(binary, workdir, running):
+    """A libtorrent seeder announces only to instance A, a leecher only to instance B; the
+    leecher learns the seeder through Redis and the file arrives intact."""
+    redis = running["redis"] = Redis(workdir)
+    args = ["--cluster", redis.url, "--cluster-name", "e2e-%08x" % random.getrandbits(32),
+            "--interval", "3600", "--peer-timeout", "5400"]
+    a = running["a"] = Shoal(binary, args)
+    b = running["b"] = Shoal(binary, args)
+    for inst in (a, b):
+        wait_for("an instance to connect to Redis",
+                 lambda: metric(inst, "shoal_cluster_connected") == 1, STARTUP_TIMEOUT, inst.tail)
+    seed_dir = os.path.join(workdir, "cluster-seed")
+    leech_dir = os.path.join(workdir, "cluster-leech")
+    os.makedirs(seed_dir)
+    os.makedirs(leech_dir)
+    torrent_a, info_hash, original = make_torrent(seed_dir, a.udp_url)
+    torrent_b = with_tracker(torrent_a, b.udp_url)
+    if lt.torrent_info(torrent_b).info_hashes().v1.to_bytes() != info_hash:
+        raise Failure("re-pointing the torrent at B changed its info hash")
+    seeder = Client("cluster seeder")
+    sh = seeder.add(torrent_a, seed_dir, seed_mode=True)
+    seeder.wait_announced(sh)
+    # B has never heard from the seeder: only the cluster can tell it.
+    expect_scrape("UDP (instance B)", udp_scrape, b,
+                  {info_hash: lambda c, d, i: (c, i) == (1, 0)})
+    leecher = Client("cluster leecher")
+    lh = leecher.add(torrent_b, leech_dir)
+
+    def done():
+        a.alive()
+        b.alive()
+        seeder.pump()
+        leecher.pump()
+        return lh.status().is_seeding
+
+    def why():
+        st = lh.status()
+        return "leecher progress %.1f%%, %d peers, state %s\n%s\n%s\n%s\n%s" % (
+            st.progress * 100, st.num_peers, st.state, leecher.diagnostics(),
+            seeder.diagnostics(), a.tail(10), b.tail(10))
+
+    wait_for("the leecher on B to download from the seeder on A", done, DOWNLOAD_TIMEOUT, why)
+    check_same_file(original, os.path.join(leech_dir, os.path.basename(original)))
+    seeder.session.remove_torrent(sh)
+    leecher.session.remove_torrent(lh)
+
+
+# --------------------------------------------------------------------------------------------
 # transmission-cli
 # --------------------------------------------------------------------------------------------
 
@@ -753,6 +843,7 @@ def main():
     swarms = {}   # tag -> (seeder, leecher, handles, info_hash)
     private = {}  # the private-mode shoal and its one key, started by the first private case
     restart = {}  # the warm-restart case's shoal of the moment
+    cluster = {}  # the cluster case's redis-server and two instances
     try:
         try:
             shoal = Shoal(args.shoal)
@@ -813,6 +904,7 @@ def main():
         case("private-udp", private_download)
         case("private-wrong-key", lambda: private_wrong_key(private_shoal()[0], workdir))
         case("warm-restart", lambda: warm_restart(args.shoal, workdir, restart))
+        case("cluster", lambda: cluster_download(args.shoal, workdir, cluster))
 
         def shutdown():
             shoal.alive()
@@ -834,6 +926,11 @@ def main():
             private["shoal"].terminate()
         if "restart" in restart:
             restart["restart"].terminate()
+        for inst in ("a", "b"):
+            if inst in cluster:
+                cluster[inst].terminate()
+        if "redis" in cluster:
+            cluster["redis"].stop()
         shutil.rmtree(workdir, ignore_errors=True)
         passed = sum(results)
         print("%d passed, %d failed" % (passed, len(results) - passed), flush=True)
