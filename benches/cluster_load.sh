@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# One instance's replies/s with --cluster on vs off under the same `shoal bench`
+# load, alternating, and redis-server's CPU per 100 k announces/s while on
+# (issue 12; numbers in BENCHMARKS.md, "Cluster"). A second, idle instance
+# subscribes, so every batch is also delivered once. Loopback only; each run
+# is bounded by DURATION seconds, ROUNDS rounds.
+#
+# Needs redis-server on PATH and a release build (cargo build --release).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10}
+SHOAL=${SHOAL:-target/release/shoal}
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" >/dev/null &
+rpid=$!; pids+=("$rpid")
+for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break; sleep 0.1; done
+url="redis://127.0.0.1:$port"
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+hz=$(getconf CLK_TCK)
+
+start() { # args... -> prints "PID UDPADDR"
+  "$SHOAL" --udp 127.0.0.1:0 --workers 1 --log info "$@" 2> "$work/log.$$.$RANDOM" &
+  local pid=$! log
+  log=$(ls -t "$work"/log.* | head -1)
+  for _ in $(seq 100); do grep -q "listening on udp://" "$log" && break; sleep 0.1; done
+  echo "$pid $(grep -o 'listening on udp://[^ ]*' "$log" | head -1 | sed 's|.*udp://||')"
+}
+
+"$SHOAL" --udp 127.0.0.1:0 --workers 1 --cluster "$url" --cluster-name bench >/dev/null 2>&1 &
+pids+=("$!")   # the idle subscriber
+
+printf "round\tcluster\treplies_per_s\tannounces\tredis_cpu_s\n"
+for round in $(seq "$ROUNDS"); do
+  if [ $((round % 2)) -eq 1 ]; then order="off on"; else order="on off"; fi
+  for mode in $order; do
+    if [ "$mode" = on ]; then read -r pid addr < <(start --cluster "$url" --cluster-name bench)
+    else read -r pid addr < <(start); fi
+    pids+=("$pid")
+    r0=$(ticks "$rpid")
+    "$SHOAL" bench --target "udp://$addr" --duration "$DURATION" --quiet --json > "$work/run.json"
+    r1=$(ticks "$rpid")
+    kill "$pid"; wait "$pid" 2>/dev/null || true
+    python3 - "$work/run.json" "$round" "$mode" "$(( r1 - r0 ))" "$hz" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+ann = r["replies_by_kind"].get("announce", 0) if isinstance(r.get("replies_by_kind"), dict) else 0
+print("%s\t%s\t%.0f\t%d\t%.2f" % (sys.argv[2], sys.argv[3], r["replies_per_sec"], ann, int(sys.argv[4]) / int(sys.argv[5])))
+PY
+  done
+done
