@@ -22,7 +22,7 @@ use shoal::wire::udp::{self, AnnounceRequest, Event, Response};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::atomic::AtomicU32;
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
@@ -515,15 +515,6 @@ fn a_checked_announce_allocates_nothing() {
 
 // --- the binary, as an operator runs it ------------------------------------
 
-fn shoal() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_shoal"));
-    c.env_remove("RUST_LOG");
-    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("SHOAL_")) {
-        c.env_remove(k);
-    }
-    c
-}
-
 /// A running binary: its addresses and its log, line by line.
 struct Proc {
     child: Child,
@@ -541,7 +532,7 @@ impl Drop for Proc {
 
 impl Proc {
     fn start(args: &[&str]) -> Proc {
-        let mut child = shoal()
+        let mut child = common::shoal_command()
             .args([
                 "--udp",
                 "127.0.0.1:0",
@@ -726,7 +717,7 @@ fn a_bad_file_at_start_up_exits_2_naming_file_and_line() {
     let list = d.write("allow.txt", &format!("{}\n\nnot-a-hash\n", hex(&H1)));
     let keys = d.write("keys.txt", &format!("{K1}\n{K1} soon\n"));
     for (flag, path, line) in [("--access-list", &list, 3), ("--keys", &keys, 2)] {
-        let out = shoal()
+        let out = common::shoal_command()
             .args(["--udp", "127.0.0.1:0", flag, path.to_str().unwrap()])
             .output()
             .unwrap();
@@ -747,7 +738,7 @@ fn shoal_announce_sends_the_key_and_prints_the_trackers_error() {
     let keys = d.write("keys.txt", &keys_text());
     let p = Proc::start(&["--keys", keys.to_str().unwrap()]);
     let announce = |url: String| {
-        shoal()
+        common::shoal_command()
             .args(["announce", &url, "--info-hash", &hex(&H1), "--tries", "1"])
             .output()
             .unwrap()

@@ -17,7 +17,7 @@ use shoal::wire::udp::Event;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
@@ -515,15 +515,6 @@ fn access_list_and_keys_are_written_back_and_survive_a_restart() {
 
 // --- the binary --------------------------------------------------------------
 
-fn shoal() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_shoal"));
-    c.env_remove("RUST_LOG");
-    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("SHOAL_")) {
-        c.env_remove(k);
-    }
-    c
-}
-
 struct Proc {
     child: Child,
     api: SocketAddr,
@@ -539,7 +530,7 @@ impl Drop for Proc {
 
 impl Proc {
     fn start(args: &[&str]) -> Proc {
-        let mut child = shoal()
+        let mut child = common::shoal_command()
             .args([
                 "--udp",
                 "127.0.0.1:0",
@@ -644,7 +635,7 @@ fn binary_writes_back_and_a_later_hand_edit_reloads() {
 
 #[test]
 fn binary_refuses_api_without_a_token_in_one_line() {
-    let out = shoal()
+    let out = common::shoal_command()
         .args(["--udp", "127.0.0.1:0", "--api", "127.0.0.1:0"])
         .output()
         .unwrap();
@@ -652,7 +643,7 @@ fn binary_refuses_api_without_a_token_in_one_line() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("--api needs a token"), "{err}");
-    let out = shoal()
+    let out = common::shoal_command()
         .args([
             "--udp",
             "127.0.0.1:0",
@@ -701,7 +692,7 @@ fn shoal_api_subcommands_talk_to_a_running_server() {
     let (running, _reloader) = start_managed(config(), &access);
     let url = format!("http://{}", running.api_addrs()[0]);
     let run = |args: &[&str]| {
-        let out = shoal()
+        let out = common::shoal_command()
             .arg("api")
             .args(args)
             .env("SHOAL_API_URL", &url)
@@ -741,7 +732,7 @@ fn shoal_api_subcommands_talk_to_a_running_server() {
     assert_eq!(code, Some(1));
     let v: Value = serde_json::from_str(&out).unwrap();
     assert!(v["error"].as_str().unwrap().contains("404"));
-    let out = shoal()
+    let out = common::shoal_command()
         .args(["api", "stats"])
         .env("SHOAL_API_URL", &url)
         .env("SHOAL_API_TOKEN", "not-the-token-at-all")

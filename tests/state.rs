@@ -18,7 +18,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -57,15 +57,6 @@ impl Drop for TmpDir {
     }
 }
 
-fn shoal() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_shoal"));
-    c.env_remove("RUST_LOG");
-    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("SHOAL_")) {
-        c.env_remove(k);
-    }
-    c
-}
-
 /// A running binary: its addresses and its log, line by line.
 struct Proc {
     child: Child,
@@ -86,7 +77,7 @@ impl Drop for Proc {
 
 impl Proc {
     fn start(state: &Path, args: &[&str]) -> Proc {
-        let mut child = shoal()
+        let mut child = common::shoal_command()
             .args(["--udp", "127.0.0.1:0", "--udp", "[::1]:0"])
             .args(["--http", "127.0.0.1:0", "--http-metrics", "--workers", "2"])
             .arg("--state-file")
@@ -360,7 +351,7 @@ fn a_corrupt_or_truncated_file_is_moved_aside_and_shoal_starts_empty() {
 fn an_unwritable_state_file_is_refused_at_start() {
     let d = TmpDir::new("unwritable");
     for bad in [d.path("no/such/dir/shoal.state"), d.path("")] {
-        let out = shoal()
+        let out = common::shoal_command()
             .args(["--udp", "127.0.0.1:0", "--state-file"])
             .arg(&bad)
             .stdin(Stdio::null())

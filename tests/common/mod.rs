@@ -13,6 +13,17 @@ use std::time::Duration;
 /// Upper bound for any reply: a test that waits this long has failed.
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The shoal binary with no `SHOAL_*` or `RUST_LOG` from the test's own
+/// environment, so a developer's settings cannot change what a test sees.
+pub fn shoal_command() -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_shoal"));
+    c.env_remove("RUST_LOG");
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("SHOAL_")) {
+        c.env_remove(k);
+    }
+    c
+}
+
 pub fn start(config: Config) -> Running {
     Server::bind(config).expect("bind").spawn().expect("spawn")
 }
