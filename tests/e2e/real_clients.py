@@ -543,6 +543,26 @@ def private_wrong_key(shoal, workdir):
 # Warm restart: --state-file
 # --------------------------------------------------------------------------------------------
 
+def wait_downloaded(what, seeder, leecher, handle, shoals, original, leech_dir):
+    """Pump both sessions until the leecher's `handle` is seeding (every shoal still alive),
+    then check the file it wrote is the original."""
+    def done():
+        for s in shoals:
+            s.alive()
+        seeder.pump()
+        leecher.pump()
+        return handle.status().is_seeding
+
+    def why():
+        st = handle.status()
+        return "leecher progress %.1f%%, %d peers, state %s\n%s\n%s\n%s" % (
+            st.progress * 100, st.num_peers, st.state, leecher.diagnostics(),
+            seeder.diagnostics(), "\n".join(s.tail(10) for s in shoals))
+
+    wait_for(what, done, DOWNLOAD_TIMEOUT, why)
+    check_same_file(original, os.path.join(leech_dir, os.path.basename(original)))
+
+
 def warm_restart(binary, workdir, running):
     """A seeder known only from the snapshot serves a leecher that joins after a restart.
 
@@ -589,21 +609,8 @@ def warm_restart(binary, workdir, running):
 
     leecher = Client("restart leecher")
     lh = leecher.add(torrent, leech_dir)
-
-    def done():
-        second.alive()
-        seeder.pump()
-        leecher.pump()
-        return lh.status().is_seeding
-
-    def why():
-        st = lh.status()
-        return "leecher progress %.1f%%, %d peers, state %s\n%s\n%s\n%s" % (
-            st.progress * 100, st.num_peers, st.state, leecher.diagnostics(),
-            seeder.diagnostics(), second.tail(10))
-
-    wait_for("the leecher to download from the restored seeder", done, DOWNLOAD_TIMEOUT, why)
-    check_same_file(original, os.path.join(leech_dir, os.path.basename(original)))
+    wait_downloaded("the leecher to download from the restored seeder", seeder, leecher, lh,
+                    [second], original, leech_dir)
     seeder.pump()
     again = [m for kind, m in seeder.alerts[mark:] if kind == "tracker_announce_alert"]
     if again:
@@ -683,22 +690,8 @@ def cluster_download(binary, workdir, running):
                   {info_hash: lambda c, d, i: (c, i) == (1, 0)})
     leecher = Client("cluster leecher")
     lh = leecher.add(torrent_b, leech_dir)
-
-    def done():
-        a.alive()
-        b.alive()
-        seeder.pump()
-        leecher.pump()
-        return lh.status().is_seeding
-
-    def why():
-        st = lh.status()
-        return "leecher progress %.1f%%, %d peers, state %s\n%s\n%s\n%s\n%s" % (
-            st.progress * 100, st.num_peers, st.state, leecher.diagnostics(),
-            seeder.diagnostics(), a.tail(10), b.tail(10))
-
-    wait_for("the leecher on B to download from the seeder on A", done, DOWNLOAD_TIMEOUT, why)
-    check_same_file(original, os.path.join(leech_dir, os.path.basename(original)))
+    wait_downloaded("the leecher on B to download from the seeder on A", seeder, leecher, lh,
+                    [a, b], original, leech_dir)
     seeder.session.remove_torrent(sh)
     leecher.session.remove_torrent(lh)
 
