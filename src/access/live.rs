@@ -144,10 +144,18 @@ impl PolicyReader {
     /// `Arc` clone under the holder's mutex.
     #[inline]
     pub fn get(&mut self) -> &Policy {
+        self.get_with_generation().0
+    }
+
+    /// [`PolicyReader::get`] with the generation of the policy it returns:
+    /// two calls return the same policy exactly when their generations are
+    /// equal (what the swarm's admission stamps rely on).
+    #[inline]
+    pub fn get_with_generation(&mut self) -> (&Policy, u64) {
         if self.shared.generation.load(Ordering::Relaxed) != self.seen {
             self.refresh();
         }
-        &self.cached
+        (&self.cached, self.seen)
     }
 
     #[cold]

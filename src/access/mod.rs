@@ -190,19 +190,6 @@ impl Policy {
             Ok(())
         }
     }
-
-    /// One hash of an allowed scrape: `false` → answer zeros for it.
-    #[inline]
-    pub fn check_scrape(&self, info_hash: &InfoHash) -> bool {
-        self.torrent_allowed(info_hash)
-    }
-
-    /// For the expiry pass: a stored torrent the list no longer allows
-    /// (left an allow list, or joined a deny list) is dropped with its peers.
-    #[inline]
-    pub fn should_drop(&self, info_hash: &InfoHash) -> bool {
-        !self.torrent_allowed(info_hash)
-    }
 }
 
 /// A bad line: 1-based line number and a fixed reason (never the line's text,
@@ -317,7 +304,7 @@ mod tests {
     fn test_open_policy_allows_everything() {
         let p = Policy::default();
         assert_eq!(p.check_announce(&H1, &PresentedKey::Missing, 0), Ok(()));
-        assert!(p.check_scrape(&H1) && !p.should_drop(&H1) && !p.is_private());
+        assert!(p.torrent_allowed(&H1) && !p.is_private());
     }
 
     #[test]
@@ -330,15 +317,14 @@ mod tests {
             allow.check_announce(&H2, &none, 0),
             Err(Deny::TorrentNotAllowed)
         );
-        assert!(allow.check_scrape(&H1) && !allow.check_scrape(&H2));
-        assert!(allow.should_drop(&H2) && !allow.should_drop(&H1));
+        assert!(allow.torrent_allowed(&H1) && !allow.torrent_allowed(&H2));
         let deny = Policy::new(Some((Mode::Deny, l)), None, false);
         assert_eq!(
             deny.check_announce(&H1, &none, 0),
             Err(Deny::TorrentNotAllowed)
         );
         assert_eq!(deny.check_announce(&H2, &none, 0), Ok(()));
-        assert!(deny.should_drop(&H1));
+        assert!(!deny.torrent_allowed(&H1));
     }
 
     #[test]

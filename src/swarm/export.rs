@@ -24,7 +24,8 @@
 
 use super::peers::{is_fresh, Peer, Stamp};
 use super::{
-    Announce, InfoHash, Peer4, Peer6, PeerFamily, PeerId, PeerIdKey, Role, Shard, Swarm, Torrent,
+    Announce, InfoHash, Open, Peer4, Peer6, PeerFamily, PeerId, PeerIdKey, Role, Shard, Swarm,
+    Torrent,
 };
 use crate::snapshot::{Header, Loaded, PeerRecord4, PeerRecord6, SnapshotWriter, TorrentRecord};
 use std::collections::HashMap;
@@ -247,11 +248,11 @@ impl Swarm {
             // so what was not kept is read back from the torrent afterwards.
             for p in &rec.v4 {
                 let req = past(p.age, p.seeder).with_addr((p.ip, p.port));
-                self.announce_locked::<Peer4>(shard, &req, |_, _| {});
+                self.announce_locked::<Peer4, _>(shard, &req, &Open, |_, _| {});
             }
             for p in &rec.v6 {
                 let req = past(p.age, p.seeder).with_addr((p.ip, p.port));
-                self.announce_locked::<Peer6>(shard, &req, |_, _| {});
+                self.announce_locked::<Peer6, _>(shard, &req, &Open, |_, _| {});
             }
             let Shard {
                 torrents, peer_ids, ..

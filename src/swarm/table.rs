@@ -13,7 +13,7 @@
 //! the hole (so positions are not stable across removals, and nothing outside
 //! this file keeps one); the table is keyed by the shard's keyed hash.
 
-use super::{InfoHash, Torrent};
+use super::{readmit, Admission, InfoHash, Torrent};
 use ahash::RandomState;
 use hashbrown::HashTable;
 
@@ -30,6 +30,10 @@ const CHUNK: usize = 1 << CHUNK_BITS;
 #[derive(Debug, Default)]
 pub struct Entry {
     pub key: InfoHash,
+    /// The stamp of the access policy that last admitted this torrent
+    /// ([`super::Admission`]); 0: none yet. It fills the padding between the
+    /// key and the torrent, so it costs no memory (see the size test).
+    pub admitted: u32,
     pub torrent: Torrent,
 }
 
@@ -94,35 +98,59 @@ impl Torrents {
         self.position(key).map(|i| &mut self.at_mut(i).torrent)
     }
 
-    /// The torrent of `key`, added empty if it is not there.
-    pub fn get_or_insert(&mut self, key: &InfoHash) -> &mut Torrent {
+    /// The entry of `key`: its admission stamp and its torrent.
+    pub fn entry_mut(&mut self, key: &InfoHash) -> Option<(&mut u32, &mut Torrent)> {
+        self.position(key).map(|i| {
+            let e = self.at_mut(i);
+            (&mut e.admitted, &mut e.torrent)
+        })
+    }
+
+    /// The torrent of `key` if `adm` admits it (see [`super::Admission`]),
+    /// added empty (under `adm`'s stamp) if it is not there; in one lookup.
+    /// `None`, and nothing added, for one `adm` does not admit.
+    pub fn get_or_insert_admitted<A: Admission>(
+        &mut self,
+        key: &InfoHash,
+        adm: &A,
+    ) -> Option<&mut Torrent> {
         let hash = self.hash(key);
         let i = match self.position_hashed(hash, key) {
-            Some(i) => i,
-            None => {
-                let i = self.len;
-                let Torrents {
-                    table,
-                    chunks,
-                    hasher,
-                    ..
-                } = self;
-                table.insert_unique(hash, i as u32, |&j| {
-                    let j = j as usize;
-                    hasher.hash_one(chunks[j >> CHUNK_BITS][j & (CHUNK - 1)].key)
-                });
-                if i >> CHUNK_BITS == chunks.len() {
-                    chunks.push(Vec::with_capacity(CHUNK));
+            Some(i) => {
+                if !readmit(adm, key, &mut self.at_mut(i).admitted) {
+                    return None;
                 }
-                chunks[i >> CHUNK_BITS].push(Entry {
-                    key: *key,
-                    torrent: Torrent::default(),
-                });
-                self.len += 1;
                 i
             }
+            None if A::CHECKS && !adm.admits(key) => return None,
+            None => self.insert_new(hash, key, adm.stamp()),
         };
-        &mut self.at_mut(i).torrent
+        Some(&mut self.at_mut(i).torrent)
+    }
+
+    /// Add `key` (not stored, hashing to `hash`) with an empty torrent; its position.
+    fn insert_new(&mut self, hash: u64, key: &InfoHash, admitted: u32) -> usize {
+        let i = self.len;
+        let Torrents {
+            table,
+            chunks,
+            hasher,
+            ..
+        } = self;
+        table.insert_unique(hash, i as u32, |&j| {
+            let j = j as usize;
+            hasher.hash_one(chunks[j >> CHUNK_BITS][j & (CHUNK - 1)].key)
+        });
+        if i >> CHUNK_BITS == chunks.len() {
+            chunks.push(Vec::with_capacity(CHUNK));
+        }
+        chunks[i >> CHUNK_BITS].push(Entry {
+            key: *key,
+            admitted,
+            torrent: Torrent::default(),
+        });
+        self.len += 1;
+        i
     }
 
     /// Remove the torrent of `key`, if there.
@@ -173,12 +201,13 @@ impl Torrents {
         gone.torrent
     }
 
-    /// Keep the torrents for which `keep` returns true (it may change them).
-    /// Visits from the end, so each removal moves an already visited entry.
-    pub fn retain(&mut self, mut keep: impl FnMut(&InfoHash, &mut Torrent) -> bool) {
+    /// Keep the torrents for which `keep` returns true (it may change them
+    /// and their admission stamps). Visits from the end, so each removal
+    /// moves an already visited entry.
+    pub fn retain(&mut self, mut keep: impl FnMut(&InfoHash, &mut u32, &mut Torrent) -> bool) {
         for i in (0..self.len).rev() {
             let e = self.at_mut(i);
-            if !keep(&e.key, &mut e.torrent) {
+            if !keep(&e.key, &mut e.admitted, &mut e.torrent) {
                 self.swap_remove(i);
             }
         }
@@ -245,6 +274,14 @@ mod tests {
     }
 
     #[test]
+    fn the_admission_stamp_costs_no_memory() {
+        // Key (20) + stamp (4) + torrent (24, 8-aligned): the stamp sits in
+        // what was padding, so the long tail's bytes per torrent are unchanged.
+        assert_eq!(std::mem::size_of::<Torrent>(), 24);
+        assert_eq!(std::mem::size_of::<Entry>(), 48);
+    }
+
+    #[test]
     fn matches_a_model_across_chunk_boundaries() {
         let mut t = Torrents::with_hasher(RandomState::new());
         let mut model = HashMap::new();
@@ -257,7 +294,9 @@ mod tests {
             let grow = (step / 6000) % 2 == 0;
             let n = (x % 2000) as u32;
             if (x >> 40) % 10 < if grow { 7 } else { 3 } {
-                t.get_or_insert(&key(n)).set_completed(step);
+                t.get_or_insert_admitted(&key(n), &crate::swarm::Open)
+                    .unwrap()
+                    .set_completed(step);
                 model.insert(key(n), step);
             } else {
                 assert_eq!(
@@ -269,7 +308,7 @@ mod tests {
                 check(&t, &model);
             }
         }
-        t.retain(|k, v| {
+        t.retain(|k, _, v| {
             let c = v.counts().completed;
             let keep = c % 3 != 0;
             assert_eq!(model.get(k), Some(&c));
@@ -277,7 +316,7 @@ mod tests {
         });
         model.retain(|_, v| *v % 3 != 0);
         check(&t, &model);
-        t.retain(|_, _| false);
+        t.retain(|_, _, _| false);
         model.clear();
         check(&t, &model);
         assert!(t.chunks.is_empty());

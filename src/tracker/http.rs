@@ -18,7 +18,7 @@
 use super::{
     deny_reason, random_pair, role, scrape_counts, CompactPeer, PeerSink, Tracker, Worker,
 };
-use crate::access::{self, keys};
+use crate::access::{self, keys, Deny};
 use crate::limit::{Cidr, RateLimiter};
 use crate::stats::{Family, Kind, Proto, Registry, Reject};
 use crate::swarm::peers::Peer;
@@ -197,14 +197,17 @@ impl Tracker {
                 return;
             }
         };
-        if let Some(checks) = self.checks(policy, now) {
+        let checks = self.checks(policy, now);
+        let refuse = |body: &mut Vec<u8>, d: Deny| {
+            c.reject(deny_reason(d));
+            log::trace!("http announce from {ip} refused: {d}");
+            bencode::failure(body, d.as_str());
+            c.response(Proto::Http, fam, Kind::Error);
+        };
+        if let Some(checks) = checks {
             let key = || access::key_from_path(head.path, keys::ANNOUNCE);
-            if let Err(d) = checks.announce(&q.info_hash, key) {
-                c.reject(deny_reason(d));
-                log::trace!("http announce from {ip} refused: {d}");
-                bencode::failure(body, d.as_str());
-                c.response(Proto::Http, fam, Kind::Error);
-                return;
+            if let Err(d) = checks.announce_key(key) {
+                return refuse(body, d);
             }
         }
         let role = role(q.event, q.left);
@@ -224,7 +227,9 @@ impl Tracker {
             v4: PeerList::new(q.compact, v4_buf),
             v6: PeerList::new(q.compact, v6_buf),
         };
-        let announced = self.announce(req, &mut lists);
+        let Some(announced) = self.announce(req, checks, &mut lists) else {
+            return refuse(body, Deny::TorrentNotAllowed);
+        };
         super::to_cluster(cluster, &req, &announced);
         let PeerLists {
             v4: v4_list,

@@ -20,7 +20,10 @@
 //!   with the policy's words, only after a valid connection id, and stores
 //!   nothing; a scrape answers zeros for a hash not allowed. The key is read
 //!   from BEP 41 URL data (`udp://host:port/announce/KEY`). Each worker checks
-//!   through its own [`PolicyReader`]: no global lock per request.
+//!   through its own [`PolicyReader`]: no global lock per request. The access
+//!   list is asked by the swarm, under the shard lock, only about a torrent
+//!   it does not hold under the current policy ([`Admission`]): a stored
+//!   torrent's announces and scrapes never touch the list.
 
 pub mod connid;
 pub mod http;
@@ -30,7 +33,8 @@ use crate::config::TrackerConfig;
 use crate::stats::{Counters, Family, Kind, Proto, Reject};
 use crate::swarm::peers::Peer;
 use crate::swarm::{
-    Announce, Announced, Counts, InfoHash, Limits, Peer4, Peer6, PeerFamily, PeerId, Role, Swarm,
+    Admission, Announce, Announced, Counts, InfoHash, Limits, Open, Peer4, Peer6, PeerFamily,
+    PeerId, Role, Swarm,
 };
 use crate::wire::udp::{self, Event, ParseError, Request};
 use connid::ConnectionIds;
@@ -158,22 +162,49 @@ fn deny_reason(d: Deny) -> Reject {
 struct Checks<'w> {
     policy: &'w Policy,
     now_unix: u64,
+    /// The policy's [`Admission::stamp`].
+    stamp: u32,
 }
 
-impl Checks<'_> {
-    /// An announce for `info_hash`; `key` is only called in private mode.
+/// The access list as the swarm asks it ([`Admission`]): only a policy with
+/// a list; without one every torrent is admitted ([`Open`]).
+#[derive(Clone, Copy)]
+struct Listed<'w> {
+    policy: &'w Policy,
+    stamp: u32,
+}
+
+impl Admission for Listed<'_> {
     #[inline]
-    fn announce(
-        &self,
-        info_hash: &InfoHash,
-        key: impl FnOnce() -> PresentedKey,
-    ) -> Result<(), Deny> {
-        let key = if self.policy.is_private() {
-            key()
-        } else {
-            PresentedKey::Missing
-        };
-        self.policy.check_announce(info_hash, &key, self.now_unix)
+    fn stamp(&self) -> u32 {
+        self.stamp
+    }
+    #[inline]
+    fn admits(&self, info_hash: &InfoHash) -> bool {
+        self.policy.torrent_allowed(info_hash)
+    }
+}
+
+impl<'w> Checks<'w> {
+    /// The key rule of an announce; `key` is only called in private mode.
+    /// Checked before the list ([`Policy::check_announce`]'s order), so a
+    /// client without a valid key learns nothing about which torrents are
+    /// listed.
+    #[inline]
+    fn announce_key(&self, key: impl FnOnce() -> PresentedKey) -> Result<(), Deny> {
+        if !self.policy.is_private() {
+            return Ok(());
+        }
+        self.policy.check_key(&key(), self.now_unix)
+    }
+
+    /// The access list, if the policy has one.
+    #[inline]
+    fn listed(self) -> Option<Listed<'w>> {
+        self.policy.list().map(|_| Listed {
+            policy: self.policy,
+            stamp: self.stamp,
+        })
     }
 
     /// A scrape request as a whole; `key` is only called under `--private-scrape`.
@@ -188,10 +219,16 @@ impl Checks<'_> {
 
 /// A hash's scrape counts, zeros when the policy does not allow it.
 fn scrape_counts(swarm: &Swarm, checks: Option<Checks<'_>>, info_hash: &InfoHash) -> Counts {
-    match checks {
-        Some(c) if !c.policy.check_scrape(info_hash) => Counts::default(),
-        _ => swarm.scrape(info_hash),
+    match checks.and_then(Checks::listed) {
+        Some(l) => swarm.scrape_admitted(info_hash, &l),
+        None => swarm.scrape(info_hash),
     }
+}
+
+/// A policy generation as an [`Admission::stamp`]: nonzero, the same for
+/// 2^32 - 1 reloads in a row.
+fn stamp_of(generation: u64) -> u32 {
+    (generation % u64::from(u32::MAX)) as u32 + 1
 }
 
 impl Tracker {
@@ -233,10 +270,12 @@ impl Tracker {
     #[inline]
     fn checks<'w>(&self, reader: &'w mut Option<PolicyReader>, now: u32) -> Option<Checks<'w>> {
         let access = self.access.get()?;
-        let policy = reader.get_or_insert_with(|| access.handle.reader()).get();
+        let reader = reader.get_or_insert_with(|| access.handle.reader());
+        let (policy, generation) = reader.get_with_generation();
         Some(Checks {
             policy,
             now_unix: access.unix_at_zero + u64::from(now),
+            stamp: stamp_of(generation),
         })
     }
 
@@ -244,10 +283,8 @@ impl Tracker {
     /// torrents the worker's policy no longer allows: a hash that left an
     /// allow list loses its swarm within one sweep period.
     pub fn expire_shard(&self, w: &mut Worker, shard: usize, now: u32) -> usize {
-        match self.checks(&mut w.policy, now) {
-            Some(c) => self
-                .swarm
-                .expire_shard_with(shard, now, |ih| c.policy.should_drop(ih)),
+        match self.checks(&mut w.policy, now).and_then(Checks::listed) {
+            Some(l) => self.swarm.expire_shard_admitted(shard, now, &l),
             None => self.swarm.expire_shard(shard, now),
         }
     }
@@ -329,9 +366,10 @@ impl Tracker {
                     return None;
                 }
                 c.request(Proto::Udp, fam, Kind::Announce);
-                if let Some(checks) = self.checks(policy, now) {
+                let checks = self.checks(policy, now);
+                if let Some(checks) = checks {
                     let key = || access::key_from_options(&a.options);
-                    if let Err(d) = checks.announce(&a.info_hash, key) {
+                    if let Err(d) = checks.announce_key(key) {
                         c.reject(deny_reason(d));
                         log::trace!("udp announce from {src} refused: {d}");
                         return self.udp_error(c, fam, a.transaction_id, d.as_str(), out);
@@ -358,7 +396,12 @@ impl Tracker {
                     out: out.get_mut(header..)?,
                     at: 0,
                 };
-                let announced = self.announce(req, &mut peers);
+                let Some(announced) = self.announce(req, checks, &mut peers) else {
+                    let d = Deny::TorrentNotAllowed;
+                    c.reject(deny_reason(d));
+                    log::trace!("udp announce from {src} refused: {d}");
+                    return self.udp_error(c, fam, a.transaction_id, d.as_str(), out);
+                };
                 to_cluster(cluster, &req, &announced);
                 let at = header + peers.at;
                 let counts = announced.counts;
@@ -419,30 +462,60 @@ impl Tracker {
     /// `req` (a canonical address) into its family's peer set and pass the
     /// sampled peers to `sink`, capped by what it has room for; a sink that
     /// carries both families (HTTP, BEP 7) gets the other family's peers for
-    /// what is left of `want`.
-    fn announce<S: PeerSink>(&self, req: Announce<'_, SocketAddr>, sink: &mut S) -> Announced {
-        match req.addr {
-            SocketAddr::V4(a) => {
-                self.announce_in::<Peer4, Peer6, S>(req.with_addr((*a.ip(), a.port())), sink)
-            }
-            SocketAddr::V6(a) => {
-                self.announce_in::<Peer6, Peer4, S>(req.with_addr((*a.ip(), a.port())), sink)
-            }
+    /// what is left of `want`. `None`: the access list of `checks` refuses
+    /// the torrent (nothing stored, nothing sent to `sink`).
+    fn announce<S: PeerSink>(
+        &self,
+        req: Announce<'_, SocketAddr>,
+        checks: Option<Checks<'_>>,
+        sink: &mut S,
+    ) -> Option<Announced> {
+        match checks.and_then(Checks::listed) {
+            Some(l) => self.announce_family(req, &l, sink),
+            None => self.announce_family(req, &Open, sink),
         }
     }
 
-    fn announce_in<Own, Other, S>(&self, req: Announce<'_, Own::Addr>, sink: &mut S) -> Announced
+    fn announce_family<S: PeerSink, A: Admission>(
+        &self,
+        req: Announce<'_, SocketAddr>,
+        adm: &A,
+        sink: &mut S,
+    ) -> Option<Announced> {
+        match req.addr {
+            SocketAddr::V4(a) => self.announce_in::<Peer4, Peer6, S, A>(
+                req.with_addr((*a.ip(), a.port())),
+                adm,
+                sink,
+            ),
+            SocketAddr::V6(a) => self.announce_in::<Peer6, Peer4, S, A>(
+                req.with_addr((*a.ip(), a.port())),
+                adm,
+                sink,
+            ),
+        }
+    }
+
+    fn announce_in<Own, Other, S, A>(
+        &self,
+        req: Announce<'_, Own::Addr>,
+        adm: &A,
+        sink: &mut S,
+    ) -> Option<Announced>
     where
         Own: CompactPeer,
         Other: CompactPeer,
         S: PeerSink,
+        A: Admission,
     {
         let want = req.want;
         let req = Announce {
             want: want.min(sink.room::<Own>()),
             ..req
         };
-        let announced = self.swarm.announce::<Own>(&req, |p, id| sink.push(p, id));
+        let announced = self
+            .swarm
+            .announce_admitted::<Own, A>(&req, adm, |p, id| sink.push(p, id))?;
         if S::BOTH_FAMILIES {
             let rest = (want - announced.peers).min(sink.room::<Other>());
             if rest > 0 {
@@ -450,7 +523,7 @@ impl Tracker {
                     .sample::<Other, _>(&req, rest, |p, id| sink.push(p, id));
             }
         }
-        announced
+        Some(announced)
     }
 
     /// A datagram that did not parse: an error frame when we know who asked

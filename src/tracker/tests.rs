@@ -617,6 +617,12 @@ fn test_scrape_of_a_hash_not_allowed_is_zeros_and_it_is_swept_away() {
         [0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
     );
     assert_eq!(t.swarm().totals().torrents, 2, "still stored until a sweep");
+    // Its stored swarm does not let it through: announces are refused at
+    // once (the torrent's admission is from the old list) and change nothing.
+    let again = announce_bytes(conn, 2, Event::None, 0, -1, 6882);
+    let refused = c.send(10, src, &again).unwrap();
+    assert_eq!(refused, error_frame(0x1234, "torrent not allowed"));
+    assert_eq!(t.swarm().scrape(&[2; 20]).seeders, 1);
     let swept: usize = (0..t.swarm().shard_count())
         .map(|i| t.expire_shard(&mut c.w, i, 11))
         .sum();
