@@ -12,6 +12,12 @@
 #   cargo install aquatic_udp@0.9.0 aquatic_udp_load_test@0.9.0
 # Every run is bounded in time and sends only to 127.0.0.1.
 # Memory per one-peer torrent and per peer without aquatic: benches/memory.sh.
+#
+# BASELINE=path/to/another/shoal puts that build (run with the same flags) in
+# aquatic_udp's place: this tree against an older commit, e.g.
+#   git worktree add /tmp/old COMMIT && (cd /tmp/old && cargo build --release)
+#   BASELINE=/tmp/old/target/release/shoal ROUND_TOOLS=aquatic_udp_load_test benches/compare.sh
+# aquatic_udp_load_test is still needed as a load generator.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,12 +36,14 @@ AQUATIC="$AQ_DIR/aquatic_udp"
 LOADTEST="$AQ_DIR/aquatic_udp_load_test"
 OUT=${OUT:-$(mktemp -d /tmp/shoal-compare.XXXXXX)}
 mkdir -p "$OUT"
-[ -x "$AQUATIC" ] && [ -x "$LOADTEST" ] || { echo "aquatic_udp / aquatic_udp_load_test not found (set AQUATIC_BIN)"; exit 1; }
+BASELINE=${BASELINE:-}
+[ -x "$LOADTEST" ] && { [ -n "$BASELINE" ] || [ -x "$AQUATIC" ]; } || { echo "aquatic_udp / aquatic_udp_load_test not found (set AQUATIC_BIN)"; exit 1; }
+OPPONENT=${BASELINE:+baseline}; OPPONENT=${OPPONENT:-aquatic_udp}
 
 cargo build --release --quiet
 SHOAL=$PWD/target/release/shoal
 
-"$AQUATIC" -p | sed -e "s/^address = .*/address = \"127.0.0.1:$PORT_AQ\"/" > "$OUT/aquatic.toml"
+[ -n "$BASELINE" ] || "$AQUATIC" -p | sed -e "s/^address = .*/address = \"127.0.0.1:$PORT_AQ\"/" > "$OUT/aquatic.toml"
 for port in $PORT_AQ $PORT_SH; do
   "$LOADTEST" -p | sed -e "s/^server_address = .*/server_address = \"127.0.0.1:$port\"/" \
     -e "s/^duration = .*/duration = $DURATION/" -e "s/^summarize_last = .*/summarize_last = $SUMMARIZE/" \
@@ -47,7 +55,12 @@ done
 SERVER_PID=
 start_server() { # tracker -> sets SERVER_PID and PORT
   case $1 in
-    aquatic) "$AQUATIC" -c "$OUT/aquatic.toml" > "$OUT/server.log" 2>&1 & PORT=$PORT_AQ ;;
+    aquatic) if [ -n "$BASELINE" ]; then
+               "$BASELINE" --udp "127.0.0.1:$PORT_AQ" --workers 1 --stats-interval 5 --log info > "$OUT/server.log" 2>&1 &
+             else
+               "$AQUATIC" -c "$OUT/aquatic.toml" > "$OUT/server.log" 2>&1 &
+             fi
+             PORT=$PORT_AQ ;;
     shoal) "$SHOAL" --udp "127.0.0.1:$PORT_SH" --workers 1 --stats-interval 5 --log info > "$OUT/server.log" 2>&1 & PORT=$PORT_SH ;;
   esac
   SERVER_PID=$!
@@ -101,9 +114,9 @@ echo -e "tracker\trss_kb\tpeers\ttorrents" > "$OUT/memory.tsv"
   echo -e "$tracker\t$rss\t$peers\t$torrents" | tee -a "$OUT/memory.tsv"
 done
 
-python3 - "$OUT" <<'PY'
+python3 - "$OUT" "$OPPONENT" <<'PY'
 import csv, statistics, sys
-out = sys.argv[1]
+out, opp = sys.argv[1], sys.argv[2]
 rows = list(csv.DictReader(open(f"{out}/throughput.tsv"), delimiter="\t"))
 def med(tool, tracker, key):
     v = [float(r[key]) for r in rows if r["tool"] == tool and r["tracker"] == tracker and r[key]]
@@ -111,10 +124,10 @@ def med(tool, tracker, key):
 print("\nmedians over", len({r['round'] for r in rows}), "rounds")
 for tool in ("aquatic_udp_load_test", "shoal_bench"):
     a, s = med(tool, "aquatic", "replies_per_s"), med(tool, "shoal", "replies_per_s")
-    print(f"{tool:24} replies/s  aquatic_udp {a:10.0f}   shoal {s:10.0f}   ratio {s / a:.2f}x")
+    print(f"{tool:24} replies/s  {opp} {a:10.0f}   shoal {s:10.0f}   ratio {s / a:.2f}x")
 for key in ("p50_us", "p99_us", "p999_us"):
     a, s = med("shoal_bench", "aquatic", key), med("shoal_bench", "shoal", key)
-    print(f"{'shoal_bench':24} {key:9}  aquatic_udp {a:10.0f}   shoal {s:10.0f}   ratio {s / a:.2f}x")
+    print(f"{'shoal_bench':24} {key:9}  {opp} {a:10.0f}   shoal {s:10.0f}   ratio {s / a:.2f}x")
 mem = {r["tracker"]: r for r in csv.DictReader(open(f"{out}/memory.tsv"), delimiter="\t")}
 if not mem:
     print("raw results:", out); sys.exit(0)

@@ -225,8 +225,8 @@ fn scrape_counts(swarm: &Swarm, checks: Option<Checks<'_>>, info_hash: &InfoHash
     }
 }
 
-/// A policy generation as an [`Admission::stamp`]: nonzero, the same for
-/// 2^32 - 1 reloads in a row.
+/// A policy generation as an [`Admission::stamp`]: nonzero; a value comes
+/// back only after 2^32 - 1 reloads.
 fn stamp_of(generation: u64) -> u32 {
     (generation % u64::from(u32::MAX)) as u32 + 1
 }
