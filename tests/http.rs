@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{start, start_with_manual_clock, Client, REPLY_TIMEOUT};
+use common::{read_response, start, start_with_manual_clock, Client, Resp, REPLY_TIMEOUT};
 use shoal::config::Config;
 use shoal::net::Running;
 use shoal::stats::{Dropped, Reject};
@@ -32,35 +32,6 @@ fn announce_path(ih: [u8; 20], peer_id: &str, port: u16, left: u64, extra: &str)
         pct(&ih),
         pct(peer_id.as_bytes())
     )
-}
-
-struct Resp {
-    status: u16,
-    head: String,
-    body: Vec<u8>,
-}
-
-/// Read one response (head, then Content-Length bytes of body).
-fn read_response(s: &mut TcpStream) -> Resp {
-    let mut buf = Vec::new();
-    let mut byte = [0u8; 1];
-    while !buf.ends_with(b"\r\n\r\n") {
-        assert_eq!(
-            s.read(&mut byte).expect("response head"),
-            1,
-            "closed mid-head: {buf:?}"
-        );
-        buf.push(byte[0]);
-    }
-    let head = String::from_utf8(buf).unwrap();
-    let status = head[9..12].parse().unwrap();
-    let len: usize = head
-        .lines()
-        .find_map(|l| l.strip_prefix("Content-Length: "))
-        .map_or(0, |v| v.trim().parse().unwrap());
-    let mut body = vec![0u8; len];
-    s.read_exact(&mut body).unwrap();
-    Resp { status, head, body }
 }
 
 fn connect(addr: SocketAddr) -> TcpStream {

@@ -83,32 +83,11 @@ fn connect_from(local: &str, addr: SocketAddr) -> TcpStream {
     s
 }
 
-/// Read one response: the status and the body.
-fn read_response(s: &mut TcpStream) -> (u16, Vec<u8>) {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        assert_eq!(
-            s.read(&mut byte).expect("response head"),
-            1,
-            "closed mid-head"
-        );
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8(head).unwrap();
-    let len: usize = head
-        .lines()
-        .find_map(|l| l.strip_prefix("Content-Length: "))
-        .map_or(0, |v| v.trim().parse().unwrap());
-    let mut body = vec![0u8; len];
-    s.read_exact(&mut body).unwrap();
-    (head[9..12].parse().unwrap(), body)
-}
-
 /// One request on an open connection, its response.
 fn request(s: &mut TcpStream, path: &str, headers: &str) -> (u16, Vec<u8>) {
     write!(s, "GET {path} HTTP/1.1\r\nHost: t\r\n{headers}\r\n").unwrap();
-    read_response(s)
+    let r = common::read_response(s);
+    (r.status, r.body)
 }
 
 /// The connection was closed by the server (EOF, or reset).

@@ -5,7 +5,8 @@
 use shoal::config::Config;
 use shoal::net::{Clock, Running, Server};
 use shoal::wire::udp::{self, AnnounceRequest, Event, Response};
-use std::net::{SocketAddr, UdpSocket};
+use std::io::Read;
+use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +23,37 @@ pub fn shoal_command() -> std::process::Command {
         c.env_remove(k);
     }
     c
+}
+
+/// One HTTP/1.1 response as a test reads it.
+pub struct Resp {
+    pub status: u16,
+    pub head: String,
+    pub body: Vec<u8>,
+}
+
+/// Read one HTTP response from `s`: the head byte by byte (so nothing of a
+/// next response is consumed), then `Content-Length` bytes of body.
+pub fn read_response(s: &mut TcpStream) -> Resp {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        assert_eq!(
+            s.read(&mut byte).expect("response head"),
+            1,
+            "closed mid-head: {buf:?}"
+        );
+        buf.push(byte[0]);
+    }
+    let head = String::from_utf8(buf).unwrap();
+    let status = head[9..12].parse().unwrap();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .map_or(0, |v| v.trim().parse().unwrap());
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).unwrap();
+    Resp { status, head, body }
 }
 
 pub fn start(config: Config) -> Running {
