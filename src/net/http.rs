@@ -650,12 +650,103 @@ mod tests {
             );
         }
     }
-    use crate::net::Server;
+    use crate::net::{Server, Shared};
     use mio::Events;
     use std::net::TcpStream as StdStream;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
     use std::time::{Duration, Instant};
+
+    /// One tracker-role HTTP worker that the test drives turn by turn: a
+    /// listener on an ephemeral loopback port, and the state of a bound
+    /// (never spawned) server.
+    struct Harness {
+        _server: Server,
+        shared: Arc<Shared>,
+        worker: Worker,
+        poll: Poll,
+        listeners: [TcpListener; 1],
+        http: HttpWorker,
+        addr: std::net::SocketAddr,
+        events: Events,
+        start: Instant,
+    }
+
+    impl Harness {
+        fn new() -> Harness {
+            let config = Config {
+                http: vec!["127.0.0.1:0".parse().unwrap()],
+                udp: Vec::new(),
+                workers: 1,
+                default_addrs: false,
+                http_metrics: true,
+                ..Config::default()
+            };
+            let server = Server::bind(config.clone()).unwrap();
+            let shared = Arc::clone(server.shared());
+            let worker = Worker::new(Arc::clone(&shared.registry.workers[0]));
+            let poll = Poll::new().unwrap();
+            let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = std_listener.local_addr().unwrap();
+            std_listener.set_nonblocking(true).unwrap();
+            let mut listener = TcpListener::from_std(std_listener);
+            poll.registry()
+                .register(&mut listener, Token(0), Interest::READABLE)
+                .unwrap();
+            Harness {
+                _server: server,
+                shared,
+                worker,
+                poll,
+                listeners: [listener],
+                http: HttpWorker::new(&config, 0, vec![Role::Tracker]),
+                addr,
+                events: Events::with_capacity(64),
+                start: Instant::now(),
+            }
+        }
+
+        /// One loop turn as the worker runs it: poll (for at most `idle`
+        /// when nothing is queued), then the ready list, then the events.
+        fn turn(&mut self, idle: Duration) {
+            let Harness {
+                shared,
+                worker,
+                poll,
+                listeners,
+                http,
+                events,
+                start,
+                ..
+            } = self;
+            let timeout = if http.has_ready() {
+                Duration::ZERO
+            } else {
+                idle
+            };
+            poll.poll(events, Some(timeout)).unwrap();
+            let now_ms = start.elapsed().as_millis() as u64;
+            http.run_ready(poll, listeners, shared, worker, now_ms);
+            for event in events.iter() {
+                http.on_event(poll, listeners, shared, worker, event, now_ms);
+            }
+        }
+    }
+
+    /// Read from `reader` (on its own thread) until `n` `/health` replies
+    /// have arrived.
+    fn read_replies(mut reader: StdStream, n: usize) -> std::thread::JoinHandle<()> {
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 1 << 16];
+            let mut all = Vec::new();
+            let count = |all: &[u8]| all.windows(7).filter(|w| w == b"\r\n\r\nok\n").count();
+            while count(&all) < n {
+                let got = reader.read(&mut buf).unwrap();
+                assert!(got > 0, "closed after {} replies", count(&all));
+                all.extend_from_slice(&buf[..got]);
+            }
+        })
+    }
 
     /// One pipelining client that never lets up: every turn the connection is
     /// both cut short by its read budget (queued) and readable again (an
@@ -663,27 +754,8 @@ mod tests {
     /// must hold it at most once, whatever the interleaving.
     #[test]
     fn ready_list_holds_a_connection_at_most_once() {
-        let config = Config {
-            http: vec!["127.0.0.1:0".parse().unwrap()],
-            udp: Vec::new(),
-            workers: 1,
-            default_addrs: false,
-            http_metrics: true,
-            ..Config::default()
-        };
-        let server = Server::bind(config.clone()).unwrap();
-        let shared = Arc::clone(server.shared());
-        let mut worker = Worker::new(Arc::clone(&shared.registry.workers[0]));
-        let mut poll = Poll::new().unwrap();
-        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = std_listener.local_addr().unwrap();
-        std_listener.set_nonblocking(true).unwrap();
-        let mut listener = TcpListener::from_std(std_listener);
-        poll.registry()
-            .register(&mut listener, Token(0), Interest::READABLE)
-            .unwrap();
-        let listeners = [listener];
-        let mut http = HttpWorker::new(&config, 0, vec![Role::Tracker]);
+        let mut h = Harness::new();
+        let addr = h.addr;
 
         let stop = Arc::new(AtomicBool::new(false));
         let client = StdStream::connect(addr).unwrap();
@@ -702,22 +774,11 @@ mod tests {
             }
         });
 
-        let mut events = Events::with_capacity(64);
         let mut queued_turns = 0;
         let deadline = Instant::now() + Duration::from_secs(10);
-        let start = Instant::now();
         while queued_turns < 200 && Instant::now() < deadline {
-            let timeout = if http.has_ready() {
-                Duration::ZERO
-            } else {
-                Duration::from_millis(50)
-            };
-            poll.poll(&mut events, Some(timeout)).unwrap();
-            let now_ms = start.elapsed().as_millis() as u64;
-            http.run_ready(&mut poll, &listeners, &shared, &mut worker, now_ms);
-            for event in events.iter() {
-                http.on_event(&mut poll, &listeners, &shared, &mut worker, event, now_ms);
-            }
+            h.turn(Duration::from_millis(50));
+            let http = &h.http;
             let mut seen = http.ready.clone();
             seen.sort_unstable();
             seen.dedup();
@@ -733,8 +794,8 @@ mod tests {
         assert!(queued_turns > 0, "the read budget was never reached");
         stop.store(true, Ordering::Relaxed);
         // Closing our side ends both client threads.
-        for slot in 0..http.conns.len() {
-            http.close(&mut poll, slot);
+        for slot in 0..h.http.conns.len() {
+            h.http.close(&mut h.poll, slot);
         }
         w.join().unwrap();
         r.join().unwrap();
@@ -746,27 +807,8 @@ mod tests {
     /// buffer is back to `OUT_KEEP` bytes (it used to keep up to 64 KiB).
     #[test]
     fn a_client_that_does_not_read_holds_bounded_output() {
-        let config = Config {
-            http: vec!["127.0.0.1:0".parse().unwrap()],
-            udp: Vec::new(),
-            workers: 1,
-            default_addrs: false,
-            http_metrics: true,
-            ..Config::default()
-        };
-        let server = Server::bind(config.clone()).unwrap();
-        let shared = Arc::clone(server.shared());
-        let mut worker = Worker::new(Arc::clone(&shared.registry.workers[0]));
-        let mut poll = Poll::new().unwrap();
-        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = std_listener.local_addr().unwrap();
-        std_listener.set_nonblocking(true).unwrap();
-        let mut listener = TcpListener::from_std(std_listener);
-        poll.registry()
-            .register(&mut listener, Token(0), Interest::READABLE)
-            .unwrap();
-        let listeners = [listener];
-        let mut http = HttpWorker::new(&config, 0, vec![Role::Tracker]);
+        let mut h = Harness::new();
+        let addr = h.addr;
 
         // Small kernel buffers on the reply path, so replies back up into
         // the server's queue quickly.
@@ -782,21 +824,9 @@ mod tests {
             writer.write_all(&req).unwrap();
         });
 
-        let mut events = Events::with_capacity(64);
-        let start = Instant::now();
-        let deadline = start + Duration::from_secs(20);
-        let mut turn = |http: &mut HttpWorker, poll: &mut Poll| {
-            let timeout = if http.has_ready() {
-                Duration::ZERO
-            } else {
-                Duration::from_millis(10)
-            };
-            poll.poll(&mut events, Some(timeout)).unwrap();
-            let now_ms = start.elapsed().as_millis() as u64;
-            http.run_ready(poll, &listeners, &shared, &mut worker, now_ms);
-            for event in events.iter() {
-                http.on_event(poll, &listeners, &shared, &mut worker, event, now_ms);
-            }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let turn = |h: &mut Harness| {
+            h.turn(Duration::from_millis(10));
             assert!(Instant::now() < deadline, "timed out");
         };
         let conn = |http: &HttpWorker| {
@@ -811,15 +841,15 @@ mod tests {
         let bound = 2 * MAX_PENDING_OUT + REQUESTS_PER_TURN * 128;
         let mut shrunk = false;
         loop {
-            turn(&mut http, &mut poll);
-            if let Some((pending, cap)) = conn(&http) {
+            turn(&mut h);
+            if let Some((pending, cap)) = conn(&h.http) {
                 assert!(cap <= bound, "reply buffer {cap} bytes");
                 if pending >= MAX_PENDING_OUT {
                     break;
                 }
                 if !shrunk {
                     // Small socket buffers for the server's side too.
-                    let c = http.conns.iter().flatten().next().unwrap();
+                    let c = h.http.conns.iter().flatten().next().unwrap();
                     socket2::SockRef::from(&c.stream)
                         .set_send_buffer_size(4096)
                         .unwrap();
@@ -828,32 +858,25 @@ mod tests {
             }
         }
         // Stalled: no more requests are answered (nor read) until the client reads.
-        let served = shared.registry.requests_over(Proto::Http);
+        let served = h.shared.registry.requests_over(Proto::Http);
         assert!(served < REQUESTS as u64);
         for _ in 0..20 {
-            turn(&mut http, &mut poll);
-            assert_eq!(shared.registry.requests_over(Proto::Http), served);
-            assert!(conn(&http).unwrap().1 <= bound);
+            turn(&mut h);
+            assert_eq!(h.shared.registry.requests_over(Proto::Http), served);
+            assert!(conn(&h.http).unwrap().1 <= bound);
         }
         // The client reads every reply; the queue drains and gives its memory back.
-        let mut reader = client.try_clone().unwrap();
-        let r = std::thread::spawn(move || {
-            let mut buf = vec![0u8; 1 << 16];
-            let mut all = Vec::new();
-            let count = |all: &[u8]| all.windows(7).filter(|w| w == b"\r\n\r\nok\n").count();
-            while count(&all) < REQUESTS {
-                let n = reader.read(&mut buf).unwrap();
-                assert!(n > 0, "closed after {} replies", count(&all));
-                all.extend_from_slice(&buf[..n]);
-            }
-        });
-        while !r.is_finished() || conn(&http).is_some_and(|(p, _)| p > 0) {
-            turn(&mut http, &mut poll);
+        let r = read_replies(client.try_clone().unwrap(), REQUESTS);
+        while !r.is_finished() || conn(&h.http).is_some_and(|(p, _)| p > 0) {
+            turn(&mut h);
         }
         r.join().unwrap();
         w.join().unwrap();
-        assert_eq!(shared.registry.requests_over(Proto::Http), REQUESTS as u64);
-        let (pending, cap) = conn(&http).unwrap();
+        assert_eq!(
+            h.shared.registry.requests_over(Proto::Http),
+            REQUESTS as u64
+        );
+        let (pending, cap) = conn(&h.http).unwrap();
         assert_eq!(pending, 0);
         assert!(cap <= OUT_KEEP, "drained reply buffer kept {cap} bytes");
         // A smaller burst, under the stop-reading mark, that the client reads
@@ -863,28 +886,18 @@ mod tests {
         client
             .write_all(&b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n".repeat(400))
             .unwrap();
-        while shared.registry.requests_over(Proto::Http) < REQUESTS as u64 + 400 {
-            turn(&mut http, &mut poll);
+        while h.shared.registry.requests_over(Proto::Http) < REQUESTS as u64 + 400 {
+            turn(&mut h);
         }
-        let (pending, cap) = conn(&http).unwrap();
+        let (pending, cap) = conn(&h.http).unwrap();
         assert!(pending > OUT_KEEP && pending < MAX_PENDING_OUT, "{pending}");
         assert!(cap > OUT_KEEP);
-        let mut reader = client.try_clone().unwrap();
-        let r = std::thread::spawn(move || {
-            let mut buf = vec![0u8; 1 << 16];
-            let mut all = Vec::new();
-            let count = |all: &[u8]| all.windows(7).filter(|w| w == b"\r\n\r\nok\n").count();
-            while count(&all) < 400 {
-                let n = reader.read(&mut buf).unwrap();
-                assert!(n > 0);
-                all.extend_from_slice(&buf[..n]);
-            }
-        });
-        while !r.is_finished() || conn(&http).is_some_and(|(p, _)| p > 0) {
-            turn(&mut http, &mut poll);
+        let r = read_replies(client.try_clone().unwrap(), 400);
+        while !r.is_finished() || conn(&h.http).is_some_and(|(p, _)| p > 0) {
+            turn(&mut h);
         }
         r.join().unwrap();
-        let (_, cap) = conn(&http).unwrap();
+        let (_, cap) = conn(&h.http).unwrap();
         assert!(cap <= OUT_KEEP, "drained reply buffer kept {cap} bytes");
         drop(client);
     }
