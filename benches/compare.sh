@@ -8,6 +8,14 @@
 # its resident memory read. Prints one line per run and a summary of medians
 # and ratios; raw results stay in $OUT.
 #
+# Each run also records the server's CPU time per reply (user + system, every
+# thread, over the window the rate is taken from) and the kernel's UDP
+# receive-buffer drops. aquatic_udp_load_test sends only while it has had 90 %
+# of its requests answered since it started, so a server that drops a few
+# percent more can tip it into near silence for tens of seconds; its replies/s
+# is then bimodal, and the CPU per reply is the steadier comparison (see
+# BENCHMARKS.md, "What the 0.72x was").
+#
 # Needs aquatic_udp and aquatic_udp_load_test on PATH (or AQUATIC_BIN=dir):
 #   cargo install aquatic_udp@0.9.0 aquatic_udp_load_test@0.9.0
 # Every run is bounded in time and sends only to 127.0.0.1.
@@ -73,26 +81,43 @@ start_server() { # tracker -> sets SERVER_PID and PORT
 stop_server() { kill -TERM "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; }
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$SERVER_PID/status"; }
 
-echo -e "tool\ttracker\tround\treplies_per_s\tp50_us\tp99_us\tp999_us" > "$OUT/throughput.tsv"
+# The server's CPU time (user + system, every thread) in clock ticks, and the
+# kernel's UDP receive-buffer drops (all sockets; only the server's are busy).
+TICK=$(getconf CLK_TCK)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$SERVER_PID/stat"; }
+rcvbuf_drops() { awk '/^Udp:/ {n++; if (n == 2) print $6}' /proc/net/snmp; }
+
+echo -e "tool\ttracker\tround\treplies_per_s\tp50_us\tp99_us\tp999_us\tcpu_us_per_reply\trcvbuf_drops" > "$OUT/throughput.tsv"
 for round in $(seq "$ROUNDS"); do
   if [ $((round % 2)) -eq 1 ]; then order="aquatic shoal"; else order="shoal aquatic"; fi
   for tool in $ROUND_TOOLS; do
     for tracker in $order; do
       start_server "$tracker"
       if [ $tool = aquatic_udp_load_test ]; then
-        timeout $((DURATION + 60)) "$LOADTEST" -c "$OUT/load-$PORT.toml" > "$OUT/run.log" 2>&1
+        timeout $((DURATION + 60)) "$LOADTEST" -c "$OUT/load-$PORT.toml" > "$OUT/run.log" 2>&1 &
+        load_pid=$!
+        # The server's CPU and the kernel's drops over the window the load
+        # test reports (its last SUMMARIZE seconds): a timed sample, not a wait.
+        sleep $((DURATION - SUMMARIZE)); t0=$(cpu_ticks); d0=$(rcvbuf_drops)
+        wait $load_pid
+        t1=$(cpu_ticks); d1=$(rcvbuf_drops); window=$SUMMARIZE
         rate=$(grep "Responses in:" "$OUT/run.log" | tail -1 | awk '{print $3}' | cut -d/ -f1)
         line="$tool\t$tracker\t$round\t$rate\t\t\t"
       else
+        t0=$(cpu_ticks); d0=$(rcvbuf_drops)
         "$SHOAL" bench --target "udp://127.0.0.1:$PORT" --duration "$DURATION" --torrents "$TORRENTS" --peers "$PEERS" \
           --quiet --json > "$OUT/run.json"
+        t1=$(cpu_ticks); d1=$(rcvbuf_drops); window=$DURATION
         line=$(python3 - "$OUT/run.json" "$tool" "$tracker" "$round" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1])); l = r["latency_us"]
 print("\t".join(sys.argv[2:5] + [str(r["replies_per_sec"]), str(l["p50"]), str(l["p99"]), str(l["p999"])]))
 PY
 )
+        rate=$(echo -e "$line" | cut -f4)
       fi
+      cpu_us=$(python3 -c "r = float('${rate:-0}' or 0); print(round(($t1 - $t0) * 1e6 / $TICK / (r * $window), 3) if r else '')")
+      line="$line\t$cpu_us\t$((d1 - d0))"
       stop_server
       echo -e "$line" | tee -a "$OUT/throughput.tsv"
     done
@@ -125,6 +150,9 @@ print("\nmedians over", len({r['round'] for r in rows}), "rounds")
 for tool in ("aquatic_udp_load_test", "shoal_bench"):
     a, s = med(tool, "aquatic", "replies_per_s"), med(tool, "shoal", "replies_per_s")
     print(f"{tool:24} replies/s  {opp} {a:10.0f}   shoal {s:10.0f}   ratio {s / a:.2f}x")
+for tool in ("aquatic_udp_load_test", "shoal_bench"):
+    a, s = med(tool, "aquatic", "cpu_us_per_reply"), med(tool, "shoal", "cpu_us_per_reply")
+    print(f"{tool:24} CPU us/reply {opp} {a:8.2f}   shoal {s:10.2f}   ratio {s / a:.2f}x (lower is better)")
 for key in ("p50_us", "p99_us", "p999_us"):
     a, s = med("shoal_bench", "aquatic", key), med("shoal_bench", "shoal", key)
     print(f"{'shoal_bench':24} {key:9}  {opp} {a:10.0f}   shoal {s:10.0f}   ratio {s / a:.2f}x")
