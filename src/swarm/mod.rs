@@ -697,9 +697,9 @@ impl Swarm {
         } else {
             0..set.len()
         };
-        let ids = &*peer_ids;
+        let ids = ids_wanted(peer_ids, with_ids);
         let peers = peers::sample(set, range, Some(index), want, random, |p| {
-            emit(p, lookup_id(ids, with_ids, info_hash, p))
+            emit(p, lookup_id(ids, info_hash, p))
         });
         // A download counts once: when a peer reports `completed` as a seeder
         // and was not already known as one.
@@ -856,8 +856,8 @@ impl Swarm {
             return 0;
         };
         let (set, seeders) = torrent.peers::<P>();
-        let ids = &guard.peer_ids;
-        let emit = |p: &P| emit(p, lookup_id(ids, with_ids, info_hash, p));
+        let ids = ids_wanted(&guard.peer_ids, with_ids);
+        let emit = |p: &P| emit(p, lookup_id(ids, info_hash, p));
         let range = if leechers_only {
             seeders..set.len()
         } else {
@@ -1299,16 +1299,22 @@ impl Relief {
     }
 }
 
+/// The ids to look emitted peers up in: `None` (nothing to look up, decided
+/// once per announce rather than per emitted peer) unless ids are wanted and
+/// some are known.
+#[inline]
+fn ids_wanted(ids: &PeerIds, with_ids: bool) -> Option<&PeerIds> {
+    (with_ids && !ids.is_empty()).then_some(ids)
+}
+
 /// The peer id recorded for an emitted peer, when ids are wanted and known.
+#[inline]
 fn lookup_id<'m, P: Peer>(
-    ids: &'m PeerIds,
-    with_ids: bool,
+    ids: Option<&'m PeerIds>,
     info_hash: &InfoHash,
     p: &P,
 ) -> Option<&'m PeerId> {
-    if !with_ids || ids.is_empty() {
-        return None;
-    }
+    let ids = ids?;
     let (ip, port) = P::socket_addr(&p.addr());
     ids.get(&(*info_hash, ip, port))
 }
