@@ -349,7 +349,7 @@ impl Tracker {
             Ok(r) => r,
             Err(e) => return self.udp_parse_error(c, e, now, (ip, fam), req, out),
         };
-        match request {
+        match &request {
             Request::Connect(r) => {
                 c.request(Proto::Udp, fam, Kind::Connect);
                 let n = udp::write_connect_response(

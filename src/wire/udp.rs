@@ -334,6 +334,7 @@ pub fn parse_header(buf: &[u8]) -> Option<Header> {
 }
 
 /// Parse one datagram into a request.
+#[inline]
 pub fn parse_request(buf: &[u8]) -> Result<Request<'_>, ParseError> {
     let header = parse_header(buf).ok_or(ParseError::Truncated)?;
     match Action::from_u32(header.action) {
