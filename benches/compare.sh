@@ -9,8 +9,8 @@
 # and ratios; raw results stay in $OUT.
 #
 # Each run also records the server's CPU time per reply (user + system, every
-# thread, over the window the rate is taken from) and the kernel's UDP
-# receive-buffer drops. aquatic_udp_load_test sends only while it has had 90 %
+# thread, over the window the rate is taken from) and the kernel's drops at
+# the server's socket. aquatic_udp_load_test sends only while it has had 90 %
 # of its requests answered since it started, so a server that drops a few
 # percent more can tip it into near silence for tens of seconds; its replies/s
 # is then bimodal, and the CPU per reply is the steadier comparison (see
@@ -82,10 +82,11 @@ stop_server() { kill -TERM "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$SERVER_PID/status"; }
 
 # The server's CPU time (user + system, every thread) in clock ticks, and the
-# kernel's UDP receive-buffer drops (all sockets; only the server's are busy).
+# kernel's receive-buffer drops at the server's socket.
 TICK=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$SERVER_PID/stat"; }
-rcvbuf_drops() { awk '/^Udp:/ {n++; if (n == 2) print $6}' /proc/net/snmp; }
+# Datagrams the kernel dropped at the server's own socket(s) (its port, IPv4).
+rcvbuf_drops() { awk -v port=":$(printf '%04X' "$PORT")" '$2 ~ port"$" {n += $NF} END {print n + 0}' /proc/net/udp; }
 
 echo -e "tool\ttracker\tround\treplies_per_s\tp50_us\tp99_us\tp999_us\tcpu_us_per_reply\trcvbuf_drops" > "$OUT/throughput.tsv"
 for round in $(seq "$ROUNDS"); do
@@ -97,11 +98,18 @@ for round in $(seq "$ROUNDS"); do
         timeout $((DURATION + 60)) "$LOADTEST" -c "$OUT/load-$PORT.toml" > "$OUT/run.log" 2>&1 &
         load_pid=$!
         # The server's CPU and the kernel's drops over the window the load
-        # test reports (its last SUMMARIZE seconds): a timed sample, not a wait.
-        sleep $((DURATION - SUMMARIZE)); t0=$(cpu_ticks); d0=$(rcvbuf_drops)
+        # test averages: its 5 s reports after the first (DURATION -
+        # SUMMARIZE) / 5 (its clock starts once its peers are generated,
+        # so wait for the reports, not for the time).
+        skip=$(((DURATION - SUMMARIZE) / 5))
+        while kill -0 $load_pid 2>/dev/null && [ "$(grep -c "Responses in:" "$OUT/run.log")" -lt "$skip" ]; do
+          sleep 0.2
+        done
+        t0=$(cpu_ticks); d0=$(rcvbuf_drops)
         wait $load_pid
         t1=$(cpu_ticks); d1=$(rcvbuf_drops); window=$SUMMARIZE
-        rate=$(grep "Responses in:" "$OUT/run.log" | tail -1 | awk '{print $3}' | cut -d/ -f1)
+        # The average over that window (not the last 5 s report).
+        rate=$(grep "Average responses per second:" "$OUT/run.log" | awk '{print $5}')
         line="$tool\t$tracker\t$round\t$rate\t\t\t"
       else
         t0=$(cpu_ticks); d0=$(rcvbuf_drops)
@@ -116,7 +124,7 @@ PY
 )
         rate=$(echo -e "$line" | cut -f4)
       fi
-      cpu_us=$(python3 -c "r = float('${rate:-0}' or 0); print(round(($t1 - $t0) * 1e6 / $TICK / (r * $window), 3) if r else '')")
+      cpu_us=$(python3 -c "r = float('${rate:-0}' or 0) * $window; print(round(($t1 - $t0) * 1e6 / $TICK / r, 3) if r else '')")
       line="$line\t$cpu_us\t$((d1 - d0))"
       stop_server
       echo -e "$line" | tee -a "$OUT/throughput.tsv"
