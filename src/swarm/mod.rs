@@ -642,7 +642,7 @@ impl Swarm {
     ) -> Option<Announced> {
         let Announce {
             ref info_hash,
-            addr,
+            ref addr,
             role,
             completed: completed_event,
             now,
@@ -672,7 +672,7 @@ impl Swarm {
                 return None;
             }
             let before = torrent.heap_bytes();
-            if let Some(was_seeder) = torrent.remove::<P>(&addr, &self.peer_hasher) {
+            if let Some(was_seeder) = torrent.remove::<P>(addr, &self.peer_hasher) {
                 let (s, l) = P::gauges(totals);
                 *if was_seeder { s } else { l } -= 1;
             }
@@ -727,7 +727,7 @@ impl Swarm {
         ids: &mut PeerIds,
         info_hash: &InfoHash,
         adm: &A,
-        addr: P::Addr,
+        addr: &P::Addr,
         seeder: bool,
         stamp: Stamp,
         rng: &mut u64,
@@ -745,7 +745,7 @@ impl Swarm {
                 }
             }
             let existing = torrents.get(info_hash);
-            if !existing.is_some_and(|t| t.contains::<P>(&addr, &self.peer_hasher)) {
+            if !existing.is_some_and(|t| t.contains::<P>(addr, &self.peer_hasher)) {
                 let cost =
                     std::mem::size_of::<P>() + if existing.is_none() { TORRENT_BYTES } else { 0 };
                 self.make_room(torrents, totals, ids, stamp, cost, rng);
@@ -753,7 +753,7 @@ impl Swarm {
         }
         let torrent = torrents.get_or_insert_admitted(info_hash, adm)?;
         let cap = self.max_torrent_peers;
-        if torrent.len() >= cap && !torrent.contains::<P>(&addr, &self.peer_hasher) {
+        if torrent.len() >= cap && !torrent.contains::<P>(addr, &self.peer_hasher) {
             if let Some((ip, port, _)) = torrent.stalest(stamp, rng) {
                 let why = Eviction::Torrent;
                 evict(
@@ -768,7 +768,7 @@ impl Swarm {
             }
         }
         let before = torrent.heap_bytes();
-        let up = torrent.upsert::<P>(addr, seeder, stamp, cap, &self.peer_hasher);
+        let up = torrent.upsert::<P>(*addr, seeder, stamp, cap, &self.peer_hasher);
         totals.heap = totals.heap + torrent.heap_bytes() - before;
         let (s, l) = P::gauges(totals);
         match up.was {

@@ -412,6 +412,11 @@ pub fn stalest<P: Peer>(peers: &[P], now: Stamp, rng: &mut u64) -> Option<(P::Ad
 /// Visit up to `want` distinct peers of `peers[range]`, in a random order,
 /// skipping position `skip` (an index into `peers`). `random` supplies two
 /// random words. Shared by the boxed sets and a torrent's inline peers.
+///
+/// Inlined: the long tail's announces (nobody else in the torrent, or fewer
+/// than `want`) end here in a test or a short loop; only a partial draw from
+/// a bigger set calls out to [`walk`].
+#[inline]
 pub fn sample<P>(
     peers: &[P],
     range: std::ops::Range<usize>,
@@ -435,6 +440,20 @@ pub fn sample<P>(
         }
         return available;
     }
+    walk(slice, skip, want, random, emit)
+}
+
+/// [`sample`]'s partial draw: `want` of the `slice.len()` peers, less one
+/// if `skip` is set, with `want` below that.
+#[inline(never)]
+fn walk<P>(
+    slice: &[P],
+    skip: Option<usize>,
+    want: usize,
+    random: (u64, u64),
+    mut emit: impl FnMut(&P),
+) -> usize {
+    let n = slice.len();
     // A walk with a random start and a random stride coprime to n visits a
     // random-looking permutation of the slice: no repeats, no allocation.
     let start = (random.0 % n as u64) as usize;
