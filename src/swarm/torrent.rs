@@ -4,9 +4,11 @@
 //! keeps them inline ([`Small`]: two IPv4 peers, the seeder count and the
 //! completed count in 24 bytes, no allocation). A torrent with a third IPv4
 //! peer or any IPv6 peer moves to a boxed [`Big`] (a [`PeerSet`] per family);
-//! it moves back inline when it is down to one IPv4 peer (on a stop) or two
-//! (on expiry), and has no IPv6 peer. The hysteresis keeps a torrent that
-//! hovers around two peers from allocating on every announce.
+//! it moves back inline only when the expiry sweep finds it down to two IPv4
+//! peers or fewer and no IPv6 peer, not on a stop. The hysteresis keeps a
+//! torrent whose peers come and go around three from allocating and freeing
+//! on the announce path; the sweep (every shard at least once a minute)
+//! bounds how long a shrunken torrent keeps its box.
 //!
 //! Guarantees: the same as [`PeerSet`]'s whatever the form: seeders first,
 //! exact counts, no peer twice, positions valid until the next change.
@@ -390,8 +392,9 @@ impl Torrent {
         }
     }
 
-    /// Remove a peer ([`PeerSet::remove`]); a torrent down to one IPv4 peer
-    /// and no IPv6 peer moves back inline.
+    /// Remove a peer ([`PeerSet::remove`]). A boxed torrent stays boxed
+    /// however few peers it keeps: the expiry sweep moves it back inline
+    /// ([`Torrent::expire_by`]).
     pub(super) fn remove<P: PeerFamily>(
         &mut self,
         addr: &P::Addr,
@@ -399,13 +402,7 @@ impl Torrent {
     ) -> Option<bool> {
         match &mut self.peers {
             Peers::Small(s) => P::remove_inline(s, addr),
-            Peers::Big(b) => {
-                let was = P::set_mut(b).remove(addr, hasher);
-                if let Some(s) = b.to_small(1) {
-                    self.peers = Peers::Small(s);
-                }
-                was
-            }
+            Peers::Big(b) => P::set_mut(b).remove(addr, hasher),
         }
     }
 
@@ -514,6 +511,7 @@ mod tests {
         let mut model: HashMap<(bool, u32), (bool, Stamp)> = HashMap::new();
         let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
         let mut forms = [0usize; 2];
+        let mut stop_kept_box = false;
         for step in 0..20_000u16 {
             x ^= x << 13;
             x ^= x >> 7;
@@ -538,15 +536,27 @@ mod tests {
                     assert_eq!(u.was, was);
                 }
                 6..=14 => {
+                    let boxed = t.is_big();
                     let got = if v6 {
                         t.remove::<Peer6>(&(Ipv6Addr::from(u128::from(n)), 1), &h)
                     } else {
                         t.remove::<Peer4>(&a(n), &h)
                     };
                     assert_eq!(got, model.remove(&(v6, n)).map(|(s, _)| s));
+                    assert_eq!(t.is_big(), boxed, "a stop never changes the form");
+                    stop_kept_box |= boxed && got.is_some() && model.len() <= 1;
                 }
                 _ => {
                     let ((s4, l4), (s6, l6)) = t.expire(now, Some(3), &h);
+                    if model.keys().all(|(v6, _)| !v6)
+                        && model
+                            .values()
+                            .filter(|(_, at)| now.wrapping_sub(*at) <= 3)
+                            .count()
+                            <= 2
+                    {
+                        assert!(!t.is_big(), "the sweep moves a small torrent inline");
+                    }
                     let before = model.clone();
                     model.retain(|_, (_, at)| now.wrapping_sub(*at) <= 3);
                     let gone = |fam: bool, s: bool| {
@@ -581,13 +591,11 @@ mod tests {
                 let n = u32::from(p.addr().0) - 0x0a00_0000;
                 assert_eq!(model[&(false, n)].0, i < s4, "seeders first");
             }
-            if model.keys().all(|(v6, _)| !v6) && model.len() <= 1 {
-                assert!(!t.is_big() || step == 0, "a one-peer torrent is inline");
-            }
         }
         assert!(
             forms[0] > 1000 && forms[1] > 1000,
             "both forms exercised: {forms:?}"
         );
+        assert!(stop_kept_box, "a stop down to one peer kept the box");
     }
 }
