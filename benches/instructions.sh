@@ -19,7 +19,8 @@
 # the set-up (the torrents' prefill), counted by a run that benches nothing. `existing/N`
 # counts one announce and the bench loop (about 40 instructions); `new/N`
 # counts one new peer's announce and, untimed in criterion but counted here,
-# its removal by a stop.
+# its removal by a stop; in brackets, the announce alone (Tracker::handle_udp's
+# instructions per call, where the build left it a call).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "needs valgrind (apt install valgrind)"; exit 1; }
@@ -74,7 +75,13 @@ loop = sum(n for f, n in incl.items()
 announces = tags(calls) - tags(setup)
 if not loop or announces <= 0:
     sys.exit("callgrind output lacks the bench loop or ConnectionIds::tag")
-print("%.0f" % (loop / announces))
+# A new peer's join alone, where handle_udp stayed a call of its own (the
+# bench loop of new/N also holds the untimed stop): printed in brackets.
+udp = [f for f in calls if f.endswith("Tracker::handle_udp")]
+join = ""
+if ".new_" in sys.argv[1] and udp:
+    join = " (%.0f)" % (sum(incl[f] for f in udp) / sum(calls[f] for f in udp))
+print("%.0f%s" % (loop / announces, join))
 PY
 }
 
@@ -89,7 +96,7 @@ for b in $BUILDS; do
   [ -n "$bin" ] || bin=$(this_bin)
   BIN[$name]=$bin
   cg "$name" "$bin" 'announce/none$' "$OUT/$name.setup.cg"
-  printf '%10s' "$name"
+  printf '%14s' "$name"
 done
 echo
 for c in $CASES; do
@@ -98,7 +105,7 @@ for c in $CASES; do
     name=${b%%=*}
     file="$OUT/$name.${c//\//_}.cg"
     cg "$name" "${BIN[$name]}" "announce/$c\$" "$file"
-    printf '%10s' "$(count "$file" "$OUT/$name.setup.cg")"
+    printf '%14s' "$(count "$file" "$OUT/$name.setup.cg")"
   done
   echo
 done
