@@ -9,6 +9,13 @@
 //! final size, never reallocated, so the array has at most one partly filled
 //! chunk and no doubling slack at all.
 //!
+//! A chunk is a fixed-size array behind one pointer, and the chunk list is
+//! those pointers only: 8 bytes a chunk where a `Vec` header took 24, and no
+//! bounds check inside a chunk. At 20 M peers (`benches/profile.sh`) every
+//! step of a lookup is a cache miss of about the same cost (control bytes,
+//! position, chunk pointer, entry); the smaller list still misses, and the
+//! lookup's time per reply fell by about 5 % only.
+//!
 //! Guarantees: positions are dense (`0..len`); removal moves the last entry into
 //! the hole (so positions are not stable across removals, and nothing outside
 //! this file keeps one); the table is keyed by the shard's keyed hash.
@@ -26,6 +33,13 @@ use hashbrown::HashTable;
 const CHUNK_BITS: u32 = 6;
 const CHUNK: usize = 1 << CHUNK_BITS;
 
+/// `CHUNK` entries in one allocation.
+type Chunk = Box<[Entry; CHUNK]>;
+
+fn new_chunk() -> Chunk {
+    Box::new(std::array::from_fn(|_| Entry::default()))
+}
+
 /// A torrent and its key, as stored.
 #[derive(Debug, Default)]
 pub struct Entry {
@@ -42,13 +56,21 @@ pub struct Entry {
 pub struct Torrents {
     /// Positions into `chunks`, hashed by the key of the entry they point at.
     table: HashTable<u32>,
-    /// `CHUNK` entries each (allocated with exactly that capacity); all full but
-    /// the last, which may also be empty (kept as a spare until the one before
-    /// it is no longer full, so adding and removing at a chunk boundary does
-    /// not allocate each time).
-    chunks: Vec<Vec<Entry>>,
+    /// `CHUNK` entries each; positions `0..len` are in use, every slot past
+    /// `len` holds `Entry::default()` (no heap). All chunks are full but the
+    /// last, which may also be empty (kept as a spare until the one before it
+    /// is no longer full, so adding and removing at a chunk boundary does not
+    /// allocate each time).
+    chunks: Vec<Chunk>,
     len: usize,
     hasher: RandomState,
+}
+
+/// The entry at position `i` of `chunks` (the inner index is masked, so only
+/// the chunk list is bounds-checked).
+#[inline]
+fn chunk_at(chunks: &[Chunk], i: usize) -> &Entry {
+    &chunks[i >> CHUNK_BITS][i & (CHUNK - 1)]
 }
 
 impl Torrents {
@@ -70,7 +92,7 @@ impl Torrents {
     }
 
     fn at(&self, i: usize) -> &Entry {
-        &self.chunks[i >> CHUNK_BITS][i & (CHUNK - 1)]
+        chunk_at(&self.chunks, i)
     }
 
     fn at_mut(&mut self, i: usize) -> &mut Entry {
@@ -84,9 +106,7 @@ impl Torrents {
     fn position_hashed(&self, hash: u64, key: &InfoHash) -> Option<usize> {
         let chunks = &self.chunks;
         self.table
-            .find(hash, |&i| {
-                chunks[i as usize >> CHUNK_BITS][i as usize & (CHUNK - 1)].key == *key
-            })
+            .find(hash, |&i| chunk_at(chunks, i as usize).key == *key)
             .map(|&i| i as usize)
     }
 
@@ -138,17 +158,16 @@ impl Torrents {
             ..
         } = self;
         table.insert_unique(hash, i as u32, |&j| {
-            let j = j as usize;
-            hasher.hash_one(chunks[j >> CHUNK_BITS][j & (CHUNK - 1)].key)
+            hasher.hash_one(chunk_at(chunks, j as usize).key)
         });
         if i >> CHUNK_BITS == chunks.len() {
-            chunks.push(Vec::with_capacity(CHUNK));
+            chunks.push(new_chunk());
         }
-        chunks[i >> CHUNK_BITS].push(Entry {
+        chunks[i >> CHUNK_BITS][i & (CHUNK - 1)] = Entry {
             key: *key,
             admitted,
             torrent: Torrent::default(),
-        });
+        };
         self.len += 1;
         i
     }
@@ -184,9 +203,8 @@ impl Torrents {
                 *slot = i as u32;
             }
         }
-        let tail = &mut self.chunks[last >> CHUNK_BITS];
-        // Never the default: `last` is in this chunk.
-        let mut gone = tail.pop().unwrap_or_default();
+        // The last slot goes back to the empty default.
+        let mut gone = std::mem::take(self.at_mut(last));
         if i != last {
             std::mem::swap(self.at_mut(i), &mut gone);
         }
@@ -223,27 +241,31 @@ impl Torrents {
                 ..
             } = self;
             table.shrink_to(self.len * 2, |&j| {
-                let j = j as usize;
-                hasher.hash_one(chunks[j >> CHUNK_BITS][j & (CHUNK - 1)].key)
+                hasher.hash_one(chunk_at(chunks, j as usize).key)
             });
         }
         self.chunks.shrink_to(self.chunks.len() * 2);
     }
 
+    /// Every entry in use, in no particular order.
+    fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.chunks.iter().flat_map(|c| c.iter()).take(self.len)
+    }
+
     /// Every torrent and its key, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (&InfoHash, &Torrent)> {
-        self.chunks.iter().flatten().map(|e| (&e.key, &e.torrent))
+        self.entries().map(|e| (&e.key, &e.torrent))
     }
 
     /// Every torrent, in no particular order.
     pub fn values(&self) -> impl Iterator<Item = &Torrent> {
-        self.chunks.iter().flatten().map(|e| &e.torrent)
+        self.entries().map(|e| &e.torrent)
     }
 
     /// Heap bytes of the table and the entry array (not what the torrents own).
     pub fn own_bytes(&self) -> usize {
         self.table.allocation_size()
-            + self.chunks.capacity() * std::mem::size_of::<Vec<Entry>>()
+            + self.chunks.capacity() * std::mem::size_of::<Chunk>()
             + self.chunks.len() * CHUNK * std::mem::size_of::<Entry>()
     }
 }
@@ -266,7 +288,12 @@ mod tests {
         for (k, &v) in model {
             assert_eq!(t.get(k).map(|t| t.counts().completed), Some(v), "{k:?}");
         }
-        assert_eq!(t.chunks.iter().map(Vec::len).sum::<usize>(), t.len());
+        assert_eq!(t.iter().count(), t.len());
+        // Past `len`, only empty defaults (nothing owned, nothing to find).
+        for i in t.len..t.chunks.len() * CHUNK {
+            let e = chunk_at(&t.chunks, i);
+            assert_eq!((e.key, e.admitted, e.torrent.len()), ([0; 20], 0, 0));
+        }
         assert!(
             t.chunks.len() <= t.len.div_ceil(CHUNK) + 1,
             "one spare at most"
