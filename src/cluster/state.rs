@@ -14,7 +14,7 @@
 
 use crate::snapshot::{self, Header, PeerRecord4, PeerRecord6, SnapshotWriter, TorrentRecord};
 use crate::swarm::peers::{Peer, Stamp};
-use crate::swarm::{Announce, Peer4, Peer6, Role, Swarm};
+use crate::swarm::Swarm;
 use std::io;
 
 /// Age in seconds of a peer stamped `stamp`, at tracker second `now`.
@@ -96,60 +96,31 @@ pub fn import(
     }
     loaded.sort_by_key(|l| l.header().written_unix);
     let mut total = Imported::default();
-    let mut rec = TorrentRecord::default();
     for mut l in loaded {
-        while l.next_into(&mut rec) {
-            total.torrents += 1;
-            let role = |seeder| if seeder { Role::Seeder } else { Role::Leecher };
-            for p in &rec.v4 {
-                let req = peer_announce(rec.info_hash, (p.ip, p.port), role(p.seeder), now, p.age);
-                swarm.announce::<Peer4>(&req, |_, _| {});
-                total.peers += 1;
-            }
-            for p in &rec.v6 {
-                let req = peer_announce(rec.info_hash, (p.ip, p.port), role(p.seeder), now, p.age);
-                swarm.announce::<Peer6>(&req, |_, _| {});
-                total.peers += 1;
-            }
-            swarm.raise_completed(&rec.info_hash, rec.completed);
-        }
+        let m = swarm.merge(&mut l, now);
+        total.torrents += m.torrents;
+        total.peers += m.peers;
     }
     (total, errors)
-}
-
-/// An announce that stores a peer last seen `age` seconds before `now`. The
-/// swarm keeps 16-bit wrapping stamps, so `now - age` may wrap below zero
-/// (an instance that just started) and still read as the right age.
-fn peer_announce<A>(
-    info_hash: [u8; 20],
-    addr: A,
-    role: Role,
-    now: u32,
-    age: u32,
-) -> Announce<'static, A> {
-    Announce {
-        info_hash,
-        addr,
-        role,
-        completed: false,
-        now: now.wrapping_sub(age),
-        want: 0,
-        random: (0, 0),
-        peer_id: None,
-        emit_ids: false,
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::swarm::Counts;
+    use crate::swarm::{Announce, Counts, Peer4, Role};
     use std::net::Ipv4Addr;
 
     fn announce(s: &Swarm, ih: u8, n: u8, role: Role, completed: bool, now: u32) {
         let req = Announce {
+            info_hash: [ih; 20],
+            addr: (Ipv4Addr::new(10, 0, 0, n), 1),
+            role,
             completed,
-            ..peer_announce([ih; 20], (Ipv4Addr::new(10, 0, 0, n), 1), role, now, 0)
+            now,
+            want: 0,
+            random: (0, 0),
+            peer_id: None,
+            emit_ids: false,
         };
         s.announce::<Peer4>(&req, |_, _| {});
     }

@@ -50,6 +50,14 @@ pub struct Imported {
     pub not_stored: u64,
 }
 
+/// What a merge ([`Swarm::merge`]) was offered: the snapshot's torrents and
+/// peers, whether new to the map or already in it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Merged {
+    pub torrents: u64,
+    pub peers: u64,
+}
+
 /// One shard's torrents as records, reused from shard to shard so an export
 /// allocates only while the largest shard seen so far grows.
 #[derive(Debug, Default)]
@@ -225,35 +233,16 @@ impl Swarm {
         let mut rec = TorrentRecord::default();
         let mut done = Imported::default();
         let mut offered = 0u64;
-        let role = |seeder| if seeder { Role::Seeder } else { Role::Leecher };
         while loaded.next_into(&mut rec) {
             if rec.peers() == 0 {
                 continue;
             }
             let info_hash = rec.info_hash;
-            let past = |age: u32, seeder: bool| Announce {
-                info_hash,
-                addr: (),
-                role: role(seeder),
-                completed: false,
-                now: now.wrapping_sub(age),
-                want: 0,
-                random: (0, 0),
-                peer_id: None,
-                emit_ids: false,
-            };
             let mut guard = self.shard(&info_hash).lock();
             let shard = &mut *guard;
             // The map never refuses a peer (it evicts its stalest instead),
             // so what was not kept is read back from the torrent afterwards.
-            for p in &rec.v4 {
-                let req = past(p.age, p.seeder).with_addr((p.ip, p.port));
-                self.announce_locked::<Peer4, _>(shard, &req, &Open, |_, _| {});
-            }
-            for p in &rec.v6 {
-                let req = past(p.age, p.seeder).with_addr((p.ip, p.port));
-                self.announce_locked::<Peer6, _>(shard, &req, &Open, |_, _| {});
-            }
+            self.store_record(shard, &rec, now);
             let Shard {
                 torrents, peer_ids, ..
             } = shard;
@@ -304,6 +293,59 @@ impl Swarm {
         done.peers = self.totals().peers();
         done.not_stored = offered.saturating_sub(done.peers);
         done
+    }
+
+    /// Adds every torrent of `loaded` to a map that is already serving (the
+    /// state of other instances, [`crate::cluster`]): peers as [`Swarm::import`]
+    /// stores them, the completed count raised to the snapshot's, and no
+    /// peer ids (a non-compact reply lists such a peer without one until it
+    /// announces here). A peer already held keeps whichever stamp was stored
+    /// last. Returns what the snapshot offered.
+    pub fn merge(&self, loaded: &mut Loaded, now: u32) -> Merged {
+        let mut rec = TorrentRecord::default();
+        let mut done = Merged::default();
+        while loaded.next_into(&mut rec) {
+            let mut guard = self.shard(&rec.info_hash).lock();
+            let shard = &mut *guard;
+            self.store_record(shard, &rec, now);
+            // The other instance's count is already the cluster's: the
+            // larger one never counts a download twice.
+            if let Some(t) = shard.torrents.get_mut(&rec.info_hash) {
+                t.raise_completed(rec.completed);
+            }
+            self.publish(shard);
+            done.torrents += 1;
+            done.peers += rec.peers() as u64;
+        }
+        done
+    }
+
+    /// Stores `rec`'s peers in `shard` (the shard of its info hash), each as
+    /// an announce made `age` seconds before `now` that wants no peers, so
+    /// the map's bounds and accounting apply to them as to any other.
+    fn store_record(&self, shard: &mut Shard, rec: &TorrentRecord, now: u32) {
+        let role = |seeder| if seeder { Role::Seeder } else { Role::Leecher };
+        let past = |age: u32, seeder: bool| Announce {
+            info_hash: rec.info_hash,
+            addr: (),
+            role: role(seeder),
+            completed: false,
+            // 16-bit wrapping stamps: below zero on a young clock still
+            // reads as the right age.
+            now: now.wrapping_sub(age),
+            want: 0,
+            random: (0, 0),
+            peer_id: None,
+            emit_ids: false,
+        };
+        for p in &rec.v4 {
+            let req = past(p.age, p.seeder).with_addr((p.ip, p.port));
+            self.announce_locked::<Peer4, _>(shard, &req, &Open, |_, _| {});
+        }
+        for p in &rec.v6 {
+            let req = past(p.age, p.seeder).with_addr((p.ip, p.port));
+            self.announce_locked::<Peer6, _>(shard, &req, &Open, |_, _| {});
+        }
     }
 }
 
@@ -542,6 +584,39 @@ mod tests {
         assert!((1..=5).contains(&got.peers), "{got:?}");
         assert_eq!(got.not_stored, done.peers - got.peers);
         assert_eq!(b.totals().peers(), got.peers);
+    }
+
+    #[test]
+    fn a_merge_adds_to_a_serving_map_without_counting_twice() {
+        let a = sample_swarm();
+        let (bytes, done) = a.write_snapshot(10, &header(5000), Vec::new()).unwrap();
+        // b already serves torrent 1 (a has it too: 2 seeders, 1 leecher, 2
+        // downloads) with three seeders of its own that completed there, and
+        // one seeder a also has.
+        let b = Swarm::new(4, 100);
+        for n in 200..203 {
+            let own = (Ipv4Addr::new(10, 0, 0, n), 1);
+            announce::<Peer4>(&b, 1, own, Role::Seeder, true, 9, None);
+        }
+        let shared = (Ipv4Addr::new(10, 0, 0, 0), 6881);
+        announce::<Peer4>(&b, 1, shared, Role::Seeder, false, 9, None);
+        let got = b.merge(&mut decode(bytes, 5000, 100).unwrap(), 7);
+        assert_eq!((got.torrents, got.peers), (done.torrents, done.peers));
+        // Every other torrent of a arrives as it was, completed count too.
+        for ih in (0..31u8).filter(|&ih| ih != 1) {
+            assert_eq!(a.scrape(&[ih; 20]), b.scrape(&[ih; 20]), "torrent {ih}");
+        }
+        // Torrent 1: the shared seeder once, b's own kept, and the larger
+        // download count (each instance's is already the cluster's), not the sum.
+        assert_eq!(
+            b.scrape(&[1; 20]),
+            Counts {
+                seeders: 5,
+                leechers: 1,
+                completed: 3
+            }
+        );
+        assert_eq!(b.totals().peers(), a.totals().peers() + 3);
     }
 
     #[test]

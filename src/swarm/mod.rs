@@ -27,7 +27,7 @@ mod torrent;
 pub mod walk;
 
 use ahash::RandomState;
-pub use export::{ExportBuf, Exported, Imported};
+pub use export::{ExportBuf, Exported, Imported, Merged};
 use parking_lot::Mutex;
 use peers::{next_random, Peer, Stamp, Upserted};
 pub use peers::{Peer4, Peer6};
@@ -1107,16 +1107,6 @@ impl Swarm {
                 t.peers::<Peer4>(),
                 t.peers::<Peer6>(),
             );
-        }
-    }
-
-    /// Raise a known torrent's completed count to at least `completed` (state
-    /// loaded from another instance, whose count is the cluster's: taking the
-    /// larger one never counts a download twice).
-    pub fn raise_completed(&self, info_hash: &InfoHash, completed: u32) {
-        let mut guard = self.shard(info_hash).lock();
-        if let Some(t) = guard.torrents.get_mut(info_hash) {
-            t.raise_completed(completed);
         }
     }
 
