@@ -15,8 +15,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use shoal::cluster::batch::{checksum, decode, encode};
 use shoal::cluster::apply;
+use shoal::cluster::batch::{checksum, decode, encode};
 use shoal::swarm::Swarm;
 
 fuzz_target!(|input: &[u8]| {

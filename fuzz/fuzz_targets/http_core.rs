@@ -14,13 +14,12 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use shoal::config::TrackerConfig;
 use shoal::limit::{LimitConfig, RateLimiter};
 use shoal::stats::{Counters, Registry};
 use shoal::tracker::http::HttpEnv;
-use shoal::tracker::{Tracker, Worker};
+use shoal::tracker::Worker;
 use shoal::wire::http::{self, Method};
-use shoal_fuzz::{source, take_u32};
+use shoal_fuzz::{small_tracker, source, take_u32};
 use std::sync::Arc;
 
 /// What the net layer buffers for one request head (`net::http::MAX_HEAD`).
@@ -31,12 +30,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&ctl, mut stream)) = rest.split_first() else {
         return;
     };
-    let config = TrackerConfig {
-        max_scrape: 4,
-        max_peers: 16,
-        ..TrackerConfig::default()
-    };
-    let tracker = Tracker::new(config, 4);
+    let tracker = small_tracker();
     let counters = Arc::new(Counters::default());
     let registry = Registry {
         workers: vec![counters.clone()],

@@ -15,22 +15,15 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use shoal::config::TrackerConfig;
 use shoal::stats::Counters;
-use shoal::tracker::{Tracker, Worker, MAX_DATAGRAM_V4, MAX_DATAGRAM_V6};
+use shoal::tracker::{Worker, MAX_DATAGRAM_V4, MAX_DATAGRAM_V6};
 use shoal::wire::udp::{self, Response};
-use shoal_fuzz::{advance, source, take_u32};
+use shoal_fuzz::{advance, small_tracker, source, take_u32};
 use std::sync::Arc;
 
 fuzz_target!(|data: &[u8]| {
     let (mut now, mut rest) = take_u32(data);
-    // Small caps so short inputs reach them: scrape truncation, a full tracker.
-    let config = TrackerConfig {
-        max_scrape: 4,
-        max_peers: 16,
-        ..TrackerConfig::default()
-    };
-    let tracker = Tracker::new(config, 4);
+    let tracker = small_tracker();
     let mut worker = Worker::new(Arc::new(Counters::default()));
     let mut out = [0u8; 2048];
     let mut req = Vec::with_capacity(256);

@@ -6,7 +6,21 @@
 //! A handful of hosts per family makes requests from one input collide on
 //! connection ids and swarm entries, as real traffic does.
 
+use shoal::config::TrackerConfig;
+use shoal::tracker::Tracker;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+/// The tracker both core targets drive: 4 shards and small caps (4 hashes a
+/// scrape, 16 peers in all) so that short inputs reach scrape truncation and a
+/// full map.
+pub fn small_tracker() -> Tracker {
+    let config = TrackerConfig {
+        max_scrape: 4,
+        max_peers: 16,
+        ..TrackerConfig::default()
+    };
+    Tracker::new(config, 4)
+}
 
 /// Splits a big-endian `u32` off the front (zero-padded when short).
 pub fn take_u32(data: &[u8]) -> (u32, &[u8]) {
