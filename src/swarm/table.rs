@@ -181,6 +181,8 @@ impl Torrents {
     /// The entry at position `i` (`0..len`): positions are dense, so a random
     /// position picks a uniformly random torrent (victim sampling).
     pub fn at_position(&mut self, i: usize) -> (&InfoHash, &mut Torrent) {
+        // Past `len` a chunk holds empty defaults, not a torrent.
+        debug_assert!(i < self.len);
         let e = self.at_mut(i);
         (&e.key, &mut e.torrent)
     }
@@ -192,6 +194,7 @@ impl Torrents {
 
     /// Remove position `i`: the last entry moves into it.
     fn swap_remove(&mut self, i: usize) -> Torrent {
+        debug_assert!(i < self.len);
         let hash = self.hash(&self.at(i).key);
         if let Ok(slot) = self.table.find_entry(hash, |&j| j as usize == i) {
             slot.remove();
