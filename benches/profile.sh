@@ -109,6 +109,7 @@ for i in range(0, len(keys), 2000):
 RULES = [
     ("sweep (expiry, relief)", ["expire_shard", "::sweep", "relieve", "expire_by"]),
     ("map bookkeeping (publish)", ["publish"]),
+    ("look-ahead (prefetch)", ["prefetch", "peek_info_hashes"]),
     ("peer sampling", ["::sample", "peers::walk"]),
     ("torrent lookup (table)", ["position_hashed", "get_or_insert", "insert_new", "Torrents::", "Slots::", "HashMap", "hashbrown"]),
     ("peer store (upsert)", ["upsert", "::store", "::find", "heap_bytes"]),

@@ -8,6 +8,7 @@
 //! bytes 0..8 with the connection id the tracker issues to that source at that
 //! time, so fuzzing gets past the id check into announce and scrape.
 //!
+//! Each datagram is also looked ahead at (`Tracker::prefetch_udp`) first.
 //! Checks on every reply, beyond "no panic": it fits the buffer and one
 //! unfragmented datagram of the source's family, parses as a BEP 15 response,
 //! echoes the request's transaction id, and an announce reply carries whole
@@ -39,6 +40,8 @@ fuzz_target!(|data: &[u8]| {
             let id = tracker.connection_id(now, src.ip().to_canonical());
             req[..8].copy_from_slice(&id.to_be_bytes());
         }
+        // As the net loop does for the datagrams after the one it answers.
+        tracker.prefetch_udp(&req);
         let Some(len) = tracker.handle_udp(&mut worker, now, src, &req, &mut out) else {
             continue;
         };

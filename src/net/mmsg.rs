@@ -159,10 +159,8 @@ impl RxBatch {
         Ok(self.rx_count)
     }
 
-    /// Datagram `i` of the last `recv`: its bytes and source. `None` for a
-    /// source that is not IP, and for a datagram longer than [`BUF_LEN`] (it was
-    /// truncated; no tracker request is that long).
-    pub fn received(&self, i: usize) -> Option<(&[u8], SocketAddr)> {
+    /// The bytes of datagram `i` of the last `recv` (as [`RxBatch::received`]).
+    pub fn payload(&self, i: usize) -> Option<&[u8]> {
         if i >= self.rx_count {
             return None;
         }
@@ -170,9 +168,17 @@ impl RxBatch {
         if hdr.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
             return None;
         }
-        let len = (hdr.msg_len as usize).min(BUF_LEN);
+        Some(&self.rx_bufs[i][..(hdr.msg_len as usize).min(BUF_LEN)])
+    }
+
+    /// Datagram `i` of the last `recv`: its bytes and source. `None` for a
+    /// source that is not IP, and for a datagram longer than [`BUF_LEN`] (it was
+    /// truncated; no tracker request is that long).
+    pub fn received(&self, i: usize) -> Option<(&[u8], SocketAddr)> {
+        let req = self.payload(i)?;
+        let hdr = &self.rx_hdrs[i];
         let addr = read_addr(&self.rx_names[i], hdr.msg_hdr.msg_namelen)?;
-        Some((&self.rx_bufs[i][..len], addr))
+        Some((req, addr))
     }
 }
 

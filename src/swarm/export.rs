@@ -238,7 +238,8 @@ impl Swarm {
                 continue;
             }
             let info_hash = rec.info_hash;
-            let mut guard = self.shard(&info_hash).lock();
+            let at = self.shard_at(&info_hash);
+            let mut guard = self.shards[at].lock();
             let shard = &mut *guard;
             // The map never refuses a peer (it evicts its stalest instead),
             // so what was not kept is read back from the torrent afterwards.
@@ -272,14 +273,14 @@ impl Swarm {
                 done.peer_ids += 1;
             }
             done.torrents += 1;
-            self.publish(shard);
+            self.publish(at, shard);
         }
         // The stamps just written are exact at `now`: the next sweep measures
         // from here, not from the empty map's start (see `expire_shard`).
-        for shard in self.shards.iter() {
-            let mut guard = shard.0.lock();
+        for (at, shard) in self.shards.iter().enumerate() {
+            let mut guard = shard.lock();
             guard.swept_at = now;
-            self.publish(&mut guard);
+            self.publish(at, &mut guard);
         }
         // The map never refuses a peer: past its bounds it evicts the
         // stalest, here as the net loop would before serving. What is left
@@ -305,7 +306,8 @@ impl Swarm {
         let mut rec = TorrentRecord::default();
         let mut done = Merged::default();
         while loaded.next_into(&mut rec) {
-            let mut guard = self.shard(&rec.info_hash).lock();
+            let at = self.shard_at(&rec.info_hash);
+            let mut guard = self.shards[at].lock();
             let shard = &mut *guard;
             self.store_record(shard, &rec, now);
             // The other instance's count is already the cluster's: the
@@ -313,7 +315,7 @@ impl Swarm {
             if let Some(t) = shard.torrents.get_mut(&rec.info_hash) {
                 t.raise_completed(rec.completed);
             }
-            self.publish(shard);
+            self.publish(at, shard);
             done.torrents += 1;
             done.peers += rec.peers() as u64;
         }
@@ -519,6 +521,7 @@ mod tests {
         let b = Swarm::new(1, 100);
         // The new process's clock starts at 0, far below the old one.
         b.import(&mut decode(bytes, 1025, 100).unwrap(), 0);
+        b.check_layouts();
         assert_eq!(b.expire_shard(0, 35), 0, "35 s left: still there at 35");
         assert_eq!(b.totals().peers(), 2);
         assert_eq!(b.expire_shard(0, 36), 1, "gone one second later");
@@ -602,6 +605,7 @@ mod tests {
         announce::<Peer4>(&b, 1, shared, Role::Seeder, false, 9, None);
         let got = b.merge(&mut decode(bytes, 5000, 100).unwrap(), 7);
         assert_eq!((got.torrents, got.peers), (done.torrents, done.peers));
+        b.check_layouts();
         // Every other torrent of a arrives as it was, completed count too.
         for ih in (0..31u8).filter(|&ih| ih != 1) {
             assert_eq!(a.scrape(&[ih; 20]), b.scrape(&[ih; 20]), "torrent {ih}");

@@ -34,7 +34,7 @@ pub use peers::{Peer4, Peer6};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use table::Torrents;
+use table::{ProbeLayout, Torrents};
 pub use torrent::{PeerFamily, Torrent};
 
 /// A torrent's 20-byte info hash.
@@ -224,6 +224,43 @@ impl Shard {
 #[repr(align(128))]
 struct Padded(Mutex<Shard>);
 
+impl Padded {
+    fn lock(&self) -> parking_lot::MutexGuard<'_, Shard> {
+        self.0.lock()
+    }
+}
+
+/// A shard's [`ProbeLayout`] in one word, republished under the shard's lock
+/// whenever it changes ([`Swarm::publish`]) and read without it by
+/// [`Swarm::prefetch`]. The words of all shards are packed together (8 KiB
+/// for 1024 shards), apart from the shards, so reading one is a cache hit
+/// where the shard's own lines would be a miss. The control bytes' address
+/// shifted left by 6, or'ed with the log2 of the bucket count; 0: none.
+#[derive(Debug, Default)]
+struct SharedLayout(AtomicU64);
+
+impl SharedLayout {
+    fn get(&self) -> ProbeLayout {
+        let w = self.0.load(Relaxed);
+        ProbeLayout {
+            ctrl: (w >> 6) as usize,
+            mask: (1usize << (w & 63)) - 1,
+        }
+    }
+
+    fn set(&self, layout: ProbeLayout) {
+        let buckets = layout.mask.wrapping_add(1);
+        let w = match layout.ctrl as u64 {
+            // An address too high to shift (none on Linux): no prefetch.
+            c if c >> 58 != 0 || layout.ctrl == 0 => 0,
+            c => c << 6 | u64::from(buckets.trailing_zeros()),
+        };
+        if self.0.load(Relaxed) != w {
+            self.0.store(w, Relaxed);
+        }
+    }
+}
+
 /// The map's running totals, on their own cache lines: each shard adds its
 /// change in bytes and peers once the change reaches a slack, so workers write
 /// these shared lines only every few inserts, and a reader sees the true
@@ -298,6 +335,11 @@ const TORRENT_BYTES: usize = std::mem::size_of::<table::Entry>() + 8;
 #[derive(Debug)]
 pub struct Swarm {
     shards: Box<[Padded]>,
+    /// Where each shard's table is, by shard ([`SharedLayout`]).
+    layouts: Box<[SharedLayout]>,
+    /// The shards' in-shard keyed hash (every shard's table uses it), for
+    /// [`Swarm::prefetch`].
+    map_hasher: RandomState,
     /// Keyed hash for choosing a shard (independent of the in-shard map's key).
     shard_hasher: RandomState,
     /// Keyed hash for the per-torrent peer index.
@@ -317,6 +359,20 @@ pub struct Swarm {
     /// Whether a relief sweep is under way (so workers need not take its lock
     /// each turn to find out).
     relieving: AtomicBool,
+}
+
+#[cfg(test)]
+impl Swarm {
+    /// Every shard's published layout is its table's.
+    fn check_layouts(&self) {
+        for (i, p) in self.shards.iter().enumerate() {
+            assert_eq!(
+                self.layouts[i].get(),
+                p.lock().torrents.layout(),
+                "shard {i}"
+            );
+        }
+    }
 }
 
 /// Which torrents may be tracked (the access list), as the swarm asks it:
@@ -476,6 +532,8 @@ impl Swarm {
                     }))
                 })
                 .collect(),
+            layouts: (0..n).map(|_| SharedLayout::default()).collect(),
+            map_hasher,
             shard_hasher: RandomState::new(),
             peer_hasher: RandomState::new(),
             peer_timeout: peer_timeout.min(i16::MAX as u16 - SWEEP_SLACK),
@@ -539,20 +597,46 @@ impl Swarm {
         self.shards.len()
     }
 
-    /// Bytes of the shard array itself and of the relief's tallies.
+    /// Bytes of the shard array itself, of its layout words and of the
+    /// relief's tallies.
     fn fixed_bytes(&self) -> u64 {
-        (self.shards.len() * std::mem::size_of::<Padded>() + 2 * AGE_BUCKETS * 8) as u64
+        let shard = std::mem::size_of::<Padded>() + std::mem::size_of::<SharedLayout>();
+        (self.shards.len() * shard + 2 * AGE_BUCKETS * 8) as u64
     }
 
-    fn shard(&self, info_hash: &InfoHash) -> &Mutex<Shard> {
+    fn shard_at(&self, info_hash: &InfoHash) -> usize {
         let h = self.shard_hasher.hash_one(info_hash) as usize;
-        &self.shards[h & (self.shards.len() - 1)].0
+        h & (self.shards.len() - 1)
+    }
+
+    fn shard(&self, info_hash: &InfoHash) -> &Padded {
+        &self.shards[self.shard_at(info_hash)]
+    }
+
+    /// Start fetching the first cache lines an announce or scrape of
+    /// `info_hash` will read from the map (the shard's lock and table header,
+    /// its control bytes and positions), without waiting for them and without
+    /// the lock. The net loop calls it for the datagrams after the one it is
+    /// answering: one lookup's misses depend on each other, but those of
+    /// different requests can overlap. Changes nothing; costs two keyed
+    /// hashes and a load from the packed [`SharedLayout`] words.
+    #[inline]
+    pub fn prefetch(&self, info_hash: &InfoHash) {
+        let i = self.shard_at(info_hash);
+        let shard = (&self.shards[i] as *const Padded).addr();
+        table::prefetch(shard);
+        table::prefetch(shard + 64);
+        self.layouts[i]
+            .get()
+            .prefetch(self.map_hasher.hash_one(info_hash));
     }
 
     /// Add a shard's change since its last publication to the map's totals
     /// once it reaches the slack; flip the `over` flag if that crosses a hard
-    /// threshold. Call after every change to a shard, under its lock.
-    fn publish(&self, shard: &mut Shard) {
+    /// threshold; republish where its table is if that moved. Call after
+    /// every change to a shard, under its lock (`at` is the shard's index).
+    fn publish(&self, at: usize, shard: &mut Shard) {
+        self.layouts[at].set(shard.torrents.layout());
         let th = &self.thresholds;
         let mut changed = false;
         if th.slack_bytes != u64::MAX {
@@ -612,7 +696,8 @@ impl Swarm {
         adm: &A,
         emit: impl FnMut(&P, Option<&PeerId>),
     ) -> Option<Announced> {
-        let mut guard = self.shard(&req.info_hash).lock();
+        let at = self.shard_at(&req.info_hash);
+        let mut guard = self.shards[at].lock();
         let shard = &mut *guard;
         // What the budget sees of a shard; a refresh changes none of it.
         let size = |s: &Shard| (s.totals.peers(), s.torrents.len(), s.totals.heap);
@@ -628,7 +713,7 @@ impl Swarm {
             }
         }
         if req.peer_id.is_some() || size(shard) != before {
-            self.publish(shard);
+            self.publish(at, shard);
         }
         Some(a)
     }
@@ -918,7 +1003,8 @@ impl Swarm {
         why: Option<Eviction>,
     ) -> usize {
         let stamp = now as Stamp;
-        let mut guard = self.shards[shard & (self.shards.len() - 1)].0.lock();
+        let at = shard & (self.shards.len() - 1);
+        let mut guard = self.shards[at].lock();
         let Shard {
             torrents,
             totals,
@@ -966,7 +1052,7 @@ impl Swarm {
                 peer_ids.shrink_to(peer_ids.len() * 2);
             }
         }
-        self.publish(&mut guard);
+        self.publish(at, &mut guard);
         removed
     }
 
@@ -1594,6 +1680,41 @@ mod tests {
         let mut h = [0u8; 20];
         h[..4].copy_from_slice(&n.to_le_bytes());
         h
+    }
+
+    #[test]
+    fn every_shard_publishes_where_its_table_is() {
+        let s = Swarm::new(4, 100);
+        s.check_layouts();
+        for n in 0..3000 {
+            s.prefetch(&ih(n));
+            announce4(&s, &ih(n), (n % 200) as u8, Role::Leecher, false, 10, 0);
+        }
+        s.check_layouts();
+        assert!(s.layouts.iter().all(|l| l.get().ctrl != 0));
+        // Expiry empties and shrinks the tables: the layouts follow, and a
+        // prefetch after it reads nothing stale.
+        let removed: usize = (0..4).map(|i| s.expire_shard(i, 1000)).sum();
+        assert_eq!(removed, 3000);
+        s.check_layouts();
+        assert!(s.layouts.iter().all(|l| l.get().ctrl == 0));
+        (0..100).for_each(|n| s.prefetch(&ih(n)));
+    }
+
+    #[test]
+    fn a_layout_survives_its_packing() {
+        let l = SharedLayout::default();
+        assert_eq!(l.get(), ProbeLayout::default());
+        for (ctrl, mask) in [(0x7fff_1234_5670, 0), (0x5555_0000_0010, (1 << 20) - 1)] {
+            l.set(ProbeLayout { ctrl, mask });
+            assert_eq!(l.get(), ProbeLayout { ctrl, mask });
+        }
+        // Not packable: no prefetch rather than a wrong one.
+        l.set(ProbeLayout {
+            ctrl: 1 << 60,
+            mask: 15,
+        });
+        assert_eq!(l.get(), ProbeLayout::default());
     }
 
     /// Peer `n` (a distinct address) announces torrent `t` at `now`.

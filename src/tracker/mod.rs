@@ -53,6 +53,10 @@ pub const MAX_PEERS_V4: usize =
 pub const MAX_PEERS_V6: usize =
     (MAX_DATAGRAM_V6 - udp::ANNOUNCE_RESPONSE_HEADER_LEN) / udp::PEER6_LEN;
 
+/// Most of one scrape's hashes [`Tracker::prefetch_udp`] looks ahead at: a
+/// scrape's later hashes are fetched while its first are answered anyway.
+pub const PREFETCH_HASHES: usize = 4;
+
 /// State shared by every worker: configuration, connection-id key, swarm map.
 #[derive(Debug)]
 pub struct Tracker {
@@ -322,6 +326,18 @@ impl Tracker {
             num_want.min(i64::from(u32::MAX)) as u32
         };
         want.min(self.config.max_numwant) as usize
+    }
+
+    /// Start fetching the swarm's memory that [`Tracker::handle_udp`] will
+    /// read for `req` (see [`Swarm::prefetch`]): for a datagram a few places
+    /// further in the batch than the one being answered. Changes nothing,
+    /// checks nothing, emits nothing; at most [`PREFETCH_HASHES`] of a
+    /// scrape's hashes.
+    #[inline]
+    pub fn prefetch_udp(&self, req: &[u8]) {
+        for info_hash in udp::peek_info_hashes(req).iter().take(PREFETCH_HASHES) {
+            self.swarm.prefetch(info_hash);
+        }
     }
 
     /// Handle one UDP datagram from `src`; write the reply into `out` and return

@@ -382,6 +382,20 @@ pub fn parse_request(buf: &[u8]) -> Result<Request<'_>, ParseError> {
     }
 }
 
+/// The info hashes a datagram names, read without checking the rest: an
+/// announce's one, a scrape's (whole ones only); none for anything else. For
+/// looking ahead in a batch only: the datagram is still to be parsed and its
+/// connection id checked before anything is served.
+#[inline]
+pub fn peek_info_hashes(buf: &[u8]) -> &[[u8; HASH_LEN]] {
+    let body = match parse_header(buf).map(|h| Action::from_u32(h.action)) {
+        Some(Some(Action::Announce)) => buf.get(field::announce::INFO_HASH),
+        Some(Some(Action::Scrape)) => buf.get(field::scrape::INFO_HASHES),
+        _ => None,
+    };
+    body.map_or(&[], |b| b.as_chunks().0)
+}
+
 /// BEP 41 options trailing an announce. Iterating yields the options that are
 /// well formed and stops at "end of options", at the end of the buffer, or at
 /// the first malformed option: a broken option never breaks the announce.
@@ -1017,6 +1031,24 @@ mod proptests {
     use super::*;
     use proptest::prelude::*;
 
+    /// The look-ahead reads the hashes the parser reads, wherever the parser
+    /// reads some; where it does not, at most what the bytes hold at the
+    /// announce's place (a truncated announce), never past the end.
+    fn peek_agrees(bytes: &[u8]) {
+        let peeked = peek_info_hashes(bytes);
+        match parse_request(bytes) {
+            Ok(Request::Announce(a)) => assert_eq!(peeked, &[a.info_hash]),
+            Ok(Request::Scrape(s)) => assert_eq!(peeked.as_flattened(), s.info_hashes),
+            Ok(Request::Connect(_)) => assert!(peeked.is_empty()),
+            Err(_) => {
+                assert!(peeked.len() <= 1);
+                if let Some(h) = peeked.first() {
+                    assert_eq!(&bytes[16..36], h);
+                }
+            }
+        }
+    }
+
     proptest! {
         #[test]
         fn no_input_panics(bytes in proptest::collection::vec(any::<u8>(), 0..1500)) {
@@ -1026,6 +1058,7 @@ mod proptests {
                 let _ = a.options.iter().count();
             }
             let _ = parse_response(&bytes);
+            peek_agrees(&bytes);
         }
 
         #[test]
@@ -1038,6 +1071,7 @@ mod proptests {
                 bytes[0..8].copy_from_slice(&PROTOCOL_ID.to_be_bytes());
             }
             let _ = parse_request(&bytes);
+            peek_agrees(&bytes);
         }
 
         #[test]
