@@ -7,8 +7,10 @@
 //!
 //! # Safety
 //!
-//! This is the crate's only `unsafe`. It is confined to the two syscalls and
-//! to reading the kernel-filled socket addresses:
+//! Most of the crate's `unsafe` is here (the rest, one call each: getrlimit
+//! in `sys.rs`, madvise in `access/list.rs`, a prefetch in `swarm/table.rs`;
+//! see the lints in `Cargo.toml`). It is confined to the two syscalls and to
+//! reading the kernel-filled socket addresses:
 //! - every pointer handed to the kernel points into this struct's heap-boxed
 //!   arrays, which are not moved or resized while a call runs (the headers
 //!   are rebuilt before each call, so the struct is never self-referential);

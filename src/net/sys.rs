@@ -8,8 +8,8 @@
 //! to it, so shoal does that once at start-up instead of asking every operator
 //! to set `LimitNOFILE=`.
 //!
-//! The two libc calls need `unsafe`; this module and `mmsg.rs` are the only
-//! places the crate allows it (see the lints in `Cargo.toml`).
+//! The two libc calls need `unsafe`; the lints in `Cargo.toml` list the few
+//! places the crate allows it.
 #![allow(unsafe_code)]
 
 use std::io;
