@@ -571,9 +571,10 @@ impl Running {
 /// housekeeping get a turn.
 const UDP_BUDGET: usize = 512;
 /// How many datagrams of a receive batch ahead of the one being answered the
-/// loop prefetches the swarm's lines for ([`Tracker::prefetch_udp`]): enough
-/// for a DRAM miss to land while one request is answered (about a
-/// microsecond), few enough that the lines are still in L1 when used.
+/// loop prefetches the swarm's lines for ([`Tracker::prefetch_udp`]): a DRAM
+/// miss lands well within the microsecond one request takes, and a few
+/// requests' lines are little next to the caches. 4 is the only distance
+/// measured (`benches/profile.sh`, BENCHMARKS.md).
 const PREFETCH_AHEAD: usize = 4;
 /// Shards swept at most per loop turn, unless more are needed to keep pace
 /// (see [`housekeeping`]).

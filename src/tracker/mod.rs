@@ -53,8 +53,9 @@ pub const MAX_PEERS_V4: usize =
 pub const MAX_PEERS_V6: usize =
     (MAX_DATAGRAM_V6 - udp::ANNOUNCE_RESPONSE_HEADER_LEN) / udp::PEER6_LEN;
 
-/// Most of one scrape's hashes [`Tracker::prefetch_udp`] looks ahead at: a
-/// scrape's later hashes are fetched while its first are answered anyway.
+/// Most of one scrape's hashes [`Tracker::prefetch_udp`] looks ahead at: it
+/// bounds the look-ahead's work for one datagram (a scrape's later hashes
+/// wait for their misses as they did before).
 pub const PREFETCH_HASHES: usize = 4;
 
 /// State shared by every worker: configuration, connection-id key, swarm map.
