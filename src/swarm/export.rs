@@ -134,7 +134,7 @@ impl Swarm {
         buf.used = 0;
         let stamp = now as Stamp;
         let timeout = self.peer_timeout;
-        let guard = self.shards[shard & (self.shards.len() - 1)].0.lock();
+        let guard = self.shards[shard & (self.shards.len() - 1)].lock();
         let Shard {
             torrents, peer_ids, ..
         } = &*guard;

@@ -1103,7 +1103,7 @@ impl Swarm {
                 Phase::Measure { next, at, why } => {
                     let end = (next + budget).min(n);
                     for i in next..end {
-                        relief.measure(&self.shards[i].0.lock(), at as Stamp);
+                        relief.measure(&self.shards[i].lock(), at as Stamp);
                     }
                     budget -= end - next;
                     relief.phase = if end < n {
@@ -1185,7 +1185,7 @@ impl Swarm {
         shard: usize,
         mut f: impl FnMut(&InfoHash, u32, (&[Peer4], usize), (&[Peer6], usize)),
     ) {
-        let guard = self.shards[shard & (self.shards.len() - 1)].0.lock();
+        let guard = self.shards[shard & (self.shards.len() - 1)].lock();
         for (ih, t) in guard.torrents.iter() {
             f(
                 ih,
@@ -1204,7 +1204,7 @@ impl Swarm {
             ..Totals::default()
         };
         for shard in self.shards.iter() {
-            let s = shard.0.lock();
+            let s = shard.lock();
             t.torrents += s.torrents.len() as u64;
             t.seeders4 += s.totals.seeders4;
             t.leechers4 += s.totals.leechers4;
@@ -1229,7 +1229,7 @@ impl Swarm {
     pub fn approx_bytes(&self) -> usize {
         self.shards
             .iter()
-            .map(|shard| shard.0.lock().bytes())
+            .map(|shard| shard.lock().bytes())
             .sum::<usize>()
             + self.fixed_bytes() as usize
     }
@@ -1241,7 +1241,7 @@ impl Swarm {
         self.shards
             .iter()
             .map(|shard| {
-                let s = shard.0.lock();
+                let s = shard.lock();
                 s.torrents.own_bytes()
                     + s.torrents.values().map(Torrent::heap_bytes).sum::<usize>()
                     + ids_bytes(&s.peer_ids)
@@ -1591,7 +1591,7 @@ mod tests {
         // An IPv6 `stopped` on an IPv4-only torrent creates no IPv6 set.
         let stop6 = req(&ih, (Ipv6Addr::LOCALHOST, 1), Role::Stopped, 0);
         s.announce::<Peer6>(&stop6, |_, _| {});
-        let shard = s.shards[0].0.lock();
+        let shard = s.shards[0].lock();
         assert!(shard.torrents.get(&ih).is_some_and(|t| !t.is_big()));
     }
 
@@ -1638,9 +1638,9 @@ mod tests {
         assert_eq!(got, vec![(v4(1, 1), Some([b'a'; 20])), (v4(2, 6881), None)]);
         // Stopped forgets the id; expiry forgets ids of expired peers.
         s.announce::<Peer4>(&with_id(v4(3, 1), &c, Role::Stopped, 50, 0), |_, _| {});
-        assert_eq!(s.shards[0].0.lock().peer_ids.len(), 1);
+        assert_eq!(s.shards[0].lock().peer_ids.len(), 1);
         s.expire_shard(0, 120); // peer 1 (t=0) expires, peer 2 (t=50) stays
-        assert!(s.shards[0].0.lock().peer_ids.is_empty());
+        assert!(s.shards[0].lock().peer_ids.is_empty());
         assert_eq!(s.scrape(&ih).seeders, 1);
     }
 

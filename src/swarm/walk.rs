@@ -68,7 +68,7 @@ impl Swarm {
         for shard in self.shards.iter() {
             copied.clear();
             {
-                let s = shard.0.lock();
+                let s = shard.lock();
                 total += s.torrents.len() as u64;
                 if keep == 0 {
                     continue;
