@@ -26,6 +26,7 @@
 #   git worktree add /tmp/old COMMIT && (cd /tmp/old && cargo build --release)
 #   BASELINE=/tmp/old/target/release/shoal ROUND_TOOLS=aquatic_udp_load_test benches/compare.sh
 # aquatic_udp_load_test is still needed as a load generator.
+# Pool the rounds of several runs into per-round ratios: benches/rounds.py OUT...
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
