@@ -53,10 +53,12 @@ def main():
         for name, opp, shoal in pairs(out, args.tool):
             line = f"{out} round {name}:"
             for key, label in KEYS:
-                if opp[key] and shoal[key] and float(opp[key]) > 0:
-                    r = float(shoal[key]) / float(opp[key])
-                    ratios[key].append(r)
-                    line += f"  {label} {float(opp[key]):.6g} / {float(shoal[key]):.6g} = {r:.3f}x"
+                a, b = float(opp[key] or 0), float(shoal[key] or 0)
+                if a > 0 and b > 0:
+                    ratios[key].append(b / a)
+                    line += f"  {label} {a:.6g} / {b:.6g} = {b / a:.3f}x"
+                else:  # a run that answered nothing: shown, kept out of the means
+                    line += f"  {label} {a:.6g} / {b:.6g} (no ratio)"
             print(line)
     rng = random.Random(14)
     for key, label in KEYS:
