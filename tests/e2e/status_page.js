@@ -65,13 +65,24 @@ async function main() {
     // The first history sample is taken 10 s after start.
     await until("a history sample", async () => (await get("stats/history")).samples.length >= 1);
 
-    browser = await chromium.launchPersistentContext(profile, {
-      executablePath: "/usr/bin/chromium",
-      headless: true,
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-      viewport: { width: 1200, height: 900 },
-    });
+    // Chromium now and then dies at launch on a busy CI machine (a SIGSEGV
+    // before any page exists: seen once in a fresh-clone run). That is not
+    // the page under test, so the launch alone is tried up to three times,
+    // each in a fresh profile, each failure printed.
+    for (let attempt = 1; !browser; attempt++) {
+      try {
+        browser = await chromium.launchPersistentContext(path.join(profile, String(attempt)), {
+          executablePath: "/usr/bin/chromium",
+          headless: true,
+          args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+          viewport: { width: 1200, height: 900 },
+        });
+      } catch (e) {
+        if (attempt >= 3) throw e;
+        console.error(`status_page.js: chromium launch ${attempt} failed, trying again: ${e.message.split("\n")[0]}`);
+      }
+    }
     const problems = [];
     const watch = (page) => {
       page.on("console", (m) => { if (m.type() === "error") problems.push("console: " + m.text()); });
