@@ -9,11 +9,15 @@
 //! process.
 
 use crate::access::{AccessConfig, Mode};
+use crate::api::ApiConfig;
 use crate::bench::BenchConfig;
 use crate::client::{self, AnnounceParams, Client, Event, TrackerUrl};
-use crate::config::{Config, TrackerConfig};
 use crate::limit::{Cidr, LimitConfig};
+use crate::net::HttpConfig;
 use crate::rendezvous::RendezvousConfig;
+use crate::server::{Config, Listen};
+use crate::state::StateConfig;
+use crate::tracker::TrackerConfig;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use std::ffi::OsString;
 use std::io::Write;
@@ -805,11 +809,11 @@ pub struct ServeArgs {
     pub http_metrics: bool,
 
     /// HTTP: most open connections per worker; more are closed at once.
-    #[arg(long, value_name = "N", env = "SHOAL_HTTP_MAX_CONNECTIONS", default_value_t = Config::default().http_max_connections)]
+    #[arg(long, value_name = "N", env = "SHOAL_HTTP_MAX_CONNECTIONS", default_value_t = HttpConfig::default().max_connections)]
     pub http_max_connections: usize,
 
     /// HTTP: close a connection idle (or stuck mid-request) for this long, in seconds.
-    #[arg(long, value_name = "SECS", env = "SHOAL_HTTP_IDLE_TIMEOUT", default_value_t = Config::default().http_idle_timeout.as_secs())]
+    #[arg(long, value_name = "SECS", env = "SHOAL_HTTP_IDLE_TIMEOUT", default_value_t = HttpConfig::default().idle_timeout.as_secs())]
     pub http_idle_timeout: u64,
 
     /// HTTP behind a reverse proxy: take the client address from this header
@@ -936,7 +940,7 @@ pub struct ServeArgs {
     pub stats_interval: u64,
 
     /// Shards of the swarm map (rounded up to a power of two).
-    #[arg(long, value_name = "N", env = "SHOAL_SHARDS", default_value_t = Config::default().shards)]
+    #[arg(long, value_name = "N", env = "SHOAL_SHARDS", default_value_t = TrackerConfig::default().shards)]
     pub shards: usize,
 
     /// Socket receive/send buffer asked of the kernel, in bytes (capped by net.core.rmem_max/wmem_max).
@@ -1051,7 +1055,7 @@ impl ServeArgs {
         let udp = if self.no_udp {
             Vec::new()
         } else if self.udp.is_empty() {
-            defaults.udp.clone()
+            defaults.listen.udp.clone()
         } else {
             self.udp.clone()
         };
@@ -1082,33 +1086,41 @@ impl ServeArgs {
                 max_peers: self.max_peers,
                 max_memory: self
                     .max_memory
-                    .unwrap_or_else(|| crate::config::default_max_memory().0),
+                    .unwrap_or_else(|| crate::server::host::default_max_memory().0),
                 max_torrent_share: self.max_torrent_share,
+                shards: self.shards,
             },
-            udp,
-            http: self.http.clone(),
-            http_max_connections: self.http_max_connections,
-            http_idle_timeout: Duration::from_secs(self.http_idle_timeout),
-            http_client_ip_header: self.http_client_ip_header.clone(),
-            http_metrics: self.http_metrics,
-            metrics: self.metrics.clone(),
+            listen: Listen {
+                udp,
+                http: self.http.clone(),
+                metrics: self.metrics.clone(),
+                api: self.api.clone(),
+                rendezvous: self.rendezvous.clone(),
+                defaults: default_addrs,
+            },
+            http: HttpConfig {
+                max_connections: self.http_max_connections,
+                idle_timeout: Duration::from_secs(self.http_idle_timeout),
+                client_ip_header: self.http_client_ip_header.clone(),
+                metrics_on_tracker_port: self.http_metrics,
+            },
             workers: self.workers.unwrap_or(defaults.workers),
-            shards: self.shards,
             stats_interval: (self.stats_interval > 0)
                 .then(|| Duration::from_secs(self.stats_interval)),
             socket_buffer: self.socket_buffer,
-            default_addrs,
-            rendezvous: self.rendezvous.clone(),
-            rendezvous_settings: RendezvousConfig {
+            rendezvous: RendezvousConfig {
                 timeout: self.rendezvous_timeout,
                 max: self.rendezvous_max,
                 push_rate: self.rendezvous_push_rate,
             },
-            state_file: self.state_file.clone(),
-            state_interval: (self.state_interval > 0)
-                .then(|| Duration::from_secs(self.state_interval)),
-            api: self.api.clone(),
-            api_token,
+            state: self.state_file.clone().map(|path| StateConfig {
+                path,
+                interval: (self.state_interval > 0)
+                    .then(|| Duration::from_secs(self.state_interval)),
+            }),
+            api: ApiConfig { token: api_token },
+            access: self.access(),
+            control_nice: defaults.control_nice,
             cluster: self
                 .cluster
                 .as_ref()
@@ -1154,7 +1166,8 @@ fn redact_url_password(url: &str) -> String {
     }
 }
 
-pub fn print_config(config: &Config, access: &AccessConfig, log: Option<&str>) -> String {
+pub fn print_config(config: &Config, log: Option<&str>) -> String {
+    let access = &config.access;
     fn list(addrs: &[SocketAddr]) -> String {
         addrs
             .iter()
@@ -1166,35 +1179,39 @@ pub fn print_config(config: &Config, access: &AccessConfig, log: Option<&str>) -
     let off = |v: &str| (!v.is_empty()).then(|| v.to_string());
     // The built-in UDP addresses stay implicit: written out, a host without
     // IPv6 would fail on [::] instead of skipping it.
-    let udp = (!config.default_addrs).then(|| list(&config.udp));
+    let udp = (!config.listen.defaults).then(|| list(&config.listen.udp));
     let mut lines: Vec<(&str, &str, Option<String>)> = vec![
         ("SHOAL_UDP", "--udp", udp.and_then(|u| off(&u))),
         (
             "SHOAL_NO_UDP",
             "--no-udp",
-            Some(config.udp.is_empty().to_string()),
+            Some(config.listen.udp.is_empty().to_string()),
         ),
-        ("SHOAL_HTTP", "--http", off(&list(&config.http))),
-        ("SHOAL_METRICS", "--metrics", off(&list(&config.metrics))),
+        ("SHOAL_HTTP", "--http", off(&list(&config.listen.http))),
+        (
+            "SHOAL_METRICS",
+            "--metrics",
+            off(&list(&config.listen.metrics)),
+        ),
         (
             "SHOAL_HTTP_METRICS",
             "--http-metrics",
-            Some(config.http_metrics.to_string()),
+            Some(config.http.metrics_on_tracker_port.to_string()),
         ),
         (
             "SHOAL_HTTP_MAX_CONNECTIONS",
             "--http-max-connections",
-            Some(config.http_max_connections.to_string()),
+            Some(config.http.max_connections.to_string()),
         ),
         (
             "SHOAL_HTTP_IDLE_TIMEOUT",
             "--http-idle-timeout",
-            Some(config.http_idle_timeout.as_secs().to_string()),
+            Some(config.http.idle_timeout.as_secs().to_string()),
         ),
         (
             "SHOAL_HTTP_CLIENT_IP_HEADER",
             "--http-client-ip-header",
-            config.http_client_ip_header.clone(),
+            config.http.client_ip_header.clone(),
         ),
         (
             "SHOAL_WORKERS",
@@ -1247,7 +1264,7 @@ pub fn print_config(config: &Config, access: &AccessConfig, log: Option<&str>) -
             "--stats-interval",
             Some(config.stats_interval.map_or(0, |d| d.as_secs()).to_string()),
         ),
-        ("SHOAL_SHARDS", "--shards", Some(config.shards.to_string())),
+        ("SHOAL_SHARDS", "--shards", Some(t.shards.to_string())),
         (
             "SHOAL_SOCKET_BUFFER",
             "--socket-buffer",
@@ -1256,11 +1273,11 @@ pub fn print_config(config: &Config, access: &AccessConfig, log: Option<&str>) -
         (
             "SHOAL_RENDEZVOUS",
             "--rendezvous",
-            off(&list(&config.rendezvous)),
+            off(&list(&config.listen.rendezvous)),
         ),
     ];
-    lines.push(("SHOAL_API", "--api", off(&list(&config.api))));
-    let r = &config.rendezvous_settings;
+    lines.push(("SHOAL_API", "--api", off(&list(&config.listen.api))));
+    let r = &config.rendezvous;
     lines.extend([
         (
             "SHOAL_RENDEZVOUS_TIMEOUT",
@@ -1321,12 +1338,17 @@ pub fn print_config(config: &Config, access: &AccessConfig, log: Option<&str>) -
         ),
     ]);
     let path = |p: &Option<std::path::PathBuf>| p.as_ref().map(|p| p.display().to_string());
+    let state_file = config.state.as_ref().map(|s| s.path.clone());
+    let state_interval = config
+        .state
+        .as_ref()
+        .map_or(300, |s| s.interval.map_or(0, |d| d.as_secs()));
     lines.extend([
-        ("SHOAL_STATE_FILE", "--state-file", path(&config.state_file)),
+        ("SHOAL_STATE_FILE", "--state-file", path(&state_file)),
         (
             "SHOAL_STATE_INTERVAL",
             "--state-interval",
-            Some(config.state_interval.map_or(0, |d| d.as_secs()).to_string()),
+            Some(state_interval.to_string()),
         ),
     ]);
     let list = access.list.as_ref().map(|(p, _)| p.clone());
@@ -1353,7 +1375,7 @@ pub fn print_config(config: &Config, access: &AccessConfig, log: Option<&str>) -
         }
     }
     // The token itself is a secret: never printed.
-    out.push_str(match config.api_token {
+    out.push_str(match config.api.token {
         Some(_) => "# SHOAL_API_TOKEN=  # --api-token (set; not shown: give it again)\n",
         None => "# SHOAL_API_TOKEN=  # --api-token (not set)\n",
     });
@@ -1548,10 +1570,10 @@ mod tests {
         let cli = parse(&[]);
         assert!(cli.command.is_none());
         let c = cli.serve.to_config().unwrap();
-        assert_eq!(c.udp, Config::default().udp);
-        assert!(c.default_addrs);
+        assert_eq!(c.listen.udp, Config::default().listen.udp);
+        assert!(c.listen.defaults);
         // The memory budget defaults to half of what the process may use.
-        let budget = crate::config::default_max_memory().0;
+        let budget = crate::server::host::default_max_memory().0;
         assert!(budget > 0, "a limit is found here (at least MemTotal)");
         assert_eq!(
             c.tracker,
@@ -1637,8 +1659,8 @@ mod tests {
             panic!()
         };
         let c = args.to_config().unwrap();
-        assert_eq!(c.udp.len(), 2);
-        assert!(!c.default_addrs);
+        assert_eq!(c.listen.udp.len(), 2);
+        assert!(!c.listen.defaults);
         assert_eq!(
             (c.workers, c.tracker.interval, c.tracker.peer_timeout),
             (3, 60, 90)
@@ -1656,8 +1678,8 @@ mod tests {
     #[test]
     fn rendezvous_flags() {
         let c = parse(&[]).serve.to_config().unwrap();
-        assert!(c.rendezvous.is_empty(), "off by default");
-        assert_eq!(c.rendezvous_settings, RendezvousConfig::default());
+        assert!(c.listen.rendezvous.is_empty(), "off by default");
+        assert_eq!(c.rendezvous, RendezvousConfig::default());
         let cli = parse(&[
             "--rendezvous",
             "127.0.0.1:0",
@@ -1671,9 +1693,9 @@ mod tests {
             "2",
         ]);
         let c = cli.serve.to_config().unwrap();
-        assert_eq!(c.rendezvous.len(), 2);
+        assert_eq!(c.listen.rendezvous.len(), 2);
         assert_eq!(
-            c.rendezvous_settings,
+            c.rendezvous,
             RendezvousConfig {
                 timeout: 60,
                 max: 1000,
@@ -1681,12 +1703,12 @@ mod tests {
             }
         );
         // The UDP tracker keeps its defaults; rendezvous alone is enough to serve.
-        assert!(c.default_addrs);
+        assert!(c.listen.defaults);
         let c = parse(&["--no-udp", "--rendezvous", "127.0.0.1:0"])
             .serve
             .to_config()
             .unwrap();
-        assert!(c.udp.is_empty());
+        assert!(c.listen.udp.is_empty());
         for (flag, value) in [
             ("--rendezvous-timeout", "0"),
             ("--rendezvous-max", "0"),

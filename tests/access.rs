@@ -14,17 +14,17 @@ mod common;
 use alloc_count::allocs;
 use common::{Client, REPLY_TIMEOUT};
 use shoal::access::{write_atomically, AccessConfig, Mode, Reloader};
-use shoal::config::Config;
-use shoal::net::{Clock, Running, Server};
-use shoal::stats::{Counters, Reject};
-use shoal::tracker::{Tracker, Worker};
+use shoal::server::{Config, Running, Server};
+use shoal::stats::Reject;
+use shoal::time::{Clock, Now};
+use shoal::tracker::Outcome::Refused;
+use shoal::tracker::{Asked, Refusal, Tracker, Worker};
 use shoal::wire::udp::{self, AnnounceRequest, Event, Response};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
-use std::sync::atomic::AtomicU32;
-use std::sync::{mpsc, Arc};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 #[global_allocator]
@@ -93,24 +93,27 @@ fn keys_text() -> String {
     format!("{K1}\n# a comment\n{K_EXPIRED} 1000\n")
 }
 
-fn config() -> Config {
-    Config {
-        udp: vec!["127.0.0.1:0".parse().unwrap(), "[::1]:0".parse().unwrap()],
-        http: vec!["127.0.0.1:0".parse().unwrap(), "[::1]:0".parse().unwrap()],
-        shards: 4,
-        ..Config::for_udp("127.0.0.1:0".parse().unwrap())
-    }
+/// Two UDP and two HTTP addresses (both families), and an operator
+/// listener, enforcing `access`.
+fn config(access: &AccessConfig) -> Config {
+    let mut c = Config::for_udp("127.0.0.1:0".parse().unwrap());
+    c.listen.udp = vec!["127.0.0.1:0".parse().unwrap(), "[::1]:0".parse().unwrap()];
+    c.listen.http = vec!["127.0.0.1:0".parse().unwrap(), "[::1]:0".parse().unwrap()];
+    c.listen.metrics = vec!["127.0.0.1:0".parse().unwrap()];
+    c.tracker.shards = 4;
+    c.access = access.clone();
+    c
 }
 
-/// An in-process server enforcing `access`; the reloader stays with the test.
-fn serve_with_clock(access: &AccessConfig, clock: Clock) -> (Running, Reloader) {
-    let reloader = Reloader::start(access).unwrap();
-    let server = Server::bind_with_clock(config(), clock).unwrap();
-    server.set_access(reloader.handle().clone()).unwrap();
-    (server.spawn().unwrap(), reloader)
+/// An in-process server enforcing `access`.
+fn serve_with_clock(access: &AccessConfig, clock: Clock) -> Running {
+    Server::bind_with_clock(config(access), clock)
+        .unwrap()
+        .spawn()
+        .unwrap()
 }
 
-fn serve(access: &AccessConfig) -> (Running, Reloader) {
+fn serve(access: &AccessConfig) -> Running {
     serve_with_clock(access, Clock::system())
 }
 
@@ -232,13 +235,13 @@ fn bencoded_outcome(body: &[u8]) -> Outcome {
 }
 
 fn rejects(r: &Running, reason: Reject) -> u64 {
-    r.shared().registry.rejects(reason)
+    r.registry().rejects(reason)
 }
 
 #[test]
 fn allow_list_over_udp_and_http_v4_and_v6() {
     let d = TmpDir::new("allow");
-    let (r, _reloader) = serve(&allow(&d.write("allow.txt", &list_text(&[H1]))));
+    let r = serve(&allow(&d.write("allow.txt", &list_text(&[H1]))));
     for udp_addr in r.udp_addrs().to_vec() {
         let mut c = udp_client(udp_addr);
         assert!(
@@ -270,13 +273,11 @@ fn allow_list_over_udp_and_http_v4_and_v6() {
         assert!(String::from_utf8_lossy(&body).contains(&want), "{body:?}");
     }
     // Nothing was stored for the refused hash.
-    let totals = r.shared().tracker.swarm().totals();
+    let totals = r.tracker().swarm().totals();
     assert_eq!(totals.torrents, 1);
     assert_eq!(rejects(&r, Reject::TorrentNotAllowed), 4);
     let mut metrics = String::new();
-    r.shared()
-        .registry
-        .render_prometheus(&mut metrics, &totals, 0);
+    r.registry().render_prometheus(&mut metrics, &totals, 0);
     assert!(metrics.contains("shoal_rejected_total{reason=\"torrent_not_allowed\"} 4"));
     r.stop();
 }
@@ -284,7 +285,7 @@ fn allow_list_over_udp_and_http_v4_and_v6() {
 #[test]
 fn a_refusal_needs_a_valid_connection_id() {
     let d = TmpDir::new("connid");
-    let (r, _reloader) = serve(&allow(&d.write("allow.txt", &list_text(&[H1]))));
+    let r = serve(&allow(&d.write("allow.txt", &list_text(&[H1]))));
     let mut c = udp_client(r.udp_addrs()[0]);
     let good = c.connection_id;
     c.connection_id = good ^ 1;
@@ -311,7 +312,7 @@ fn deny_list_refuses_only_its_hashes() {
         list: Some((d.write("deny.txt", &list_text(&[H1])), Mode::Deny)),
         ..AccessConfig::default()
     };
-    let (r, _reloader) = serve(&access);
+    let r = serve(&access);
     let mut c = udp_client(r.udp_addrs()[1]);
     assert_eq!(udp_announce(&mut c, H1, &[]), err("torrent not allowed"));
     assert_eq!(udp_announce(&mut c, H2, &[]), ok(1, 0));
@@ -332,7 +333,7 @@ fn private(d: &TmpDir, private_scrape: bool) -> AccessConfig {
 #[test]
 fn keys_over_udp_in_bep41_url_data() {
     let d = TmpDir::new("keys-udp");
-    let (r, _reloader) = serve(&private(&d, false));
+    let r = serve(&private(&d, false));
     for udp_addr in r.udp_addrs().to_vec() {
         let mut c = udp_client(udp_addr);
         let k1 = format!("/announce/{K1}");
@@ -356,14 +357,14 @@ fn keys_over_udp_in_bep41_url_data() {
     }
     assert_eq!(rejects(&r, Reject::MissingKey), 4);
     assert_eq!(rejects(&r, Reject::UnknownKey), 6);
-    assert_eq!(r.shared().tracker.swarm().totals().peers(), 2);
+    assert_eq!(r.tracker().swarm().totals().peers(), 2);
     r.stop();
 }
 
 #[test]
 fn keys_over_http_in_the_path() {
     let d = TmpDir::new("keys-http");
-    let (r, _reloader) = serve(&private(&d, false));
+    let r = serve(&private(&d, false));
     for http in r.http_addrs().to_vec() {
         assert!(http_announce(http, H1, &format!("/{K1}")).is_ok());
         assert_eq!(http_announce(http, H1, ""), err("missing key"));
@@ -388,7 +389,7 @@ fn keys_over_http_in_the_path() {
 #[test]
 fn private_scrape_needs_a_key() {
     let d = TmpDir::new("pscrape");
-    let (r, _reloader) = serve(&private(&d, true));
+    let r = serve(&private(&d, true));
     let mut c = udp_client(r.udp_addrs()[0]);
     // A UDP scrape carries no URL data: it cannot bring a key.
     let mut buf = [0u8; 36];
@@ -419,7 +420,7 @@ fn list_and_keys_combine() {
         list: Some((d.write("allow.txt", &list_text(&[H1])), Mode::Allow)),
         ..private(&d, false)
     };
-    let (r, _reloader) = serve(&access);
+    let r = serve(&access);
     let mut c = udp_client(r.udp_addrs()[0]);
     let k1 = format!("/announce/{K1}");
     assert_eq!(udp_announce(&mut c, H1, &[&k1]), ok(1, 0));
@@ -441,23 +442,28 @@ fn list_and_keys_combine() {
 fn a_hash_that_leaves_the_allow_list_loses_its_swarm_in_one_expiry_pass() {
     let d = TmpDir::new("drop");
     let path = d.write("allow.txt", &list_text(&[H1, H2]));
-    let secs = Arc::new(AtomicU32::new(0));
-    let (r, mut reloader) = serve_with_clock(&allow(&path), Clock::Manual(Arc::clone(&secs)));
+    let (clock, secs) = Clock::manual();
+    let r = serve_with_clock(&allow(&path), clock);
     let mut c = udp_client(r.udp_addrs()[0]);
     assert_eq!(udp_announce(&mut c, H1, &[]), ok(1, 0));
     assert_eq!(udp_announce(&mut c, H2, &[]), ok(1, 0));
-    let swarm = r.shared().tracker.swarm();
+    let swarm = r.tracker().swarm();
     assert_eq!(swarm.totals().torrents, 2);
 
     write_atomically(&path, list_text(&[H1]).as_bytes(), 0o644).unwrap();
-    assert_eq!(reloader.reload_all().failures(), 0);
+    assert!(r.reload_access());
+    common::wait_until("H2 is refused", || {
+        udp_announce(&mut c, H2, &[]) == err("torrent not allowed")
+    });
     // Every shard is swept once per sweep period (at most 60 s), a shard when
     // its slot in the period comes; nothing expires by age yet (peer timeout
-    // 2700 s). `set_clock` returns once a loop turn ran with the new time, and
-    // a turn sweeps what is due before it answers: after two whole periods
-    // every shard has been swept at least once since the reload.
-    c.set_clock(&secs, 60);
-    c.set_clock(&secs, 120);
+    // 2700 s). After two whole periods every shard has been swept at least
+    // once since the reload.
+    let metrics = r.metrics_addrs()[0];
+    for t in [60, 120] {
+        secs.store(t, std::sync::atomic::Ordering::SeqCst);
+        common::control_at(metrics, t);
+    }
     let t = swarm.totals();
     assert_eq!(
         (t.torrents, t.peers()),
@@ -477,12 +483,16 @@ fn a_checked_announce_allocates_nothing() {
         ..private(&d, false)
     };
     let reloader = Reloader::start(&access).unwrap();
-    let t = Tracker::new(shoal::config::TrackerConfig::default(), 4);
+    let t = Tracker::new(shoal::tracker::TrackerConfig {
+        shards: 4,
+        ..Default::default()
+    });
     t.set_access(reloader.handle().clone(), 1_700_000_000)
         .unwrap();
-    let mut w = Worker::new(Arc::new(Counters::default()));
+    let mut w = Worker::new();
     let src: SocketAddr = "127.0.0.1:6881".parse().unwrap();
-    let cid = t.connection_id(0, src.ip());
+    let now = Now::from_secs(0);
+    let cid = t.connection_id(now, src.ip());
     let mut datagrams = Vec::new();
     for (ih, data) in [
         (H1, format!("/announce/{K1}")),
@@ -499,18 +509,22 @@ fn a_checked_announce_allocates_nothing() {
     let mut out = [0u8; 2048];
     // Warm up: the worker takes its policy reader, the swarm its torrent.
     for d in &datagrams {
-        t.handle_udp(&mut w, 0, src, d, &mut out).unwrap();
+        assert!(t.handle_udp(&mut w, now, src, d, &mut out).reply > 0);
     }
     // A reload in between: the reader switches without allocating.
     reloader.handle().store((*reloader.handle().load()).clone());
     let before = allocs();
+    let mut unknown = 0;
     for _ in 0..100 {
         for d in &datagrams {
-            t.handle_udp(&mut w, 0, src, d, &mut out).unwrap();
+            let h = t.handle_udp(&mut w, now, src, d, &mut out);
+            assert!(h.reply > 0);
+            unknown +=
+                usize::from(h.outcome == Refused(Some(Asked::Announce), Refusal::UnknownKey));
         }
     }
     assert_eq!(allocs() - before, 0);
-    assert_eq!(w.counters.rejects(Reject::UnknownKey), 101);
+    assert_eq!(unknown, 100);
 }
 
 // --- the binary, as an operator runs it ------------------------------------

@@ -9,10 +9,11 @@ mod common;
 
 use common::{start_with_manual_clock, Client};
 use serde_json::Value;
-use shoal::access::{AccessConfig, Mode, Reloader};
+use shoal::access::{AccessConfig, Mode};
 use shoal::api::ApiToken;
-use shoal::config::Config;
-use shoal::net::{Clock, Running, Server};
+use shoal::server::Config;
+use shoal::server::{Running, Server};
+use shoal::time::Clock;
 use shoal::wire::udp::Event;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -27,15 +28,15 @@ const TOKEN: &str = "test-token-0123456789";
 const WAIT: Duration = Duration::from_secs(20);
 
 fn config() -> Config {
-    Config {
-        udp: vec!["127.0.0.1:0".parse().unwrap()],
-        api: vec!["127.0.0.1:0".parse().unwrap()],
-        metrics: vec!["127.0.0.1:0".parse().unwrap()],
-        api_token: Some(ApiToken::parse(TOKEN).unwrap()),
-        workers: 2,
-        default_addrs: false,
-        ..Config::default()
-    }
+    let mut c = {
+        let mut c = Config::for_udp("127.0.0.1:0".parse().unwrap());
+        c.workers = 2;
+        c
+    };
+    c.listen.api = vec!["127.0.0.1:0".parse().unwrap()];
+    c.listen.metrics = vec!["127.0.0.1:0".parse().unwrap()];
+    c.api.token = Some(ApiToken::parse(TOKEN).unwrap());
+    c
 }
 
 /// A reply: status, head text, body.
@@ -138,12 +139,12 @@ impl TmpDir {
 }
 
 /// An in-process server whose API manages the files of `access`.
-fn start_managed(config: Config, access: &AccessConfig) -> (Running, Reloader) {
-    let server = Server::bind(config).unwrap();
-    let reloader = Reloader::start(access).unwrap();
-    server.set_access(reloader.handle().clone()).unwrap();
-    server.manage_access(access, reloader.handle().clone());
-    (server.spawn().unwrap(), reloader)
+fn start_managed(config: Config, access: &AccessConfig) -> Running {
+    let config = Config {
+        access: access.clone(),
+        ..config
+    };
+    Server::bind(config).unwrap().spawn().unwrap()
 }
 
 #[test]
@@ -306,7 +307,7 @@ fn without_files_changes_are_409_naming_the_flag() {
 fn limit_is_capped_and_bodies_are_bounded() {
     let running = common::start(config());
     let api = running.api_addrs()[0];
-    let swarm = running.shared().tracker.swarm();
+    let swarm = running.tracker().swarm();
     for i in 0..1100u32 {
         let mut ih = [0u8; 20];
         ih[..4].copy_from_slice(&i.to_be_bytes());
@@ -347,7 +348,7 @@ fn limit_is_capped_and_bodies_are_bounded() {
     let param = "offset=%7B%7D&";
     let long = format!(
         "/api/v1/access-list?{}",
-        param.repeat(shoal::net::http::MAX_HEAD / param.len() + 1)
+        param.repeat(shoal::wire::http::MAX_HEAD / param.len() + 1)
     );
     let r = get(api, &long);
     assert_eq!(r.status, 431);
@@ -389,7 +390,7 @@ fn access_list_and_keys_are_written_back_and_survive_a_restart() {
         keys: Some(keys.clone()),
         private_scrape: false,
     };
-    let (running, _reloader) = start_managed(config(), &access);
+    let running = start_managed(config(), &access);
     let api = running.api_addrs()[0];
     let h = [0x5a; 20];
     let r = request(
@@ -510,7 +511,7 @@ fn access_list_and_keys_are_written_back_and_survive_a_restart() {
     running.stop();
 
     // A restart loads what the API wrote.
-    let (running, _reloader) = start_managed(config(), &access);
+    let running = start_managed(config(), &access);
     let api = running.api_addrs()[0];
     let l = get(api, "/api/v1/access-list").json();
     assert_eq!(l["entries"], 1);
@@ -700,7 +701,7 @@ fn shoal_api_subcommands_talk_to_a_running_server() {
         keys: Some(dir.file("keys.txt", "")),
         private_scrape: false,
     };
-    let (running, _reloader) = start_managed(config(), &access);
+    let running = start_managed(config(), &access);
     let url = format!("http://{}", running.api_addrs()[0]);
     let run = |args: &[&str]| {
         let out = common::shoal_command()

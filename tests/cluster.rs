@@ -13,8 +13,8 @@ mod common;
 use alloc_count::allocs;
 use common::{start, Client};
 use shoal::cluster::ClusterConfig;
-use shoal::config::Config;
-use shoal::net::Running;
+use shoal::server::Config;
+use shoal::server::Running;
 use shoal::wire::udp::Event;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -122,23 +122,25 @@ fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
 }
 
 fn instance(url: &str, name: &str) -> Running {
-    start(Config {
-        metrics: vec!["127.0.0.1:0".parse().unwrap()],
-        cluster: Some(ClusterConfig {
+    let mut c = {
+        let mut c = Config::for_udp("127.0.0.1:0".parse().unwrap());
+        c.cluster = Some(ClusterConfig {
             url: url.into(),
             name: name.into(),
             state_interval: Duration::from_secs(1),
-        }),
-        ..Config::for_udp("127.0.0.1:0".parse().unwrap())
-    })
+        });
+        c
+    };
+    c.listen.metrics = vec!["127.0.0.1:0".parse().unwrap()];
+    start(c)
 }
 
 fn connected(s: &Running) -> bool {
-    s.shared().cluster.as_ref().unwrap().connected()
+    s.cluster().unwrap().connected()
 }
 
 fn state_writes(s: &Running) -> u64 {
-    let c = s.shared().cluster.as_ref().unwrap();
+    let c = s.cluster().unwrap();
     c.state_writes.load(Ordering::Relaxed)
 }
 
@@ -328,7 +330,7 @@ fn foreign_and_malformed_messages_on_the_channel_are_dropped() {
             .query(&mut con)
             .unwrap();
     }
-    let status = a.shared().cluster.clone().unwrap();
+    let status = a.cluster().unwrap().clone();
     let rejected = || {
         shoal::cluster::batch::BatchError::ALL
             .iter()
@@ -336,7 +338,7 @@ fn foreign_and_malformed_messages_on_the_channel_are_dropped() {
             .sum::<u64>()
     };
     wait_until("three messages rejected", || rejected() == 3);
-    assert_eq!(a.shared().tracker.swarm().totals().peers(), 0);
+    assert_eq!(a.tracker().swarm().totals().peers(), 0);
     // Still serving and still subscribed.
     assert!(connected(&a));
     assert_eq!(
@@ -384,18 +386,22 @@ fn propagation_delay() {
 #[test]
 fn the_record_path_allocates_nothing() {
     use shoal::cluster::{Status, OUTBOX_RECORDS};
-    use shoal::config::TrackerConfig;
-    use shoal::stats::Counters;
+    use shoal::net::worker::publish;
     use shoal::swarm::Role;
-    use shoal::tracker::{Tracker, Worker};
+    use shoal::time::Now;
+    use shoal::tracker::{Tracker, TrackerConfig, Worker};
     use shoal::wire::udp::{self, AnnounceRequest};
     use std::net::IpAddr;
     use std::sync::Arc;
 
-    let t = Tracker::new(TrackerConfig::default(), 16);
+    let t = Tracker::new(TrackerConfig {
+        shards: 16,
+        ..TrackerConfig::default()
+    });
     let status = Arc::new(Status::new(1));
-    let mut w = Worker::new(Arc::new(Counters::default()));
-    w.cluster = Some(status.outbox(0));
+    let mut w = Worker::new();
+    let outbox = status.outbox(0);
+    let now = Now::from_secs(0);
     let ip: IpAddr = "10.1.2.3".parse().unwrap();
     let src = SocketAddr::new(ip, 5000);
     let datagrams: Vec<Vec<u8>> = (0..50u16)
@@ -407,7 +413,7 @@ fn the_record_path_allocates_nothing() {
                 } else {
                     Event::None
                 },
-                ..AnnounceRequest::new(t.connection_id(0, ip), 1, [9; 20], [1; 20], 1000 + i)
+                ..AnnounceRequest::new(t.connection_id(now, ip), 1, [9; 20], [1; 20], 1000 + i)
             };
             let mut b = vec![0; 200];
             let n = udp::write_announce_request(&mut b, &req, b"").unwrap();
@@ -417,7 +423,9 @@ fn the_record_path_allocates_nothing() {
         .collect();
     let mut out = [0u8; 1500];
     for d in &datagrams {
-        t.handle_udp(&mut w, 0, src, d, &mut out).unwrap();
+        let h = t.handle_udp(&mut w, now, src, d, &mut out);
+        assert!(h.reply > 0);
+        publish(Some(&outbox), &h.outcome);
     }
     let mut spare = Vec::with_capacity(OUTBOX_RECORDS);
     status.take(0, &mut spare);
@@ -430,7 +438,8 @@ fn the_record_path_allocates_nothing() {
     let rounds = OUTBOX_RECORDS / 50 + 2;
     for _ in 0..rounds {
         for d in &datagrams {
-            t.handle_udp(&mut w, 0, src, d, &mut out).unwrap();
+            let h = t.handle_udp(&mut w, now, src, d, &mut out);
+            publish(Some(&outbox), &h.outcome);
         }
     }
     assert_eq!(allocs() - before, 0, "no allocation, full buffer included");

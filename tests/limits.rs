@@ -11,9 +11,9 @@
 mod common;
 
 use common::{start, start_with_manual_clock, Client, REPLY_TIMEOUT};
-use shoal::config::Config;
 use shoal::limit::LimitConfig;
-use shoal::net::Running;
+use shoal::server::Config;
+use shoal::server::Running;
 use shoal::stats::{Dropped, Reject};
 use shoal::wire::udp;
 use std::io::{ErrorKind, Read, Write};
@@ -21,12 +21,13 @@ use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::Instant;
 
 fn config(limits: LimitConfig) -> Config {
-    Config {
-        http: vec!["127.0.0.1:0".parse().unwrap()],
-        http_metrics: true,
+    let mut c = Config {
         limits,
         ..Config::for_udp("127.0.0.1:0".parse().unwrap())
-    }
+    };
+    c.listen.http = vec!["127.0.0.1:0".parse().unwrap()];
+    c.http.metrics_on_tracker_port = true;
+    c
 }
 
 fn rate(n: u32, burst: u32) -> LimitConfig {
@@ -69,7 +70,7 @@ fn assert_silent(c: &Client) {
 }
 
 fn rate_limited(server: &Running) -> u64 {
-    server.shared().registry.rejects(Reject::RateLimited)
+    server.registry().rejects(Reject::RateLimited)
 }
 
 /// A TCP connection from `local` (a loopback address) to `addr`.
@@ -213,19 +214,17 @@ fn http_over_the_rate_gets_a_failure_reason_and_shares_the_udp_bucket() {
 
 #[test]
 fn client_ip_header_is_believed_only_from_a_trusted_proxy() {
-    let server = start(Config {
-        http_client_ip_header: Some("X-Forwarded-For".into()),
-        ..config(LimitConfig {
+    let server = start({
+        let mut c = config(LimitConfig {
             trusted_proxies: vec!["127.0.0.2/32".parse().unwrap()],
             ..LimitConfig::default()
-        })
+        });
+        c.http.client_ip_header = Some("X-Forwarded-For".into());
+        c
     });
     let addr = server.http_addrs()[0];
     let ih = [0x55; 20];
-    let untrusted = server
-        .shared()
-        .registry
-        .rejects(Reject::UntrustedClientIpHeader);
+    let untrusted = server.registry().rejects(Reject::UntrustedClientIpHeader);
     assert_eq!(untrusted, 0);
     // From an untrusted address the header is ignored: the peer is stored
     // under the address it connected from, and the attempt is counted.
@@ -241,10 +240,7 @@ fn client_ip_header_is_believed_only_from_a_trusted_proxy() {
         String::from_utf8_lossy(&body)
     );
     assert_eq!(
-        server
-            .shared()
-            .registry
-            .rejects(Reject::UntrustedClientIpHeader),
+        server.registry().rejects(Reject::UntrustedClientIpHeader),
         1
     );
     // From the trusted proxy the header is the client's address.
@@ -270,10 +266,7 @@ fn client_ip_header_is_believed_only_from_a_trusted_proxy() {
         ]
     );
     assert_eq!(
-        server
-            .shared()
-            .registry
-            .rejects(Reject::UntrustedClientIpHeader),
+        server.registry().rejects(Reject::UntrustedClientIpHeader),
         1,
         "only the untrusted peer's header was refused"
     );
@@ -295,7 +288,7 @@ fn connections_per_address_are_capped() {
     let mut c = connect_from("127.0.0.2", addr);
     let _ = c.write_all(b"GET /health HTTP/1.1\r\n\r\n");
     assert_closed(&mut c);
-    let drops = || server.shared().registry.drops(Dropped::HttpPerIpLimit);
+    let drops = || server.registry().drops(Dropped::HttpPerIpLimit);
     assert_eq!(drops(), 1);
     // Another address is not affected.
     let mut d = connect_from("127.0.0.3", addr);
@@ -320,9 +313,10 @@ fn connections_per_address_are_capped() {
 
 #[test]
 fn when_every_slot_is_taken_the_longest_idle_connection_makes_room() {
-    let server = start(Config {
-        http_max_connections: 2,
-        ..config(LimitConfig::default())
+    let server = start({
+        let mut c = config(LimitConfig::default());
+        c.http.max_connections = 2;
+        c
     });
     let addr = server.http_addrs()[0];
     let mut idle = connect_from("127.0.0.2", addr);
@@ -333,7 +327,7 @@ fn when_every_slot_is_taken_the_longest_idle_connection_makes_room() {
     let mut newcomer = connect_from("127.0.0.4", addr);
     assert_eq!(request(&mut newcomer, "/health", "").0, 200);
     assert_closed(&mut idle);
-    let r = &server.shared().registry;
+    let r = &server.registry();
     assert_eq!(r.drops(Dropped::HttpEvicted), 1);
     assert_eq!(r.drops(Dropped::HttpOverLimit), 0);
     assert_eq!(request(&mut busy, "/health", "").0, 200);

@@ -12,7 +12,7 @@
 mod common;
 
 use common::{start, Client, REPLY_TIMEOUT};
-use shoal::config::Config;
+use shoal::server::Config;
 use shoal::wire::udp::Event;
 use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
@@ -319,10 +319,11 @@ fn get(addr: SocketAddr, path: &str) -> (String, String) {
 
 #[test]
 fn live_metrics_are_valid_exposition_format() {
-    let server = start(Config {
-        http: vec!["127.0.0.1:0".parse().unwrap()],
-        metrics: vec!["127.0.0.1:0".parse().unwrap()],
-        ..Config::for_udp("127.0.0.1:0".parse().unwrap())
+    let server = start({
+        let mut c = Config::for_udp("127.0.0.1:0".parse().unwrap());
+        c.listen.http = vec!["127.0.0.1:0".parse().unwrap()];
+        c.listen.metrics = vec!["127.0.0.1:0".parse().unwrap()];
+        c
     });
     let http = server.http_addrs()[0];
     let operator = server.metrics_addrs()[0];
@@ -394,13 +395,11 @@ fn kernel_receive_drops_are_counted() {
         socket_buffer: 4096, // the kernel rounds up to its minimum
         ..Config::for_udp("127.0.0.1:0".parse().unwrap())
     };
-    let server = shoal::net::Server::bind(config).unwrap();
-    let drops = |server: &shoal::net::Server| -> u64 {
-        let shared = server.shared();
+    let server = shoal::server::Server::bind(config).unwrap();
+    let drops = |server: &shoal::server::Server| -> u64 {
         let mut text = String::new();
-        shared
-            .registry
-            .render_prometheus(&mut text, &shared.tracker.swarm().totals(), 0);
+        let totals = server.tracker().swarm().totals();
+        server.registry().render_prometheus(&mut text, &totals, 0);
         text.lines()
             .find_map(|l| l.strip_prefix("shoal_udp_receive_drops_total "))
             .unwrap_or_else(|| panic!("no drops series in\n{text}"))
@@ -410,7 +409,9 @@ fn kernel_receive_drops_are_counted() {
     let before = drops(&server);
     let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     for _ in 0..500 {
-        client.send_to(&[0u8; 512], server.udp_addrs()[0]).unwrap();
+        client
+            .send_to(&[0u8; 512], server.addrs(shoal::net::Role::Udp)[0])
+            .unwrap();
     }
     let after = drops(&server);
     assert!(

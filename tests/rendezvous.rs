@@ -8,24 +8,22 @@
 mod common;
 
 use common::{start, start_with_manual_clock, Client, REPLY_TIMEOUT};
-use shoal::config::Config;
 use shoal::rendezvous::client::ClientReply;
 use shoal::rendezvous::message::Reply;
 use shoal::rendezvous::{DropReason, Outcome, ShareId};
+use shoal::server::Config;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
 use std::process::Command;
 
 /// One worker, rendezvous on `addrs`, nothing else unless a test adds it.
 fn config(addrs: &[&str]) -> Config {
-    Config {
-        udp: Vec::new(),
-        rendezvous: addrs.iter().map(|a| a.parse().unwrap()).collect(),
-        workers: 1,
-        shards: 4,
-        default_addrs: false,
-        ..Config::default()
-    }
+    let mut c = Config::default();
+    c.listen.udp = Vec::new();
+    c.listen.rendezvous = addrs.iter().map(|a| a.parse().unwrap()).collect();
+    c.workers = 1;
+    c.tracker.shards = 4;
+    c
 }
 
 /// A Sobani peer on its own address: one socket for the tracker and for the
@@ -121,7 +119,7 @@ fn two_peers_meet_through_shoal_and_talk_directly() {
     let a = Peer::new("127.0.0.2:0", tracker);
     let b = Peer::new("127.0.0.3:0", tracker);
     introduce_and_talk(&a, &b);
-    let reg = &server.shared().registry;
+    let reg = &server.registry();
     assert_eq!(reg.rendezvous_outcomes(Outcome::Announced), 2);
     assert_eq!(reg.rendezvous_outcomes(Outcome::Pushed), 1);
     server.stop();
@@ -141,7 +139,7 @@ fn metrics(addr: SocketAddr) -> String {
 #[test]
 fn every_rule_as_a_client_sees_it_and_garbage_is_counted() {
     let mut c = config(&["127.0.0.1:0"]);
-    c.metrics = vec!["127.0.0.1:0".parse().unwrap()];
+    c.listen.metrics = vec!["127.0.0.1:0".parse().unwrap()];
     let server = start(c);
     let tracker = server.rendezvous_addrs()[0];
     let a = Peer::new("127.0.0.1:0", tracker);
@@ -173,7 +171,7 @@ fn every_rule_as_a_client_sees_it_and_garbage_is_counted() {
         a.sock.send_to(junk, tracker).unwrap();
     }
     assert_eq!(a.request(r#"{"action":"alive"}"#), Reply::Alived);
-    let reg = &server.shared().registry;
+    let reg = &server.registry();
     assert_eq!(
         reg.rendezvous_outcomes(Outcome::Dropped(DropReason::NotJson)),
         2
@@ -211,8 +209,8 @@ fn every_rule_as_a_client_sees_it_and_garbage_is_counted() {
 #[test]
 fn metrics_have_no_rendezvous_series_when_it_is_off() {
     let mut c = config(&[]);
-    c.udp = vec!["127.0.0.1:0".parse().unwrap()];
-    c.metrics = vec!["127.0.0.1:0".parse().unwrap()];
+    c.listen.udp = vec!["127.0.0.1:0".parse().unwrap()];
+    c.listen.metrics = vec!["127.0.0.1:0".parse().unwrap()];
     let server = start(c);
     assert!(server.rendezvous_addrs().is_empty());
     let text = metrics(server.metrics_addrs()[0]);
@@ -243,13 +241,7 @@ fn a_dual_stack_socket_introduces_ipv4_to_ipv6() {
     let v6 = Peer::new("[::1]:0", SocketAddr::from((Ipv6Addr::LOCALHOST, port)));
     introduce(&v6, &v4);
     introduce(&v4, &v6);
-    assert_eq!(
-        server
-            .shared()
-            .registry
-            .drops(shoal::stats::Dropped::SendError),
-        0
-    );
+    assert_eq!(server.registry().drops(shoal::stats::Dropped::SendError), 0);
     server.stop();
 }
 
@@ -276,8 +268,7 @@ fn introductions_across_families_use_the_other_socket() {
     }
     assert_eq!(
         server
-            .shared()
-            .registry
+            .registry()
             .drops(shoal::stats::Dropped::RendezvousNoRoute),
         0
     );
@@ -287,10 +278,12 @@ fn introductions_across_families_use_the_other_socket() {
 #[test]
 fn registrations_expire_without_alive() {
     // A UDP tracker socket too, in the same single worker: its connect ids
-    // tell when the loop has picked up a new clock time (see common::set_clock).
+    // tell when the loop has picked up a new clock time (see common::set_clock);
+    // the operator listener tells when the control thread (the sweeps) has.
     let mut c = config(&["127.0.0.1:0"]);
-    c.udp = vec!["127.0.0.1:0".parse().unwrap()];
-    c.rendezvous_settings.timeout = 10;
+    c.listen.udp = vec!["127.0.0.1:0".parse().unwrap()];
+    c.listen.metrics = vec!["127.0.0.1:0".parse().unwrap()];
+    c.rendezvous.timeout = 10;
     let (server, clock) = start_with_manual_clock(c);
     let tracker = server.rendezvous_addrs()[0];
     let mut timekeeper = Client::new("127.0.0.1:0", server.udp_addrs()[0]);
@@ -302,11 +295,12 @@ fn registrations_expire_without_alive() {
     assert_eq!(a.request(r#"{"action":"alive"}"#), Reply::Alived);
     // At 12, b (last seen at 0) is past the 10 s timeout; a (alive at 8) is not.
     timekeeper.set_clock(&clock, 12);
-    let rdv = &server.shared().rendezvous.as_ref().unwrap().service;
+    common::control_at(server.metrics_addrs()[0], 12);
+    let rdv = server.registry().rendezvous.as_ref().unwrap();
     assert_eq!(
         rdv.registry().stats().entries,
         1,
-        "the sweep at the start of the turn removed b"
+        "the control thread's sweep at 12 removed b"
     );
     assert_eq!(b.request(r#"{"action":"alive"}"#), Reply::Expired);
     assert_eq!(a.request(r#"{"action":"alive"}"#), Reply::Alived);

@@ -12,7 +12,8 @@
 mod common;
 
 use common::{start_with_manual_clock, Client, REPLY_TIMEOUT};
-use shoal::config::Config;
+use shoal::server::Config;
+use shoal::state::StateConfig;
 use shoal::wire::udp::Event;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -382,7 +383,7 @@ fn periodic_writes_happen_at_the_interval() {
         p.metric("shoal_state_writes_total") > first
     });
     assert_eq!(p.metric("shoal_state_write_failures_total"), 0);
-    let loaded = shoal::snapshot::load(&state, shoal::state::unix_now(), 3600)
+    let loaded = shoal::snapshot::load(&state, shoal::time::unix_now(), 3600)
         .unwrap()
         .unwrap();
     assert_eq!(loaded.counts(), (1, 1));
@@ -413,10 +414,13 @@ fn peers_expire_after_a_restart_when_their_remaining_lifetime_runs_out() {
         c.tracker.interval = 60;
         c.tracker.peer_timeout = 100;
         // One shard: each clock step below is longer than the sweep period
-        // (12.5 s), so the loop sweeps it at every step.
-        c.shards = 1;
-        c.state_file = Some(d.path("shoal.state"));
-        c.state_interval = None;
+        // (12.5 s), so the control thread sweeps it at every step.
+        c.tracker.shards = 1;
+        c.state = Some(StateConfig {
+            path: d.path("shoal.state"),
+            interval: None,
+        });
+        c.listen.metrics = vec!["127.0.0.1:0".parse().unwrap()];
         c
     };
     let (server, clock) = start_with_manual_clock(config());
@@ -433,21 +437,25 @@ fn peers_expire_after_a_restart_when_their_remaining_lifetime_runs_out() {
     // second or two at most, so x has 38..40 s left and y 98..100 s.
     let (server, clock) = start_with_manual_clock(config());
     let addr = server.udp_addrs()[0];
+    let metrics = server.metrics_addrs()[0];
     let mut t = Client::new("127.0.0.1:0", addr);
     t.connect();
     assert_eq!(t.scrape(&[A]), vec![(2, 0, 0)]);
-    set_clock(&mut t, &clock, 37);
-    assert_eq!(t.scrape(&[A]), vec![(2, 0, 0)], "x still has a few seconds");
-    set_clock(&mut t, &clock, 55);
+    // Each step: the clock moves, the control thread sweeps at the new
+    // time, then the scrape shows what is left.
+    let mut step = |secs: u32| {
+        clock.store(secs, std::sync::atomic::Ordering::SeqCst);
+        common::control_at(metrics, secs);
+        t.scrape(&[A])
+    };
+    assert_eq!(step(37), vec![(2, 0, 0)], "x still has a few seconds");
     assert_eq!(
-        t.scrape(&[A]),
+        step(55),
         vec![(1, 0, 0)],
         "x expired 40 s after the restart, not 100 s"
     );
-    set_clock(&mut t, &clock, 80);
-    assert_eq!(t.scrape(&[A]), vec![(1, 0, 0)], "y lives on");
-    set_clock(&mut t, &clock, 103);
-    assert_eq!(t.scrape(&[A]), vec![(0, 0, 0)], "y expired at 100 s");
-    assert_eq!(server.shared().tracker.swarm().totals().torrents, 0);
+    assert_eq!(step(80), vec![(1, 0, 0)], "y lives on");
+    assert_eq!(step(103), vec![(0, 0, 0)], "y expired at 100 s");
+    assert_eq!(server.tracker().swarm().totals().torrents, 0);
     server.stop();
 }

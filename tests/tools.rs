@@ -12,7 +12,7 @@ mod common;
 use common::start;
 use shoal::client::http::MAX_REPLY;
 use shoal::client::{AnnounceParams, Client, ClientError, Event, ScrapeStats, TrackerUrl};
-use shoal::config::Config;
+use shoal::server::Config;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::process::{Command, Output};
@@ -456,9 +456,10 @@ fn http_reply_over_the_cap_is_refused() {
 #[test]
 fn http_client_against_shoal() {
     for bind in ["127.0.0.1:0", "[::1]:0"] {
-        let config = Config {
-            http: vec![bind.parse().unwrap()],
-            ..Config::for_udp("127.0.0.1:0".parse().unwrap())
+        let config = {
+            let mut c = Config::for_udp("127.0.0.1:0".parse().unwrap());
+            c.listen.http = vec![bind.parse().unwrap()];
+            c
         };
         let server = start(config);
         let http = server.http_addrs()[0];
@@ -887,9 +888,10 @@ fn cli_json_errors_are_json_with_the_same_status() {
 /// Also: `--numwant -1`, and scraping from a scrape URL.
 #[test]
 fn cli_probe_leaves_no_peer_behind() {
-    let config = Config {
-        http: vec!["127.0.0.1:0".parse().unwrap()],
-        ..Config::for_udp("127.0.0.1:0".parse().unwrap())
+    let config = {
+        let mut c = Config::for_udp("127.0.0.1:0".parse().unwrap());
+        c.listen.http = vec!["127.0.0.1:0".parse().unwrap()];
+        c
     };
     let server = start(config);
     let udp = format!("udp://{}", server.udp_addrs()[0]);

@@ -1,5 +1,6 @@
-//! Process limits the server needs raised before it binds: today only the
-//! soft `RLIMIT_NOFILE`.
+//! What the server asks of the kernel for itself: the soft `RLIMIT_NOFILE`
+//! raised before it binds, and (Linux) a lower priority for the control
+//! thread than for the packet workers.
 //!
 //! systemd and most shells start services with a soft limit of 1024 open
 //! files, below what shoal may use (every worker may hold
@@ -63,6 +64,34 @@ pub fn raise_nofile(cap: u64) -> io::Result<NofileLimit> {
     })
 }
 
+/// Set the calling thread's nice value to `nice` (Linux: `setpriority`
+/// with `PRIO_PROCESS` and id 0 acts on the calling thread alone, not the
+/// process). Raising it needs no privilege; lowering it below the current
+/// value needs `CAP_SYS_NICE`.
+#[cfg(target_os = "linux")]
+pub fn nice_this_thread(nice: i32) -> io::Result<()> {
+    // SAFETY: setpriority takes plain integers and touches no memory of ours.
+    if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The calling thread's nice value (Linux).
+#[cfg(target_os = "linux")]
+pub fn thread_nice() -> io::Result<i32> {
+    // getpriority may return -1 as a value: errno tells an error from it.
+    // SAFETY: as for setpriority; errno is this thread's own.
+    unsafe {
+        *libc::__errno_location() = 0;
+        let v = libc::getpriority(libc::PRIO_PROCESS, 0);
+        if v == -1 && *libc::__errno_location() != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(v)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,5 +105,23 @@ mod tests {
         let again = raise_nofile(1 << 20).unwrap();
         assert_eq!(again.before, first.after);
         assert_eq!(again.after, first.after);
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn a_thread_lowers_its_own_priority_only() {
+        let before = thread_nice().unwrap();
+        let inner = std::thread::spawn(move || {
+            nice_this_thread((before + 5).min(19)).unwrap();
+            thread_nice().unwrap()
+        })
+        .join()
+        .unwrap();
+        assert_eq!(inner, (before + 5).min(19));
+        assert_eq!(
+            thread_nice().unwrap(),
+            before,
+            "the spawning thread is untouched"
+        );
     }
 }

@@ -2,8 +2,8 @@
 //! loopback ports, and a blocking BEP 15 client that speaks raw bytes.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use shoal::config::Config;
-use shoal::net::{Clock, Running, Server};
+use shoal::server::{Config, Running, Server};
+use shoal::time::Clock;
 use shoal::wire::udp::{self, AnnounceRequest, Event, Response};
 use std::io::Read;
 use std::net::{SocketAddr, TcpStream, UdpSocket};
@@ -56,15 +56,78 @@ pub fn read_response(s: &mut TcpStream) -> Resp {
     Resp { status, head, body }
 }
 
+/// `GET target` on a fresh connection; the reply (status, head, body).
+pub fn get(addr: SocketAddr, target: &str) -> Resp {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(REPLY_TIMEOUT)).unwrap();
+    use std::io::Write as _;
+    write!(
+        s,
+        "GET {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    read_response(&mut s)
+}
+
+/// The body of `GET target`, which must answer 200.
+pub fn http_get(addr: SocketAddr, target: &str) -> Vec<u8> {
+    let r = get(addr, target);
+    assert_eq!(
+        r.status,
+        200,
+        "{} {}",
+        r.head,
+        String::from_utf8_lossy(&r.body)
+    );
+    r.body
+}
+
+/// One sample of `/metrics` at `addr` (a metric without labels).
+pub fn metric(addr: SocketAddr, name: &str) -> Option<u64> {
+    let body = http_get(addr, "/metrics");
+    String::from_utf8_lossy(&body).lines().find_map(|l| {
+        l.strip_prefix(name)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .map(|v| v as u64)
+    })
+}
+
+/// Wait until the control thread has done a turn of its periodic work (the
+/// sweeps) at tracker second `secs` or later: its turn runs that work before
+/// it answers `/metrics`, and `shoal_uptime_seconds` is the turn's clock.
+/// `metrics` is a `--metrics` listener of the server.
+pub fn control_at(metrics: SocketAddr, secs: u32) {
+    wait_until(&format!("the control thread reached t={secs}"), || {
+        metric(metrics, "shoal_uptime_seconds").is_some_and(|t| t >= u64::from(secs))
+    });
+}
+
 pub fn start(config: Config) -> Running {
     Server::bind(config).expect("bind").spawn().expect("spawn")
 }
 
 /// A server whose clock the test moves by hand (seconds).
 pub fn start_with_manual_clock(config: Config) -> (Running, Arc<AtomicU32>) {
-    let secs = Arc::new(AtomicU32::new(0));
-    let server = Server::bind_with_clock(config, Clock::Manual(Arc::clone(&secs))).expect("bind");
+    let (clock, secs) = Clock::manual();
+    let server = Server::bind_with_clock(config, clock).expect("bind");
     (server.spawn().expect("spawn"), secs)
+}
+
+/// Wait until `cond` holds, checking every few milliseconds; panics naming
+/// `what` after `REPLY_TIMEOUT`. For effects of another thread (the control
+/// thread's sweeps, a reload) that no reply announces.
+pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + REPLY_TIMEOUT;
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 pub struct Client {

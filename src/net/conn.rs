@@ -1,14 +1,14 @@
-//! HTTP connection state in the worker loops.
+//! HTTP connections, for the packet workers and the control thread alike.
 //!
-//! Each worker accepts on its own `SO_REUSEPORT` listeners and owns its
-//! connections outright: a slab of [`Conn`]s indexed by mio token, no thread
-//! per connection, no sharing. Protocol decisions belong to the core
-//! ([`Tracker::handle_http`](crate::tracker::Tracker::handle_http)); this module
-//! only moves bytes and enforces limits:
+//! Each loop accepts on its own listeners and owns its connections outright:
+//! a slab of [`Conn`]s indexed by mio token, no thread per connection, no
+//! sharing. What a request means is its [`Handler`]'s business (the packet
+//! workers' tracker routes, the control thread's operator routes and API);
+//! this module only moves bytes and enforces limits:
 //!
 //! - a request head larger than [`MAX_HEAD`] gets 431 and the connection closes;
-//! - a request with a body (POST, or any Content-Length) gets 413 and closes,
-//!   except on an API listener, which reads bodies up to [`crate::api::MAX_BODY`];
+//! - a request body is read only when the handler asks for it (the API's,
+//!   up to [`crate::api::MAX_BODY`]); elsewhere it gets 413 and closes;
 //! - at most `http_max_connections` per worker: when all are taken, the
 //!   longest-idle one is closed to admit the newcomer (first come, first
 //!   served let idle sockets lock every announce out);
@@ -27,40 +27,36 @@
 //! - when descriptors run out (EMFILE), accepting pauses until a connection
 //!   closes or a short back-off passes, instead of retrying every turn.
 //!
-//! Each listener has a [`Role`]: a tracker listener (`--http`) serves
-//! announce and scrape, and `/metrics` and `/health` only with
-//! `--http-metrics`; an operator listener (`--metrics`) serves those two and
-//! nothing else; an API listener (`--api`) hands every request to
-//! [`crate::api::serve`], and only there is a small body read (API requests
-//! such as `POST /api/v1/keys`), up to [`crate::api::MAX_BODY`]. A route a
-//! listener does not serve is answered as an unknown path (404), so its
-//! existence is not disclosed.
+//! A handler may hand a connection over ([`Served::HandOff`]): a packet
+//! worker passes a tracker-port connection that asks for `/metrics` or
+//! `/health` (`--http-metrics`) to the control thread, whole — its unread
+//! bytes, its queued replies and its place in the per-address count — so
+//! no packet worker ever renders metrics.
 //!
 //! Memory per connection is fixed ([`MAX_HEAD`] in, a reply buffer out), so
-//! nothing a client sends makes a worker allocate in proportion to it.
+//! nothing a client sends makes a loop allocate in proportion to it.
 
-use super::Shared;
-use crate::config::Config;
+use super::listen::Role;
 use crate::limit::ConnLimiter;
 use crate::stats::{Counters, Dropped, Proto, Reject};
-use crate::tracker::http::HttpEnv;
-use crate::tracker::Worker;
-use crate::wire::http::{self as wire_http, HttpError};
+use crate::time::Now;
+use crate::wire::http::{self as wire_http, Head, HttpError, MAX_HEAD};
 use mio::event::Event;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Poll, Token};
+use parking_lot::Mutex;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-/// Largest request head accepted.
-pub const MAX_HEAD: usize = 8 * 1024;
 /// Replies queued for one connection before its further requests are left unread.
 pub const MAX_PENDING_OUT: usize = 64 * 1024;
 /// Reply buffer capacity kept by a connection between bursts: an announce
 /// reply fits; a bigger one (a pipelined burst, /metrics) is freed once written.
 pub const OUT_KEEP: usize = 4096;
-/// Tokens at and above this are connections; below are UDP sockets and listeners.
+/// Tokens at and above this are connections; below are listeners (by their
+/// index in the listener table).
 pub const CONN_BASE: usize = 1 << 20;
 /// How often (ms) connections are checked for timeouts.
 const TIMEOUT_CHECK_MS: u64 = 500;
@@ -77,38 +73,114 @@ const REQUESTS_PER_TURN: usize = 64;
 /// every turn instead kept a worker at 0.9 core while the limit held.
 const ACCEPT_BACKOFF_MS: u64 = 100;
 
-/// Which routes a listener serves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// `--http`: announce and scrape; `/metrics` and `/health` only with
-    /// `--http-metrics`.
-    Tracker,
-    /// `--metrics`: `/metrics` and `/health` only.
-    Operator,
-    /// `--api`: the management API and its status page ([`crate::api`]),
-    /// the only role that reads request bodies (up to [`crate::api::MAX_BODY`]).
-    Api,
+/// One request as a [`Handler`] sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    /// The role of the listener that accepted the connection.
+    pub role: Role,
+    pub peer: SocketAddr,
+    /// The buffered bytes: the head (`head_len` bytes), then whatever
+    /// followed it (a body, pipelined requests).
+    pub buf: &'a [u8],
+    pub head: &'a Head<'a>,
+    pub head_len: usize,
+    /// The loop turn's clock.
+    pub now: Now,
 }
 
-/// The operator endpoints.
-fn is_operator_path(path: &[u8]) -> bool {
-    path == b"/metrics" || path == b"/health"
-}
-
-impl Role {
-    /// Whether a listener of this role answers `path`.
-    fn serves(self, path: &[u8], http_metrics: bool) -> bool {
-        match self {
-            Role::Tracker => http_metrics || !is_operator_path(path),
-            Role::Operator => is_operator_path(path),
-            // The API routes its own paths (`crate::api::serve`).
-            Role::Api => true,
-        }
+impl Request<'_> {
+    /// The body, once `Content-Length` bytes of it are buffered.
+    pub fn body(&self) -> Option<&[u8]> {
+        let len = usize::try_from(self.head.content_length).ok()?;
+        self.buf.get(self.head_len..self.head_len.checked_add(len)?)
     }
 }
 
+/// What became of one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Served {
+    /// Its body is not all here yet: read more and ask again.
+    Incomplete,
+    /// Answered (appended to the reply buffer); `used` bytes were this
+    /// request; `keep_alive`: the connection may carry another.
+    Done { used: usize, keep_alive: bool },
+    /// Not answered: the connection, this request included, goes to the
+    /// loop's [`Handoff`].
+    HandOff,
+}
+
+/// What answers a loop's requests.
+pub trait Handler {
+    /// Answer `req`, appending the whole response to `out`.
+    fn serve(&mut self, req: &Request<'_>, out: &mut Vec<u8>) -> Served;
+    /// The counters this loop writes.
+    fn counters(&self) -> &Counters;
+}
+
+/// Answer a request whose body this handler does not read: 413, and the
+/// connection closes.
+pub fn refuse_body(req: &Request<'_>, counters: &Counters, out: &mut Vec<u8>) -> Served {
+    counters.reject(Reject::HttpMalformed);
+    error_reply(out, 413, "request bodies are not accepted\n");
+    Served::Done {
+        used: req.head_len,
+        keep_alive: false,
+    }
+}
+
+/// Connections handed from the packet workers to the control thread, and
+/// the waker of the control thread's poll. Bounded: past [`HANDOFF_QUEUE`]
+/// waiting connections a hand-off closes the connection instead.
 #[derive(Debug)]
-struct Conn {
+pub struct Handoff {
+    queue: Mutex<Vec<Conn>>,
+    waker: Arc<mio::Waker>,
+}
+
+/// Connections waiting for the control thread at most.
+const HANDOFF_QUEUE: usize = 256;
+
+impl Handoff {
+    pub fn new(waker: Arc<mio::Waker>) -> Handoff {
+        Handoff {
+            queue: Mutex::new(Vec::new()),
+            waker,
+        }
+    }
+
+    /// Queue `conn` for the control thread; false (and `conn` dropped, so
+    /// closed) when the queue is full.
+    fn push(&self, conn: Conn) -> bool {
+        let mut q = self.queue.lock();
+        if q.len() >= HANDOFF_QUEUE {
+            return false;
+        }
+        q.push(conn);
+        drop(q);
+        if let Err(e) = self.waker.wake() {
+            log::debug!("cannot wake the control thread: {e}");
+        }
+        true
+    }
+
+    fn take(&self) -> Vec<Conn> {
+        std::mem::take(&mut *self.queue.lock())
+    }
+}
+
+/// Limits of one loop's connections.
+#[derive(Debug, Clone)]
+pub struct ConnConfig {
+    /// Most open connections; the longest-idle one makes room for a newcomer.
+    pub max_conns: usize,
+    /// A connection idle (or stuck mid-request) this long is closed.
+    pub idle_timeout: Duration,
+    /// `--http-max-connections-per-ip`, shared by every loop.
+    pub limiter: Option<Arc<ConnLimiter>>,
+}
+
+#[derive(Debug)]
+pub struct Conn {
     stream: TcpStream,
     /// The role of the listener that accepted it.
     role: Role,
@@ -135,22 +207,18 @@ struct Conn {
     ip_slot: Option<usize>,
 }
 
-/// The HTTP connections of one worker.
+/// The HTTP connections of one loop.
 #[derive(Debug)]
-pub struct HttpWorker {
+pub struct Conns {
     conns: Vec<Option<Conn>>,
     free: Vec<usize>,
     open: usize,
-    first_listener: usize,
-    /// The role of each listener, by index.
-    roles: Vec<Role>,
-    /// `--http-metrics`.
-    http_metrics: bool,
+    /// The role of each listener, by index in the listener table (`None`
+    /// for indexes this loop does not listen on).
+    roles: Vec<Option<Role>>,
     max_conns: usize,
     timeout_ms: u64,
     next_check_ms: u64,
-    client_ip_header: Option<String>,
-    scratch: Vec<u8>,
     /// Connections cut short by their budget: drive them next turn. Each at
     /// most once (its `queued` flag), so the list is bounded by `open`.
     ready: Vec<usize>,
@@ -163,37 +231,89 @@ pub struct HttpWorker {
     /// closed connection frees a descriptor and ends the pause early.
     accept_paused_until: Option<u64>,
     last_accept_warning_ms: Option<u64>,
-    /// `--http-max-connections-per-ip`, shared by every worker.
+    /// `--http-max-connections-per-ip`, shared by every loop.
     conn_limiter: Option<Arc<ConnLimiter>>,
+    /// Where [`Served::HandOff`] sends a connection (the packet workers').
+    handoff: Option<Arc<Handoff>>,
 }
 
-impl HttpWorker {
-    pub fn new(config: &Config, first_listener: usize, roles: Vec<Role>) -> HttpWorker {
+impl Conns {
+    /// Connections for a loop listening on the stream listeners `roles`
+    /// (by listener index).
+    pub fn new(config: &ConnConfig, roles: Vec<Option<Role>>) -> Conns {
         let listeners = roles.len();
-        HttpWorker {
+        Conns {
             roles,
-            http_metrics: config.http_metrics,
             conns: Vec::new(),
             free: Vec::new(),
             open: 0,
-            first_listener,
-            max_conns: config.http_max_connections,
-            timeout_ms: config.http_idle_timeout.as_millis() as u64,
+            max_conns: config.max_conns,
+            timeout_ms: config.idle_timeout.as_millis() as u64,
             next_check_ms: 0,
-            client_ip_header: config.http_client_ip_header.clone(),
-            scratch: Vec::new(),
             ready: Vec::new(),
             ready_now: Vec::new(),
             accept_pending: vec![false; listeners],
             accept_paused_until: None,
             last_accept_warning_ms: None,
-            conn_limiter: None,
+            conn_limiter: config.limiter.clone(),
+            handoff: None,
         }
     }
 
-    /// Cap connections per client address with this (shared) table.
-    pub fn set_conn_limiter(&mut self, limiter: Option<Arc<ConnLimiter>>) {
-        self.conn_limiter = limiter;
+    /// Send connections a handler hands over to `handoff`.
+    pub fn with_handoff(mut self, handoff: Arc<Handoff>) -> Conns {
+        self.handoff = Some(handoff);
+        self
+    }
+
+    /// Open connections.
+    pub fn open(&self) -> usize {
+        self.open
+    }
+
+    /// Take the connections handed to this loop through `handoff` (the
+    /// control thread): each is registered with `poll` and driven now, its
+    /// pending request first.
+    pub fn adopt<H: Handler>(
+        &mut self,
+        poll: &mut Poll,
+        handoff: &Handoff,
+        handler: &mut H,
+        now: Now,
+    ) {
+        for mut conn in handoff.take() {
+            if self.open >= self.max_conns {
+                match self.longest_idle() {
+                    Some(victim) => {
+                        handler.counters().dropped(Dropped::HttpEvicted);
+                        self.close(poll, victim);
+                    }
+                    None => {
+                        handler.counters().dropped(Dropped::HttpOverLimit);
+                        self.release(conn.ip_slot);
+                        continue;
+                    }
+                }
+            }
+            let slot = self.free.pop().unwrap_or_else(|| {
+                self.conns.push(None);
+                self.conns.len() - 1
+            });
+            conn.queued = false;
+            if let Err(e) = poll.registry().register(
+                &mut conn.stream,
+                Token(CONN_BASE + slot),
+                Interest::READABLE | Interest::WRITABLE,
+            ) {
+                log::debug!("http: cannot register a handed-over connection: {e}");
+                self.free.push(slot);
+                self.release(conn.ip_slot);
+                continue;
+            }
+            self.conns[slot] = Some(conn);
+            self.open += 1;
+            self.drive(poll, slot, handler, now);
+        }
     }
 
     /// The connection idle longest (oldest `since_ms`), if any.
@@ -234,21 +354,20 @@ impl HttpWorker {
 
     /// Continue what the last turn cut short: connections over their budget and
     /// listeners whose accept failed.
-    pub fn run_ready(
+    pub fn run_ready<H: Handler>(
         &mut self,
         poll: &mut Poll,
-        listeners: &[TcpListener],
-        shared: &Shared,
-        worker: &mut Worker,
-        now_ms: u64,
+        listeners: &[Option<TcpListener>],
+        handler: &mut H,
+        now: Now,
     ) {
         for i in 0..self.accept_pending.len() {
-            if self.accept_paused(now_ms) {
+            if self.accept_paused(now.ms()) {
                 break;
             }
             if std::mem::take(&mut self.accept_pending[i]) {
-                if let Some(listener) = listeners.get(i) {
-                    self.accept(poll, i, listener, &worker.counters, now_ms);
+                if let Some(Some(listener)) = listeners.get(i) {
+                    self.accept(poll, i, listener, handler.counters(), now.ms());
                 }
             }
         }
@@ -258,7 +377,7 @@ impl HttpWorker {
             if let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) {
                 conn.queued = false;
             }
-            self.drive(poll, slot, shared, worker, now_ms);
+            self.drive(poll, slot, handler, now);
         }
         self.ready_now = ready;
     }
@@ -280,14 +399,13 @@ impl HttpWorker {
         }
     }
 
-    pub fn on_event(
+    pub fn on_event<H: Handler>(
         &mut self,
         poll: &mut Poll,
-        listeners: &[TcpListener],
-        shared: &Shared,
-        worker: &mut Worker,
+        listeners: &[Option<TcpListener>],
+        handler: &mut H,
         event: &Event,
-        now_ms: u64,
+        now: Now,
     ) {
         let t = event.token().0;
         if let Some(slot) = t.checked_sub(CONN_BASE) {
@@ -299,12 +417,10 @@ impl HttpWorker {
             // A queued connection is driven next turn anyway (reading, writing
             // and closing); driving it now too would give it two budgets a turn.
             if !queued {
-                self.drive(poll, slot, shared, worker, now_ms);
+                self.drive(poll, slot, handler, now);
             }
-        } else if let Some(i) = t.checked_sub(self.first_listener) {
-            if let Some(listener) = listeners.get(i) {
-                self.accept(poll, i, listener, &worker.counters, now_ms);
-            }
+        } else if let Some(Some(listener)) = listeners.get(t) {
+            self.accept(poll, t, listener, handler.counters(), now.ms());
         }
     }
 
@@ -359,7 +475,12 @@ impl HttpWorker {
                     });
                     let mut conn = Conn {
                         stream,
-                        role: self.roles.get(index).copied().unwrap_or(Role::Operator),
+                        role: self
+                            .roles
+                            .get(index)
+                            .copied()
+                            .flatten()
+                            .unwrap_or(Role::Metrics),
                         peer,
                         inbuf: vec![0u8; MAX_HEAD].into_boxed_slice(),
                         in_len: 0,
@@ -412,31 +533,16 @@ impl HttpWorker {
     }
 
     /// Read what there is, answer every complete request, write what we can.
-    fn drive(
-        &mut self,
-        poll: &mut Poll,
-        slot: usize,
-        shared: &Shared,
-        worker: &mut Worker,
-        now_ms: u64,
-    ) {
+    fn drive<H: Handler>(&mut self, poll: &mut Poll, slot: usize, handler: &mut H, now: Now) {
+        let now_ms = now.ms();
         let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
             return;
         };
-        let env = HttpEnv {
-            now: (now_ms / 1000) as u32,
-            registry: &shared.registry,
-            uptime_secs: now_ms / 1000,
-            healthy: !shared.is_shutting_down(),
-            client_ip_header: self.client_ip_header.as_deref(),
-            trusted_proxies: &shared.config.limits.trusted_proxies,
-            rate_limiter: shared.rate_limiter.as_ref(),
-            now_ms,
-        };
         let mut reads = 0;
         let mut served = 0;
+        let mut hand_off = false;
         let keep = loop {
-            if !conn.flush(&worker.counters) {
+            if !conn.flush(handler.counters()) {
                 break false;
             }
             if conn.closing {
@@ -459,48 +565,24 @@ impl HttpWorker {
                 && conn.out.len() - conn.out_pos < MAX_PENDING_OUT
             {
                 match wire_http::parse_head(&conn.inbuf[..conn.in_len]) {
-                    Ok(Some((head, used))) if conn.role == Role::Api => {
-                        let outcome = crate::api::serve(
-                            shared,
-                            &worker.counters,
-                            &conn.inbuf[..conn.in_len],
-                            &head,
-                            used,
-                            now_ms,
-                            &mut conn.out,
-                        );
-                        let crate::api::Served::Done { used, keep_alive } = outcome else {
-                            break; // the body is still arriving: read more
-                        };
-                        conn.inbuf.copy_within(used..conn.in_len, 0);
-                        conn.in_len -= used;
-                        conn.closing |= !keep_alive;
-                        conn.since_ms = now_ms;
-                        answered = true;
-                        served += 1;
-                    }
                     Ok(Some((head, used))) => {
-                        let keep_alive = if head.content_length > 0 {
-                            // We serve GET/HEAD only: a body is refused, not read.
-                            worker.counters.reject(Reject::HttpMalformed);
-                            error_reply(&mut conn.out, 413, "request bodies are not accepted\n");
-                            false
-                        } else {
-                            // A route this listener does not serve is any
-                            // unknown path to the core: a 404, counted so.
-                            let mut head = head;
-                            if !conn.role.serves(head.path, self.http_metrics) {
-                                head.path = b"/";
-                            }
-                            shared.tracker.handle_http(
-                                worker,
-                                &env,
-                                conn.peer,
-                                &head,
-                                &mut conn.out,
-                                &mut self.scratch,
-                            )
+                        let req = Request {
+                            role: conn.role,
+                            peer: conn.peer,
+                            buf: &conn.inbuf[..conn.in_len],
+                            head: &head,
+                            head_len: used,
+                            now,
                         };
+                        let (used, keep_alive) = match handler.serve(&req, &mut conn.out) {
+                            Served::Done { used, keep_alive } => (used, keep_alive),
+                            Served::Incomplete => break, // the body is still arriving
+                            Served::HandOff => {
+                                hand_off = true;
+                                break;
+                            }
+                        };
+                        let used = used.min(conn.in_len);
                         conn.inbuf.copy_within(used..conn.in_len, 0);
                         conn.in_len -= used;
                         conn.closing |= !keep_alive;
@@ -509,17 +591,20 @@ impl HttpWorker {
                         served += 1;
                     }
                     Ok(None) if conn.in_len == MAX_HEAD => {
-                        worker.counters.reject(Reject::HttpMalformed);
+                        handler.counters().reject(Reject::HttpMalformed);
                         error_reply(&mut conn.out, 431, "request head too large\n");
                         conn.closing = true;
                     }
                     Ok(None) => break,
                     Err(e) => {
-                        worker.counters.reject(Reject::HttpMalformed);
+                        handler.counters().reject(Reject::HttpMalformed);
                         bad_request(&mut conn.out, e);
                         conn.closing = true;
                     }
                 }
+            }
+            if hand_off {
+                break true;
             }
             if answered || conn.closing {
                 continue; // flush what we produced
@@ -545,15 +630,42 @@ impl HttpWorker {
                         conn.since_ms = now_ms; // a new request starts its clock
                     }
                     conn.in_len += n;
-                    worker.counters.bytes(Proto::Http, n, 0);
+                    handler.counters().bytes(Proto::Http, n, 0);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break true,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => break false,
             }
         };
-        if !keep {
+        if hand_off {
+            self.hand_off(poll, slot, handler.counters());
+        } else if !keep {
             self.close(poll, slot);
+        }
+    }
+
+    /// Give the connection in `slot` to the hand-off queue: it leaves this
+    /// loop's poll and count, keeping its per-address slot. Without a queue
+    /// (or with a full one), it is closed.
+    fn hand_off(&mut self, poll: &mut Poll, slot: usize, counters: &Counters) {
+        let Some(handoff) = self.handoff.clone() else {
+            self.close(poll, slot);
+            return;
+        };
+        let Some(mut conn) = self.conns.get_mut(slot).and_then(Option::take) else {
+            return;
+        };
+        if conn.queued {
+            self.ready.retain(|&s| s != slot);
+        }
+        let _ = poll.registry().deregister(&mut conn.stream);
+        self.free.push(slot);
+        self.open -= 1;
+        self.accept_paused_until = None;
+        let ip_slot = conn.ip_slot;
+        if !handoff.push(conn) {
+            counters.dropped(Dropped::HttpOverLimit);
+            self.release(ip_slot);
         }
     }
 
@@ -623,50 +735,44 @@ fn bad_request(out: &mut Vec<u8>, e: HttpError) {
 mod tests {
     use super::*;
 
-    #[test]
-    fn each_role_serves_its_routes() {
-        use Role::*;
-        for (role, path, http_metrics, served) in [
-            (Tracker, &b"/announce"[..], false, true),
-            (Tracker, b"/scrape", false, true),
-            (Tracker, b"/metrics", false, false),
-            (Tracker, b"/health", false, false),
-            (Tracker, b"/metrics", true, true),
-            (Tracker, b"/health", true, true),
-            (Operator, b"/metrics", false, true),
-            (Operator, b"/health", false, true),
-            (Operator, b"/announce", true, false),
-            (Operator, b"/scrape", true, false),
-            (Operator, b"/metrics/x", true, false),
-            // The API routes (and refuses) paths itself.
-            (Api, b"/api/v1/stats", false, true),
-            (Api, b"/", false, true),
-        ] {
-            assert_eq!(
-                role.serves(path, http_metrics),
-                served,
-                "{role:?} {} --http-metrics={http_metrics}",
-                String::from_utf8_lossy(path)
-            );
-        }
-    }
-    use crate::net::{Server, Shared};
+    use crate::stats::{Family, Kind};
     use mio::Events;
     use std::net::TcpStream as StdStream;
     use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::Arc;
-    use std::time::{Duration, Instant};
+    use std::time::Instant;
 
-    /// One tracker-role HTTP worker that the test drives turn by turn: a
-    /// listener on an ephemeral loopback port, and the state of a bound
-    /// (never spawned) server.
+    /// Answers every request with `ok`, as `/health` does, counting them.
+    struct Answers(Counters);
+
+    impl Handler for Answers {
+        fn counters(&self) -> &Counters {
+            &self.0
+        }
+
+        fn serve(&mut self, req: &Request<'_>, out: &mut Vec<u8>) -> Served {
+            self.0.request(Proto::Http, Family::V4, Kind::Health);
+            wire_http::write_response_head(out, 200, "text/plain", 3, req.head.keep_alive);
+            out.extend_from_slice(b"ok\n");
+            Served::Done {
+                used: req.head_len,
+                keep_alive: req.head.keep_alive,
+            }
+        }
+    }
+
+    impl Answers {
+        fn served(&self) -> u64 {
+            self.0.requests(Proto::Http, Family::V4, Kind::Health)
+        }
+    }
+
+    /// One loop's connections that the test drives turn by turn, behind a
+    /// listener on an ephemeral loopback port.
     struct Harness {
-        _server: Server,
-        shared: Arc<Shared>,
-        worker: Worker,
+        handler: Answers,
         poll: Poll,
-        listeners: [TcpListener; 1],
-        http: HttpWorker,
+        listeners: [Option<TcpListener>; 1],
+        http: Conns,
         addr: std::net::SocketAddr,
         events: Events,
         start: Instant,
@@ -674,17 +780,11 @@ mod tests {
 
     impl Harness {
         fn new() -> Harness {
-            let config = Config {
-                http: vec!["127.0.0.1:0".parse().unwrap()],
-                udp: Vec::new(),
-                workers: 1,
-                default_addrs: false,
-                http_metrics: true,
-                ..Config::default()
+            let config = ConnConfig {
+                max_conns: 64,
+                idle_timeout: Duration::from_secs(15),
+                limiter: None,
             };
-            let server = Server::bind(config.clone()).unwrap();
-            let shared = Arc::clone(server.shared());
-            let worker = Worker::new(Arc::clone(&shared.registry.workers[0]));
             let poll = Poll::new().unwrap();
             let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             let addr = std_listener.local_addr().unwrap();
@@ -694,12 +794,10 @@ mod tests {
                 .register(&mut listener, Token(0), Interest::READABLE)
                 .unwrap();
             Harness {
-                _server: server,
-                shared,
-                worker,
+                handler: Answers(Counters::default()),
                 poll,
-                listeners: [listener],
-                http: HttpWorker::new(&config, 0, vec![Role::Tracker]),
+                listeners: [Some(listener)],
+                http: Conns::new(&config, vec![Some(Role::Http)]),
                 addr,
                 events: Events::with_capacity(64),
                 start: Instant::now(),
@@ -710,8 +808,7 @@ mod tests {
         /// when nothing is queued), then the ready list, then the events.
         fn turn(&mut self, idle: Duration) {
             let Harness {
-                shared,
-                worker,
+                handler,
                 poll,
                 listeners,
                 http,
@@ -725,10 +822,10 @@ mod tests {
                 idle
             };
             poll.poll(events, Some(timeout)).unwrap();
-            let now_ms = start.elapsed().as_millis() as u64;
-            http.run_ready(poll, listeners, shared, worker, now_ms);
+            let now = Now::from_ms(start.elapsed().as_millis() as u64);
+            http.run_ready(poll, listeners, handler, now);
             for event in events.iter() {
-                http.on_event(poll, listeners, shared, worker, event, now_ms);
+                http.on_event(poll, listeners, handler, event, now);
             }
         }
     }
@@ -829,7 +926,7 @@ mod tests {
             h.turn(Duration::from_millis(10));
             assert!(Instant::now() < deadline, "timed out");
         };
-        let conn = |http: &HttpWorker| {
+        let conn = |http: &Conns| {
             http.conns
                 .iter()
                 .flatten()
@@ -858,11 +955,11 @@ mod tests {
             }
         }
         // Stalled: no more requests are answered (nor read) until the client reads.
-        let served = h.shared.registry.requests_over(Proto::Http);
+        let served = h.handler.served();
         assert!(served < REQUESTS as u64);
         for _ in 0..20 {
             turn(&mut h);
-            assert_eq!(h.shared.registry.requests_over(Proto::Http), served);
+            assert_eq!(h.handler.served(), served);
             assert!(conn(&h.http).unwrap().1 <= bound);
         }
         // The client reads every reply; the queue drains and gives its memory back.
@@ -872,10 +969,7 @@ mod tests {
         }
         r.join().unwrap();
         w.join().unwrap();
-        assert_eq!(
-            h.shared.registry.requests_over(Proto::Http),
-            REQUESTS as u64
-        );
+        assert_eq!(h.handler.served(), REQUESTS as u64);
         let (pending, cap) = conn(&h.http).unwrap();
         assert_eq!(pending, 0);
         assert!(cap <= OUT_KEEP, "drained reply buffer kept {cap} bytes");
@@ -886,7 +980,7 @@ mod tests {
         client
             .write_all(&b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n".repeat(400))
             .unwrap();
-        while h.shared.registry.requests_over(Proto::Http) < REQUESTS as u64 + 400 {
+        while h.handler.served() < REQUESTS as u64 + 400 {
             turn(&mut h);
         }
         let (pending, cap) = conn(&h.http).unwrap();
