@@ -24,7 +24,7 @@
 //! - [`stats`]: per-worker counters and their Prometheus rendering.
 //! - [`client`]: a blocking tracker client (UDP BEP 15, plain HTTP) with typed
 //!   announce/scrape; used by `shoal announce`/`scrape` and the tests.
-//! - [`rendezvous`]: the Sobani rendezvous service (issue 11), sans-IO: JSON
+//! - [`rendezvous`]: the Sobani rendezvous service, sans-IO: JSON
 //!   messages, the sharded registry with expiry and cap, `(now, source, bytes) →
 //!   replies`, and a blocking client.
 //! - [`bench`]: `shoal bench`, a BEP 15 load generator with a simulated population.
