@@ -10,7 +10,9 @@
 
 mod common;
 
-use common::{start, start_with_manual_clock, Client, REPLY_TIMEOUT};
+use common::{
+    assert_closed, peers4, start, start_with_manual_clock, wait_until, Client, REPLY_TIMEOUT,
+};
 use shoal::limit::LimitConfig;
 use shoal::server::Config;
 use shoal::server::Running;
@@ -18,7 +20,6 @@ use shoal::stats::{Dropped, Reject};
 use shoal::wire::udp;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
-use std::time::Instant;
 
 fn config(limits: LimitConfig) -> Config {
     let mut c = Config {
@@ -35,15 +36,6 @@ fn rate(n: u32, burst: u32) -> LimitConfig {
         rate_limit: n,
         rate_burst: Some(burst),
         ..LimitConfig::default()
-    }
-}
-
-/// Wait (bounded) until `f` holds.
-fn wait_for(what: &str, f: impl Fn() -> bool) {
-    let deadline = Instant::now() + REPLY_TIMEOUT;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::yield_now();
     }
 }
 
@@ -91,22 +83,9 @@ fn request(s: &mut TcpStream, path: &str, headers: &str) -> (u16, Vec<u8>) {
     (r.status, r.body)
 }
 
-/// The connection was closed by the server (EOF, or reset).
-fn assert_closed(s: &mut TcpStream) {
-    let mut rest = Vec::new();
-    match s.read_to_end(&mut rest) {
-        Ok(_) => {}
-        Err(e) => assert_eq!(e.kind(), ErrorKind::ConnectionReset, "{e}"),
-    }
-}
-
+/// A leecher's compact announce.
 fn announce_path(ih: [u8; 20], peer_id: &str, port: u16) -> String {
-    let pct = |b: &[u8]| b.iter().map(|b| format!("%{b:02x}")).collect::<String>();
-    format!(
-        "/announce?info_hash={}&peer_id={}&port={port}&uploaded=0&downloaded=0&left=5&compact=1",
-        pct(&ih),
-        pct(peer_id.as_bytes())
-    )
+    common::announce_path(ih, peer_id, port, 5, "&compact=1")
 }
 
 /// The compact IPv4 peers of an announce reply, as addresses.
@@ -121,10 +100,7 @@ fn peers(body: &[u8]) -> Vec<SocketAddr> {
         .unwrap()
         .parse()
         .unwrap();
-    body[colon + 1..colon + 1 + n]
-        .chunks(6)
-        .map(|p| SocketAddr::from(([p[0], p[1], p[2], p[3]], u16::from_be_bytes([p[4], p[5]]))))
-        .collect()
+    peers4(&body[colon + 1..colon + 1 + n])
 }
 
 #[test]
@@ -137,7 +113,7 @@ fn udp_over_the_rate_gets_silence_while_another_address_is_answered() {
         heavy.connect();
     }
     send_connect(&mut heavy);
-    wait_for("the fourth connect to be refused", || {
+    wait_until("the fourth connect to be refused", || {
         rate_limited(&server) == 1
     });
     assert_silent(&heavy);
@@ -151,7 +127,7 @@ fn udp_over_the_rate_gets_silence_while_another_address_is_answered() {
     heavy.connect();
     heavy.connect();
     send_connect(&mut heavy);
-    wait_for("the third connect at 1 s to be refused", || {
+    wait_until("the third connect at 1 s to be refused", || {
         rate_limited(&server) == 2
     });
     assert_silent(&heavy);
@@ -201,7 +177,7 @@ fn http_over_the_rate_gets_a_failure_reason_and_shares_the_udp_bucket() {
     // UDP from the same address draws on the same, empty, bucket.
     let mut udp_client = Client::new("127.0.0.2:0", server.udp_addrs()[0]);
     send_connect(&mut udp_client);
-    wait_for("the UDP connect to be refused", || {
+    wait_until("the UDP connect to be refused", || {
         rate_limited(&server) == 2
     });
     assert_silent(&udp_client);
@@ -296,17 +272,13 @@ fn connections_per_address_are_capped() {
     // A closed connection gives its place back (the server sees the close
     // on a later turn: retry, bounded).
     drop(a);
-    let deadline = Instant::now() + REPLY_TIMEOUT;
-    loop {
+    wait_until("a freed place to be reused", || {
         let mut e = connect_from("127.0.0.2", addr);
         let _ = e.write_all(b"GET /health HTTP/1.1\r\nConnection: close\r\n\r\n");
         let mut all = Vec::new();
         let _ = e.read_to_end(&mut all);
-        if all.starts_with(b"HTTP/1.1 200") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "a freed place was never reused");
-    }
+        all.starts_with(b"HTTP/1.1 200")
+    });
     assert_eq!(request(&mut b, "/health", "").0, 200);
     server.stop();
 }

@@ -7,14 +7,14 @@
 
 mod common;
 
-use common::{start, start_with_manual_clock, Client, REPLY_TIMEOUT};
+use common::{
+    metrics_text, shoal_command, start, start_with_manual_clock, Client, Proc, Role, REPLY_TIMEOUT,
+};
 use shoal::rendezvous::client::ClientReply;
 use shoal::rendezvous::message::Reply;
 use shoal::rendezvous::{DropReason, Outcome, ShareId};
 use shoal::server::Config;
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
-use std::process::Command;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 
 /// One worker, rendezvous on `addrs`, nothing else unless a test adds it.
 fn config(addrs: &[&str]) -> Config {
@@ -125,17 +125,6 @@ fn two_peers_meet_through_shoal_and_talk_directly() {
     server.stop();
 }
 
-/// GET /metrics over a fresh connection.
-fn metrics(addr: SocketAddr) -> String {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(REPLY_TIMEOUT)).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    text
-}
-
 #[test]
 fn every_rule_as_a_client_sees_it_and_garbage_is_counted() {
     let mut c = config(&["127.0.0.1:0"]);
@@ -184,7 +173,7 @@ fn every_rule_as_a_client_sees_it_and_garbage_is_counted() {
         reg.rendezvous_outcomes(Outcome::Dropped(DropReason::TooLarge)),
         1
     );
-    let text = metrics(server.metrics_addrs()[0]);
+    let text = metrics_text(server.metrics_addrs()[0]);
     for line in [
         "shoal_rendezvous_total{outcome=\"dropped_not_json\"} 2\n",
         "shoal_rendezvous_total{outcome=\"dropped_too_large\"} 1\n",
@@ -213,7 +202,7 @@ fn metrics_have_no_rendezvous_series_when_it_is_off() {
     c.listen.metrics = vec!["127.0.0.1:0".parse().unwrap()];
     let server = start(c);
     assert!(server.rendezvous_addrs().is_empty());
-    let text = metrics(server.metrics_addrs()[0]);
+    let text = metrics_text(server.metrics_addrs()[0]);
     assert!(text.contains("shoal_requests_total{protocol=\"udp\""));
     assert!(!text.contains("protocol=\"rendezvous\""), "{text}");
     assert!(!text.contains("shoal_rendezvous_total"), "{text}");
@@ -315,7 +304,7 @@ fn registrations_expire_without_alive() {
 }
 
 fn shoal_tool(args: &[&str]) -> (bool, String, String) {
-    let out = shoal_bin().args(args).output().unwrap();
+    let out = shoal_command().args(args).output().unwrap();
     (
         out.status.success(),
         String::from_utf8(out.stdout).unwrap(),
@@ -376,55 +365,19 @@ fn the_rendezvous_tool_announces_pushes_and_reports_errors() {
     assert!(err.contains("udp://"), "{err}");
 }
 
-/// The binary with a clean environment (no SHOAL_* or RUST_LOG from outside).
-fn shoal_bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_shoal"));
-    c.env_remove("RUST_LOG");
-    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("SHOAL_")) {
-        c.env_remove(k);
-    }
-    c
-}
-
-/// A child process killed when the test ends, passed or failed.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn the_server_binary_serves_rendezvous_from_its_env_twin() {
-    use std::io::{BufRead, BufReader};
-    let mut child = shoal_bin()
-        .env("SHOAL_NO_UDP", "1")
-        .env("SHOAL_RENDEZVOUS", "127.0.0.1:0, [::1]:0")
-        .env("SHOAL_RENDEZVOUS_TIMEOUT", "60")
-        .env("SHOAL_WORKERS", "2")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let reader = child.stderr.take().unwrap();
-    let _child = KillOnDrop(child);
-    let mut reader = BufReader::new(reader);
-    let mut seen = String::new();
-    while !seen.contains("worker(s)") {
-        let mut line = String::new();
-        assert!(
-            reader.read_line(&mut line).unwrap() > 0,
-            "exited early: {seen}"
-        );
-        seen.push_str(&line);
-    }
-    std::thread::spawn(move || for _ in reader.lines() {});
-    let addrs: Vec<SocketAddr> = seen
-        .lines()
-        .filter_map(|l| l.split("listening on rendezvous://").nth(1))
-        .map(|a| a.trim().parse().unwrap())
-        .collect();
+    let p = Proc::start_with_env(
+        &[],
+        &[
+            ("SHOAL_NO_UDP", "1"),
+            ("SHOAL_RENDEZVOUS", "127.0.0.1:0, [::1]:0"),
+            ("SHOAL_RENDEZVOUS_TIMEOUT", "60"),
+            ("SHOAL_WORKERS", "2"),
+        ],
+    );
+    let addrs = p.addrs(Role::Rendezvous);
+    let seen = p.log().join("\n");
     assert_eq!(addrs.len(), 2, "{seen}");
     assert!(!seen.contains("udp://"), "--no-udp: {seen}");
     let a = Peer::new("127.0.0.2:0", addrs[0]);
@@ -436,7 +389,7 @@ fn the_server_binary_serves_rendezvous_from_its_env_twin() {
 
 #[test]
 fn bad_rendezvous_settings_and_taken_ports_are_one_line_errors() {
-    let out = shoal_bin()
+    let out = shoal_command()
         .args(["--rendezvous", "127.0.0.1:0", "--rendezvous-push-rate", "0"])
         .output()
         .unwrap();
@@ -445,7 +398,7 @@ fn bad_rendezvous_settings_and_taken_ports_are_one_line_errors() {
     assert!(err.contains("--rendezvous-push-rate"), "{err}");
     let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap();
-    let out = shoal_bin()
+    let out = shoal_command()
         .args(["--no-udp", "--rendezvous", &addr.to_string()])
         .output()
         .unwrap();

@@ -15,7 +15,7 @@ use shoal::client::{AnnounceParams, Client, ClientError, Event, ScrapeStats, Tra
 use shoal::server::Config;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, UdpSocket};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -573,10 +573,8 @@ fn tls_tracker(
 #[test]
 fn cli_https_with_a_private_ca() {
     let (ca_pem, config) = test_ca_and_server();
-    let dir = std::env::temp_dir().join(format!("shoal-tools-tls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let ca_file = dir.join("ca.pem");
-    std::fs::write(&ca_file, &ca_pem).unwrap();
+    let dir = common::TmpDir::new("tls");
+    let ca_file = dir.write("ca.pem", &ca_pem);
     let ca = ca_file.to_str().unwrap();
 
     let mut announce = b"d8:completei1e10:incompletei0e8:intervali1800e5:peers12:".to_vec();
@@ -670,7 +668,6 @@ fn cli_https_with_a_private_ca() {
     assert_eq!(same_peer(&lines[3]), same_peer(&lines[4]));
     assert_eq!(same_peer(&lines[3]).len(), 3);
     assert!(lines[5].starts_with("handshake failed"), "{lines:?}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// The library side of https: a Client trusting the test CA announces; one
@@ -701,12 +698,7 @@ fn client_https_trusts_only_what_it_is_given() {
 // ---------------------------------------------------------------------------
 
 fn shoal(args: &[&str]) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_shoal"));
-    c.env_remove("RUST_LOG");
-    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("SHOAL_")) {
-        c.env_remove(k);
-    }
-    c.args(args).output().unwrap()
+    common::shoal_command().args(args).output().unwrap()
 }
 
 fn stdout(o: &Output) -> String {

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{start, start_with_manual_clock, Client};
+use common::{peers4, start, start_with_manual_clock, Client};
 use shoal::server::Config;
 use shoal::wire::udp::{self, Event, Response};
 use std::net::SocketAddr;
@@ -13,14 +13,6 @@ fn loopback_config(workers: usize) -> Config {
         workers,
         ..Config::for_udp("127.0.0.1:0".parse().unwrap())
     }
-}
-
-fn peers4(bytes: &[u8]) -> Vec<SocketAddr> {
-    assert_eq!(bytes.len() % 6, 0, "6-byte IPv4 peers");
-    bytes
-        .chunks(6)
-        .map(|c| SocketAddr::from(([c[0], c[1], c[2], c[3]], u16::from_be_bytes([c[4], c[5]]))))
-        .collect()
 }
 
 #[test]
