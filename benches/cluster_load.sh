@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One instance's replies/s with --cluster on vs off under the same `shoal bench`
 # load, alternating, and redis-server's CPU per 100 k announces/s while on
-# (issue 12; numbers in BENCHMARKS.md, "Cluster"). A second, idle instance
+# (numbers in BENCHMARKS.md, "Cluster"). A second, idle instance
 # subscribes, so every batch is also delivered once. Loopback only; each run
 # is bounded by DURATION seconds, ROUNDS rounds.
 #

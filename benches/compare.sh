@@ -46,14 +46,19 @@ LOADTEST="$AQ_DIR/aquatic_udp_load_test"
 OUT=${OUT:-$(mktemp -d /tmp/shoal-compare.XXXXXX)}
 mkdir -p "$OUT"
 BASELINE=${BASELINE:-}
-[ -x "$LOADTEST" ] && { [ -n "$BASELINE" ] || [ -x "$AQUATIC" ]; } || { echo "aquatic_udp / aquatic_udp_load_test not found (set AQUATIC_BIN)"; exit 1; }
+# The load test is needed for its rounds and for the memory runs; against a
+# BASELINE with ROUND_TOOLS=shoal_bench SKIP_MEMORY=1, shoal bench alone drives both.
+needs_loadtest=0
+case "$ROUND_TOOLS" in *aquatic_udp_load_test*) needs_loadtest=1 ;; esac
+[ "$SKIP_MEMORY" = 1 ] || needs_loadtest=1
+{ [ "$needs_loadtest" = 0 ] || [ -x "$LOADTEST" ]; } && { [ -n "$BASELINE" ] || [ -x "$AQUATIC" ]; } || { echo "aquatic_udp / aquatic_udp_load_test not found (set AQUATIC_BIN)"; exit 1; }
 OPPONENT=${BASELINE:+baseline}; OPPONENT=${OPPONENT:-aquatic_udp}
 
 cargo build --release --quiet
 SHOAL=$PWD/target/release/shoal
 
 [ -n "$BASELINE" ] || "$AQUATIC" -p | sed -e "s/^address = .*/address = \"127.0.0.1:$PORT_AQ\"/" > "$OUT/aquatic.toml"
-for port in $PORT_AQ $PORT_SH; do
+[ "$needs_loadtest" = 1 ] && for port in $PORT_AQ $PORT_SH; do
   "$LOADTEST" -p | sed -e "s/^server_address = .*/server_address = \"127.0.0.1:$port\"/" \
     -e "s/^duration = .*/duration = $DURATION/" -e "s/^summarize_last = .*/summarize_last = $SUMMARIZE/" \
     -e "s/^number_of_torrents = .*/number_of_torrents = $TORRENTS/" -e "s/^number_of_peers = .*/number_of_peers = $PEERS/" \

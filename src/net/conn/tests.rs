@@ -167,7 +167,7 @@ fn ready_list_holds_a_connection_at_most_once() {
 /// A client that pipelines requests without reading the replies: the
 /// server stops reading from it once `MAX_PENDING_OUT` bytes wait, the
 /// queue stays bounded, and once the client reads everything the reply
-/// buffer is back to `OUT_KEEP` bytes (it used to keep up to 64 KiB).
+/// buffer shrinks back to `OUT_KEEP` bytes, however far the backlog grew it.
 #[test]
 fn a_client_that_does_not_read_holds_bounded_output() {
     let mut h = Harness::new();
