@@ -29,8 +29,9 @@
 //!   replies`, and a blocking client.
 //! - [`bench`]: `shoal bench`, a BEP 15 load generator with a simulated population.
 //! - [`config`]: the plain, validated configuration the server runs with.
-//! - [`docgen`]: shell completions and the man page, generated from [`cli`].
-//! - [`cli`]: command-line parsing (clap) into a [`config::Config`] or a tool invocation.
+//! - [`cli`]: the command line: clap definitions, their conversion into a
+//!   [`server::Config`] or a tool invocation, `--print-config`, completions and
+//!   the man page, and the client tools' runs.
 //! - [`api`]: the management API (`--api`): JSON under `/api/v1` behind a
 //!   token, the status page, the stats history, and `shoal api`.
 //! - [`cluster`]: several instances sharing one swarm view through Redis/Valkey
@@ -48,7 +49,6 @@ pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod cluster;
-pub mod docgen;
 pub mod limit;
 pub mod net;
 pub mod rendezvous;

@@ -21,11 +21,11 @@ fn main() -> ExitCode {
         Some(Command::Bench(args)) => tool(bench(&args)),
         Some(Command::Rendezvous(args)) => rendezvous(&args),
         Some(Command::Api(args)) => api(&args),
-        Some(Command::Completions { shell }) => written(shoal::docgen::completions(
+        Some(Command::Completions { shell }) => written(shoal::cli::doc::completions(
             shell,
             &mut std::io::stdout().lock(),
         )),
-        Some(Command::Man) => written(shoal::docgen::man(&mut std::io::stdout().lock())),
+        Some(Command::Man) => written(shoal::cli::doc::man(&mut std::io::stdout().lock())),
     }
 }
 
