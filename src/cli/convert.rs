@@ -10,6 +10,7 @@
 use super::defs::{
     AccessModeArg, AnnounceArgs, ApiArgs, ApiCommand, BenchArgs, ClientArgs, EventArg, ServeArgs,
 };
+use super::UsageError;
 use crate::access::{AccessConfig, Mode};
 use crate::api::client::Request;
 use crate::api::{ApiConfig, ApiToken};
@@ -30,17 +31,26 @@ const CLUSTER_STATE_INTERVAL: u64 = 300;
 
 impl ServeArgs {
     /// The validated configuration these flags describe.
-    pub fn to_config(&self) -> Result<Config, String> {
+    pub fn to_config(&self) -> Result<Config, UsageError> {
+        if let Some(spec) = self.log.as_deref() {
+            check_log_filter(spec)?;
+        }
         // Checked here, not by clap's `requires`: SHOAL_PRIVATE_SCRAPE=false
         // in the environment must not demand --keys.
         if self.private_scrape && self.keys.is_none() {
-            return Err("--private-scrape needs --keys (private mode)".into());
+            return Err(UsageError::new(
+                "--private-scrape needs --keys (private mode)",
+            ));
         }
         if self.http_idle_timeout == 0 {
-            return Err("--http-idle-timeout must be at least 1 second".into());
+            return Err(UsageError::new(
+                "--http-idle-timeout must be at least 1 second",
+            ));
         }
         if self.no_udp && !self.udp.is_empty() {
-            return Err("--no-udp cannot be used with --udp (SHOAL_NO_UDP, SHOAL_UDP)".into());
+            return Err(UsageError::new(
+                "--no-udp cannot be used with --udp (SHOAL_NO_UDP, SHOAL_UDP)",
+            ));
         }
         let defaults = Config::default();
         let config = Config {
@@ -58,7 +68,7 @@ impl ServeArgs {
             stats_interval: secs_or_off(self.stats_interval),
             control_nice: defaults.control_nice,
         };
-        config.validate()?;
+        config.validate().map_err(UsageError)?;
         Ok(config)
     }
 
@@ -138,20 +148,19 @@ impl ServeArgs {
 
     /// The API's token, from the flag (or its environment twin) or from the
     /// first line of `--api-token-file`; at most one of them.
-    fn api(&self) -> Result<ApiConfig, String> {
+    fn api(&self) -> Result<ApiConfig, UsageError> {
         let token = match (&self.api_token, &self.api_token_file) {
             (Some(_), Some(_)) => {
-                return Err("give the API token once: --api-token (SHOAL_API_TOKEN) or --api-token-file, not both".into())
+                return Err(UsageError::new("give the API token once: --api-token (SHOAL_API_TOKEN) or --api-token-file, not both"))
             }
-            (Some(t), None) => Some(ApiToken::parse(t)?),
+            (Some(t), None) => Some(ApiToken::parse(t).map_err(UsageError)?),
             (None, Some(path)) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| format!("--api-token-file {}: {e}", path.display()))?;
+                let file_error = |e: &dyn std::fmt::Display| {
+                    UsageError(format!("--api-token-file {}: {e}", path.display()))
+                };
+                let text = std::fs::read_to_string(path).map_err(|e| file_error(&e))?;
                 let first = text.lines().next().unwrap_or_default();
-                Some(
-                    ApiToken::parse(first)
-                        .map_err(|e| format!("--api-token-file {}: {e}", path.display()))?,
-                )
+                Some(ApiToken::parse(first).map_err(|e| file_error(&e))?)
             }
             (None, None) => None,
         };
@@ -185,6 +194,36 @@ impl ServeArgs {
     }
 }
 
+/// Level names env_logger understands on their own.
+const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+
+/// A `--log` value must be a level, or an env_logger filter whose parts are
+/// `MODULE=LEVEL` or a bare module of shoal's (`shoal::net`). A bare word
+/// that is neither (`warning`, `verbose`) would be read as a module filter
+/// and silently turn every log line off: refused instead.
+fn check_log_filter(spec: &str) -> Result<(), UsageError> {
+    let is_level = |w: &str| LEVELS.contains(&w.to_ascii_lowercase().as_str());
+    // env_logger: `directives[/regex]`.
+    let directives = spec.split('/').next().unwrap_or_default();
+    for part in directives
+        .split(',')
+        .map(str::trim)
+        .filter(|w| !w.is_empty())
+    {
+        let ok = match part.split_once('=') {
+            Some((module, level)) => !module.is_empty() && is_level(level),
+            None => is_level(part) || part == "shoal" || part.starts_with("shoal::"),
+        };
+        if !ok {
+            return Err(UsageError(format!(
+                "--log {part:?} is neither a level ({}) nor a filter such as shoal::net=debug",
+                LEVELS.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// A period in seconds where 0 means off.
 fn secs_or_off(secs: u64) -> Option<Duration> {
     (secs > 0).then(|| Duration::from_secs(secs))
@@ -192,7 +231,7 @@ fn secs_or_off(secs: u64) -> Option<Duration> {
 
 impl BenchArgs {
     /// The validated benchmark configuration.
-    pub fn to_config(&self) -> Result<BenchConfig, String> {
+    pub fn to_config(&self) -> Result<BenchConfig, UsageError> {
         let config = BenchConfig {
             target: self.target.clone(),
             duration: Duration::from_secs_f64(self.duration),
@@ -213,7 +252,7 @@ impl BenchArgs {
             allow_remote: self.allow_remote,
             progress: !self.quiet,
         };
-        config.validate()?;
+        config.validate().map_err(UsageError)?;
         Ok(config)
     }
 }
@@ -280,6 +319,29 @@ impl ApiArgs {
                 valid_for: *valid_for,
             },
             ApiCommand::RemoveKey { key } => Request::RemoveKey { key: key.clone() },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_log_filter_is_levels_or_shoal_modules() {
+        for good in [
+            "info",
+            "WARN",
+            "off",
+            "shoal",
+            "shoal::net=debug,info",
+            "x=trace/re",
+        ] {
+            assert_eq!(check_log_filter(good), Ok(()), "{good}");
+        }
+        for bad in ["warning", "verbose", "shoal=loud", "info,nope", "=info"] {
+            let e = check_log_filter(bad).unwrap_err();
+            assert!(e.message().contains("is neither a level"), "{bad}: {e}");
         }
     }
 }

@@ -30,11 +30,38 @@ pub use defs::{
 };
 pub use env::{env_names, unknown_env_warnings};
 pub use print::print_config;
-pub use tools::{run_announce, run_scrape, ToolRun};
+pub use tools::{run_announce, run_api, run_bench, run_rendezvous, run_scrape, ToolRun};
 
 use clap::Parser;
 use std::ffi::OsString;
+use std::fmt;
 use std::io::Write;
+
+/// A command line that cannot run: a bad value, or flags that contradict
+/// each other. The message names the flag (or its environment twin).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageError(String);
+
+impl UsageError {
+    /// The exit status of a usage error, the same as clap's own.
+    pub const EXIT_CODE: u8 = 2;
+
+    fn new(message: impl Into<String>) -> UsageError {
+        UsageError(message.into())
+    }
+
+    pub fn message(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
 
 /// The command line, parsed. Exits on a usage error (or `--help`) as clap
 /// does, except that `announce` and `scrape` with `--json` report a usage

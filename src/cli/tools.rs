@@ -1,10 +1,13 @@
-//! The client tools: `shoal announce`, `scrape`, `rendezvous` and `api`.
+//! The tools: `shoal announce`, `scrape`, `rendezvous`, `api` and `bench`.
 //! What each prints and how it exits is a value ([`ToolRun`]) that `main`
 //! writes out, so the text and `--json` forms of output and errors are
 //! tested without a process.
 
-use super::defs::{AnnounceArgs, ApiArgs, RendezvousAction, RendezvousArgs, ScrapeArgs};
+use super::defs::{AnnounceArgs, ApiArgs, BenchArgs, RendezvousAction, RendezvousArgs, ScrapeArgs};
+use super::UsageError;
 use crate::client::{self, Event};
+use crate::rendezvous::client::{ClientReply, RendezvousClient, RendezvousError};
+use crate::rendezvous::message::{Announced, Reply};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -132,51 +135,46 @@ pub fn run_scrape(args: &ScrapeArgs) -> ToolRun {
     }
 }
 
-impl RendezvousArgs {
-    /// Run the action. `Ok` is the output to print; `Err` the one-line error
-    /// (a JSON object with `--json`). Every action registers first: each run
-    /// is a fresh UDP port, which the tracker has never seen.
-    pub fn run(&self) -> Result<String, String> {
-        use crate::rendezvous::client::{ClientReply, RendezvousClient};
-        use crate::rendezvous::message::{Announced, Reply};
-        let fail = |e: String| {
-            if self.json {
-                serde_json::json!({ "error": e }).to_string()
-            } else {
-                e
-            }
-        };
-        let tracker = resolve_rendezvous(&self.url).map_err(|e| fail(e.clone()))?;
-        let timeout = Duration::from_secs_f64(self.timeout);
-        let mut c = RendezvousClient::new(tracker, timeout)
-            .map_err(|e| fail(format!("{}: {e}", self.url)))?;
-        let err =
-            |e: crate::rendezvous::client::RendezvousError| fail(format!("{}: {e}", self.url));
-        let id = c.announce().map_err(err)?;
-        let (reply, text): (ClientReply, String) = match self.action {
-            RendezvousAction::Announce => (
-                Reply::Announced(Announced { share_id: id }),
-                format!("share id: {id}"),
-            ),
-            RendezvousAction::Alive => {
-                c.alive().map_err(err)?;
-                (Reply::Alived, format!("alived (share id {id})"))
-            }
-            RendezvousAction::Push => {
-                let target = self.share_id.as_deref().unwrap_or_default();
-                let peer = c.push(target).map_err(err)?;
-                let text = format!("peer {} (share id {})", peer.peer_addr, peer.peer_share_id);
-                (Reply::Pushed(peer), text)
-            }
-        };
-        let mut out = if self.json {
-            serde_json::to_string(&reply).map_err(|e| fail(e.to_string()))?
-        } else {
-            text
-        };
-        out.push('\n');
-        Ok(out)
+/// `shoal rendezvous`: the action's reply as text or JSON. Every action
+/// registers first: each run is a fresh UDP port, which the tracker has
+/// never seen.
+pub fn run_rendezvous(args: &RendezvousArgs) -> ToolRun {
+    match rendezvous(args) {
+        Ok(out) => ToolRun::ok(out),
+        Err(message) => ToolRun::error(&message, 1, args.json),
     }
+}
+
+fn rendezvous(args: &RendezvousArgs) -> Result<String, String> {
+    let tracker = resolve_rendezvous(&args.url)?;
+    let timeout = Duration::from_secs_f64(args.timeout);
+    let mut c =
+        RendezvousClient::new(tracker, timeout).map_err(|e| format!("{}: {e}", args.url))?;
+    let err = |e: RendezvousError| format!("{}: {e}", args.url);
+    let id = c.announce().map_err(err)?;
+    let (reply, text): (ClientReply, String) = match args.action {
+        RendezvousAction::Announce => (
+            Reply::Announced(Announced { share_id: id }),
+            format!("share id: {id}"),
+        ),
+        RendezvousAction::Alive => {
+            c.alive().map_err(err)?;
+            (Reply::Alived, format!("alived (share id {id})"))
+        }
+        RendezvousAction::Push => {
+            let target = args.share_id.as_deref().unwrap_or_default();
+            let peer = c.push(target).map_err(err)?;
+            let text = format!("peer {} (share id {})", peer.peer_addr, peer.peer_share_id);
+            (Reply::Pushed(peer), text)
+        }
+    };
+    let mut out = if args.json {
+        serde_json::to_string(&reply).map_err(|e| e.to_string())?
+    } else {
+        text
+    };
+    out.push('\n');
+    Ok(out)
 }
 
 /// `udp://host:port`, `host:port` or `[v6]:port`, resolved (first address).
@@ -199,20 +197,56 @@ fn resolve_rendezvous(url: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("{url}: the host has no address"))
 }
 
-impl ApiArgs {
-    /// Send it; the text to print, or a one-line error.
-    pub fn run(&self) -> Result<String, String> {
-        let token = self
-            .api_token
-            .as_deref()
-            .ok_or("no API token: set SHOAL_API_TOKEN (or give --api-token)")?;
-        crate::api::client::run(&self.api_url, token, &self.request(), self.json)
+/// `shoal api`: the API's reply as text, or its JSON with `--json`.
+pub fn run_api(args: &ApiArgs) -> ToolRun {
+    let Some(token) = args.api_token.as_deref() else {
+        return ToolRun::error(
+            "no API token: set SHOAL_API_TOKEN (or give --api-token)",
+            1,
+            args.json,
+        );
+    };
+    match crate::api::client::run(&args.api_url, token, &args.request(), args.json) {
+        Ok(out) => ToolRun::ok(out),
+        Err(message) => ToolRun::error(&message, 1, args.json),
     }
+}
+
+/// `shoal bench`: the report as text or JSON. Errors are plain lines on
+/// stderr even with `--json` (the report is the JSON). A run without a
+/// single reply still prints its report (what was sent and lost), and fails.
+pub fn run_bench(args: &BenchArgs) -> ToolRun {
+    let config = match args.to_config() {
+        Ok(c) => c,
+        Err(e) => return ToolRun::error(e.message(), UsageError::EXIT_CODE, false),
+    };
+    let report = match crate::bench::run(&config) {
+        Ok(r) => r,
+        Err(message) => return ToolRun::error(&message, 1, false),
+    };
+    let stdout = if args.json {
+        report.to_json() + "\n"
+    } else {
+        report.to_text()
+    };
+    if report.replies_total() == 0 {
+        return ToolRun {
+            stdout,
+            stderr: format!(
+                "shoal: {}: no replies (is a UDP tracker listening there?)\n",
+                report.target
+            ),
+            code: 1,
+        };
+    }
+    ToolRun::ok(stdout)
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::{Cli, Command};
     use super::*;
+    use clap::Parser;
 
     #[test]
     fn rendezvous_urls() {
@@ -242,5 +276,49 @@ mod tests {
             (json.stdout.as_str(), json.stderr.as_str(), json.code),
             ("{\"error\":\"say \\\"hi\\\"\\n\"}\n", "", 1)
         );
+    }
+
+    fn command(args: &[&str]) -> Command {
+        let args = std::iter::once("shoal").chain(args.iter().copied());
+        Cli::try_parse_from(args).unwrap().command.unwrap()
+    }
+
+    #[test]
+    fn tools_that_cannot_start_say_why_in_the_asked_form() {
+        // A bad bench setting is a usage error, before anything runs; plain
+        // text even with --json (the report is the JSON).
+        let Command::Bench(b) = command(&["bench", "--workers", "0", "--json"]) else {
+            panic!()
+        };
+        let run = run_bench(&b);
+        assert_eq!((run.code, run.stdout.as_str()), (2, ""));
+        assert!(run.stderr.starts_with("shoal: --workers"), "{run:?}");
+        assert_eq!(run.stderr.lines().count(), 1);
+        // A rendezvous tracker is UDP: refused before a socket exists.
+        for json in [false, true] {
+            let mut args = vec!["rendezvous", "http://127.0.0.1:1", "announce"];
+            if json {
+                args.push("--json");
+            }
+            let Command::Rendezvous(r) = command(&args) else {
+                panic!()
+            };
+            let run = run_rendezvous(&r);
+            assert_eq!(run.code, 1);
+            let out = if json { &run.stdout } else { &run.stderr };
+            assert!(out.contains("is udp://host:port, not http://"), "{run:?}");
+            assert_eq!(out.starts_with("{\"error\":"), json, "{run:?}");
+        }
+        // The API needs its token; nothing is sent without one.
+        let Command::Api(a) = command(&["api", "stats", "--json"]) else {
+            panic!()
+        };
+        let a = ApiArgs {
+            api_token: None,
+            ..a
+        };
+        let run = run_api(&a);
+        assert_eq!(run.code, 1);
+        assert!(run.stdout.contains("no API token"), "{run:?}");
     }
 }
