@@ -10,19 +10,17 @@ use std::io::Write;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = cli::parse();
-    match cli.command {
-        None => serve(&cli.serve),
-        Some(Command::Serve(args)) => serve(&args),
-        Some(Command::Announce(args)) => tool(|| cli::run_announce(&args)),
-        Some(Command::Scrape(args)) => tool(|| cli::run_scrape(&args)),
-        Some(Command::Bench(args)) => tool(|| cli::run_bench(&args)),
-        Some(Command::Rendezvous(args)) => tool(|| cli::run_rendezvous(&args)),
-        Some(Command::Api(args)) => tool(|| cli::run_api(&args)),
-        Some(Command::Completions { shell }) => {
+    match cli::parse() {
+        Command::Serve(args) => serve(&args),
+        Command::Announce(args) => tool(|| cli::run_announce(&args)),
+        Command::Scrape(args) => tool(|| cli::run_scrape(&args)),
+        Command::Bench(args) => tool(|| cli::run_bench(&args)),
+        Command::Rendezvous(args) => tool(|| cli::run_rendezvous(&args)),
+        Command::Api(args) => tool(|| cli::run_api(&args)),
+        Command::Completions { shell } => {
             written(cli::doc::completions(shell, &mut std::io::stdout().lock()))
         }
-        Some(Command::Man) => written(cli::doc::man(&mut std::io::stdout().lock())),
+        Command::Man => written(cli::doc::man(&mut std::io::stdout().lock())),
     }
 }
 
@@ -77,7 +75,7 @@ fn serve(args: &ServeArgs) -> ExitCode {
         return written(
             std::io::stdout()
                 .lock()
-                .write_all(cli::print_config(&config, args.log.as_deref()).as_bytes()),
+                .write_all(cli::print_config(args, &config).as_bytes()),
         );
     }
     init_logging(args.log.as_deref());

@@ -123,11 +123,7 @@ impl ServeArgs {
         LimitConfig {
             rate_limit: self.rate_limit,
             rate_burst: self.rate_burst,
-            trusted_proxies: if self.http_trusted_proxy.is_empty() {
-                LimitConfig::default().trusted_proxies
-            } else {
-                self.http_trusted_proxy.clone()
-            },
+            trusted_proxies: self.http_trusted_proxy.clone(),
             http_max_connections_per_ip: self.http_max_connections_per_ip,
         }
     }

@@ -5,6 +5,7 @@
 //! them into configurations, [`super::tools`] runs the tools, [`super::print`]
 //! and [`super::doc`] read these same definitions back.
 
+use super::print::Given;
 use crate::bench::BenchConfig;
 use crate::client::{self, TrackerUrl};
 use crate::limit::{Cidr, LimitConfig};
@@ -132,11 +133,15 @@ pub struct ServeArgs {
     /// HTTP: believe --http-client-ip-header only from peers in this range
     /// (repeatable; comma-separated in the environment); from others the
     /// header is ignored and counted. Default: 127.0.0.0/8 and ::1/128.
+    // The default is the prose above in --help, the completions and the man
+    // page; clap holds it for the conversion and for --print-config.
     #[arg(
         long = "http-trusted-proxy",
         value_name = "CIDR",
         env = "SHOAL_HTTP_TRUSTED_PROXY",
-        value_delimiter = ','
+        value_delimiter = ',',
+        default_values_t = LimitConfig::default().trusted_proxies,
+        hide_default_value = true
     )]
     pub http_trusted_proxy: Vec<Cidr>,
 
@@ -342,6 +347,11 @@ pub struct ServeArgs {
     /// (SHOAL_X=value  # --x), then exit without serving.
     #[arg(long)]
     pub print_config: bool,
+
+    /// What the operator gave, as written: filled by [`super::try_parse_from`]
+    /// for `--print-config`.
+    #[arg(skip)]
+    pub given: Given,
 }
 
 /// `--access-mode` values.

@@ -29,10 +29,10 @@ pub use defs::{
     EventArg, RendezvousAction, RendezvousArgs, ScrapeArgs, ServeArgs, Shell,
 };
 pub use env::{env_names, unknown_env_warnings};
-pub use print::print_config;
+pub use print::{print_config, serve_command, Given};
 pub use tools::{run_announce, run_api, run_bench, run_rendezvous, run_scrape, ToolRun};
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use std::ffi::OsString;
 use std::fmt;
 use std::io::Write;
@@ -66,27 +66,46 @@ impl std::error::Error for UsageError {}
 /// The command line, parsed. Exits on a usage error (or `--help`) as clap
 /// does, except that `announce` and `scrape` with `--json` report a usage
 /// error as `{"error": "..."}` on stdout, with the same status (2).
-pub fn parse() -> Cli {
+pub fn parse() -> Command {
     let args: Vec<OsString> = std::env::args_os().collect();
-    match Cli::try_parse_from(&args) {
-        Ok(cli) => cli,
-        Err(e) => match json_usage_error(&args, &e) {
-            Some(run) => {
-                let code = run.code;
-                let _ = run.finish();
-                std::process::exit(i32::from(code))
-            }
-            None => {
-                match env::env_value_error(&args, &e, |name| std::env::var_os(name).is_some()) {
-                    Some(text) => {
-                        let _ = std::io::stderr().lock().write_all(text.as_bytes());
-                        std::process::exit(e.exit_code())
-                    }
-                    None => e.exit(),
-                }
-            }
-        },
+    let e = match try_parse_from(&args) {
+        Ok(command) => return command,
+        Err(e) => e,
+    };
+    if let Some(run) = json_usage_error(&args, &e) {
+        let code = run.code;
+        let _ = run.finish();
+        std::process::exit(i32::from(code))
     }
+    match env::env_value_error(&args, &e, |name| std::env::var_os(name).is_some()) {
+        Some(text) => {
+            let _ = std::io::stderr().lock().write_all(text.as_bytes());
+            std::process::exit(e.exit_code())
+        }
+        None => e.exit(),
+    }
+}
+
+/// `args` (the program name first) parsed, with the environment twins.
+/// `shoal` without a subcommand is [`Command::Serve`] as `shoal serve` is;
+/// its [`ServeArgs`] carry what the operator gave, for `--print-config`.
+pub fn try_parse_from<I, T>(args: I) -> Result<Command, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let matches = Cli::command().try_get_matches_from(args)?;
+    let cli = Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut Cli::command()))?;
+    let (mut serve, matches) = match cli.command {
+        None => (cli.serve, &matches),
+        Some(Command::Serve(serve)) => match matches.subcommand_matches("serve") {
+            Some(sub) => (serve, sub),
+            None => return Ok(Command::Serve(serve)),
+        },
+        Some(tool) => return Ok(tool),
+    };
+    serve.given = Given::from_matches(matches);
+    Ok(Command::Serve(serve))
 }
 
 /// The `--json` form of a usage error of `announce` or `scrape`, if that is

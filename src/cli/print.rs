@@ -1,240 +1,387 @@
-//! `--print-config`: the effective configuration as environment lines.
+//! `--print-config`: the effective configuration as environment lines,
+//! `SHOAL_X=value  # --x`, one per setting of `shoal serve`.
+//!
+//! The lines come from clap's own argument list ([`serve_command`]), not
+//! from a list of names kept beside it: a new flag with an environment twin
+//! is printed without a change here. Each value is, in order:
+//!
+//! 1. what the operator gave, on the command line or in the environment,
+//!    as written ([`Given`]);
+//! 2. for a default found on the host at start-up (worker count, memory
+//!    budget), the value found ([`detected`]);
+//! 3. the default the flag's definition declares;
+//! 4. otherwise the setting is off or derived, and the line is a comment.
+//!
+//! Read back as the environment of another `shoal`, the lines give the same
+//! configuration, with two deliberate exceptions: a secret (an argument
+//! whose environment value clap hides from `--help`, the API token) is a
+//! comment saying it is set, and a password in a URL is `***`. The output
+//! ends up in tickets and chat; neither may.
 
-use crate::access::Mode;
-use crate::limit::Cidr;
+use super::defs::ServeArgs;
 use crate::server::Config;
-use std::net::SocketAddr;
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args};
+use std::ffi::OsString;
 
-/// `redis://user:secret@host` as `redis://user:***@host`: `--print-config`
-/// output ends up in tickets and chat, the password must not.
-fn redact_url_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    match rest.split_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split_once(':').map_or("", |(u, _)| u);
-            format!("{scheme}://{user}:***@{host}")
+/// The `shoal serve` arguments as clap defines them, built (so flags show
+/// their implicit `false` default).
+pub fn serve_command() -> clap::Command {
+    let mut cmd = ServeArgs::augment_args(clap::Command::new("shoal"));
+    cmd.build();
+    cmd
+}
+
+/// What the operator gave for each setting, on the command line or in the
+/// environment, as written (before parsing): what `--print-config` prints
+/// back. Defaults are not in it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Given(Vec<(String, Vec<OsString>)>);
+
+impl Given {
+    /// The values in `matches` that the operator gave.
+    pub fn from_matches(matches: &ArgMatches) -> Given {
+        let mut given = Vec::new();
+        for id in matches.ids() {
+            let id = id.as_str();
+            if !matches!(
+                matches.value_source(id),
+                Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+            ) {
+                continue;
+            }
+            if let Ok(Some(raw)) = matches.try_get_raw(id) {
+                given.push((id.to_string(), raw.map(OsString::from).collect()));
+            }
         }
-        None => url.to_string(),
+        Given(given)
+    }
+
+    /// The values given for the argument `id`, if any.
+    fn get(&self, id: &str) -> Option<&[OsString]> {
+        self.0
+            .iter()
+            .find(|(i, _)| i == id)
+            .map(|(_, values)| values.as_slice())
     }
 }
 
-/// The effective configuration as `SHOAL_X=value  # --x` lines, one per
-/// server setting, that read back (as the environment of another `shoal`)
-/// give the same configuration. A setting that is off is a commented line.
-pub fn print_config(config: &Config, log: Option<&str>) -> String {
-    let access = &config.access;
-    fn list(addrs: &[SocketAddr]) -> String {
-        addrs
-            .iter()
-            .map(SocketAddr::to_string)
-            .collect::<Vec<_>>()
-            .join(",")
+/// What one line says about its setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Value {
+    /// Given by the operator, or the definition's default.
+    Set(String),
+    /// Not given; the default found on this host. Printed as a setting, so
+    /// the output read back elsewhere keeps this host's value.
+    Detected(String),
+    /// A secret that is set: never printed.
+    Secret,
+    /// Not given and without a default: off, or derived from other settings.
+    Unset,
+}
+
+/// For settings whose default is found on the host at start-up rather than
+/// declared by the flag ("[default: available cores]"), the value found, as
+/// the configuration holds it.
+fn detected(id: &str, config: &Config) -> Option<String> {
+    match id {
+        "workers" => Some(config.workers.to_string()),
+        "max_memory" => Some(config.tracker.max_memory.to_string()),
+        _ => None,
     }
-    let t = &config.tracker;
-    let off = |v: &str| (!v.is_empty()).then(|| v.to_string());
-    // The built-in UDP addresses stay implicit: written out, a host without
-    // IPv6 would fail on [::] instead of skipping it.
-    let udp = (!config.listen.defaults).then(|| list(&config.listen.udp));
-    let mut lines: Vec<(&str, &str, Option<String>)> = vec![
-        ("SHOAL_UDP", "--udp", udp.and_then(|u| off(&u))),
-        (
-            "SHOAL_NO_UDP",
-            "--no-udp",
-            Some(config.listen.udp.is_empty().to_string()),
-        ),
-        ("SHOAL_HTTP", "--http", off(&list(&config.listen.http))),
-        (
-            "SHOAL_METRICS",
-            "--metrics",
-            off(&list(&config.listen.metrics)),
-        ),
-        (
-            "SHOAL_HTTP_METRICS",
-            "--http-metrics",
-            Some(config.http.metrics_on_tracker_port.to_string()),
-        ),
-        (
-            "SHOAL_HTTP_MAX_CONNECTIONS",
-            "--http-max-connections",
-            Some(config.http.max_connections.to_string()),
-        ),
-        (
-            "SHOAL_HTTP_IDLE_TIMEOUT",
-            "--http-idle-timeout",
-            Some(config.http.idle_timeout.as_secs().to_string()),
-        ),
-        (
-            "SHOAL_HTTP_CLIENT_IP_HEADER",
-            "--http-client-ip-header",
-            config.http.client_ip_header.clone(),
-        ),
-        (
-            "SHOAL_WORKERS",
-            "--workers",
-            Some(config.workers.to_string()),
-        ),
-        ("SHOAL_INTERVAL", "--interval", Some(t.interval.to_string())),
-        (
-            "SHOAL_PEER_TIMEOUT",
-            "--peer-timeout",
-            Some(t.peer_timeout.to_string()),
-        ),
-        (
-            "SHOAL_DEFAULT_NUMWANT",
-            "--default-numwant",
-            Some(t.default_numwant.to_string()),
-        ),
-        (
-            "SHOAL_MAX_NUMWANT",
-            "--max-numwant",
-            Some(t.max_numwant.to_string()),
-        ),
-        (
-            "SHOAL_MAX_SCRAPE",
-            "--max-scrape",
-            Some(t.max_scrape.to_string()),
-        ),
-        (
-            "SHOAL_CONNECTION_ID_LIFETIME",
-            "--connection-id-lifetime",
-            Some(t.connection_id_lifetime.to_string()),
-        ),
-        (
-            "SHOAL_MAX_PEERS",
-            "--max-peers",
-            Some(t.max_peers.to_string()),
-        ),
-        (
-            "SHOAL_MAX_MEMORY",
-            "--max-memory",
-            Some(t.max_memory.to_string()),
-        ),
-        (
-            "SHOAL_MAX_TORRENT_SHARE",
-            "--max-torrent-share",
-            Some(t.max_torrent_share.to_string()),
-        ),
-        (
-            "SHOAL_STATS_INTERVAL",
-            "--stats-interval",
-            Some(config.stats_interval.map_or(0, |d| d.as_secs()).to_string()),
-        ),
-        ("SHOAL_SHARDS", "--shards", Some(t.shards.to_string())),
-        (
-            "SHOAL_SOCKET_BUFFER",
-            "--socket-buffer",
-            Some(config.socket_buffer.to_string()),
-        ),
-        (
-            "SHOAL_RENDEZVOUS",
-            "--rendezvous",
-            off(&list(&config.listen.rendezvous)),
-        ),
-    ];
-    lines.push(("SHOAL_API", "--api", off(&list(&config.listen.api))));
-    let r = &config.rendezvous;
-    lines.extend([
-        (
-            "SHOAL_RENDEZVOUS_TIMEOUT",
-            "--rendezvous-timeout",
-            Some(r.timeout.to_string()),
-        ),
-        (
-            "SHOAL_RENDEZVOUS_MAX",
-            "--rendezvous-max",
-            Some(r.max.to_string()),
-        ),
-        (
-            "SHOAL_RENDEZVOUS_PUSH_RATE",
-            "--rendezvous-push-rate",
-            Some(r.push_rate.to_string()),
-        ),
-    ]);
-    let cluster = config.cluster.as_ref();
-    lines.extend([
-        (
-            "SHOAL_CLUSTER",
-            "--cluster",
-            cluster.map(|c| redact_url_password(&c.url)),
-        ),
-        (
-            "SHOAL_CLUSTER_NAME",
-            "--cluster-name",
-            Some(cluster.map_or("shoal".into(), |c| c.name.clone())),
-        ),
-    ]);
-    let l = &config.limits;
-    lines.extend([
-        (
-            "SHOAL_HTTP_TRUSTED_PROXY",
-            "--http-trusted-proxy",
-            Some(
-                l.trusted_proxies
-                    .iter()
-                    .map(Cidr::to_string)
-                    .collect::<Vec<_>>()
-                    .join(","),
-            ),
-        ),
-        (
-            "SHOAL_HTTP_MAX_CONNECTIONS_PER_IP",
-            "--http-max-connections-per-ip",
-            Some(l.http_max_connections_per_ip.to_string()),
-        ),
-        (
-            "SHOAL_RATE_LIMIT",
-            "--rate-limit",
-            Some(l.rate_limit.to_string()),
-        ),
-        (
-            "SHOAL_RATE_BURST",
-            "--rate-burst",
-            l.rate_burst.map(|b| b.to_string()),
-        ),
-    ]);
-    let path = |p: &Option<std::path::PathBuf>| p.as_ref().map(|p| p.display().to_string());
-    let state_file = config.state.as_ref().map(|s| s.path.clone());
-    let state_interval = config
-        .state
-        .as_ref()
-        .map_or(300, |s| s.interval.map_or(0, |d| d.as_secs()));
-    lines.extend([
-        ("SHOAL_STATE_FILE", "--state-file", path(&state_file)),
-        (
-            "SHOAL_STATE_INTERVAL",
-            "--state-interval",
-            Some(state_interval.to_string()),
-        ),
-    ]);
-    let list = access.list.as_ref().map(|(p, _)| p.clone());
-    let mode = match access.list.as_ref().map(|(_, m)| *m) {
-        Some(Mode::Deny) => "deny",
-        _ => "allow",
-    };
-    lines.extend([
-        ("SHOAL_ACCESS_LIST", "--access-list", path(&list)),
-        ("SHOAL_ACCESS_MODE", "--access-mode", Some(mode.to_string())),
-        ("SHOAL_KEYS", "--keys", path(&access.keys)),
-        (
-            "SHOAL_PRIVATE_SCRAPE",
-            "--private-scrape",
-            Some(access.private_scrape.to_string()),
-        ),
-        ("SHOAL_LOG", "--log", log.map(str::to_string)),
-    ]);
+}
+
+/// The effective configuration of `args` (which `config` was built from) as
+/// `SHOAL_X=value  # --x` lines; a setting that is off is a commented line.
+pub fn print_config(args: &ServeArgs, config: &Config) -> String {
+    let cmd = serve_command();
     let mut out = String::new();
-    for (env, flag, value) in lines {
-        match value {
-            Some(v) => out.push_str(&format!("{env}={v}  # {flag}\n")),
-            None => out.push_str(&format!("# {env}=  # {flag} (not set)\n")),
+    // Actions (--print-config, --help) have no environment twin and no line.
+    for arg in cmd.get_arguments() {
+        let Some(env) = arg.get_env().map(|e| e.to_string_lossy()) else {
+            continue;
+        };
+        let flag = arg.get_long().unwrap_or_default();
+        let line = match value(arg, &args.given, config) {
+            Value::Set(v) | Value::Detected(v) => format!("{env}={v}  # --{flag}\n"),
+            Value::Secret => format!("# {env}=  # --{flag} (set; not shown: give it again)\n"),
+            Value::Unset => format!("# {env}=  # --{flag} (not set)\n"),
+        };
+        out.push_str(&line);
+    }
+    out
+}
+
+/// The value of one argument's line: see the module's documentation.
+fn value(arg: &clap::Arg, given: &Given, config: &Config) -> Value {
+    let id = arg.get_id().as_str();
+    if let Some(values) = given.get(id) {
+        if arg.is_hide_env_values_set() {
+            return Value::Secret;
+        }
+        return Value::Set(join(arg, values.iter().map(|v| v.to_string_lossy())));
+    }
+    if let Some(v) = detected(id, config) {
+        return Value::Detected(v);
+    }
+    let defaults = arg.get_default_values();
+    if defaults.is_empty() {
+        return Value::Unset;
+    }
+    Value::Set(join(arg, defaults.iter().map(|v| v.to_string_lossy())))
+}
+
+/// Several values as one environment value: separated as clap splits that
+/// variable; each with any URL password redacted.
+fn join<'a>(arg: &clap::Arg, values: impl Iterator<Item = std::borrow::Cow<'a, str>>) -> String {
+    let sep = arg.get_value_delimiter().unwrap_or(',').to_string();
+    values
+        .map(|v| redact_url_password(&v))
+        .collect::<Vec<_>>()
+        .join(&sep)
+}
+
+/// `redis://user:secret@host` as `redis://user:***@host` (`redis://secret@host`
+/// as `redis://:***@host`: some clients read a lone userinfo as the
+/// password); anything that is not a URL with credentials unchanged.
+fn redact_url_password(value: &str) -> String {
+    let Some((scheme, rest)) = value.split_once("://") else {
+        return value.to_string();
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    match authority.rsplit_once('@') {
+        Some((userinfo, _)) => {
+            let user = userinfo.split_once(':').map_or("", |(u, _)| u);
+            let host = &rest[userinfo.len() + 1..];
+            format!("{scheme}://{user}:***@{host}")
+        }
+        None => value.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{try_parse_from, Command};
+    use super::*;
+
+    fn serve(args: &[&str]) -> ServeArgs {
+        match try_parse_from(std::iter::once("shoal").chain(args.iter().copied())).unwrap() {
+            Command::Serve(serve) => serve,
+            other => panic!("{other:?}"),
         }
     }
-    // The token itself is a secret: never printed.
-    out.push_str(match config.api.token {
-        Some(_) => "# SHOAL_API_TOKEN=  # --api-token (set; not shown: give it again)\n",
-        None => "# SHOAL_API_TOKEN=  # --api-token (not set)\n",
-    });
-    out
+
+    /// The configuration `args` give, and its printed form.
+    fn printed(args: &[&str]) -> (Config, String) {
+        let serve = serve(args);
+        let config = serve.to_config().unwrap();
+        let text = print_config(&serve, &config);
+        (config, text)
+    }
+
+    /// The printed settings as a command line (`--flag=value`; a flag that
+    /// takes no value is given when true). The environment form is read
+    /// back by tests/cli.rs, through the binary.
+    fn as_flags(text: &str) -> Vec<String> {
+        let cmd = serve_command();
+        let mut flags = Vec::new();
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let (setting, flag) = line.split_once("  # --").unwrap();
+            let (_, value) = setting.split_once('=').unwrap();
+            let arg = cmd
+                .get_arguments()
+                .find(|a| a.get_long() == Some(flag))
+                .unwrap_or_else(|| panic!("no flag --{flag}"));
+            if arg.get_action().takes_values() {
+                flags.push(format!("--{flag}={value}"));
+            } else if value == "true" {
+                flags.push(format!("--{flag}"));
+            } else {
+                assert_eq!(value, "false", "{line}");
+            }
+        }
+        flags
+    }
+
+    #[test]
+    fn every_setting_is_one_line_named_by_its_variable_and_flag() {
+        let cmd = serve_command();
+        let settings: Vec<(String, String)> = cmd
+            .get_arguments()
+            .filter_map(|a| {
+                let env = a.get_env()?.to_str()?.to_string();
+                Some((env, a.get_long()?.to_string()))
+            })
+            .collect();
+        assert!(settings.len() > 40, "{settings:?}");
+        for args in [&[][..], &["--http", "127.0.0.1:0", "--log", "info"]] {
+            let (_, text) = printed(args);
+            assert_eq!(text.lines().count(), settings.len(), "{text}");
+            for (line, (env, long)) in text.lines().zip(&settings) {
+                let setting = line.strip_prefix("# ").unwrap_or(line);
+                assert!(setting.starts_with(&format!("{env}=")), "{line}");
+                assert!(line.contains(&format!("  # --{long}")), "{line}");
+            }
+        }
+        assert!(settings.iter().any(|(e, _)| e == "SHOAL_API_TOKEN_FILE"));
+    }
+
+    #[test]
+    fn the_printed_settings_give_the_same_configuration() {
+        let dir = std::env::temp_dir().join(format!("shoal-print-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let token = dir.join("token");
+        std::fs::write(&token, "0123456789abcdef-token\n").unwrap();
+        let token = token.to_str().unwrap();
+        let cases: [&[&str]; 5] = [
+            &[],
+            &[
+                "--udp",
+                "127.0.0.1:7000",
+                "--udp",
+                "[::1]:7000",
+                "--http",
+                "127.0.0.1:8080,127.0.0.1:8081",
+                "--http-metrics",
+                "--http-trusted-proxy",
+                "10.0.0.0/8",
+                "--http-client-ip-header",
+                "X-Real-IP",
+                "--workers",
+                "3",
+                "--max-memory",
+                "64M",
+                "--shards",
+                "1000",
+                "--rate-limit",
+                "20",
+                "--rate-burst",
+                "30",
+                "--stats-interval",
+                "60",
+                "--log",
+                "shoal::net=debug,info",
+            ],
+            &[
+                "--no-udp",
+                "--rendezvous",
+                "127.0.0.1:7001",
+                "--rendezvous-max",
+                "1000",
+                "--state-file",
+                "/var/lib/shoal/state",
+                "--state-interval",
+                "0",
+                "--cluster",
+                "redis://127.0.0.1:6379/2",
+                "--cluster-name",
+                "edge",
+            ],
+            &[
+                "--access-list",
+                "/etc/shoal/deny.txt",
+                "--access-mode",
+                "deny",
+                "--keys",
+                "/etc/shoal/keys.txt",
+                "--private-scrape",
+            ],
+            &["--api", "127.0.0.1:6970", "--api-token-file", token],
+        ];
+        for args in cases {
+            let (config, text) = printed(args);
+            let flags = as_flags(&text);
+            let back: Vec<&str> = flags.iter().map(String::as_str).collect();
+            let (again, text_again) = printed(&back);
+            assert_eq!(again, config, "{args:?} printed as\n{text}");
+            assert_eq!(text_again, text, "{args:?}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn secrets_are_never_printed() {
+        let secret = "do-not-print-this-token";
+        let (_, text) = printed(&[
+            "--api",
+            "127.0.0.1:6970",
+            "--api-token",
+            secret,
+            "--cluster",
+            "redis://admin:hunter2hunter2@10.0.0.5:6379/0",
+        ]);
+        assert!(!text.contains(secret), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(
+            text.contains("# SHOAL_API_TOKEN=  # --api-token (set; not shown: give it again)\n")
+        );
+        assert!(text.contains("SHOAL_CLUSTER=redis://admin:***@10.0.0.5:6379/0  # --cluster\n"));
+        let (_, text) = printed(&[]);
+        assert!(text.contains("# SHOAL_API_TOKEN=  # --api-token (not set)\n"));
+    }
+
+    #[test]
+    fn url_passwords_are_redacted() {
+        for (url, shown) in [
+            ("redis://u:pw@h:6379", "redis://u:***@h:6379"),
+            ("redis://:pw@h", "redis://:***@h"),
+            ("redis://pw@h/1", "redis://:***@h/1"),
+            ("redis://u:p@ss@h", "redis://u:***@h"),
+            ("redis://h:6379/0", "redis://h:6379/0"),
+            ("valkey://h/a@b", "valkey://h/a@b"),
+            ("/srv/shoal@1/state", "/srv/shoal@1/state"),
+        ] {
+            assert_eq!(redact_url_password(url), shown, "{url}");
+        }
+    }
+
+    /// The settings whose default is found on the host are flags without a
+    /// declared default; printed with the value found, or as given.
+    #[test]
+    fn host_detected_defaults_print_the_value_found() {
+        let cmd = serve_command();
+        let (config, text) = printed(&[]);
+        for (id, env) in [
+            ("workers", "SHOAL_WORKERS"),
+            ("max_memory", "SHOAL_MAX_MEMORY"),
+        ] {
+            let arg = cmd.get_arguments().find(|a| a.get_id() == id).unwrap();
+            assert!(arg.get_default_values().is_empty(), "{id}");
+            let found = detected(id, &config).unwrap();
+            assert!(text.contains(&format!("\n{env}={found}  # ")), "{text}");
+        }
+        assert_eq!(detected("interval", &config), None);
+        let (_, text) = printed(&["--workers", "5", "--max-memory", "1G"]);
+        assert!(text.contains("\nSHOAL_WORKERS=5  # --workers\n"), "{text}");
+        assert!(
+            text.contains("\nSHOAL_MAX_MEMORY=1G  # --max-memory\n"),
+            "{text}"
+        );
+    }
+
+    /// --http-trusted-proxy hides clap's default from --help and states it
+    /// in prose; the two must agree.
+    #[test]
+    fn the_trusted_proxy_default_in_the_help_is_the_real_one() {
+        let cmd = serve_command();
+        let arg = cmd
+            .get_arguments()
+            .find(|a| a.get_id() == "http_trusted_proxy")
+            .unwrap();
+        let help = arg.get_help().unwrap().to_string();
+        let defaults = crate::limit::LimitConfig::default().trusted_proxies;
+        let shown: Vec<String> = defaults.iter().map(ToString::to_string).collect();
+        // clap drops the sentence's final period.
+        let prose = help
+            .split("Default: ")
+            .nth(1)
+            .map(|d| d.trim_end_matches('.'));
+        assert_eq!(prose, Some(&*shown.join(" and ")), "{help}");
+        let declared: Vec<String> = arg
+            .get_default_values()
+            .iter()
+            .map(|v| v.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(declared, shown);
+    }
 }

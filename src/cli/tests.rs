@@ -13,15 +13,24 @@ use crate::tracker::TrackerConfig;
 use std::path::PathBuf;
 use std::time::Duration;
 
-fn parse(args: &[&str]) -> Cli {
-    Cli::try_parse_from(std::iter::once("shoal").chain(args.iter().copied())).unwrap()
+fn parse(args: &[&str]) -> Command {
+    try_parse_from(std::iter::once("shoal").chain(args.iter().copied())).unwrap()
+}
+
+/// The tracker's flags of a command line that serves.
+fn serve(args: &[&str]) -> ServeArgs {
+    match parse(args) {
+        Command::Serve(serve) => serve,
+        other => panic!("{args:?} does not serve: {other:?}"),
+    }
 }
 
 #[test]
 fn no_arguments_serve_the_defaults() {
-    let cli = parse(&[]);
-    assert!(cli.command.is_none());
-    let c = cli.serve.to_config().unwrap();
+    let Command::Serve(args) = parse(&[]) else {
+        panic!("no arguments serve")
+    };
+    let c = args.to_config().unwrap();
     assert_eq!(c.listen.udp, Config::default().listen.udp);
     assert!(c.listen.defaults);
     // The memory budget defaults to half of what the process may use.
@@ -47,15 +56,15 @@ fn byte_counts_take_binary_suffixes() {
     for bad in ["", "M", "1.5G", "12X", "-1", "99999999999T"] {
         assert!(parse_bytes(bad).is_err(), "{bad:?}");
     }
-    let c = parse(&["--max-memory", "64M"]).serve.to_config().unwrap();
+    let c = serve(&["--max-memory", "64M"]).to_config().unwrap();
     assert_eq!(c.tracker.max_memory, 64 << 20);
 }
 
 #[test]
 fn limit_flags() {
-    let c = parse(&[]).serve.to_config().unwrap();
+    let c = serve(&[]).to_config().unwrap();
     assert_eq!(c.limits, LimitConfig::default());
-    let c = parse(&[
+    let c = serve(&[
         "--rate-limit",
         "20",
         "--http-trusted-proxy",
@@ -65,7 +74,6 @@ fn limit_flags() {
         "--http-max-connections-per-ip",
         "0",
     ])
-    .serve
     .to_config()
     .unwrap();
     let l = &c.limits;
@@ -79,18 +87,16 @@ fn limit_flags() {
         !l.is_trusted_proxy("127.0.0.1".parse().unwrap()),
         "replaces the default"
     );
-    let c = parse(&["--rate-limit", "5", "--rate-burst", "7"])
-        .serve
+    let c = serve(&["--rate-limit", "5", "--rate-burst", "7"])
         .to_config()
         .unwrap();
     assert_eq!(c.limits.burst(), 7);
-    assert!(parse(&["--rate-limit", "5", "--rate-burst", "0"])
-        .serve
+    assert!(serve(&["--rate-limit", "5", "--rate-burst", "0"])
         .to_config()
         .unwrap_err()
         .message()
         .contains("--rate-burst"));
-    assert!(Cli::try_parse_from(["shoal", "--http-trusted-proxy", "10.0.0.0/33"]).is_err());
+    assert!(try_parse_from(["shoal", "--http-trusted-proxy", "10.0.0.0/33"]).is_err());
 }
 
 #[test]
@@ -108,9 +114,7 @@ fn serve_subcommand_and_flags() {
         "--peer-timeout",
         "90",
     ]);
-    let Some(Command::Serve(args)) = cli.command else {
-        panic!()
-    };
+    let Command::Serve(args) = cli else { panic!() };
     let c = args.to_config().unwrap();
     assert_eq!(c.listen.udp.len(), 2);
     assert!(!c.listen.defaults);
@@ -119,22 +123,21 @@ fn serve_subcommand_and_flags() {
         (3, 60, 90)
     );
     // Invalid combinations are refused with the flag's name.
-    let cli = parse(&["--interval", "600", "--peer-timeout", "300"]);
+    let cli = serve(&["--interval", "600", "--peer-timeout", "300"]);
     assert!(cli
-        .serve
         .to_config()
         .unwrap_err()
         .message()
         .contains("--peer-timeout"));
-    assert!(Cli::try_parse_from(["shoal", "--udp", "not-an-address"]).is_err());
+    assert!(try_parse_from(["shoal", "--udp", "not-an-address"]).is_err());
 }
 
 #[test]
 fn rendezvous_flags() {
-    let c = parse(&[]).serve.to_config().unwrap();
+    let c = serve(&[]).to_config().unwrap();
     assert!(c.listen.rendezvous.is_empty(), "off by default");
     assert_eq!(c.rendezvous, RendezvousConfig::default());
-    let cli = parse(&[
+    let cli = serve(&[
         "--rendezvous",
         "127.0.0.1:0",
         "--rendezvous",
@@ -146,7 +149,7 @@ fn rendezvous_flags() {
         "--rendezvous-push-rate",
         "2",
     ]);
-    let c = cli.serve.to_config().unwrap();
+    let c = cli.to_config().unwrap();
     assert_eq!(c.listen.rendezvous.len(), 2);
     assert_eq!(
         c.rendezvous,
@@ -158,8 +161,7 @@ fn rendezvous_flags() {
     );
     // The UDP tracker keeps its defaults; rendezvous alone is enough to serve.
     assert!(c.listen.defaults);
-    let c = parse(&["--no-udp", "--rendezvous", "127.0.0.1:0"])
-        .serve
+    let c = serve(&["--no-udp", "--rendezvous", "127.0.0.1:0"])
         .to_config()
         .unwrap();
     assert!(c.listen.udp.is_empty());
@@ -168,11 +170,10 @@ fn rendezvous_flags() {
         ("--rendezvous-max", "0"),
         ("--rendezvous-push-rate", "0"),
     ] {
-        let err = parse(&[flag, value]).serve.to_config().unwrap_err();
+        let err = serve(&[flag, value]).to_config().unwrap_err();
         assert!(err.message().contains(flag), "{flag}: {err}");
     }
-    let err = parse(&["--udp", "127.0.0.1:7000", "--rendezvous", "127.0.0.1:7000"])
-        .serve
+    let err = serve(&["--udp", "127.0.0.1:7000", "--rendezvous", "127.0.0.1:7000"])
         .to_config()
         .unwrap_err();
     assert!(
@@ -190,7 +191,7 @@ fn rendezvous_subcommand() {
         "1a2b3c4d",
         "--json",
     ]);
-    let Some(Command::Rendezvous(r)) = cli.command else {
+    let Command::Rendezvous(r) = cli else {
         panic!()
     };
     assert_eq!(r.action, RendezvousAction::Push);
@@ -198,10 +199,10 @@ fn rendezvous_subcommand() {
     assert!(r.json);
     assert_eq!(r.timeout, 5.0);
     let cli = parse(&["rendezvous", "[::1]:7000", "announce"]);
-    assert!(matches!(cli.command, Some(Command::Rendezvous(_))));
+    assert!(matches!(cli, Command::Rendezvous(_)));
     // push needs an id; unknown actions are refused.
-    assert!(Cli::try_parse_from(["shoal", "rendezvous", "h:1", "push"]).is_err());
-    assert!(Cli::try_parse_from(["shoal", "rendezvous", "h:1", "dance"]).is_err());
+    assert!(try_parse_from(["shoal", "rendezvous", "h:1", "push"]).is_err());
+    assert!(try_parse_from(["shoal", "rendezvous", "h:1", "dance"]).is_err());
 }
 
 const HASH: &str = "0123456789abcdef0123456789abcdef01234567";
@@ -229,9 +230,7 @@ fn announce_subcommand() {
         "2",
         "--json",
     ]);
-    let Some(Command::Announce(a)) = cli.command else {
-        panic!()
-    };
+    let Command::Announce(a) = cli else { panic!() };
     let p = a.params();
     assert_eq!(p.info_hash, client::parse_hex20(HASH).unwrap());
     assert_eq!(
@@ -246,9 +245,7 @@ fn announce_subcommand() {
     assert!(a.client.json);
     // Defaults: a started leecher, the tracker's numwant, 5 s × 3 tries.
     let cli = parse(&["announce", "http://h/announce", "--info-hash", HASH]);
-    let Some(Command::Announce(a)) = cli.command else {
-        panic!()
-    };
+    let Command::Announce(a) = cli else { panic!() };
     let p = a.params();
     assert_eq!(
         (p.port, p.left, p.event, p.numwant),
@@ -266,9 +263,7 @@ fn announce_subcommand() {
         "-1",
         "--probe",
     ]);
-    let Some(Command::Announce(a)) = cli.command else {
-        panic!()
-    };
+    let Command::Announce(a) = cli else { panic!() };
     assert_eq!(a.params().numwant, None);
     assert!(a.probe);
     assert_eq!(a.url.scheme(), client::Scheme::Https);
@@ -280,9 +275,7 @@ fn announce_subcommand() {
         "--numwant",
         "0",
     ]);
-    let Some(Command::Announce(a)) = cli.command else {
-        panic!()
-    };
+    let Command::Announce(a) = cli else { panic!() };
     assert_eq!(a.params().numwant, Some(0));
     // Bad input is refused by clap with the reason.
     for bad in [
@@ -333,7 +326,7 @@ fn announce_subcommand() {
         ],
     ] {
         assert!(
-            Cli::try_parse_from(std::iter::once("shoal").chain(bad.iter().copied())).is_err(),
+            try_parse_from(std::iter::once("shoal").chain(bad.iter().copied())).is_err(),
             "{bad:?}"
         );
     }
@@ -358,12 +351,10 @@ fn ca_file_is_read_and_checked_when_parsed() {
         "--ca-file",
         good.to_str().unwrap(),
     ]);
-    let Some(Command::Scrape(s)) = cli.command else {
-        panic!()
-    };
+    let Command::Scrape(s) = cli else { panic!() };
     assert_eq!(s.client.ca_file.as_ref().unwrap().path, good);
     assert_ne!(s.client.client(), Client::new(Duration::from_secs(5), 3));
-    let err = Cli::try_parse_from([
+    let err = try_parse_from([
         "shoal",
         "scrape",
         "https://h/scrape",
@@ -391,7 +382,7 @@ fn json_usage_errors() {
         "xyz",
         "--json",
     ]);
-    let e = Cli::try_parse_from(&args).unwrap_err();
+    let e = try_parse_from(&args).unwrap_err();
     let run = json_usage_error(&args, &e).unwrap();
     assert_eq!(run.code, 2);
     assert!(run.stderr.is_empty());
@@ -402,13 +393,13 @@ fn json_usage_errors() {
     assert_eq!(run.stdout.matches('\n').count(), 1);
     // Without --json, or for --help, or another subcommand: clap's own output.
     let args = os(&["shoal", "announce", "udp://h:1", "--info-hash", "xyz"]);
-    let e = Cli::try_parse_from(&args).unwrap_err();
+    let e = try_parse_from(&args).unwrap_err();
     assert!(json_usage_error(&args, &e).is_none());
     let args = os(&["shoal", "scrape", "--help", "--json"]);
-    let e = Cli::try_parse_from(&args).unwrap_err();
+    let e = try_parse_from(&args).unwrap_err();
     assert!(json_usage_error(&args, &e).is_none());
     let args = os(&["shoal", "bench", "--duration", "0", "--json"]);
-    let e = Cli::try_parse_from(&args).unwrap_err();
+    let e = try_parse_from(&args).unwrap_err();
     assert!(json_usage_error(&args, &e).is_none());
 }
 
@@ -424,9 +415,7 @@ fn probe_refuses_a_stopped_event() {
         "stopped",
         "--json",
     ]);
-    let Some(Command::Announce(a)) = cli.command else {
-        panic!()
-    };
+    let Command::Announce(a) = cli else { panic!() };
     let run = run_announce(&a);
     assert_eq!(run.code, 2);
     assert!(run
@@ -436,7 +425,7 @@ fn probe_refuses_a_stopped_event() {
 
 #[test]
 fn access_flags() {
-    let cli = parse(&[
+    let cli = serve(&[
         "--access-list",
         "/etc/shoal/allow.txt",
         "--access-mode",
@@ -445,7 +434,7 @@ fn access_flags() {
         "/etc/shoal/keys.txt",
         "--private-scrape",
     ]);
-    let a = cli.serve.access();
+    let a = cli.access();
     assert_eq!(
         a.list,
         Some((PathBuf::from("/etc/shoal/allow.txt"), Mode::Deny))
@@ -453,11 +442,11 @@ fn access_flags() {
     assert_eq!(a.keys, Some(PathBuf::from("/etc/shoal/keys.txt")));
     assert!(a.private_scrape);
     // Open by default; allow mode unless told.
-    assert!(parse(&[]).serve.access().is_open());
-    let a = parse(&["--access-list", "a.txt"]).serve.access();
+    assert!(serve(&[]).access().is_open());
+    let a = serve(&["--access-list", "a.txt"]).access();
     assert_eq!(a.list.map(|(_, m)| m), Some(Mode::Allow));
     // --private-scrape means nothing without keys.
-    let err = parse(&["--private-scrape"]).serve.to_config().unwrap_err();
+    let err = serve(&["--private-scrape"]).to_config().unwrap_err();
     assert!(
         err.message().contains("--private-scrape needs --keys"),
         "{err}"
@@ -467,20 +456,16 @@ fn access_flags() {
 #[test]
 fn scrape_subcommand() {
     let cli = parse(&["scrape", "udp://[::1]:6969", HASH, HASH, "--json"]);
-    let Some(Command::Scrape(s)) = cli.command else {
-        panic!()
-    };
+    let Command::Scrape(s) = cli else { panic!() };
     assert_eq!(s.info_hashes.len(), 2);
     assert!(s.client.json);
-    assert!(Cli::try_parse_from(["shoal", "scrape", "udp://h:1"]).is_err());
+    assert!(try_parse_from(["shoal", "scrape", "udp://h:1"]).is_err());
 }
 
 #[test]
 fn bench_subcommand() {
     let cli = parse(&["bench"]);
-    let Some(Command::Bench(b)) = cli.command else {
-        panic!()
-    };
+    let Command::Bench(b) = cli else { panic!() };
     let c = b.to_config().unwrap();
     let d = BenchConfig::default();
     assert!(c.target.is_none());
@@ -506,9 +491,7 @@ fn bench_subcommand() {
         "--json",
         "--quiet",
     ]);
-    let Some(Command::Bench(b)) = cli.command else {
-        panic!()
-    };
+    let Command::Bench(b) = cli else { panic!() };
     let c = b.to_config().unwrap();
     assert_eq!(c.target.unwrap().port(), 7000);
     assert_eq!(
@@ -520,9 +503,7 @@ fn bench_subcommand() {
         (0, 50, 0, false)
     );
     let cli = parse(&["bench", "--duration", "3600", "--workers", "0"]);
-    let Some(Command::Bench(b)) = cli.command else {
-        panic!()
-    };
+    let Command::Bench(b) = cli else { panic!() };
     assert!(b.to_config().unwrap_err().message().contains("--workers"));
-    assert!(Cli::try_parse_from(["shoal", "bench", "--duration", "3601"]).is_err());
+    assert!(try_parse_from(["shoal", "bench", "--duration", "3601"]).is_err());
 }

@@ -244,9 +244,8 @@ pub fn run_bench(args: &BenchArgs) -> ToolRun {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Cli, Command};
+    use super::super::Command;
     use super::*;
-    use clap::Parser;
 
     #[test]
     fn rendezvous_urls() {
@@ -280,7 +279,7 @@ mod tests {
 
     fn command(args: &[&str]) -> Command {
         let args = std::iter::once("shoal").chain(args.iter().copied());
-        Cli::try_parse_from(args).unwrap().command.unwrap()
+        super::super::try_parse_from(args).unwrap()
     }
 
     #[test]
