@@ -168,6 +168,7 @@ fn help_lists_every_flag_with_its_env_twin() {
         ("--udp", "SHOAL_UDP"),
         ("--no-udp", "SHOAL_NO_UDP"),
         ("--workers", "SHOAL_WORKERS"),
+        ("--control-nice", "SHOAL_CONTROL_NICE"),
         ("--interval", "SHOAL_INTERVAL"),
         ("--peer-timeout", "SHOAL_PEER_TIMEOUT"),
         ("--default-numwant", "SHOAL_DEFAULT_NUMWANT"),
@@ -639,6 +640,62 @@ fn environment_mistakes_are_named() {
         "{seen}"
     );
     assert!(seen.contains("socket buffers: "), "{seen}");
+    assert!(signal_and_wait(child, "-TERM").success());
+}
+
+/// The nice value in a `/proc/.../stat` file (Linux).
+fn nice_in(stat: &std::path::Path) -> i32 {
+    let stat = std::fs::read_to_string(stat).unwrap();
+    // After the name in parentheses: state is field 3, nice field 19.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    rest.split(' ').nth(16).unwrap().parse().unwrap()
+}
+
+/// Nice values of a process's threads, by thread name (Linux).
+fn thread_nices(pid: u32) -> Vec<(String, i32)> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let task = task.unwrap().path();
+        let name = std::fs::read_to_string(task.join("comm")).unwrap();
+        out.push((name.trim().to_string(), nice_in(&task.join("stat"))));
+    }
+    out
+}
+
+#[test]
+fn the_control_thread_runs_at_the_nice_value_asked() {
+    if !std::path::Path::new("/proc/self/task").exists() {
+        return;
+    }
+    // Lowering priority needs no privilege; raising it back does.
+    let own = nice_in(std::path::Path::new("/proc/self/stat"));
+    if own > 15 {
+        return;
+    }
+    let mut cmd = shoal();
+    cmd.args(["--udp", "127.0.0.1:0", "--metrics", "127.0.0.1:0"])
+        .args(["--workers", "1", "--log", "info"])
+        .env("SHOAL_CONTROL_NICE", "15");
+    let (child, seen) = start_until_serving(cmd);
+    let metrics: SocketAddr = seen
+        .split("serving /metrics and /health on http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    // An answer from the control thread: it has set its priority by now.
+    let mut s = std::net::TcpStream::connect(metrics).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    std::io::Write::write_all(&mut s, b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    let mut head = [0u8; 12];
+    std::io::Read::read_exact(&mut s, &mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    let nices = thread_nices(child.id());
+    let control = nices.iter().find(|(n, _)| n == "shoal-control");
+    assert_eq!(control.map(|c| c.1), Some(15), "{nices:?}");
+    let worker = nices.iter().find(|(n, _)| n.starts_with("shoal-worker"));
+    assert_eq!(worker.map(|w| w.1), Some(own), "{nices:?}");
     assert!(signal_and_wait(child, "-TERM").success());
 }
 

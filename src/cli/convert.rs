@@ -66,7 +66,7 @@ impl ServeArgs {
             state: self.state(),
             cluster: self.cluster(),
             stats_interval: secs_or_off(self.stats_interval),
-            control_nice: defaults.control_nice,
+            control_nice: self.control_nice,
         };
         config.validate().map_err(UsageError)?;
         Ok(config)

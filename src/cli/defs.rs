@@ -11,6 +11,7 @@ use crate::client::{self, TrackerUrl};
 use crate::limit::{Cidr, LimitConfig};
 use crate::net::HttpConfig;
 use crate::rendezvous::RendezvousConfig;
+use crate::server::config::CONTROL_NICE;
 use crate::server::Config;
 use crate::tracker::TrackerConfig;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -173,6 +174,18 @@ pub struct ServeArgs {
     /// Worker threads, each with its own sockets and event loop [default: available cores].
     #[arg(long, value_name = "N", env = "SHOAL_WORKERS")]
     pub workers: Option<usize>,
+
+    /// nice value of the control thread (API, metrics, sweeps) on Linux;
+    /// higher = packets first on a saturated host; 0 = same as the workers.
+    #[arg(
+        long,
+        value_name = "N",
+        env = "SHOAL_CONTROL_NICE",
+        default_value_t = CONTROL_NICE,
+        allow_negative_numbers = true,
+        value_parser = clap::value_parser!(i32).range(-20..=19)
+    )]
+    pub control_nice: i32,
 
     /// Announce interval sent to clients, in seconds.
     #[arg(long, value_name = "SECS", env = "SHOAL_INTERVAL", default_value_t = TrackerConfig::default().interval)]

@@ -259,6 +259,7 @@ mod tests {
                 "30",
                 "--stats-interval",
                 "60",
+                "--control-nice=-5",
                 "--log",
                 "shoal::net=debug,info",
             ],

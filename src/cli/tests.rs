@@ -507,3 +507,17 @@ fn bench_subcommand() {
     assert!(b.to_config().unwrap_err().message().contains("--workers"));
     assert!(try_parse_from(["shoal", "bench", "--duration", "3601"]).is_err());
 }
+
+#[test]
+fn control_nice_flag() {
+    let c = serve(&[]).to_config().unwrap();
+    assert_eq!(c.control_nice, crate::server::config::CONTROL_NICE);
+    for (value, nice) in [("0", 0), ("-20", -20), ("19", 19), ("-5", -5)] {
+        let c = serve(&["--control-nice", value]).to_config().unwrap();
+        assert_eq!(c.control_nice, nice, "{value}");
+    }
+    for bad in ["20", "-21", "x"] {
+        let e = try_parse_from(["shoal", "--control-nice", bad]).unwrap_err();
+        assert!(e.to_string().contains("--control-nice"), "{bad}: {e}");
+    }
+}
