@@ -364,7 +364,7 @@ pub struct ServeArgs {
     /// What the operator gave, as written: filled by [`super::try_parse_from`]
     /// for `--print-config`.
     #[arg(skip)]
-    pub given: Given,
+    pub(super) given: Given,
 }
 
 /// `--access-mode` values.

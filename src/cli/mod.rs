@@ -9,8 +9,8 @@
 //!   the value parsers that refuse a bad single value while parsing;
 //! - [`convert`]: parsed flags → each room's configuration, composed and
 //!   validated; the tools' arguments → their parameters;
-//! - [`print`]: `--print-config`, the effective configuration as environment lines;
-//! - [`env`]: the `SHOAL_*` names, typo warnings, errors that name the variable;
+//! - [`print`](mod@print): `--print-config`, the effective configuration as environment lines;
+//! - [`env`](mod@env): the `SHOAL_*` names, typo warnings, errors that name the variable;
 //! - [`doc`]: shell completions and the man page;
 //! - [`tools`]: the client tools' runs, as values `main` writes out.
 //!
@@ -50,6 +50,7 @@ impl UsageError {
         UsageError(message.into())
     }
 
+    /// The one line to show (`main` prefixes it with `shoal: `).
     pub fn message(&self) -> &str {
         &self.0
     }

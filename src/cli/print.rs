@@ -8,7 +8,7 @@
 //! 1. what the operator gave, on the command line or in the environment,
 //!    as written ([`Given`]);
 //! 2. for a default found on the host at start-up (worker count, memory
-//!    budget), the value found ([`detected`]);
+//!    budget), the value found (`detected`);
 //! 3. the default the flag's definition declares;
 //! 4. otherwise the setting is off or derived, and the line is a comment.
 //!
