@@ -61,7 +61,6 @@ pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod cluster;
-pub mod docgen;
 pub mod limit;
 pub mod net;
 pub mod rendezvous;

@@ -1,32 +1,36 @@
-//! The `shoal` binary: parse the command line, run the tracker or a tool.
+//! The `shoal` binary: parse the command line, then run the tracker until a
+//! signal, or run a tool and print what it says.
+//!
+//! What belongs to the process stays here: the logger, the signal handlers,
+//! the tracker's life from bind to the final state write, and exit codes.
 
-use shoal::cli::{BenchArgs, Command, RendezvousArgs, ServeArgs};
+use shoal::cli::{self, Command, ServeArgs, ToolRun, UsageError};
 use shoal::server::Server;
 use std::io::Write;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = shoal::cli::parse();
-    match cli.command {
-        None => serve(&cli.serve),
-        Some(Command::Serve(args)) => serve(&args),
-        Some(Command::Announce(args)) => {
-            init_tool_logging();
-            shoal::cli::run_announce(&args).finish()
+    match cli::parse() {
+        Command::Serve(args) => serve(&args),
+        Command::Announce(args) => tool(|| cli::run_announce(&args)),
+        Command::Scrape(args) => tool(|| cli::run_scrape(&args)),
+        Command::Bench(args) => tool(|| cli::run_bench(&args)),
+        Command::Rendezvous(args) => tool(|| cli::run_rendezvous(&args)),
+        Command::Api(args) => tool(|| cli::run_api(&args)),
+        Command::Completions { shell } => {
+            written(cli::doc::completions(shell, &mut std::io::stdout().lock()))
         }
-        Some(Command::Scrape(args)) => {
-            init_tool_logging();
-            shoal::cli::run_scrape(&args).finish()
-        }
-        Some(Command::Bench(args)) => tool(bench(&args)),
-        Some(Command::Rendezvous(args)) => rendezvous(&args),
-        Some(Command::Api(args)) => api(&args),
-        Some(Command::Completions { shell }) => written(shoal::docgen::completions(
-            shell,
-            &mut std::io::stdout().lock(),
-        )),
-        Some(Command::Man) => written(shoal::docgen::man(&mut std::io::stdout().lock())),
+        Command::Man => written(cli::doc::man(&mut std::io::stdout().lock())),
     }
+}
+
+/// Run a tool and write out what it printed. Tools log warnings only (e.g.
+/// from an in-process server), unless RUST_LOG asks for more.
+fn tool(run: impl FnOnce() -> ToolRun) -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
+        .format_timestamp_millis()
+        .init();
+    run().finish()
 }
 
 /// The exit status after writing generated text to stdout.
@@ -40,81 +44,6 @@ fn written(result: std::io::Result<()>) -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// `shoal rendezvous`: with `--json`, the error object goes to stdout too.
-fn rendezvous(args: &RendezvousArgs) -> ExitCode {
-    init_tool_logging();
-    match args.run() {
-        Err(e) if args.json => {
-            let _ = writeln!(std::io::stdout().lock(), "{e}");
-            ExitCode::FAILURE
-        }
-        result => tool(result),
-    }
-}
-
-/// `shoal api`: with `--json`, the error goes to stdout as `{"error": "..."}` too.
-fn api(args: &shoal::cli::ApiArgs) -> ExitCode {
-    init_tool_logging();
-    match args.run() {
-        Err(e) if args.json => {
-            let _ = writeln!(
-                std::io::stdout().lock(),
-                "{}",
-                serde_json::json!({ "error": e })
-            );
-            ExitCode::FAILURE
-        }
-        result => tool(result),
-    }
-}
-
-/// Print a tool's output on stdout, or its error as one line on stderr.
-fn tool(result: Result<String, String>) -> ExitCode {
-    match result {
-        Ok(out) => {
-            // A closed pipe (`| head`) is not an error worth a panic.
-            let _ = std::io::stdout().lock().write_all(out.as_bytes());
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            let _ = writeln!(std::io::stderr(), "shoal: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// Tools log warnings only (e.g. from an in-process server), unless asked.
-fn init_tool_logging() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
-        .format_timestamp_millis()
-        .init();
-}
-
-fn with_newline(mut s: String) -> String {
-    s.push('\n');
-    s
-}
-
-fn bench(args: &BenchArgs) -> Result<String, String> {
-    init_tool_logging();
-    let report = shoal::bench::run(&args.to_config()?)?;
-    let out = if args.json {
-        with_newline(report.to_json())
-    } else {
-        report.to_text()
-    };
-    if report.replies_total() == 0 {
-        // The report still goes out (it says what was sent and lost), but a
-        // run without a single reply is a failure worth an exit status.
-        let _ = std::io::stdout().lock().write_all(out.as_bytes());
-        return Err(format!(
-            "{}: no replies (is a UDP tracker listening there?)",
-            report.target
-        ));
-    }
-    Ok(out)
 }
 
 fn init_logging(level: Option<&str>) {
@@ -137,51 +66,16 @@ fn fatal(msg: impl std::fmt::Display, code: u8) -> ExitCode {
     ExitCode::from(code)
 }
 
-/// Level names env_logger understands on their own.
-const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
-
-/// A `--log` value must be a level, or an env_logger filter whose parts are
-/// `MODULE=LEVEL` or a bare module of shoal's (`shoal::net`). A bare word
-/// that is neither (`warning`, `verbose`) would be read as a module filter
-/// and silently turn every log line off: refused instead.
-fn check_log_filter(spec: &str) -> Result<(), String> {
-    let is_level = |w: &str| LEVELS.contains(&w.to_ascii_lowercase().as_str());
-    // env_logger: `directives[/regex]`.
-    let directives = spec.split('/').next().unwrap_or_default();
-    for part in directives
-        .split(',')
-        .map(str::trim)
-        .filter(|w| !w.is_empty())
-    {
-        let ok = match part.split_once('=') {
-            Some((module, level)) => !module.is_empty() && is_level(level),
-            None => is_level(part) || part == "shoal" || part.starts_with("shoal::"),
-        };
-        if !ok {
-            return Err(format!(
-                "--log {part:?} is neither a level ({}) nor a filter such as shoal::net=debug",
-                LEVELS.join(", ")
-            ));
-        }
-    }
-    Ok(())
-}
-
 fn serve(args: &ServeArgs) -> ExitCode {
-    if let Some(spec) = args.log.as_deref() {
-        if let Err(e) = check_log_filter(spec) {
-            return fatal(e, 2);
-        }
-    }
     let config = match args.to_config() {
         Ok(c) => c,
-        Err(e) => return fatal(e, 2),
+        Err(e) => return fatal(e, UsageError::EXIT_CODE),
     };
     if args.print_config {
         return written(
             std::io::stdout()
                 .lock()
-                .write_all(shoal::cli::print_config(&config, args.log.as_deref()).as_bytes()),
+                .write_all(cli::print_config(args, &config).as_bytes()),
         );
     }
     init_logging(args.log.as_deref());
@@ -205,7 +99,7 @@ fn serve(args: &ServeArgs) -> ExitCode {
     // After binding, so a bind error stays the one line an operator sees;
     // before any connection is accepted.
     let vars = std::env::vars_os().filter_map(|(k, _)| k.into_string().ok());
-    for w in shoal::cli::unknown_env_warnings(vars) {
+    for w in cli::unknown_env_warnings(vars) {
         log::warn!("{w}");
     }
     server.log_start();
