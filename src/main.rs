@@ -113,8 +113,10 @@ fn serve(args: &ServeArgs) -> ExitCode {
     );
     for sig in signals.forever() {
         if sig == signal_hook::consts::SIGHUP {
-            if running.reload_access() {
+            // Said before the reload starts, so its lines follow this one.
+            if running.has_access_files() {
                 log::info!("SIGHUP received, reloading the access files");
+                running.reload_access();
             } else {
                 log::info!("SIGHUP received; no access list or key file to reload");
             }

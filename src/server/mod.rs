@@ -467,6 +467,11 @@ impl Running {
         self.stop.clone()
     }
 
+    /// Whether there are access files to reload.
+    pub fn has_access_files(&self) -> bool {
+        self.reload.is_some()
+    }
+
     /// Reload the access files now (SIGHUP); false without any.
     pub fn reload_access(&self) -> bool {
         match &self.reload {
