@@ -240,7 +240,7 @@ fn announce_core(c: &mut Criterion) {
             if let Some(p) = policy {
                 t.set_access(PolicyHandle::new(p), 1_700_000_000).unwrap();
             }
-            let mut core = Worker::with_rng(fastrand::Rng::with_seed(7));
+            let mut core = Worker::with_rng(fastrand::Rng::with_seed(7)).with_events(false);
             let counters = Counters::default();
             // As a packet worker answers: the core, then its counting.
             let mut w = Answer {

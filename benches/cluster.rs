@@ -108,7 +108,7 @@ fn announce(c: &mut Criterion) {
     let status = Arc::new(Status::new(1));
     let mut spare = Vec::with_capacity(OUTBOX_RECORDS);
     for on in [false, true] {
-        let mut core = Worker::with_rng(fastrand::Rng::with_seed(7));
+        let mut core = Worker::with_rng(fastrand::Rng::with_seed(7)).with_events(on);
         let counters = Counters::default();
         let outbox = on.then(|| status.outbox(0));
         // As a packet worker answers: the core, its counting, the record.

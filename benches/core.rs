@@ -67,7 +67,8 @@ struct Worker {
 
 fn worker() -> Worker {
     Worker {
-        core: tracker::Worker::with_rng(fastrand::Rng::with_seed(7)),
+        // No cluster: the worker asks for no peer events, as a packet worker without one.
+        core: tracker::Worker::with_rng(fastrand::Rng::with_seed(7)).with_events(false),
         counters: Counters::default(),
     }
 }

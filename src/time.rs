@@ -47,21 +47,28 @@ impl Clock {
     }
 }
 
-/// One reading of a [`Clock`]: time since the tracker started.
+/// One reading of a [`Clock`]: time since the tracker started. Both units
+/// are kept: the seconds are what every request reads, so they are divided
+/// out once per reading, not once per request.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Now {
     ms: u64,
+    secs: u32,
 }
 
 impl Now {
     pub const fn from_ms(ms: u64) -> Now {
-        Now { ms }
+        Now {
+            ms,
+            secs: (ms / 1000) as u32,
+        }
     }
 
     /// A reading at whole second `secs` (tests and benches).
     pub const fn from_secs(secs: u32) -> Now {
         Now {
             ms: secs as u64 * 1000,
+            secs,
         }
     }
 
@@ -73,7 +80,7 @@ impl Now {
     /// Whole tracker seconds since start: the swarm's and the connection
     /// ids' unit. Wraps after 136 years of uptime.
     pub const fn secs(self) -> u32 {
-        (self.ms / 1000) as u32
+        self.secs
     }
 
     /// Whole seconds since start, unwrapped (uptime).

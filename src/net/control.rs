@@ -110,7 +110,7 @@ pub fn run(mut io: ControlIo, ctx: ControlContext) {
     let mut events = Events::with_capacity(64);
     let mut conns = Conns::new(&ctx.conns, io.roles.clone());
     let mut housekeeping = Housekeeping::new(ctx.sources.clone(), &ctx.clock);
-    let mut worker = Worker::new();
+    let mut worker = Worker::new().with_events(ctx.outbox.is_some());
     let mut scratch = Vec::new();
     let mut text = String::new();
     let mut now = ctx.clock.now();

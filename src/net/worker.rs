@@ -117,7 +117,7 @@ impl WorkerIo {
 /// a cluster it is one test, not a call.
 #[inline(always)]
 pub fn publish(outbox: Option<&Outbox>, o: &Outcome) {
-    if let (Some(out), Outcome::Announced(ev)) = (outbox, o) {
+    if let (Some(out), Outcome::Announced(Some(ev))) = (outbox, o) {
         // A port-0 peer is not worth a record (the batch format refuses it).
         if ev.addr.port() != 0 {
             out.push(Record::from(*ev));
@@ -129,7 +129,7 @@ pub fn publish(outbox: Option<&Outbox>, o: &Outcome) {
 pub fn run(id: usize, mut io: WorkerIo, ctx: WorkerContext) {
     let mut events = Events::with_capacity(256);
     let mut udp_io = UdpIo::new();
-    let mut worker = Worker::new();
+    let mut worker = Worker::new().with_events(ctx.outbox.is_some());
     // Sockets that still had datagrams queued when their budget ran out.
     let mut pending = vec![false; io.udp.len()];
     let mut conns = Conns::new(&ctx.conns, io.roles.clone());

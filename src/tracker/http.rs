@@ -45,6 +45,7 @@ impl Tracker {
             rng,
             http_peers,
             policy,
+            events,
         } = w;
         let asked = Some(Asked::Announce);
         let q = match http::parse_announce(query) {
@@ -116,7 +117,7 @@ impl Tracker {
             bencode::end(body);
         }
         bencode::end(body);
-        Outcome::Announced(peer_event(&req))
+        Outcome::Announced(peer_event(*events, &req))
     }
 
     /// Scrape the hashes of `query`; the bencoded reply goes to `body`.

@@ -102,6 +102,9 @@ pub struct Worker {
     /// This worker's view of the access policy, taken on its first request
     /// when the tracker has one.
     policy: Option<PolicyReader>,
+    /// Whether an announce's outcome carries its [`PeerEvent`]: a worker
+    /// that publishes nothing (no cluster) does not pay for building it.
+    events: bool,
 }
 
 impl Default for Worker {
@@ -123,7 +126,15 @@ impl Worker {
             rng,
             http_peers: [Vec::new(), Vec::new()],
             policy: None,
+            events: true,
         }
+    }
+
+    /// Whether announces' outcomes carry their [`PeerEvent`] (by default
+    /// they do).
+    pub fn with_events(mut self, events: bool) -> Worker {
+        self.events = events;
+        self
     }
 }
 
@@ -137,14 +148,19 @@ pub fn role(event: Event, left: u64) -> Role {
     }
 }
 
-/// What the announce `req` tells the other instances of a cluster.
-fn peer_event(req: &Announce<'_, SocketAddr>) -> PeerEvent {
-    PeerEvent {
+/// What the announce `req` tells the other instances of a cluster, if the
+/// worker wants events.
+#[inline]
+fn peer_event(events: bool, req: &Announce<'_, SocketAddr>) -> Option<PeerEvent> {
+    if !events {
+        return None;
+    }
+    Some(PeerEvent {
         info_hash: req.info_hash,
         addr: req.addr,
         role: req.role,
         completed: req.completed,
-    }
+    })
 }
 
 /// Two random words for one announce's sampling.

@@ -13,8 +13,9 @@ pub enum Outcome {
     Connected,
     /// An announce was taken into the swarm and answered: the peer stored,
     /// refreshed, or removed by `stopped`. The event is what the other
-    /// instances of a cluster are told.
-    Announced(PeerEvent),
+    /// instances of a cluster are told; `None` when the worker said it
+    /// publishes no events ([`super::Worker::with_events`]).
+    Announced(Option<PeerEvent>),
     /// A scrape was answered.
     Scraped,
     /// Refused with an error reply (a BEP 15 error frame or a bencoded

@@ -432,7 +432,7 @@ fn ipv4_mapped_source_is_ipv4() {
         .outcomes
         .iter()
         .filter_map(|o| match o {
-            Outcome::Announced(ev) => Some(ev.addr),
+            Outcome::Announced(Some(ev)) => Some(ev.addr),
             _ => None,
         })
         .collect();

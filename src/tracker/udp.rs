@@ -38,7 +38,12 @@ impl Tracker {
     ) -> Handled {
         let now = now.secs();
         let ip = src.ip().to_canonical();
-        let Worker { rng, policy, .. } = w;
+        let Worker {
+            rng,
+            policy,
+            events,
+            ..
+        } = w;
         let request = match udp::parse_request(req) {
             Ok(r) => r,
             Err(e) => return self.udp_parse_error(e, now, ip, req, out),
@@ -108,7 +113,7 @@ impl Tracker {
                     counts.leechers
                 );
                 let reply = written.map_or(0, |_| at);
-                Handled::sent(Outcome::Announced(peer_event(&req)), reply)
+                Handled::sent(Outcome::Announced(peer_event(*events, &req)), reply)
             }
             Request::Scrape(s) => {
                 if !self.conn_ids.check(s.connection_id, now, ip) {
