@@ -11,6 +11,9 @@
 #   sandbox still lets it read /proc/meminfo);
 # - `systemctl restart` keeps the announced peer (the state file in
 #   /var/lib/private/shoal, owner-only);
+# - the management API's token given as the README says (LoadCredential= in a
+#   drop-in, SHOAL_API_TOKEN_FILE=%d/api-token): the API takes that token,
+#   refuses another, and the token is nowhere in the journal;
 # - `systemctl stop` ends it cleanly (exit status 0, inactive, not failed);
 # - `dpkg -r` stops and disables it, `dpkg -P` removes its state.
 #
@@ -114,6 +117,9 @@ wait_for() {
 podman run -d --name "$box" --privileged --systemd=always "$image" /sbin/init >/dev/null 2>"$work/run.err"
 check "systemd boots in the container" \
     wait_for 300 bash -c 'case $(systemctl is-system-running) in running | degraded) exit 0 ;; *) exit 1 ;; esac'
+# podman leaves the container's mounts private; on a host systemd has / shared,
+# and LoadCredential= needs that to hand a credential to a service.
+check "mount --make-rshared / (as on a host)" in_box mount --make-rshared /
 
 # ---- install: the unit starts ------------------------------------------------------
 podman cp "$deb" "$box:/tmp/shoal.deb"
@@ -142,6 +148,26 @@ check "the unit is active again" wait_for 100 curl -sf --max-time 1 http://127.0
 check "state file /var/lib/private/shoal/state, owner only ($(in_box stat -c '%a' /var/lib/private/shoal/state 2>/dev/null))" \
     test "$(in_box stat -c '%a' /var/lib/private/shoal/state 2>/dev/null)" = 600
 check "warm restart: the seeder is still there" test "$(seeders)" = 1
+
+# ---- the API token as a credential, as the README's VPS guide gives it ---------------
+token=$(head -c 24 /dev/urandom | base64)
+podman exec -i "$box" bash -c 'install -d -m 0700 /etc/shoal && umask 077 && cat >/etc/shoal/api-token' <<<"$token"
+printf '%s\n' '[Service]' 'LoadCredential=api-token:/etc/shoal/api-token' \
+    'Environment=SHOAL_API_TOKEN_FILE=%d/api-token' |
+    podman exec -i "$box" bash -c 'mkdir -p /etc/systemd/system/shoal.service.d && cat >/etc/systemd/system/shoal.service.d/override.conf'
+in_box bash -c 'echo SHOAL_API=127.0.0.1:6970 >>/etc/default/shoal'
+check "daemon-reload and restart with SHOAL_API and the credential" \
+    bash -c 'podman exec "$1" systemctl daemon-reload && podman exec "$1" systemctl restart shoal' _ "$box"
+api_status() { # the HTTP status of /api/v1/stats, with the given header
+    in_box curl -s -o /dev/null -w '%{http_code}' --max-time 2 -H "$1" http://127.0.0.1:6970/api/v1/stats
+}
+check "the API answers" wait_for 100 curl -s -o /dev/null --max-time 1 http://127.0.0.1:6970/api/v1/stats
+status=$(api_status "Authorization: Bearer $token")
+check "the API accepts the credential's token (HTTP $status)" test "$status" = 200
+status=$(api_status "Authorization: Bearer not-$token")
+check "the API refuses another token (HTTP $status)" test "$status" = 401
+check "the token is not in the journal" \
+    bash -c '! podman exec "$1" journalctl --no-pager -o cat | grep -qF -- "$2"' _ "$box" "$token"
 
 # ---- stop ------------------------------------------------------------------------------
 t0=$(date +%s.%N)
