@@ -31,40 +31,15 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-passed=0
-failed=0
-pass() {
-    echo "ok   $1"
-    passed=$((passed + 1))
-}
-fail() {
-    echo "FAIL $1"
-    failed=$((failed + 1))
-}
-check() {
-    local name=$1
-    shift
-    if "$@"; then pass "$name"; else fail "$name"; fi
-}
-finish() {
-    echo "$passed passed, $failed failed"
-    [ "$failed" -eq 0 ]
-    exit
-}
+. tests/lib.sh
 
-for tool in podman runc python3 apt-get dpkg-deb; do
-    command -v "$tool" >/dev/null || {
-        fail "needs $tool (apt-get install podman runc python3)"
-        finish
-    }
-done
+need podman runc python3 apt-get dpkg-deb
 [ "$(id -u)" -eq 0 ] || {
     fail "needs root (rootful podman)"
     finish
 }
 
-target_dir=$(cargo metadata --format-version 1 --no-deps |
-    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+target_dir=$(target_dir)
 bin=$target_dir/dist/shoal
 if [ "${1:-}" = --shoal ]; then
     bin=$2
@@ -133,20 +108,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The host's own limits: podman's defaults (nofile 1048576) are above what a
-# process may set here, and runc then refuses to start the container. (nproc
-# at this shell's own hard limit is refused too; 4096 is plenty for shoal.)
-mkdir -p "$target_dir/container"
-export CONTAINERS_CONF=$target_dir/container/containers.conf
-# runc, not crun: Debian 12's crun 1.8 refuses a host whose cgroups are in
-# hybrid mode.
-cat >"$CONTAINERS_CONF" <<EOF
-[containers]
-default_ulimits = ["nofile=$(ulimit -Hn):$(ulimit -Hn)", "nproc=4096:4096"]
-
-[engine]
-runtime = "runc"
-EOF
+use_podman_conf
 # podman says so on stderr at every run and stop when no systemd runs the
 # health check's timer; `podman healthcheck run` is what this test uses.
 quiet() { "$@" 2> >(grep -v 'systemd connection\|healthcheck: unable to get' >&2); }

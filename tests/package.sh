@@ -26,48 +26,10 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-passed=0
-failed=0
-pass() {
-    echo "ok   $1"
-    passed=$((passed + 1))
-}
-fail() {
-    echo "FAIL $1"
-    failed=$((failed + 1))
-}
-check() {
-    local name=$1
-    shift
-    if "$@"; then pass "$name"; else fail "$name"; fi
-}
-finish() {
-    echo "$passed passed, $failed failed"
-    [ "$failed" -eq 0 ]
-    exit
-}
+. tests/lib.sh
 
-deb=""
-if [ "${1:-}" = --deb ]; then deb=$2; fi
-if [ -z "$deb" ]; then
-    target_dir=$(cargo metadata --format-version 1 --no-deps |
-        python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
-    deb=$(ls -t "$target_dir"/debian/shoal_*.deb 2>/dev/null | head -1)
-fi
-[ -n "$deb" ] && [ -f "$deb" ] || {
-    fail "no package (build it with contrib/debian/build.sh, or pass --deb PATH)"
-    finish
-}
-[ "$(id -u)" -eq 0 ] || {
-    fail "needs root (dpkg -i)"
-    finish
-}
-for tool in dpkg python3 curl systemd-analyze setpriv readelf; do
-    command -v "$tool" >/dev/null || {
-        fail "needs $tool"
-        finish
-    }
-done
+package_under_test "$@"
+need dpkg python3 curl systemd-analyze setpriv readelf
 echo "package: $deb ($(du -k "$deb" | cut -f1) KiB)"
 
 work=$(mktemp -d)

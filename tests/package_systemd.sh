@@ -26,57 +26,12 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-passed=0
-failed=0
-pass() {
-    echo "ok   $1"
-    passed=$((passed + 1))
-}
-fail() {
-    echo "FAIL $1"
-    failed=$((failed + 1))
-}
-check() {
-    local label=$1
-    shift
-    if "$@"; then pass "$label"; else fail "$label"; fi
-}
-finish() {
-    echo "$passed passed, $failed failed"
-    [ "$failed" -eq 0 ]
-    exit
-}
+. tests/lib.sh
 
-target_dir=$(cargo metadata --format-version 1 --no-deps |
-    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
-deb=""
-if [ "${1:-}" = --deb ]; then deb=$2; fi
-[ -n "$deb" ] || deb=$(ls -t "$target_dir"/debian/shoal_*.deb 2>/dev/null | head -1)
-[ -n "$deb" ] && [ -f "$deb" ] || {
-    fail "no package (build it with contrib/debian/build.sh, or pass --deb PATH)"
-    finish
-}
-[ "$(id -u)" -eq 0 ] || {
-    fail "needs root (privileged podman)"
-    finish
-}
-for tool in podman runc debootstrap python3; do
-    command -v "$tool" >/dev/null || {
-        fail "needs $tool (apt-get install podman runc debootstrap)"
-        finish
-    }
-done
-
-# As tests/container.sh: limits this host allows, and runc.
-mkdir -p "$target_dir/container"
-export CONTAINERS_CONF=$target_dir/container/containers.conf
-cat >"$CONTAINERS_CONF" <<EOF
-[containers]
-default_ulimits = ["nofile=$(ulimit -Hn):$(ulimit -Hn)", "nproc=4096:4096"]
-
-[engine]
-runtime = "runc"
-EOF
+package_under_test "$@"
+target_dir=$(target_dir)
+need podman runc debootstrap python3
+use_podman_conf
 
 # ---- the machine -------------------------------------------------------------------
 rootfs_tar=$target_dir/container/bookworm-systemd.tar
