@@ -257,7 +257,8 @@ impl Failure {
     }
 }
 
-/// A TLS failure, with a hint where the likely cause is a private CA.
+/// A TLS failure, with a hint where the likely cause is a private CA or a
+/// self-signed certificate.
 fn tls_error(e: &rustls::Error) -> ClientError {
     use rustls::CertificateError;
     match e {
@@ -265,6 +266,19 @@ fn tls_error(e: &rustls::Error) -> ClientError {
             ClientError::Tls(format!(
                 "{e} (no trusted CA signed the server's certificate; \
                  trust a private CA with --ca-file)"
+            ))
+        }
+        // webpki's CaUsedAsEndEntity, which rustls passes on only as an
+        // opaque `Other`: the server presents a CA certificate as its own,
+        // what `openssl req -x509` makes unless told otherwise.
+        rustls::Error::InvalidCertificate(CertificateError::Other(o))
+            if format!("{o:?}").contains("CaUsedAsEndEntity") =>
+        {
+            ClientError::Tls(format!(
+                "{e} (the server's certificate is a CA certificate, basicConstraints \
+                 CA:TRUE, as `openssl req -x509` makes by default; TLS accepts only a \
+                 leaf certificate from a server: sign one with that CA, or make the \
+                 self-signed one with -addext basicConstraints=critical,CA:FALSE)"
             ))
         }
         _ => ClientError::Tls(e.to_string()),
@@ -604,6 +618,83 @@ mod tests {
         let mut counted = (&mut endless).take(10_000);
         assert!(read_capped(&mut counted, 100).ok().unwrap().is_none());
         assert_eq!(counted.limit(), 10_000 - 101);
+    }
+
+    /// An https tracker on 127.0.0.1:0 whose certificate is self-signed
+    /// (CA:TRUE or not) for 127.0.0.1, for one connection; its PEM.
+    fn self_signed_tracker(ca: bool) -> (String, SocketAddr, std::thread::JoinHandle<()>) {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+        use std::io::Write;
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+        if ca {
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        }
+        let cert = params.self_signed(&key).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der().clone()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+            )
+            .unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (tcp, _) = listener.accept().unwrap();
+            tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let conn = rustls::ServerConnection::new(Arc::new(config)).unwrap();
+            let mut tls = rustls::StreamOwned::new(conn, tcp);
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                match tls.read(&mut byte) {
+                    Ok(1) => head.push(byte[0]),
+                    _ => return, // the client gave up on the handshake
+                }
+            }
+            let body = b"d8:intervali900e5:peers0:e";
+            let _ = write!(
+                tls,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
+            let _ = tls.write_all(body);
+            tls.conn.send_close_notify();
+            let _ = tls.flush();
+        });
+        (cert.pem(), addr, server)
+    }
+
+    #[test]
+    fn a_self_signed_ca_certificate_gets_a_hint() {
+        let (pem, addr, server) = self_signed_tracker(true);
+        let client = Client::new(Duration::from_secs(5), 1)
+            .with_ca_pem(pem.as_bytes())
+            .unwrap();
+        let url: TrackerUrl = format!("https://{addr}/announce").parse().unwrap();
+        let e = client
+            .announce(&url, &AnnounceParams::new([1; 20], 6881))
+            .unwrap_err();
+        let m = e.to_string();
+        assert!(matches!(e, ClientError::Tls(_)), "{m}");
+        assert!(m.contains("CaUsedAsEndEntity"), "{m}");
+        assert!(m.contains("CA:TRUE") && m.contains("CA:FALSE"), "{m}");
+        server.join().unwrap();
+        // What the hint says to do works: the same, made CA:FALSE.
+        let (pem, addr, server) = self_signed_tracker(false);
+        let client = Client::new(Duration::from_secs(5), 1)
+            .with_ca_pem(pem.as_bytes())
+            .unwrap();
+        let url: TrackerUrl = format!("https://{addr}/announce").parse().unwrap();
+        let reply = client
+            .announce(&url, &AnnounceParams::new([1; 20], 6881))
+            .unwrap();
+        assert_eq!(reply.interval, 900);
+        server.join().unwrap();
     }
 
     #[test]

@@ -71,6 +71,25 @@ impl AnnounceParams {
     }
 }
 
+impl AnnounceParams {
+    /// The peer of [`Client::probe`]: a `started` leecher with a random peer
+    /// id, key and port (in the dynamic range, 49152-65535). A tracker knows a
+    /// peer by its address and port (and id, key); a probe that reused a
+    /// well-known port such as 6881 would, with its `stopped`, withdraw a
+    /// real client on the same host. Random, it can only withdraw itself.
+    pub fn probe(info_hash: [u8; 20]) -> AnnounceParams {
+        let mut rng = fastrand::Rng::new();
+        AnnounceParams {
+            port: rng.u16(PROBE_PORTS),
+            ..AnnounceParams::new(info_hash, 0)
+        }
+    }
+}
+
+/// The ports [`AnnounceParams::probe`] picks from: IANA's dynamic range,
+/// where no client listens by convention.
+pub const PROBE_PORTS: std::ops::RangeInclusive<u16> = 49152..=65535;
+
 /// What a tracker answered to an announce. Serialises (field order is
 /// output order) to the `--json` output of `shoal announce`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -449,6 +468,28 @@ mod tests {
         assert_eq!(parse_hex20("0011"), None);
         assert_eq!(parse_hex20(&"g".repeat(40)), None);
         assert_eq!(parse_hex20(&"é".repeat(20)), None);
+    }
+
+    #[test]
+    fn probes_are_random_peers_that_can_only_withdraw_themselves() {
+        let probes: Vec<AnnounceParams> = (0..8).map(|_| AnnounceParams::probe([7; 20])).collect();
+        for p in &probes {
+            assert!(PROBE_PORTS.contains(&p.port), "{}", p.port);
+            assert_ne!(p.port, 6881);
+            assert_eq!(&p.peer_id[..8], PEER_ID_PREFIX);
+            assert_eq!((p.info_hash, p.event, p.left), ([7; 20], Event::Started, 1));
+        }
+        // Eight draws of 16 bits (key: 32, id: 72 random bits) do not all
+        // collide but by a fault; at most one pair may share a port.
+        let distinct = |f: &dyn Fn(&AnnounceParams) -> Vec<u8>| {
+            let mut v: Vec<Vec<u8>> = probes.iter().map(f).collect();
+            v.sort();
+            v.dedup();
+            v.len()
+        };
+        assert!(distinct(&|p| p.port.to_be_bytes().to_vec()) >= 7);
+        assert_eq!(distinct(&|p| p.key.to_be_bytes().to_vec()), 8);
+        assert_eq!(distinct(&|p| p.peer_id.to_vec()), 8);
     }
 
     #[test]
