@@ -6,13 +6,32 @@
 //! `income` messages that arrive while waiting for another answer are queued
 //! and handed out by [`RendezvousClient::next_income`], so a test can push from
 //! one client and read the introduction on another without losing either.
+//! [`RendezvousClient::listen`] stays registered and reports what arrives,
+//! for `shoal rendezvous URL listen`.
 
 use super::message::{Peer, Reply, ShareId};
 use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+/// How often [`RendezvousClient::listen`] looks at its stop flag.
+const STOP_POLL: Duration = Duration::from_millis(100);
+
+/// `alive`s in a row without any answer after which
+/// [`RendezvousClient::listen`] gives up on the tracker.
+pub const LISTEN_MISSED: u32 = 3;
+
+/// Why [`RendezvousClient::listen`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenEnd {
+    /// The stop flag was raised (Ctrl-C).
+    Stopped,
+    /// The deadline passed.
+    Deadline,
+}
 
 /// A reply as the client reads it.
 pub type ClientReply = Reply<SocketAddr, String>;
@@ -159,6 +178,59 @@ impl RendezvousClient {
         }
     }
 
+    /// Stay registered and report what the tracker sends, until `stop` is
+    /// raised or `until` passes. Sends `alive` every `every`; an `expired`
+    /// answer (the tracker restarted, or dropped this registration) is met
+    /// with a new `announce`. `heard` gets every message but `alived`: the
+    /// `income`s (queued ones first), `pushed`s, a new registration's
+    /// `announced`, `error`s; an error it returns ends the loop. The tracker
+    /// is given up on after [`LISTEN_MISSED`] `alive`s without any answer.
+    pub fn listen(
+        &mut self,
+        every: Duration,
+        until: Instant,
+        stop: &AtomicBool,
+        heard: &mut dyn FnMut(&ClientReply) -> io::Result<()>,
+    ) -> Result<ListenEnd, RendezvousError> {
+        let every = every.max(Duration::from_millis(1));
+        while let Some(p) = self.incomes.pop_front() {
+            heard(&Reply::Income(p))?;
+        }
+        let mut next_alive = Instant::now();
+        let mut unanswered = 0u32;
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return Ok(ListenEnd::Stopped);
+            }
+            let now = Instant::now();
+            if now >= until {
+                return Ok(ListenEnd::Deadline);
+            }
+            if now >= next_alive {
+                if unanswered >= LISTEN_MISSED {
+                    return Err(RendezvousError::Timeout);
+                }
+                self.socket.send(br#"{"action":"alive"}"#)?;
+                unanswered += 1;
+                next_alive = now + every;
+            }
+            let wake = next_alive.min(until).min(now + STOP_POLL);
+            let reply = match self.recv_until(wake) {
+                Ok(r) => r,
+                Err(RendezvousError::Timeout) => continue,
+                Err(e) => return Err(e),
+            };
+            unanswered = 0;
+            match reply {
+                Reply::Alived => {}
+                Reply::Expired => {
+                    self.socket.send(br#"{"action":"announce"}"#)?;
+                }
+                r => heard(&r)?,
+            }
+        }
+    }
+
     /// The next `income` (someone pushed to us): queued first, else wait.
     pub fn next_income(&mut self) -> Result<Introduction, RendezvousError> {
         if let Some(p) = self.incomes.pop_front() {
@@ -222,6 +294,86 @@ mod tests {
         }
         alice.send_raw(b"quit").unwrap();
         server.join().unwrap();
+    }
+
+    #[test]
+    fn a_listener_registers_again_after_expired_and_hears_each_income() {
+        let r = Arc::new(Rendezvous::new(RendezvousConfig::default(), 4));
+        let (addr, server) = serve(r);
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut c = RendezvousClient::new(addr, Duration::from_secs(5)).unwrap();
+        let local = c.local_addr().unwrap();
+        let (tx, heard) = std::sync::mpsc::channel();
+        let listening = {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let until = Instant::now() + Duration::from_secs(20);
+                c.listen(Duration::from_millis(20), until, &stop, &mut |r| {
+                    tx.send(r.clone()).map_err(io::Error::other)
+                })
+            })
+        };
+        let wait = Duration::from_secs(10);
+        // Never announced: its first alive is answered `expired`, and it
+        // registers by itself; the `announced` is the first thing heard.
+        let Reply::Announced(me) = heard.recv_timeout(wait).unwrap() else {
+            panic!("not announced first")
+        };
+        let mut pushers = Vec::new();
+        for _ in 0..2 {
+            let mut p = RendezvousClient::new(addr, Duration::from_secs(5)).unwrap();
+            let id = p.announce().unwrap();
+            let pushed = p.push(&me.share_id.to_string()).unwrap();
+            assert_eq!(pushed.peer_addr, local);
+            let Reply::Income(income) = heard.recv_timeout(wait).unwrap() else {
+                panic!("not an income")
+            };
+            assert_eq!(income.peer_addr, p.local_addr().unwrap());
+            assert_eq!(income.peer_share_id, id);
+            pushers.push(p);
+        }
+        stop.store(true, Ordering::Relaxed);
+        assert_eq!(listening.join().unwrap().unwrap(), ListenEnd::Stopped);
+        // Alives kept it registered: nothing else (no second announced) came.
+        assert!(heard.try_recv().is_err());
+        pushers[0].send_raw(b"quit").unwrap();
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn a_listener_ends_at_its_deadline_or_when_the_tracker_falls_silent() {
+        let r = Arc::new(Rendezvous::new(RendezvousConfig::default(), 4));
+        let (addr, server) = serve(r);
+        let mut c = RendezvousClient::new(addr, Duration::from_secs(5)).unwrap();
+        c.announce().unwrap();
+        let start = Instant::now();
+        let until = start + Duration::from_millis(300);
+        let stop = AtomicBool::new(false);
+        let mut heard = Vec::new();
+        let end = c.listen(Duration::from_millis(20), until, &stop, &mut |r| {
+            heard.push(r.clone());
+            Ok(())
+        });
+        assert_eq!(end.unwrap(), ListenEnd::Deadline);
+        assert!(start.elapsed() >= Duration::from_millis(300));
+        assert!(heard.is_empty(), "{heard:?}");
+        c.send_raw(b"quit").unwrap();
+        server.join().unwrap();
+        // Nobody answers any more: given up after LISTEN_MISSED alives.
+        let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut c =
+            RendezvousClient::new(silent.local_addr().unwrap(), Duration::from_secs(5)).unwrap();
+        let until = Instant::now() + Duration::from_secs(20);
+        let end = c.listen(Duration::from_millis(20), until, &stop, &mut |_| Ok(()));
+        assert!(matches!(end, Err(RendezvousError::Timeout)), "{end:?}");
+        let mut buf = [0u8; 64];
+        silent
+            .set_read_timeout(Some(Duration::from_secs(1)))
+            .unwrap();
+        for _ in 0..LISTEN_MISSED {
+            let n = silent.recv(&mut buf).unwrap();
+            assert_eq!(&buf[..n], br#"{"action":"alive"}"#);
+        }
     }
 
     #[test]
