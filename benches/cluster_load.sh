@@ -37,6 +37,9 @@ start() { # args... -> prints "PID UDPADDR"
 pids+=("$!")   # the idle subscriber
 
 printf "round\tcluster\treplies_per_s\tannounces\tredis_cpu_s\n"
+# The population stays in the tracker for what is measured after the run;
+# --keep-peers where the build has it (an older one keeps it anyway).
+KEEP=$("$SHOAL" bench --help 2>/dev/null | grep -o -- '--keep-peers' | head -1 || true)
 for round in $(seq "$ROUNDS"); do
   if [ $((round % 2)) -eq 1 ]; then order="off on"; else order="on off"; fi
   for mode in $order; do
@@ -44,7 +47,7 @@ for round in $(seq "$ROUNDS"); do
     else read -r pid addr < <(start); fi
     pids+=("$pid")
     r0=$(ticks "$rpid")
-    "$SHOAL" bench --target "udp://$addr" --duration "$DURATION" --quiet --json > "$work/run.json"
+    "$SHOAL" bench --target "udp://$addr" $KEEP --duration "$DURATION" --quiet --json > "$work/run.json"
     r1=$(ticks "$rpid")
     kill "$pid"; wait "$pid" 2>/dev/null || true
     python3 - "$work/run.json" "$round" "$mode" "$(( r1 - r0 ))" "$hz" <<'PY'

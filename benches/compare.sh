@@ -99,6 +99,9 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$SERVER_PID/stat"; }
 rcvbuf_drops() { awk -v port=":$(printf '%04X' "$PORT")" '$2 ~ port"$" {n += $NF} END {print n + 0}' /proc/net/udp; }
 
 echo -e "tool\ttracker\tround\treplies_per_s\tp50_us\tp99_us\tp999_us\tcpu_us_per_reply\trcvbuf_drops" > "$OUT/throughput.tsv"
+# The population stays in the tracker for what is measured after the run;
+# --keep-peers where the build has it (an older one keeps it anyway).
+KEEP=$("$SHOAL" bench --help 2>/dev/null | grep -o -- '--keep-peers' | head -1 || true)
 for round in $(seq "$ROUNDS"); do
   if [ $((round % 2)) -eq 1 ]; then order="aquatic shoal"; else order="shoal aquatic"; fi
   for tool in $ROUND_TOOLS; do
@@ -123,7 +126,7 @@ for round in $(seq "$ROUNDS"); do
         line="$tool\t$tracker\t$round\t$rate\t\t\t"
       else
         t0=$(cpu_ticks); d0=$(rcvbuf_drops)
-        "$SHOAL" bench --target "udp://127.0.0.1:$PORT" --duration "$DURATION" --torrents "$TORRENTS" --peers "$PEERS" \
+        "$SHOAL" bench --target "udp://127.0.0.1:$PORT" $KEEP --duration "$DURATION" --torrents "$TORRENTS" --peers "$PEERS" \
           --quiet --json > "$OUT/run.json"
         t1=$(cpu_ticks); d1=$(rcvbuf_drops); window=$DURATION
         line=$(python3 - "$OUT/run.json" "$tool" "$tracker" "$round" <<'PY'

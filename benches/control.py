@@ -66,9 +66,12 @@ def start(binary, extra):
 
 
 def bench(shoal, udp, secs):
+    # The population stays in the tracker for what is measured after a run;
+    # --keep-peers where the build has it (an older one keeps it anyway).
+    keep = "--keep-peers" in subprocess.run([shoal, "bench", "--help"], capture_output=True, text=True).stdout
     out = subprocess.run(
         [shoal, "bench", "--target", f"udp://{udp}", "--duration", str(secs), "--quiet",
-         "--json", "--torrents", str(TORRENTS), "--peers", str(PEERS)],
+         "--json", "--torrents", str(TORRENTS), "--peers", str(PEERS)] + (["--keep-peers"] if keep else []),
         capture_output=True, text=True, timeout=secs + 60)
     return json.loads(out.stdout)
 

@@ -39,7 +39,10 @@ for _ in $(seq 100); do
   "$SHOAL" scrape "udp://127.0.0.1:$PORT" 0000000000000000000000000000000000000000 --timeout 0.1 --tries 1 >/dev/null 2>&1 && break
 done
 base=$(awk '/VmRSS/ {print $2}' "/proc/$PID/status")
-"$SHOAL" bench --target "udp://127.0.0.1:$PORT" --duration "$MEM_DURATION" --quiet --json > "$OUT/bench.json"
+# The population stays in the tracker for what is measured after the run;
+# --keep-peers where the build has it (an older one keeps it anyway).
+KEEP=$("$SHOAL" bench --help 2>/dev/null | grep -o -- '--keep-peers' | head -1 || true)
+"$SHOAL" bench --target "udp://127.0.0.1:$PORT" $KEEP --duration "$MEM_DURATION" --quiet --json > "$OUT/bench.json"
 rss=$(awk '/VmRSS/ {print $2}' "/proc/$PID/status")
 metric() { # name -> value summed over its label sets, from /metrics
   python3 -c "import sys, urllib.request as u

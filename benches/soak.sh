@@ -56,7 +56,10 @@ echo
 echo "| t (s) | VmRSS (MiB) | peers | torrents | accounted (MiB) | evicted |"
 echo "|---:|---:|---:|---:|---:|---:|"
 sample 0
-"$SHOAL" bench --target "udp://127.0.0.1:$PORT" --duration "$SOAK_SECS" --quiet --json > "$OUT/bench.json" &
+# The population stays in the tracker for what is measured after the run;
+# --keep-peers where the build has it (an older one keeps it anyway).
+KEEP=$("$SHOAL" bench --help 2>/dev/null | grep -o -- '--keep-peers' | head -1 || true)
+"$SHOAL" bench --target "udp://127.0.0.1:$PORT" $KEEP --duration "$SOAK_SECS" --quiet --json > "$OUT/bench.json" &
 BENCH=$!
 start=$(date +%s)
 # A sample every 10 s (on a fixed schedule: the time a sample takes does not

@@ -8,7 +8,9 @@
 //! so the peers look like different hosts and the server's `SO_REUSEPORT`
 //! spreads them), generates the population, runs the workers for the
 //! duration (hard-capped at [`MAX_DURATION`]), prints a progress line each
-//! second and returns a [`Report`].
+//! second, withdraws the simulated peers from a `--target` (a `stopped` for
+//! each, within [`Withdraw`]'s bounds, unless `--keep-peers`) and returns a
+//! [`Report`].
 //!
 //! The load is closed-loop: every socket keeps up to `window` requests in
 //! flight, so the generator measures the throughput the target sustains and
@@ -21,15 +23,17 @@
 //! its counts ([`Totals`]); `hist.rs` the latency histogram; `report.rs` the
 //! outcome and its text and JSON forms; this file the set-up and the run.
 
+pub mod compare;
 mod config;
 pub mod hist;
 mod population;
 mod report;
 mod worker;
 
-pub use config::{BenchConfig, MAX_DURATION, MAX_PEERS, MAX_SOCKETS, MAX_WORKERS};
+pub use config::{BenchConfig, Withdraw, MAX_DURATION, MAX_PEERS, MAX_SOCKETS, MAX_WORKERS};
+pub use population::info_hash;
 pub use report::Report;
-pub use worker::{Totals, ANNOUNCE, CONNECT, SCRAPE};
+pub use worker::{Totals, Withdrawal, ANNOUNCE, CONNECT, SCRAPE};
 
 use crate::client::{Scheme, TrackerUrl};
 use crate::server::{Config, Running, Server};
@@ -39,7 +43,7 @@ use std::io::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use worker::{Live, Settings, Worker};
+use worker::{Live, Settings, WithdrawLimits, Worker};
 
 /// Whether `ip` is a loopback address (127.0.0.0/8, ::1, or IPv4-mapped 127/8).
 pub fn is_loopback(ip: IpAddr) -> bool {
@@ -209,13 +213,19 @@ fn run_against(
         workers.push(worker);
     }
 
+    // An in-process shoal stops with the run: nothing to withdraw there.
+    let withdraw = config.withdraw.filter(|_| !in_process);
+    let limits = withdraw.map(|w| WithdrawLimits {
+        rate: (w.rate / w_count as u64).max(1),
+        within: w.within,
+    });
     let start = Instant::now();
     let end = start + config.duration.min(MAX_DURATION);
     let mut threads = Vec::with_capacity(workers.len());
     for (i, worker) in workers.into_iter().enumerate() {
         let t = std::thread::Builder::new()
             .name(format!("shoal-bench-{i}"))
-            .spawn(move || worker.run(start, end));
+            .spawn(move || worker.run(start, end, limits));
         match t {
             Ok(t) => threads.push(t),
             Err(e) => {
@@ -262,14 +272,26 @@ fn run_against(
         last = sum;
         tick += 1;
     }
+    if config.progress && withdraw.is_some() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "bench: withdrawing the simulated peers from the target (--keep-peers keeps them)"
+        );
+    }
     let mut totals =
         Totals::new().map_err(|e| format!("cannot set up the latency histogram: {e}"))?;
+    let mut withdrawal = withdraw.map(|_| Withdrawal::default());
     let mut panicked = false;
     for t in threads {
         match t.join() {
-            Ok(t) => totals
-                .merge(&t)
-                .map_err(|e| format!("cannot merge latencies: {e}"))?,
+            Ok((t, w)) => {
+                totals
+                    .merge(&t)
+                    .map_err(|e| format!("cannot merge latencies: {e}"))?;
+                if let (Some(sum), Some(w)) = (&mut withdrawal, w) {
+                    sum.merge(&w);
+                }
+            }
             Err(_) => panicked = true,
         }
     }
@@ -287,6 +309,7 @@ fn run_against(
         peers: config.peers,
         distinct_addresses: distinct,
         totals,
+        withdrawal,
     })
 }
 

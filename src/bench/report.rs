@@ -3,7 +3,7 @@
 //! JSON object (through serde; its field names are relied upon by scripts
 //! such as `benches/compare.sh`, so they do not change).
 
-use super::worker::{Totals, ANNOUNCE, CONNECT, SCRAPE};
+use super::worker::{Totals, Withdrawal, ANNOUNCE, CONNECT, SCRAPE};
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -25,6 +25,9 @@ pub struct Report {
     pub distinct_addresses: bool,
     /// Everything the workers counted, summed.
     pub totals: Totals,
+    /// The simulated peers' withdrawal from a target; `None` for an
+    /// in-process shoal or with `--keep-peers`.
+    pub withdrawal: Option<Withdrawal>,
 }
 
 impl Report {
@@ -128,6 +131,31 @@ impl Report {
             "errors        error frames {}, malformed {}, timeouts {}, unexpected {}, refused {}, I/O {}",
             t.error_frames, t.malformed, t.timeouts, t.unexpected, t.refused, t.io_errors
         );
+        match &self.withdrawal {
+            Some(w) => {
+                let _ = write!(
+                    s,
+                    "withdrawn     {} of {} simulated peers (stopped announces, {:.2} s)",
+                    w.confirmed,
+                    w.peers,
+                    w.elapsed.as_secs_f64()
+                );
+                if w.left() > 0 {
+                    let _ = write!(
+                        s,
+                        "; {} unanswered stay until the tracker's peer timeout",
+                        w.left()
+                    );
+                }
+                s.push('\n');
+            }
+            None if !self.in_process => {
+                s.push_str(
+                    "withdrawn     none: the simulated peers stay in the target (--keep-peers)\n",
+                );
+            }
+            None => {}
+        }
         s
     }
 
@@ -170,6 +198,13 @@ impl Report {
                 refused: t.refused,
                 io: t.io_errors,
             },
+            withdrawn: self.withdrawal.map(|w| Withdrawn {
+                peers: w.peers,
+                confirmed: w.confirmed,
+                left: w.left(),
+                sent: w.sent,
+                secs: round3(w.elapsed.as_secs_f64()),
+            }),
         };
         // Cannot fail: plain structs of numbers and strings, no maps.
         serde_json::to_string(&json).unwrap_or_default()
@@ -202,6 +237,17 @@ struct JsonReport<'a> {
     peers_per_announce: Option<f64>,
     latency_us: LatencyUs,
     errors: Errors,
+    /// `null` for an in-process shoal or with `--keep-peers`.
+    withdrawn: Option<Withdrawn>,
+}
+
+#[derive(Serialize)]
+struct Withdrawn {
+    peers: u64,
+    confirmed: u64,
+    left: u64,
+    sent: u64,
+    secs: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -264,6 +310,7 @@ mod tests {
             peers: 1000,
             distinct_addresses: true,
             totals,
+            withdrawal: None,
         };
         let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
         assert_eq!(v["target"], "udp://127.0.0.1:1/\"x\"");
@@ -279,7 +326,29 @@ mod tests {
         assert_eq!(v["latency_us"]["p50"], 1.5);
         assert_eq!(v["errors"]["timeouts"], 3);
         let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
-        assert_eq!(keys.len(), 18, "{keys:?}");
+        assert_eq!(keys.len(), 19, "{keys:?}");
+        assert!(v["withdrawn"].is_null());
+        assert!(r.to_text().contains("stay in the target (--keep-peers)"));
+        let withdrawn = Report {
+            totals: Totals::new().unwrap(),
+            withdrawal: Some(Withdrawal {
+                peers: 10,
+                confirmed: 8,
+                sent: 12,
+                elapsed: Duration::from_millis(250),
+            }),
+            ..r.clone()
+        };
+        let v: serde_json::Value = serde_json::from_str(&withdrawn.to_json()).unwrap();
+        assert_eq!(v["withdrawn"]["left"], 2);
+        assert_eq!(v["withdrawn"]["secs"], 0.25);
+        let text = withdrawn.to_text();
+        assert!(
+            text.contains(
+                "withdrawn     8 of 10 simulated peers (stopped announces, 0.25 s); 2 unanswered"
+            ),
+            "{text}"
+        );
         // No latencies recorded: null, not 0.
         let empty = Report {
             totals: Totals::new().unwrap(),

@@ -13,6 +13,12 @@
 //! in `poll` (≤ 1 ms) until a reply arrives. Nothing in the loop allocates:
 //! requests are written into one stack buffer, the population and the slot
 //! tables are built before the clock starts.
+//!
+//! After the run, [`Worker::run`] can withdraw the simulated
+//! peers the worker announced: a `stopped` announce for each (same peer id,
+//! key, port and source address), paced to a rate and bounded in time, each
+//! lost one sent again, so a target is left as it was found rather than with
+//! the population in its swarms until the peer timeout.
 
 use super::hist::Histogram;
 use super::population::{self, Peer, SEEDER, STARTED};
@@ -147,6 +153,8 @@ impl Totals {
 struct Slot {
     sent_ns: u64,
     tx: u32,
+    /// The peer announced (index into the worker's peers), for an announce.
+    peer: u32,
     /// Hashes asked, for a scrape.
     hashes: u16,
     kind: u8,
@@ -155,9 +163,62 @@ struct Slot {
 const EMPTY: Slot = Slot {
     sent_ns: 0,
     tx: 0,
+    peer: 0,
     hashes: 0,
     kind: FREE,
 };
+
+/// How a withdrawal went, for one worker or summed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Withdrawal {
+    /// Peers the run had announced and not stopped.
+    pub peers: u64,
+    /// Of those, withdrawn: the tracker answered their `stopped`.
+    pub confirmed: u64,
+    /// `stopped` announces sent (a lost one is sent again).
+    pub sent: u64,
+    /// How long it took.
+    pub elapsed: Duration,
+}
+
+impl Withdrawal {
+    pub fn merge(&mut self, o: &Withdrawal) {
+        self.peers += o.peers;
+        self.confirmed += o.confirmed;
+        self.sent += o.sent;
+        self.elapsed = self.elapsed.max(o.elapsed);
+    }
+
+    /// Peers left in the target (their `stopped` never answered in time).
+    pub fn left(&self) -> u64 {
+        self.peers - self.confirmed
+    }
+}
+
+/// The withdrawal's bounds: at most `rate` `stopped`s per second (per
+/// worker), and no sending after `within`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WithdrawLimits {
+    pub rate: u64,
+    pub within: Duration,
+}
+
+/// Pacing of the withdrawal: `stopped`s sent so far against the rate.
+#[derive(Debug, Clone, Copy)]
+struct Pace {
+    rate: u64,
+    sent: u64,
+}
+
+impl Pace {
+    /// Whether one more may go at `now_ns` into the withdrawal: the rate
+    /// times the time so far, plus a burst of a twentieth of a second.
+    fn may_send(&self, now_ns: u64) -> bool {
+        let allowed = u128::from(self.rate) * u128::from(now_ns) / 1_000_000_000
+            + u128::from(self.rate / 20 + 1);
+        u128::from(self.sent) < allowed
+    }
+}
 
 #[derive(Debug)]
 struct Sock {
@@ -172,6 +233,9 @@ struct Sock {
     free: Vec<u16>,
     /// Peers of this socket: indices `index, index + sockets, …` of the worker's peers.
     peers: usize,
+    /// Withdrawing: the socket's peers before this one (its `k`-th is
+    /// `index + k * sockets`) have been sent their `stopped`.
+    cursor: usize,
 }
 
 #[derive(Debug)]
@@ -188,6 +252,8 @@ pub struct Worker {
     totals: Totals,
     /// Peer entry size in announce replies: 6 (IPv4) or 18 (IPv6).
     stride: usize,
+    /// Set while withdrawing: announces are then `stopped`s, in peer order.
+    pace: Option<Pace>,
 }
 
 impl Worker {
@@ -221,6 +287,7 @@ impl Worker {
                 slots: vec![EMPTY; window].into_boxed_slice(),
                 free: (0..window as u16).rev().collect(),
                 peers: peers.len() / n + usize::from(i < peers.len() % n),
+                cursor: 0,
             });
         }
         let stride = if settings.target.is_ipv4() {
@@ -239,13 +306,33 @@ impl Worker {
             poll,
             totals: Totals::new().map_err(io::Error::other)?,
             stride,
+            pace: None,
         })
     }
 
     /// Send until `end` (or the stop flag), then wait briefly (the timeout, but
     /// at most [`MAX_DRAIN`]) for replies in flight; whatever is still
     /// unanswered counts as lost. The run ends within `MAX_DRAIN` of `end`.
-    pub fn run(mut self, start: Instant, end: Instant) -> Totals {
+    /// Then, with `withdraw`, withdraw the peers the run announced (see the
+    /// module's documentation); the run's totals do not count the withdrawal.
+    pub fn run(
+        mut self,
+        start: Instant,
+        end: Instant,
+        withdraw: Option<WithdrawLimits>,
+    ) -> (Totals, Option<Withdrawal>) {
+        self.measure(start, end);
+        let Some(limits) = withdraw else {
+            return (self.totals, None);
+        };
+        let Ok(fresh) = Totals::new() else {
+            return (self.totals, None);
+        };
+        let totals = std::mem::replace(&mut self.totals, fresh);
+        (totals, Some(self.withdraw(limits)))
+    }
+
+    fn measure(&mut self, start: Instant, end: Instant) {
         let timeout_ns = self.settings.timeout.as_nanos() as u64;
         let end_ns = end.saturating_duration_since(start).as_nanos() as u64;
         let scan_every = (timeout_ns / 8).clamp(1_000_000, 10_000_000);
@@ -280,7 +367,7 @@ impl Worker {
                 if !outstanding || now >= until {
                     self.expire(u64::MAX, 0);
                     self.publish();
-                    return self.totals;
+                    return;
                 }
             }
             if progress {
@@ -301,6 +388,109 @@ impl Worker {
         }
     }
 
+    /// Send a `stopped` for every peer still started, paced and bounded by
+    /// `limits`, each lost one again, and wait for the answers in flight
+    /// (the timeout, at most [`MAX_DRAIN`], past `within`).
+    fn withdraw(&mut self, limits: WithdrawLimits) -> Withdrawal {
+        let start = Instant::now();
+        let peers = self.started();
+        if peers == 0 {
+            // Nothing announced (a silent target never gave a connection id).
+            return Withdrawal::default();
+        }
+        self.pace = Some(Pace {
+            rate: limits.rate.max(1),
+            sent: 0,
+        });
+        for sock in &mut self.socks {
+            sock.cursor = 0;
+        }
+        let timeout_ns = self.settings.timeout.as_nanos() as u64;
+        let send_until = limits.within.as_nanos() as u64;
+        let stop_at = send_until + timeout_ns.min(MAX_DRAIN.as_nanos() as u64);
+        let scan_every = (timeout_ns / 8).clamp(1_000_000, 10_000_000);
+        // A target that answers nothing for this long is given up on.
+        let silent_limit = (timeout_ns.saturating_mul(5)).max(1_000_000_000);
+        let heard = |t: &Totals| t.replies.iter().sum::<u64>() + t.unexpected + t.malformed;
+        let (mut last_heard, mut heard_count) = (0, heard(&self.totals));
+        let mut next_scan = 0;
+        let mut events = Events::with_capacity(64);
+        let mut buf = [0u8; 2048];
+        let mut rbuf = [0u8; 8192];
+        loop {
+            let mut progress = false;
+            for s in 0..self.socks.len() {
+                progress |= self.receive(s, start, &mut rbuf);
+                if ns(start) < send_until {
+                    progress |= self.fill(s, start, &mut buf);
+                }
+            }
+            let now = ns(start);
+            if heard(&self.totals) != heard_count {
+                (last_heard, heard_count) = (now, heard(&self.totals));
+            } else if now.saturating_sub(last_heard) >= silent_limit {
+                break;
+            }
+            if now >= next_scan {
+                self.expire(now, timeout_ns);
+                next_scan = now + scan_every;
+            }
+            let outstanding = self.socks.iter().any(|s| s.free.len() < s.slots.len());
+            let to_send = self.socks.iter().any(|s| s.cursor < s.peers);
+            if !outstanding && (!to_send || now >= send_until) || now >= stop_at {
+                break;
+            }
+            if !progress {
+                let wait = Duration::from_nanos(next_scan.saturating_sub(now))
+                    .min(Duration::from_millis(1));
+                if let Err(e) = self.poll.poll(&mut events, Some(wait)) {
+                    if e.kind() != io::ErrorKind::Interrupted {
+                        self.totals.io_errors += 1;
+                    }
+                }
+            }
+        }
+        // Unanswered `stopped`s mark their peers started again: not withdrawn.
+        self.expire(u64::MAX, 0);
+        let sent = self.pace.take().map_or(0, |p| p.sent);
+        Withdrawal {
+            peers,
+            confirmed: peers.saturating_sub(self.started()),
+            sent,
+            elapsed: start.elapsed(),
+        }
+    }
+
+    /// Peers announced and not stopped.
+    fn started(&self) -> u64 {
+        self.peers.iter().filter(|p| p.flags & STARTED != 0).count() as u64
+    }
+
+    /// Withdrawing: the next started peer of socket `s` (an index into the
+    /// worker's peers), moving its cursor past it.
+    fn next_started(&mut self, s: usize) -> Option<usize> {
+        let n = self.socks.len();
+        let sock = &mut self.socks[s];
+        while sock.cursor < sock.peers {
+            let p = s + sock.cursor * n;
+            sock.cursor += 1;
+            if self.peers.get(p).is_some_and(|p| p.flags & STARTED != 0) {
+                return Some(p);
+            }
+        }
+        None
+    }
+
+    /// Withdrawing: peer `p`'s `stopped` was lost or refused; send it again.
+    fn unwithdraw(&mut self, s: usize, p: usize) {
+        if let Some(peer) = self.peers.get_mut(p) {
+            peer.flags |= STARTED;
+            let k = p / self.socks.len();
+            let sock = &mut self.socks[s];
+            sock.cursor = sock.cursor.min(k);
+        }
+    }
+
     fn publish(&self) {
         let t = &self.totals;
         self.live.sent.store(t.sent.iter().sum(), Ordering::Relaxed);
@@ -312,15 +502,20 @@ impl Worker {
 
     /// Free every slot sent before `now - timeout`, counting it lost.
     fn expire(&mut self, now: u64, timeout_ns: u64) {
-        for sock in &mut self.socks {
-            for (i, slot) in sock.slots.iter_mut().enumerate() {
+        for s in 0..self.socks.len() {
+            for i in 0..self.socks[s].slots.len() {
+                let sock = &mut self.socks[s];
+                let slot = sock.slots[i];
                 if slot.kind != FREE && now.saturating_sub(slot.sent_ns) >= timeout_ns {
                     if usize::from(slot.kind) == CONNECT {
                         sock.connecting = false;
                     }
-                    *slot = EMPTY;
+                    sock.slots[i] = EMPTY;
                     sock.free.push(i as u16);
                     self.totals.timeouts += 1;
+                    if self.pace.is_some() && usize::from(slot.kind) == ANNOUNCE {
+                        self.unwithdraw(s, slot.peer as usize);
+                    }
                 }
             }
         }
@@ -395,6 +590,9 @@ impl Worker {
                 self.totals.error_frames += 1;
                 // Perhaps our connection id is no longer accepted: refresh it.
                 sock.conn_at = 0;
+                if self.pace.is_some() && kind == ANNOUNCE {
+                    self.unwithdraw(s, slot.peer as usize);
+                }
                 true
             }
         };
@@ -416,36 +614,66 @@ impl Worker {
                 CONNECT
             } else if sock.conn.is_none() {
                 return any; // wait for the first connection id
+            } else if let Some(pace) = self.pace {
+                if !pace.may_send(now) {
+                    return any;
+                }
+                ANNOUNCE
             } else {
                 self.draw_kind()
             };
             let tx = ((self.socks[s].seq << SLOT_BITS) | u32::from(index)) ^ self.socks[s].salt;
-            let (len, hashes) = match kind {
-                CONNECT => (udp::write_connect_request(buf, tx), 0),
-                ANNOUNCE => (self.write_announce(s, tx, buf), 0),
-                _ => self.write_scrape(s, tx, buf),
+            let (len, hashes, peer) = match kind {
+                CONNECT => (udp::write_connect_request(buf, tx), 0, 0),
+                ANNOUNCE if self.pace.is_some() => {
+                    let Some(p) = self.next_started(s) else {
+                        return any; // every peer of this socket is done
+                    };
+                    (self.write_stopped(s, p, tx, buf), 0, p)
+                }
+                ANNOUNCE => {
+                    let p = self.pick_peer(s);
+                    (self.write_announce(s, p, tx, buf), 0, p)
+                }
+                _ => {
+                    let (len, hashes) = self.write_scrape(s, tx, buf);
+                    (len, hashes, 0)
+                }
             };
             let Some(len) = len else {
                 self.totals.io_errors += 1;
                 return any;
             };
             let sock = &mut self.socks[s];
-            match sock.io.send(&buf[..len]) {
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    self.totals.count_io_error(&e);
-                    return any;
+            let sent = loop {
+                match sock.io.send(&buf[..len]) {
+                    Ok(_) => break Ok(()),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => break Err(e),
                 }
+            };
+            if let Err(e) = sent {
+                self.totals.count_io_error(&e);
+                if self.pace.is_some() && kind == ANNOUNCE {
+                    self.unwithdraw(s, peer);
+                }
+                return any;
             }
+            let sock = &mut self.socks[s];
             sock.free.pop();
             sock.seq = sock.seq.wrapping_add(1);
             sock.slots[usize::from(index)] = Slot {
                 sent_ns: now,
                 tx,
+                peer: peer as u32,
                 hashes,
                 kind: kind as u8,
             };
+            if kind == ANNOUNCE {
+                if let Some(pace) = &mut self.pace {
+                    pace.sent += 1;
+                }
+            }
             if kind == CONNECT {
                 sock.connecting = true;
             }
@@ -474,8 +702,7 @@ impl Worker {
         s + n * self.rng.usize(..self.socks[s].peers.max(1))
     }
 
-    fn write_announce(&mut self, s: usize, tx: u32, buf: &mut [u8]) -> Option<usize> {
-        let p = self.pick_peer(s);
+    fn write_announce(&mut self, s: usize, p: usize, tx: u32, buf: &mut [u8]) -> Option<usize> {
         let seeder_ratio = self.settings.seeder_ratio;
         let roll = self.rng.u32(..1000);
         let reroll = self.rng.f64();
@@ -494,7 +721,25 @@ impl Worker {
         } else {
             Event::None
         };
-        let peer = *peer;
+        self.write_event(s, p, event, tx, buf)
+    }
+
+    /// Withdrawing: peer `p`'s `stopped`.
+    fn write_stopped(&mut self, s: usize, p: usize, tx: u32, buf: &mut [u8]) -> Option<usize> {
+        self.peers.get_mut(p)?.flags &= !STARTED;
+        self.write_event(s, p, Event::Stopped, tx, buf)
+    }
+
+    /// An announce of peer `p` (its id, key, port, torrent and state) with `event`.
+    fn write_event(
+        &self,
+        s: usize,
+        p: usize,
+        event: Event,
+        tx: u32,
+        buf: &mut [u8],
+    ) -> Option<usize> {
+        let peer = *self.peers.get(p)?;
         let mut info_hash = [0u8; 20];
         population::info_hash(self.settings.seed, peer.torrent, &mut info_hash);
         let mut peer_id = [0u8; 20];
@@ -581,10 +826,147 @@ mod tests {
         sock.slots[usize::from(index)] = Slot {
             sent_ns: 100,
             tx,
+            peer: 0,
             hashes,
             kind: kind as u8,
         };
         tx
+    }
+
+    /// A worker of `peers` peers over `torrents` torrents, two sockets, driving `target`.
+    fn loader(target: SocketAddr, seed: u64, torrents: u32, peers: usize) -> Worker {
+        let settings = Arc::new(Settings {
+            target,
+            mix: [1, 8, 1],
+            numwant: 5,
+            scrape_max: 4,
+            seed,
+            timeout: Duration::from_millis(500),
+            window: 16,
+            url_data: Vec::new(),
+            seeder_ratio: 0.5,
+            stop: AtomicBool::new(false),
+        });
+        // Each socket its own address, as in a run: its peers' ports are
+        // distinct only within a socket.
+        let sockets = (1..=2)
+            .map(|i| {
+                let s = std::net::UdpSocket::bind(format!("127.0.0.{i}:0")).unwrap();
+                s.connect(target).unwrap();
+                s.set_nonblocking(true).unwrap();
+                s
+            })
+            .collect();
+        let mut rng = Rng::with_seed(seed);
+        let pop = population::generate(&mut rng, peers, 2, torrents, 0.5);
+        let live = Arc::new(Live::default());
+        Worker::new(settings, live, sockets, pop, 0, 1, rng).unwrap()
+    }
+
+    /// Seeders + leechers the target holds over the population's torrents.
+    fn held(target: SocketAddr, seed: u64, torrents: u32) -> u32 {
+        let hashes: Vec<[u8; 20]> = (0..torrents)
+            .map(|t| {
+                let mut h = [0; 20];
+                population::info_hash(seed, t, &mut h);
+                h
+            })
+            .collect();
+        let url: crate::client::TrackerUrl = format!("udp://{target}").parse().unwrap();
+        crate::client::Client::new(Duration::from_secs(2), 3)
+            .scrape(&url, &hashes)
+            .unwrap()
+            .iter()
+            .map(|s| s.map_or(0, |s| s.seeders + s.leechers))
+            .sum()
+    }
+
+    /// Against a real (in-process) shoal: after a run the population is in
+    /// its swarms; withdrawn, none of it is, and a withdrawal is held to its
+    /// rate and to its time bound.
+    #[test]
+    fn a_withdrawal_leaves_the_target_as_it_was_found() {
+        use crate::server::{Config, Server};
+        let config = Config {
+            workers: 1,
+            ..Config::for_udp(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+        };
+        let server = Server::bind(config).unwrap().spawn().unwrap();
+        let target = server.udp_addrs()[0];
+        let run = |seed, withdraw| {
+            let start = Instant::now();
+            loader(target, seed, 20, 400).run(start, start + Duration::from_millis(300), withdraw)
+        };
+        // Kept: the population stays.
+        let (totals, none) = run(1, None);
+        assert!(totals.replies[ANNOUNCE] > 0 && none.is_none());
+        assert!(held(target, 1, 20) > 0);
+        // Withdrawn: every started peer answered, none left; the run's
+        // totals do not count the withdrawal.
+        let fast = WithdrawLimits {
+            rate: 100_000,
+            within: Duration::from_secs(10),
+        };
+        let (totals, w) = run(2, Some(fast));
+        let w = w.unwrap();
+        assert!(w.peers > 0, "{w:?}");
+        assert_eq!((w.confirmed, w.left()), (w.peers, 0), "{w:?}");
+        assert!(w.sent >= w.peers);
+        assert_eq!(
+            totals.sent.iter().sum::<u64>(),
+            totals.replies.iter().sum::<u64>() + totals.timeouts
+        );
+        assert_eq!(held(target, 2, 20), 0);
+        // Paced: 200/s (and a burst of 11) cannot send 200 stopped in under ~0.9 s.
+        let (_, w) = run(
+            3,
+            Some(WithdrawLimits {
+                rate: 200,
+                within: Duration::from_secs(10),
+            }),
+        );
+        let w = w.unwrap();
+        assert!(w.peers >= 200, "{w:?}");
+        let floor = Duration::from_secs_f64((w.peers - 11) as f64 / 200.0);
+        assert!(w.elapsed >= floor, "{w:?} in less than {floor:?}");
+        assert_eq!(w.left(), 0, "{w:?}");
+        // A target gone silent after the run: given up on after 5 timeouts
+        // (at least 1 s), not held for the whole bound.
+        let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut w = loader(silent.local_addr().unwrap(), 5, 20, 100);
+        for sock in &mut w.socks {
+            sock.conn = Some(1);
+            sock.conn_at = u64::MAX / 2;
+        }
+        for p in &mut w.peers {
+            p.flags |= STARTED;
+        }
+        let t = Instant::now();
+        let gone = w.withdraw(fast);
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        assert_eq!((gone.peers, gone.confirmed), (100, 0), "{gone:?}");
+        // Nothing announced (never connected): nothing to wait for.
+        let t = Instant::now();
+        let none = loader(silent.local_addr().unwrap(), 6, 20, 100).withdraw(fast);
+        assert_eq!(none, Withdrawal::default());
+        assert!(t.elapsed() < Duration::from_millis(100));
+        // Bounded: 20/s for 200 ms withdraws a few, says how many are left,
+        // and ends within the bound plus the drain.
+        let (_, w) = run(
+            4,
+            Some(WithdrawLimits {
+                rate: 20,
+                within: Duration::from_millis(200),
+            }),
+        );
+        let w = w.unwrap();
+        assert!(w.confirmed > 0 && w.left() > 0, "{w:?}");
+        assert!(
+            w.elapsed < Duration::from_millis(200) + MAX_DRAIN + Duration::from_millis(100),
+            "{w:?}"
+        );
+        assert_eq!(u64::from(held(target, 4, 20)), w.left());
+        server.stop();
     }
 
     /// Replies built with wire's writers are matched to their requests by

@@ -14,7 +14,7 @@ use super::UsageError;
 use crate::access::{AccessConfig, Mode};
 use crate::api::client::Request;
 use crate::api::{ApiConfig, ApiToken};
-use crate::bench::BenchConfig;
+use crate::bench::{BenchConfig, Withdraw};
 use crate::client::{AnnounceParams, Client, Event};
 use crate::cluster::ClusterConfig;
 use crate::limit::LimitConfig;
@@ -226,10 +226,20 @@ fn secs_or_off(secs: u64) -> Option<Duration> {
 }
 
 impl BenchArgs {
-    /// The validated benchmark configuration.
+    /// The validated benchmark configuration (of the first --target).
     pub fn to_config(&self) -> Result<BenchConfig, UsageError> {
+        if self.target.len() > 2 {
+            return Err(UsageError::new(
+                "--target: give one tracker to load, or two to compare",
+            ));
+        }
+        if self.rounds.is_some() && self.target.len() != 2 {
+            return Err(UsageError::new(
+                "--rounds compares two trackers: give --target twice",
+            ));
+        }
         let config = BenchConfig {
-            target: self.target.clone(),
+            target: self.target.first().cloned(),
             duration: Duration::from_secs_f64(self.duration),
             workers: self.workers,
             sockets: self.sockets,
@@ -247,9 +257,23 @@ impl BenchArgs {
             server_workers: self.server_workers,
             allow_remote: self.allow_remote,
             progress: !self.quiet,
+            withdraw: (!self.keep_peers).then(Withdraw::default),
         };
         config.validate().map_err(UsageError)?;
         Ok(config)
+    }
+
+    /// With two --target: the configurations of A and B, and the rounds.
+    pub fn comparison(&self) -> Result<Option<(BenchConfig, BenchConfig, u32)>, UsageError> {
+        let a = self.to_config()?;
+        let [_, b_url] = self.target.as_slice() else {
+            return Ok(None);
+        };
+        let b = BenchConfig {
+            target: Some(b_url.clone()),
+            ..a.clone()
+        };
+        Ok(Some((a, b, self.rounds.unwrap_or(5))))
     }
 }
 

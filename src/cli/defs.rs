@@ -574,8 +574,22 @@ pub struct ScrapeArgs {
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
     /// UDP tracker to load [default: an in-process shoal on 127.0.0.1].
+    /// Given twice, A then B: the two are loaded in alternating rounds
+    /// (--rounds) and compared, round by round.
     #[arg(long, value_name = "URL", value_parser = parse_url)]
-    pub target: Option<TrackerUrl>,
+    pub target: Vec<TrackerUrl>,
+
+    /// With two --target: rounds, each loading A and B for --duration (A
+    /// first in odd rounds); prints each round's pair, the geometric mean of
+    /// the ratios B/A and, from 5 rounds, its 95 % bootstrap interval. [default: 5]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub rounds: Option<u32>,
+
+    /// Leave the simulated peers in the --target tracker. By default each
+    /// gets a `stopped` announce at the end (at most 50 000/s, for at most
+    /// 30 s), so the target is left as it was found.
+    #[arg(long)]
+    pub keep_peers: bool,
 
     /// Seconds to send for (at most 3600).
     #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = parse_secs)]

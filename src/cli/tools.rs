@@ -5,6 +5,7 @@
 
 use super::defs::{AnnounceArgs, ApiArgs, BenchArgs, RendezvousAction, RendezvousArgs, ScrapeArgs};
 use super::UsageError;
+use crate::bench::BenchConfig;
 use crate::client::{self, Event};
 use crate::rendezvous::client::{ClientReply, RendezvousClient, RendezvousError};
 use crate::rendezvous::message::{Announced, Reply};
@@ -216,6 +217,11 @@ pub fn run_api(args: &ApiArgs) -> ToolRun {
 /// stderr even with `--json` (the report is the JSON). A run without a
 /// single reply still prints its report (what was sent and lost), and fails.
 pub fn run_bench(args: &BenchArgs) -> ToolRun {
+    match args.comparison() {
+        Ok(Some((a, b, rounds))) => return run_comparison(&a, &b, rounds, args.json),
+        Ok(None) => {}
+        Err(e) => return ToolRun::error(e.message(), UsageError::EXIT_CODE, false),
+    }
     let config = match args.to_config() {
         Ok(c) => c,
         Err(e) => return ToolRun::error(e.message(), UsageError::EXIT_CODE, false),
@@ -240,6 +246,16 @@ pub fn run_bench(args: &BenchArgs) -> ToolRun {
         };
     }
     ToolRun::ok(stdout)
+}
+
+/// `shoal bench --target A --target B --rounds N`: the rounds and their
+/// summary as text or JSON.
+fn run_comparison(a: &BenchConfig, b: &BenchConfig, rounds: u32, json: bool) -> ToolRun {
+    match crate::bench::compare::compare(a, b, rounds) {
+        Ok(c) if json => ToolRun::ok(c.to_json() + "\n"),
+        Ok(c) => ToolRun::ok(c.to_text()),
+        Err(message) => ToolRun::error(&message, 1, false),
+    }
 }
 
 #[cfg(test)]

@@ -46,7 +46,7 @@ if grep -q "$token" "$work/log"; then echo "schemathesis.sh: the token was logge
 
 # Some torrents and peers (private mode is on: announces are refused, which
 # still counts requests and rejects; the swarm stays empty unless keys match).
-"$shoal" bench --target "udp://$udp" --duration 2 --torrents 50 --peers 200 --quiet > /dev/null || true
+"$shoal" bench --target "udp://$udp" --duration 2 --keep-peers --torrents 50 --peers 200 --quiet > /dev/null || true
 
 # From the scratch directory: schemathesis keeps a cache (.schemathesis/) in
 # its working directory, which must not land in the checkout.

@@ -60,7 +60,7 @@ async function main() {
     };
 
     // Load: bounded in time and size.
-    execFileSync(shoalBin, ["bench", "--target", "udp://" + udp, "--duration", "3",
+    execFileSync(shoalBin, ["bench", "--target", "udp://" + udp, "--duration", "3", "--keep-peers",
       "--torrents", "200", "--peers", "1000", "--quiet"], { stdio: "ignore", timeout: 60000 });
     // The first history sample is taken 10 s after start.
     await until("a history sample", async () => (await get("stats/history")).samples.length >= 1);

@@ -1,0 +1,190 @@
+//! The operator's tools as an operator runs them: the `shoal` binary's
+//! bench, announce, api and rendezvous subcommands against real trackers on
+//! loopback, checked by what the tracker holds afterwards.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use shoal::client::{Client, TrackerUrl};
+use shoal::server::Config;
+use std::net::SocketAddr;
+use std::process::Output;
+use std::time::Duration;
+
+fn shoal(args: &[&str]) -> Output {
+    common::shoal_command().args(args).output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", stdout(o), stderr(o)))
+}
+
+fn udp_tracker() -> (shoal::server::Running, SocketAddr) {
+    let server = common::start(Config {
+        workers: 1,
+        ..Config::for_udp(SocketAddr::from(([127, 0, 0, 1], 0)))
+    });
+    let addr = server.udp_addrs()[0];
+    (server, addr)
+}
+
+/// Seeders + leechers `target` holds in the first `torrents` torrents of
+/// bench's population `seed`.
+fn bench_peers_held(target: SocketAddr, seed: u64, torrents: u32) -> u32 {
+    let hashes: Vec<[u8; 20]> = (0..torrents)
+        .map(|t| {
+            let mut h = [0; 20];
+            shoal::bench::info_hash(seed, t, &mut h);
+            h
+        })
+        .collect();
+    let url: TrackerUrl = format!("udp://{target}").parse().unwrap();
+    Client::new(Duration::from_secs(2), 3)
+        .scrape(&url, &hashes)
+        .unwrap()
+        .iter()
+        .map(|s| s.map_or(0, |s| s.seeders + s.leechers))
+        .sum()
+}
+
+/// `shoal bench --target` withdraws the population it announced (a tracker
+/// scraped afterwards holds none of it) and says so; `--keep-peers` leaves
+/// it, and says that too.
+#[test]
+fn bench_target_withdraws_its_peers_unless_told_to_keep_them() {
+    let (_server, addr) = udp_tracker();
+    let target = format!("udp://{addr}");
+    let bench = |seed: &str, extra: &[&str]| {
+        let mut args = vec![
+            "bench",
+            "--target",
+            &target,
+            "--duration",
+            "0.5",
+            "--torrents",
+            "50",
+            "--peers",
+            "2000",
+            "--seed",
+            seed,
+            "--quiet",
+        ];
+        args.extend_from_slice(extra);
+        let o = shoal(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        o
+    };
+    let o = bench("7", &["--json"]);
+    let doc = json(&o);
+    let withdrawn = &doc["withdrawn"];
+    assert!(withdrawn["peers"].as_u64().unwrap() > 0, "{doc}");
+    assert_eq!(withdrawn["left"], 0, "{doc}");
+    assert_eq!(withdrawn["confirmed"], withdrawn["peers"], "{doc}");
+    assert_eq!(bench_peers_held(addr, 7, 50), 0);
+    let o = bench("7", &[]);
+    assert!(
+        stdout(&o).contains("withdrawn     ") && stdout(&o).contains("simulated peers"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(bench_peers_held(addr, 7, 50), 0);
+
+    let o = bench("8", &["--keep-peers"]);
+    assert!(
+        stdout(&o).contains("stay in the target (--keep-peers)"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(bench_peers_held(addr, 8, 50) > 0);
+    let o = bench("9", &["--keep-peers", "--json"]);
+    assert!(json(&o)["withdrawn"].is_null());
+}
+
+/// `shoal bench --target A --target B --rounds N`: each round loads both, A
+/// first in odd rounds; the per-round ratios, their geometric mean and,
+/// from 5 rounds, a bootstrap interval, in text and JSON.
+#[test]
+fn bench_compares_two_targets_in_alternating_rounds() {
+    let (_a, a) = udp_tracker();
+    let (_b, b) = udp_tracker();
+    let (ta, tb) = (format!("udp://{a}"), format!("udp://{b}"));
+    let common = [
+        "--duration",
+        "0.2",
+        "--torrents",
+        "100",
+        "--peers",
+        "1000",
+        "--quiet",
+    ];
+    let mut args = vec![
+        "bench", "--target", &ta, "--target", &tb, "--rounds", "5", "--json",
+    ];
+    args.extend_from_slice(&common);
+    let o = shoal(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let doc = json(&o);
+    assert_eq!(
+        (doc["a"].as_str(), doc["b"].as_str()),
+        (Some(ta.as_str()), Some(tb.as_str()))
+    );
+    let rounds = doc["rounds"].as_array().unwrap();
+    assert_eq!(rounds.len(), 5, "{doc}");
+    for (i, r) in rounds.iter().enumerate() {
+        assert_eq!(r["round"], i + 1);
+        assert_eq!(r["first"], if i % 2 == 0 { "a" } else { "b" });
+        let (ra, rb) = (r["a"].as_f64().unwrap(), r["b"].as_f64().unwrap());
+        assert!(ra > 0.0 && rb > 0.0, "{r}");
+        assert!((r["ratio"].as_f64().unwrap() - rb / ra).abs() < 1e-9);
+    }
+    let summary = &doc["summary"];
+    assert_eq!(summary["rounds"], 5);
+    let (lo, hi) = (
+        summary["interval"][0].as_f64().unwrap(),
+        summary["interval"][1].as_f64().unwrap(),
+    );
+    let mean = summary["geometric_mean"].as_f64().unwrap();
+    assert!(lo <= mean && mean <= hi, "{summary}");
+    // Each round withdrew its peers: neither tracker keeps the population.
+    let seed = shoal::bench::BenchConfig::default().seed;
+    assert_eq!(
+        bench_peers_held(a, seed, 100) + bench_peers_held(b, seed, 100),
+        0
+    );
+
+    // Text, two rounds: the pairs, and no interval yet.
+    let mut args = vec!["bench", "--target", &ta, "--target", &tb, "--rounds", "2"];
+    args.extend_from_slice(&common);
+    let o = shoal(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(
+        text.contains("round   2 (B first):  replies/s A "),
+        "{text}"
+    );
+    assert!(
+        text.contains("B / A, 2 rounds: geometric mean of ratios"),
+        "{text}"
+    );
+    assert!(text.contains("give --rounds 5 or more"), "{text}");
+
+    // --rounds needs two targets; three are refused. Usage errors, status 2.
+    for args in [
+        vec!["bench", "--target", &ta, "--rounds", "3"],
+        vec!["bench", "--target", &ta, "--target", &tb, "--target", &ta],
+    ] {
+        let o = shoal(&args);
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        assert!(stderr(&o).starts_with("shoal: --"), "{}", stderr(&o));
+    }
+}
