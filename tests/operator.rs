@@ -188,3 +188,79 @@ fn bench_compares_two_targets_in_alternating_rounds() {
         assert!(stderr(&o).starts_with("shoal: --"), "{}", stderr(&o));
     }
 }
+
+/// `shoal announce --probe` leaves a real client on the same host alone:
+/// the probe is a peer of its own (random port, id and key), so its
+/// `stopped` withdraws only itself, where it once reused port 6881.
+#[test]
+fn a_probe_withdraws_only_itself() {
+    let (_server, addr) = udp_tracker();
+    let url = format!("udp://{addr}");
+    let hash = "0123456789abcdef0123456789abcdef01234567";
+    // The "real client": a leecher on 127.0.0.1:6881.
+    let o = shoal(&[
+        "announce",
+        &url,
+        "--info-hash",
+        hash,
+        "--port",
+        "6881",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(json(&o)["leechers"], 1);
+    for _ in 0..2 {
+        let o = shoal(&["announce", &url, "--info-hash", hash, "--probe", "--json"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let doc = json(&o);
+        // The probe saw itself and the client, then left the client alone.
+        assert_eq!(doc["leechers"], 2, "{doc}");
+        assert_eq!(doc["after_stopped"]["leechers"], 1, "{doc}");
+        let peers = doc["peers"].as_array().unwrap();
+        assert!(peers.iter().any(|p| p == "127.0.0.1:6881"), "{doc}");
+    }
+    let o = shoal(&["scrape", &url, hash, "--json"]);
+    assert_eq!(json(&o)["files"][0]["leechers"], 1, "{}", stdout(&o));
+}
+
+/// `shoal api` reads SHOAL_API_TOKEN_FILE (or --api-token-file) as the
+/// server does.
+#[test]
+fn shoal_api_reads_the_token_file() {
+    let dir = common::TmpDir::new("api-token-file");
+    let token_file = dir.write("token", "0123456789abcdef-secret\n");
+    let token_file = token_file.to_str().unwrap();
+    let server = common::Proc::start_with_env(
+        &["--udp", "127.0.0.1:0", "--api", "127.0.0.1:0"],
+        &[("SHOAL_API_TOKEN_FILE", token_file)],
+    );
+    let api_url = format!("http://{}", server.addr(common::Role::Api));
+    let o = common::shoal_command()
+        .args(["api", "stats", "--json", "--api-url", &api_url])
+        .env("SHOAL_API_TOKEN_FILE", token_file)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert!(json(&o).is_object());
+    let o = shoal(&[
+        "api",
+        "stats",
+        "--api-url",
+        &api_url,
+        "--api-token-file",
+        token_file,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // A wrong token in the file is the API's 401, not a missing token.
+    let wrong = dir.write("wrong", "fedcba9876543210-wrong\n");
+    let o = shoal(&[
+        "api",
+        "stats",
+        "--api-url",
+        &api_url,
+        "--api-token-file",
+        wrong.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(!stderr(&o).contains("no API token"), "{}", stderr(&o));
+}

@@ -145,20 +145,13 @@ impl ServeArgs {
     /// The API's token, from the flag (or its environment twin) or from the
     /// first line of `--api-token-file`; at most one of them.
     fn api(&self) -> Result<ApiConfig, UsageError> {
-        let token = match (&self.api_token, &self.api_token_file) {
-            (Some(_), Some(_)) => {
-                return Err(UsageError::new("give the API token once: --api-token (SHOAL_API_TOKEN) or --api-token-file, not both"))
-            }
-            (Some(t), None) => Some(ApiToken::parse(t).map_err(UsageError)?),
-            (None, Some(path)) => {
-                let file_error = |e: &dyn std::fmt::Display| {
-                    UsageError(format!("--api-token-file {}: {e}", path.display()))
-                };
-                let text = std::fs::read_to_string(path).map_err(|e| file_error(&e))?;
-                let first = text.lines().next().unwrap_or_default();
-                Some(ApiToken::parse(first).map_err(|e| file_error(&e))?)
-            }
-            (None, None) => None,
+        let token = match token_source(&self.api_token, &self.api_token_file)? {
+            Some(TokenSource::Given(t)) => Some(ApiToken::parse(&t).map_err(UsageError)?),
+            Some(TokenSource::File(path, first)) => Some(
+                ApiToken::parse(&first)
+                    .map_err(|e| UsageError(format!("--api-token-file {}: {e}", path.display())))?,
+            ),
+            None => None,
         };
         Ok(ApiConfig { token })
     }
@@ -303,7 +296,14 @@ impl From<EventArg> for Event {
 impl AnnounceArgs {
     /// The announce these flags describe.
     pub fn params(&self) -> AnnounceParams {
-        let mut p = AnnounceParams::new(self.info_hash, self.port);
+        let mut p = if self.probe {
+            AnnounceParams::probe(self.info_hash)
+        } else {
+            AnnounceParams::new(self.info_hash, 6881)
+        };
+        if let Some(port) = self.port {
+            p.port = port;
+        }
         if let Some(id) = self.peer_id {
             p.peer_id = id;
         }
@@ -316,7 +316,48 @@ impl AnnounceArgs {
     }
 }
 
+/// Where the API token came from, and its text.
+enum TokenSource {
+    /// --api-token or SHOAL_API_TOKEN.
+    Given(String),
+    /// The first line of --api-token-file (SHOAL_API_TOKEN_FILE).
+    File(std::path::PathBuf, String),
+}
+
+/// The API token from the flag (or its environment twin) or from the first
+/// line of the file: at most one of them. The server and `shoal api` read
+/// it alike.
+fn token_source(
+    flag: &Option<String>,
+    file: &Option<std::path::PathBuf>,
+) -> Result<Option<TokenSource>, UsageError> {
+    match (flag, file) {
+        (Some(_), Some(_)) => Err(UsageError::new(
+            "give the API token once: --api-token (SHOAL_API_TOKEN) or --api-token-file \
+             (SHOAL_API_TOKEN_FILE), not both",
+        )),
+        (Some(t), None) => Ok(Some(TokenSource::Given(t.clone()))),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| UsageError(format!("--api-token-file {}: {e}", path.display())))?;
+            let first = text.lines().next().unwrap_or_default().trim().to_string();
+            Ok(Some(TokenSource::File(path.clone(), first)))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
 impl ApiArgs {
+    /// The token to send: --api-token (SHOAL_API_TOKEN) or the first line of
+    /// --api-token-file (SHOAL_API_TOKEN_FILE), as the server reads them.
+    pub fn token(&self) -> Result<Option<String>, UsageError> {
+        Ok(
+            token_source(&self.api_token, &self.api_token_file)?.map(|s| match s {
+                TokenSource::Given(t) | TokenSource::File(_, t) => t,
+            }),
+        )
+    }
+
     /// The request this command line asks for.
     pub fn request(&self) -> Request {
         match &self.command {

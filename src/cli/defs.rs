@@ -401,6 +401,11 @@ pub struct ApiArgs {
     )]
     pub api_token: Option<String>,
 
+    /// Read the API token from the first line of FILE, as the server's
+    /// --api-token-file does.
+    #[arg(long, value_name = "FILE", env = "SHOAL_API_TOKEN_FILE", global = true)]
+    pub api_token_file: Option<PathBuf>,
+
     /// Print the API's JSON reply on stdout; an error too, as {"error": "..."}.
     #[arg(long, global = true)]
     pub json: bool,
@@ -510,9 +515,10 @@ pub struct AnnounceArgs {
     #[arg(long, value_name = "HEX", value_parser = parse_hash)]
     pub info_hash: [u8; 20],
 
-    /// Port the (simulated) peer listens on.
-    #[arg(long, value_name = "N", default_value_t = 6881)]
-    pub port: u16,
+    /// Port the (simulated) peer listens on [default: 6881; with --probe, a
+    /// random one in 49152-65535].
+    #[arg(long, value_name = "N")]
+    pub port: Option<u16>,
 
     /// Bytes left to download; 0 announces a seeder. The default, 1, is a
     /// leecher, which gets seeders as well as leechers back.
@@ -542,7 +548,9 @@ pub struct AnnounceArgs {
 
     /// Check a live tracker without leaving a peer behind: announce, then at
     /// once withdraw the same peer (id, port, key) with a `stopped` announce.
-    /// Prints the first reply, then the counts after the withdrawal.
+    /// Prints the first reply, then the counts after the withdrawal. The
+    /// peer's port, id and key are random (unless given), so the `stopped`
+    /// can withdraw no other client on the same host.
     #[arg(long)]
     pub probe: bool,
 

@@ -200,14 +200,19 @@ fn resolve_rendezvous(url: &str) -> Result<SocketAddr, String> {
 
 /// `shoal api`: the API's reply as text, or its JSON with `--json`.
 pub fn run_api(args: &ApiArgs) -> ToolRun {
-    let Some(token) = args.api_token.as_deref() else {
-        return ToolRun::error(
-            "no API token: set SHOAL_API_TOKEN (or give --api-token)",
-            1,
-            args.json,
-        );
+    let token = match args.token() {
+        Ok(Some(token)) => token,
+        Ok(None) => {
+            return ToolRun::error(
+                "no API token: set SHOAL_API_TOKEN or SHOAL_API_TOKEN_FILE (or give \
+                 --api-token or --api-token-file)",
+                1,
+                args.json,
+            )
+        }
+        Err(e) => return ToolRun::error(e.message(), UsageError::EXIT_CODE, args.json),
     };
-    match crate::api::client::run(&args.api_url, token, &args.request(), args.json) {
+    match crate::api::client::run(&args.api_url, &token, &args.request(), args.json) {
         Ok(out) => ToolRun::ok(out),
         Err(message) => ToolRun::error(&message, 1, args.json),
     }
@@ -330,10 +335,29 @@ mod tests {
         };
         let a = ApiArgs {
             api_token: None,
+            api_token_file: None,
             ..a
         };
         let run = run_api(&a);
         assert_eq!(run.code, 1);
         assert!(run.stdout.contains("no API token"), "{run:?}");
+        // A token file that cannot be read is named, before anything is sent.
+        let missing = ApiArgs {
+            api_token_file: Some("/nonexistent/shoal-token".into()),
+            ..a.clone()
+        };
+        let run = run_api(&missing);
+        assert_eq!(run.code, 2);
+        assert!(
+            run.stdout
+                .contains("--api-token-file /nonexistent/shoal-token: "),
+            "{run:?}"
+        );
+        // Both a token and a file: which one is meant is not guessed.
+        let both = ApiArgs {
+            api_token: Some("x".repeat(16)),
+            ..missing
+        };
+        assert!(run_api(&both).stdout.contains("not both"));
     }
 }
