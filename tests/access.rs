@@ -559,7 +559,7 @@ fn a_million_hashes_load_at_start_up() {
 }
 
 #[test]
-fn a_bad_file_at_start_up_exits_2_naming_file_and_line() {
+fn a_bad_file_at_start_up_exits_2_naming_flag_file_and_line() {
     let d = TmpDir::new("badstart");
     let list = d.write("allow.txt", &format!("{}\n\nnot-a-hash\n", hex(&H1)));
     let keys = d.write("keys.txt", &format!("{K1}\n{K1} soon\n"));
@@ -572,10 +572,31 @@ fn a_bad_file_at_start_up_exits_2_naming_file_and_line() {
         let err = String::from_utf8(out.stderr).unwrap();
         assert_eq!(err.lines().count(), 1, "{err}");
         assert!(
-            err.contains(&format!("{}:{line}:", path.display())),
+            err.starts_with(&format!("shoal: {flag} {}:{line}:", path.display())),
             "{err}"
         );
         assert!(!err.contains(K1), "a key in the error: {err}");
+    }
+    // A missing file says which setting named it, as --state-file does.
+    for (flag, env) in [
+        ("--access-list", "SHOAL_ACCESS_LIST"),
+        ("--keys", "SHOAL_KEYS"),
+    ] {
+        let missing = d.path(&format!("missing{flag}"));
+        let out = common::shoal_command()
+            .args(["--udp", "127.0.0.1:0"])
+            .env(env, &missing)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{flag}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(
+            err.trim_end(),
+            format!(
+                "shoal: {flag} {}: No such file or directory (os error 2)",
+                missing.display()
+            )
+        );
     }
 }
 

@@ -264,3 +264,29 @@ fn shoal_api_reads_the_token_file() {
     assert_eq!(o.status.code(), Some(1));
     assert!(!stderr(&o).contains("no API token"), "{}", stderr(&o));
 }
+
+/// Settings that would be silently ignored are refused, naming the flag.
+#[test]
+fn a_rate_burst_without_a_rate_limit_is_refused() {
+    let o = shoal(&[
+        "--udp",
+        "127.0.0.1:0",
+        "--rate-burst",
+        "10",
+        "--print-config",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        stderr(&o),
+        "shoal: --rate-burst (SHOAL_RATE_BURST) needs --rate-limit (SHOAL_RATE_LIMIT) above 0\n"
+    );
+    let o = common::shoal_command()
+        .args(["--udp", "127.0.0.1:0", "--print-config"])
+        .env("SHOAL_RATE_BURST", "10")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let o = shoal(&["--rate-limit", "5", "--rate-burst", "10", "--print-config"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("SHOAL_RATE_BURST=10"), "{}", stdout(&o));
+}

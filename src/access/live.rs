@@ -248,6 +248,7 @@ pub fn read_stable(path: &Path) -> Result<(Vec<u8>, Fingerprint), LoadError> {
     let err = |kind| LoadError {
         path: path.to_path_buf(),
         kind,
+        flag: None,
     };
     let mut f = File::open(path).map_err(|e| err(LoadErrorKind::Io(e)))?;
     let before = Fingerprint::of(&f.metadata().map_err(|e| err(LoadErrorKind::Io(e)))?);
@@ -274,6 +275,7 @@ fn load_with<T>(
     let parsed = parse(&bytes).map_err(|l| LoadError {
         path: path.to_path_buf(),
         kind: LoadErrorKind::Line(l),
+        flag: None,
     });
     (parsed, Some(fp))
 }
@@ -325,15 +327,15 @@ pub struct Reloader {
 }
 
 impl Reloader {
-    /// Load every configured file. An error names the file and line: print it
-    /// and exit 2.
+    /// Load every configured file. An error names the flag, the file and
+    /// the line: print it and exit 2.
     pub fn start(config: &AccessConfig) -> Result<Reloader, LoadError> {
         let mut policy = Policy::new(None, None, config.private_scrape);
         let mut mode = Mode::Allow;
         let mut list = None;
         if let Some((path, m)) = &config.list {
             let (l, fp) = load_with(path, AccessList::parse);
-            let l = l?;
+            let l = l.map_err(|e| e.named("--access-list"))?;
             policy = policy.with_list(Some((*m, Arc::new(l))));
             mode = *m;
             list = Some(FileWatch::new(path.clone(), fp));
@@ -341,7 +343,7 @@ impl Reloader {
         let mut keys = None;
         if let Some(path) = &config.keys {
             let (k, fp) = load_with(path, KeySet::parse);
-            let k = k?;
+            let k = k.map_err(|e| e.named("--keys"))?;
             policy = policy.with_keys(Some(Arc::new(k)));
             keys = Some(FileWatch::new(path.clone(), fp));
         }

@@ -213,6 +213,9 @@ impl fmt::Display for LineError {
 pub struct LoadError {
     pub path: PathBuf,
     pub kind: LoadErrorKind,
+    /// The flag that named the file (`--access-list`, `--keys`), for an
+    /// error at start, where the operator looks for the setting to fix.
+    pub flag: Option<&'static str>,
 }
 
 #[derive(Debug)]
@@ -224,6 +227,14 @@ pub enum LoadErrorKind {
 }
 
 impl LoadError {
+    /// The same error, saying which flag named the file.
+    pub fn named(self, flag: &'static str) -> LoadError {
+        LoadError {
+            flag: Some(flag),
+            ..self
+        }
+    }
+
     /// The 1-based line number of a parse error.
     pub fn line(&self) -> Option<usize> {
         match &self.kind {
@@ -235,6 +246,9 @@ impl LoadError {
 
 impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(flag) = self.flag {
+            write!(f, "{flag} ")?;
+        }
         let path = self.path.display();
         match &self.kind {
             LoadErrorKind::Io(e) => write!(f, "{path}: {e}"),
@@ -373,9 +387,14 @@ mod tests {
                 line: 7,
                 reason: "bad",
             }),
+            flag: None,
         };
         assert_eq!(e.to_string(), "/etc/shoal/allow.txt:7: bad");
         assert_eq!(e.line(), Some(7));
+        assert_eq!(
+            e.named("--access-list").to_string(),
+            "--access-list /etc/shoal/allow.txt:7: bad"
+        );
     }
 
     #[test]

@@ -42,6 +42,13 @@ impl ServeArgs {
                 "--private-scrape needs --keys (private mode)",
             ));
         }
+        // A burst is the allowance of a rate limit: without one it would be
+        // silently ignored, and the operator would think addresses are capped.
+        if self.rate_burst.is_some() && self.rate_limit == 0 {
+            return Err(UsageError::new(
+                "--rate-burst (SHOAL_RATE_BURST) needs --rate-limit (SHOAL_RATE_LIMIT) above 0",
+            ));
+        }
         if self.http_idle_timeout == 0 {
             return Err(UsageError::new(
                 "--http-idle-timeout must be at least 1 second",
