@@ -290,3 +290,40 @@ fn a_rate_burst_without_a_rate_limit_is_refused() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("SHOAL_RATE_BURST=10"), "{}", stdout(&o));
 }
+
+/// `--print-config` is portable: what this host's cores and memory made of
+/// the defaults is commented and marked as detected, so the lines pasted
+/// into a unit file do not pin them on another machine; the UDP addresses
+/// show their default; every variable has its line.
+#[test]
+fn print_config_comments_what_it_detected_on_this_host() {
+    let o = shoal(&["--print-config"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    for name in ["SHOAL_WORKERS", "SHOAL_MAX_MEMORY"] {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("# {name}=")))
+            .unwrap_or_else(|| panic!("no {name} in\n{text}"));
+        assert!(
+            line.ends_with("(detected on this host; uncomment to pin it)"),
+            "{line}"
+        );
+        assert!(!text.contains(&format!("\n{name}=")), "{text}");
+    }
+    assert!(
+        text.contains("# SHOAL_UDP=0.0.0.0:6969,[::]:6969  # --udp (default)\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("# SHOAL_API_TOKEN_FILE=  # --api-token-file (not set)\n"),
+        "{text}"
+    );
+    // Given, a detected setting is the operator's: printed as a setting.
+    let o = shoal(&["--print-config", "--workers", "3"]);
+    assert!(
+        stdout(&o).contains("\nSHOAL_WORKERS=3  # --workers\n"),
+        "{}",
+        stdout(&o)
+    );
+}

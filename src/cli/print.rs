@@ -8,9 +8,14 @@
 //! 1. what the operator gave, on the command line or in the environment,
 //!    as written ([`Given`]);
 //! 2. for a default found on the host at start-up (worker count, memory
-//!    budget), the value found (`detected`);
-//! 3. the default the flag's definition declares;
-//! 4. otherwise the setting is off or derived, and the line is a comment.
+//!    budget), the value found (`detected`), commented: pasted into a unit
+//!    file, the output must not carry this host's cores and memory to
+//!    another; the comment says so, and uncommenting it pins the value;
+//! 3. for a default the flag states in prose (the UDP addresses), the
+//!    value in effect, commented (a set `SHOAL_UDP` would make an address
+//!    the host cannot bind an error, where the default skips it);
+//! 4. the default the flag's definition declares;
+//! 5. otherwise the setting is off or derived, and the line is a comment.
 //!
 //! Read back as the environment of another `shoal`, the lines give the same
 //! configuration, with two deliberate exceptions: a secret (an argument
@@ -71,9 +76,11 @@ impl Given {
 enum Value {
     /// Given by the operator, or the definition's default.
     Set(String),
-    /// Not given; the default found on this host. Printed as a setting, so
-    /// the output read back elsewhere keeps this host's value.
+    /// Not given; the default found on this host. A comment, so the
+    /// output read back elsewhere finds that host's own.
     Detected(String),
+    /// Not given; a default the flag describes in prose, in effect.
+    Default(String),
     /// A secret that is set: never printed.
     Secret,
     /// Not given and without a default: off, or derived from other settings.
@@ -91,6 +98,23 @@ fn detected(id: &str, config: &Config) -> Option<String> {
     }
 }
 
+/// For settings whose default is described in the flag's help rather than
+/// declared, the value in effect when it is the default.
+fn described_default(id: &str, config: &Config) -> Option<String> {
+    match id {
+        "udp" if !config.listen.udp.is_empty() => Some(
+            config
+                .listen
+                .udp
+                .iter()
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+        _ => None,
+    }
+}
+
 /// The effective configuration of `args` (which `config` was built from) as
 /// `SHOAL_X=value  # --x` lines; a setting that is off is a commented line.
 pub fn print_config(args: &ServeArgs, config: &Config) -> String {
@@ -103,7 +127,11 @@ pub fn print_config(args: &ServeArgs, config: &Config) -> String {
         };
         let flag = arg.get_long().unwrap_or_default();
         let line = match value(arg, &args.given, config) {
-            Value::Set(v) | Value::Detected(v) => format!("{env}={v}  # --{flag}\n"),
+            Value::Set(v) => format!("{env}={v}  # --{flag}\n"),
+            Value::Detected(v) => {
+                format!("# {env}={v}  # --{flag} (detected on this host; uncomment to pin it)\n")
+            }
+            Value::Default(v) => format!("# {env}={v}  # --{flag} (default)\n"),
             Value::Secret => format!("# {env}=  # --{flag} (set; not shown: give it again)\n"),
             Value::Unset => format!("# {env}=  # --{flag} (not set)\n"),
         };
@@ -123,6 +151,9 @@ fn value(arg: &clap::Arg, given: &Given, config: &Config) -> Value {
     }
     if let Some(v) = detected(id, config) {
         return Value::Detected(v);
+    }
+    if let Some(v) = described_default(id, config) {
+        return Value::Default(v);
     }
     let defaults = arg.get_default_values();
     if defaults.is_empty() {
@@ -349,8 +380,24 @@ mod tests {
             let arg = cmd.get_arguments().find(|a| a.get_id() == id).unwrap();
             assert!(arg.get_default_values().is_empty(), "{id}");
             let found = detected(id, &config).unwrap();
-            assert!(text.contains(&format!("\n{env}={found}  # ")), "{text}");
+            // Commented: the output is portable to another host.
+            let line = format!(
+                "\n# {env}={found}  # --{} (detected on this host; uncomment to pin it)\n",
+                arg.get_long().unwrap()
+            );
+            assert!(text.contains(&line), "{text}");
+            assert!(!text.contains(&format!("\n{env}=")), "{text}");
         }
+        // The UDP addresses' default is prose in --help; the lines say what it is.
+        assert!(
+            text.starts_with("# SHOAL_UDP=0.0.0.0:6969,[::]:6969  # --udp (default)\n"),
+            "{text}"
+        );
+        let (_, text) = printed(&["--no-udp", "--http", "127.0.0.1:0"]);
+        assert!(
+            text.starts_with("# SHOAL_UDP=  # --udp (not set)\n"),
+            "{text}"
+        );
         assert_eq!(detected("interval", &config), None);
         let (_, text) = printed(&["--workers", "5", "--max-memory", "1G"]);
         assert!(text.contains("\nSHOAL_WORKERS=5  # --workers\n"), "{text}");
