@@ -327,3 +327,91 @@ fn print_config_comments_what_it_detected_on_this_host() {
         stdout(&o)
     );
 }
+
+/// `shoal rendezvous URL listen` stays registered and prints each
+/// introduction as it arrives (JSON lines with --json), then ends cleanly on
+/// Ctrl-C, or after --timeout.
+#[test]
+fn rendezvous_listen_prints_each_income_as_it_arrives() {
+    use shoal::rendezvous::client::RendezvousClient;
+    use std::io::BufRead;
+    let tracker = common::Proc::start(&["--no-udp", "--rendezvous", "127.0.0.1:0"]);
+    let addr = tracker.addr(common::Role::Rendezvous);
+    let mut child = common::shoal_command()
+        .args([
+            "rendezvous",
+            &addr.to_string(),
+            "listen",
+            "--json",
+            "--alive-every",
+            "0.2",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, lines) = std::sync::mpsc::channel();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines() {
+            let _ = tx.send(line.unwrap());
+        }
+    });
+    let next = || -> serde_json::Value {
+        let line = lines
+            .recv_timeout(common::WAIT)
+            .expect("a line from listen");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"))
+    };
+    let registered = next();
+    assert_eq!(registered["action"], "announced", "{registered}");
+    let share_id = registered["data"]["shareId"].as_str().unwrap().to_string();
+    // Two peers push to it: each income is printed as it comes.
+    for _ in 0..2 {
+        let mut peer = RendezvousClient::new(addr, common::REPLY_TIMEOUT).unwrap();
+        let peer_id = peer.announce().unwrap();
+        peer.push(&share_id).unwrap();
+        let income = next();
+        assert_eq!(income["action"], "income", "{income}");
+        assert_eq!(
+            income["data"]["peeraddr"],
+            peer.local_addr().unwrap().to_string()
+        );
+        assert_eq!(income["data"]["peerShareId"], peer_id.to_string());
+    }
+    // Ctrl-C: a clean exit.
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let deadline = std::time::Instant::now() + common::WAIT;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "listen did not stop on SIGINT"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(status.code(), Some(0));
+
+    // --timeout ends it by itself; text lines.
+    let started = std::time::Instant::now();
+    let o = shoal(&[
+        "rendezvous",
+        &format!("udp://{addr}"),
+        "listen",
+        "--timeout",
+        "0.5",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(started.elapsed() >= Duration::from_millis(500));
+    assert!(
+        stdout(&o).starts_with("registered: share id "),
+        "{}",
+        stdout(&o)
+    );
+}

@@ -52,7 +52,7 @@ pub enum Command {
     Scrape(ScrapeArgs),
     /// Load-test a UDP tracker with a simulated population (by default, an in-process shoal).
     Bench(BenchArgs),
-    /// Talk to a Sobani rendezvous tracker (announce, alive, push) and print its reply.
+    /// Talk to a Sobani rendezvous tracker (announce, alive, push) and print its reply, or listen for introductions.
     Rendezvous(RendezvousArgs),
     /// Ask a running shoal's management API (--api): stats, torrents, the access list, keys.
     Api(ApiArgs),
@@ -686,6 +686,10 @@ pub enum RendezvousAction {
     Alive,
     /// Register, then ask to be introduced to SHAREID; prints the peer's address.
     Push,
+    /// Register and stay registered (`alive` every --alive-every), printing
+    /// each introduction (`income`, `pushed`) as it arrives; with SHAREID,
+    /// push to it first. Ends on Ctrl-C, or after --timeout if given.
+    Listen,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -701,11 +705,18 @@ pub struct RendezvousArgs {
     #[arg(value_name = "SHAREID", required_if_eq("action", "push"))]
     pub share_id: Option<String>,
 
-    /// Seconds to wait for each answer.
-    #[arg(long, value_name = "SECS", default_value_t = 5.0, value_parser = parse_secs)]
-    pub timeout: f64,
+    /// Seconds to wait for each answer [default: 5]. With listen: how long
+    /// to listen [default: until Ctrl-C].
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub timeout: Option<f64>,
 
-    /// Print the tracker's reply as JSON on stdout (errors as {"error": "..."}).
+    /// With listen: seconds between `alive`s (keep it well under the
+    /// tracker's --rendezvous-timeout, 300 by default).
+    #[arg(long, value_name = "SECS", default_value_t = 60.0, value_parser = parse_secs)]
+    pub alive_every: f64,
+
+    /// Print the tracker's reply as JSON on stdout (errors as {"error": "..."});
+    /// with listen, one JSON object a line, as each message arrives.
     #[arg(long)]
     pub json: bool,
 }

@@ -197,7 +197,24 @@ fn rendezvous_subcommand() {
     assert_eq!(r.action, RendezvousAction::Push);
     assert_eq!(r.share_id.as_deref(), Some("1a2b3c4d"));
     assert!(r.json);
-    assert_eq!(r.timeout, 5.0);
+    assert_eq!((r.timeout, r.alive_every), (None, 60.0));
+    let cli = parse(&[
+        "rendezvous",
+        "h:1",
+        "listen",
+        "--timeout",
+        "30",
+        "--alive-every",
+        "10",
+    ]);
+    let Command::Rendezvous(r) = cli else {
+        panic!()
+    };
+    assert_eq!(r.action, RendezvousAction::Listen);
+    assert_eq!(
+        (r.timeout, r.alive_every, r.share_id),
+        (Some(30.0), 10.0, None)
+    );
     let cli = parse(&["rendezvous", "[::1]:7000", "announce"]);
     assert!(matches!(cli, Command::Rendezvous(_)));
     // push needs an id; unknown actions are refused.

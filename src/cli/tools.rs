@@ -12,7 +12,9 @@ use crate::rendezvous::message::{Announced, Reply};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// What a client tool prints and how it exits.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,15 +142,23 @@ pub fn run_scrape(args: &ScrapeArgs) -> ToolRun {
 /// registers first: each run is a fresh UDP port, which the tracker has
 /// never seen.
 pub fn run_rendezvous(args: &RendezvousArgs) -> ToolRun {
+    if args.action == RendezvousAction::Listen {
+        return run_listen(args);
+    }
     match rendezvous(args) {
         Ok(out) => ToolRun::ok(out),
         Err(message) => ToolRun::error(&message, 1, args.json),
     }
 }
 
+/// The answer wait of a rendezvous action.
+const RENDEZVOUS_TIMEOUT: Duration = Duration::from_secs(5);
+
 fn rendezvous(args: &RendezvousArgs) -> Result<String, String> {
     let tracker = resolve_rendezvous(&args.url)?;
-    let timeout = Duration::from_secs_f64(args.timeout);
+    let timeout = args
+        .timeout
+        .map_or(RENDEZVOUS_TIMEOUT, Duration::from_secs_f64);
     let mut c =
         RendezvousClient::new(tracker, timeout).map_err(|e| format!("{}: {e}", args.url))?;
     let err = |e: RendezvousError| format!("{}: {e}", args.url);
@@ -168,6 +178,7 @@ fn rendezvous(args: &RendezvousArgs) -> Result<String, String> {
             let text = format!("peer {} (share id {})", peer.peer_addr, peer.peer_share_id);
             (Reply::Pushed(peer), text)
         }
+        RendezvousAction::Listen => return Err("listen is run by run_listen".into()),
     };
     let mut out = if args.json {
         serde_json::to_string(&reply).map_err(|e| e.to_string())?
@@ -176,6 +187,72 @@ fn rendezvous(args: &RendezvousArgs) -> Result<String, String> {
     };
     out.push('\n');
     Ok(out)
+}
+
+/// `shoal rendezvous URL listen`: what arrives is written out as it
+/// arrives, so stdout is not in the returned run; Ctrl-C (SIGINT) or
+/// SIGTERM ends it with status 0.
+fn run_listen(args: &RendezvousArgs) -> ToolRun {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        if let Err(e) = signal_hook::flag::register(sig, Arc::clone(&stop)) {
+            return ToolRun::error(
+                &format!("cannot install a signal handler: {e}"),
+                1,
+                args.json,
+            );
+        }
+    }
+    let mut out = std::io::stdout();
+    match listen(args, &mut out, &stop) {
+        Ok(()) => ToolRun::ok(String::new()),
+        Err(message) => ToolRun::error(&message, 1, args.json),
+    }
+}
+
+/// Register (and push to SHAREID, if given), then report every message
+/// until `stop` or --timeout: one line each, text or JSON.
+pub fn listen(args: &RendezvousArgs, out: &mut dyn Write, stop: &AtomicBool) -> Result<(), String> {
+    let tracker = resolve_rendezvous(&args.url)?;
+    let mut c = RendezvousClient::new(tracker, RENDEZVOUS_TIMEOUT)
+        .map_err(|e| format!("{}: {e}", args.url))?;
+    let err = |e: RendezvousError| format!("{}: {e}", args.url);
+    let json = args.json;
+    let mut say = |r: &ClientReply| -> std::io::Result<()> {
+        let line = if json {
+            serde_json::to_string(r).map_err(std::io::Error::other)?
+        } else {
+            match r {
+                Reply::Announced(a) => format!("registered: share id {}", a.share_id),
+                Reply::Income(p) => format!(
+                    "income: peer {} (share id {})",
+                    p.peer_addr, p.peer_share_id
+                ),
+                Reply::Pushed(p) => format!(
+                    "pushed: peer {} (share id {})",
+                    p.peer_addr, p.peer_share_id
+                ),
+                Reply::Error(e) => format!("tracker error: {}", e.reason),
+                Reply::Alived | Reply::Expired => return Ok(()),
+            }
+        };
+        writeln!(out, "{line}")?;
+        out.flush()
+    };
+    let id = c.announce().map_err(err)?;
+    say(&Reply::Announced(Announced { share_id: id })).map_err(|e| e.to_string())?;
+    if let Some(target) = &args.share_id {
+        let peer = c.push(target).map_err(err)?;
+        say(&Reply::Pushed(peer)).map_err(|e| e.to_string())?;
+    }
+    let until = match args.timeout {
+        Some(secs) => Instant::now() + Duration::from_secs_f64(secs),
+        // A year: "until stopped".
+        None => Instant::now() + Duration::from_secs(365 * 24 * 3600),
+    };
+    let every = Duration::from_secs_f64(args.alive_every);
+    c.listen(every, until, stop, &mut say).map_err(err)?;
+    Ok(())
 }
 
 /// `udp://host:port`, `host:port` or `[v6]:port`, resolved (first address).
