@@ -415,3 +415,59 @@ fn rendezvous_listen_prints_each_income_as_it_arrives() {
         stdout(&o)
     );
 }
+
+/// `shoal --help` groups the tracker's options by area, each flag under
+/// its heading.
+#[test]
+fn help_is_grouped_by_area() {
+    for args in [&["--help"][..], &["serve", "--help"]] {
+        let o = shoal(args);
+        assert!(o.status.success());
+        let text = stdout(&o);
+        let mut heading = "";
+        let mut seen = Vec::new();
+        for line in text.lines() {
+            if !line.starts_with(' ') && line.ends_with(':') {
+                heading = line;
+                seen.push(line);
+            } else if let Some(flag) = Some(line.trim_start())
+                .filter(|t| t.starts_with('-'))
+                .and_then(|t| t.find("--").map(|i| &t[i + 2..]))
+            {
+                let flag = flag.split([' ', ',']).next().unwrap();
+                seen.push(flag);
+                let want = match flag {
+                    "udp" | "no-udp" | "http" | "metrics" => "Listeners:",
+                    "interval" | "peer-timeout" => "Tracker:",
+                    "max-memory" | "rate-burst" => "Memory and limits:",
+                    "http-client-ip-header" => "HTTP tracker:",
+                    "keys" | "access-list" => "Access control:",
+                    "state-file" => "Warm restart:",
+                    "cluster" => "Cluster:",
+                    "rendezvous-timeout" => "Rendezvous:",
+                    "api-token-file" => "Management API:",
+                    "workers" | "log" => "Process:",
+                    _ => continue,
+                };
+                assert_eq!(heading, want, "--{flag} in\n{text}");
+            }
+        }
+        assert!(
+            seen.contains(&"api-token-file") && seen.contains(&"Process:"),
+            "{text}"
+        );
+        // No tracker flag is left ungrouped: under "Options:" only --help and --version.
+        let options = seen
+            .iter()
+            .skip_while(|s| **s != "Options:")
+            .skip(1)
+            .take_while(|s| !s.ends_with(':'))
+            .copied()
+            .collect::<Vec<_>>();
+        assert!(options.contains(&"help"), "{text}");
+        assert!(
+            options.iter().all(|o| ["help", "version"].contains(o)),
+            "{options:?}"
+        );
+    }
+}

@@ -78,7 +78,7 @@ pub enum Shell {
 pub struct ServeArgs {
     /// UDP address to serve (repeatable; comma-separated in the environment).
     /// Default: 0.0.0.0:6969 and [::]:6969. A lone [::]:PORT serves IPv4 too.
-    #[arg(
+    #[arg(help_heading = "Listeners", 
         long = "udp",
         value_name = "ADDR",
         env = "SHOAL_UDP",
@@ -89,7 +89,7 @@ pub struct ServeArgs {
 
     /// HTTP tracker address to serve announce and scrape on (repeatable;
     /// comma-separated in the environment). Off by default.
-    #[arg(
+    #[arg(help_heading = "Listeners", 
         long = "http",
         value_name = "ADDR",
         env = "SHOAL_HTTP",
@@ -100,7 +100,7 @@ pub struct ServeArgs {
 
     /// Operator address serving only /metrics and /health (repeatable;
     /// comma-separated in the environment). Works with the HTTP tracker off.
-    #[arg(
+    #[arg(help_heading = "Listeners", 
         long = "metrics",
         value_name = "ADDR",
         env = "SHOAL_METRICS",
@@ -111,7 +111,7 @@ pub struct ServeArgs {
 
     /// Also serve /metrics and /health on the public --http addresses (off:
     /// they answer 404 there). In the environment: 1/0, true/false, yes/no, on/off.
-    #[arg(
+    #[arg(help_heading = "Listeners", 
         long,
         env = "SHOAL_HTTP_METRICS",
         value_parser = clap::builder::BoolishValueParser::new()
@@ -119,16 +119,21 @@ pub struct ServeArgs {
     pub http_metrics: bool,
 
     /// HTTP: most open connections per worker; when all are taken, the one idle longest is closed to admit a newcomer.
-    #[arg(long, value_name = "N", env = "SHOAL_HTTP_MAX_CONNECTIONS", default_value_t = HttpConfig::default().max_connections)]
+    #[arg(help_heading = "HTTP tracker", long, value_name = "N", env = "SHOAL_HTTP_MAX_CONNECTIONS", default_value_t = HttpConfig::default().max_connections)]
     pub http_max_connections: usize,
 
     /// HTTP: close a connection idle (or stuck mid-request) for this long, in seconds.
-    #[arg(long, value_name = "SECS", env = "SHOAL_HTTP_IDLE_TIMEOUT", default_value_t = HttpConfig::default().idle_timeout.as_secs())]
+    #[arg(help_heading = "HTTP tracker", long, value_name = "SECS", env = "SHOAL_HTTP_IDLE_TIMEOUT", default_value_t = HttpConfig::default().idle_timeout.as_secs())]
     pub http_idle_timeout: u64,
 
     /// HTTP behind a reverse proxy: take the client address from this header
     /// (X-Forwarded-For: rightmost entry; X-Real-IP). Announces without it are refused.
-    #[arg(long, value_name = "NAME", env = "SHOAL_HTTP_CLIENT_IP_HEADER")]
+    #[arg(
+        help_heading = "HTTP tracker",
+        long,
+        value_name = "NAME",
+        env = "SHOAL_HTTP_CLIENT_IP_HEADER"
+    )]
     pub http_client_ip_header: Option<String>,
 
     /// HTTP: believe --http-client-ip-header only from peers in this range
@@ -136,7 +141,7 @@ pub struct ServeArgs {
     /// header is ignored and counted. Default: 127.0.0.0/8 and ::1/128.
     // The default is the prose above in --help, the completions and the man
     // page; clap holds it for the conversion and for --print-config.
-    #[arg(
+    #[arg(help_heading = "HTTP tracker", 
         long = "http-trusted-proxy",
         value_name = "CIDR",
         env = "SHOAL_HTTP_TRUSTED_PROXY",
@@ -147,24 +152,35 @@ pub struct ServeArgs {
     pub http_trusted_proxy: Vec<Cidr>,
 
     /// HTTP: most open connections per client address, over all workers (0 = no cap).
-    #[arg(long, value_name = "N", env = "SHOAL_HTTP_MAX_CONNECTIONS_PER_IP", default_value_t = LimitConfig::default().http_max_connections_per_ip)]
+    #[arg(help_heading = "HTTP tracker", long, value_name = "N", env = "SHOAL_HTTP_MAX_CONNECTIONS_PER_IP", default_value_t = LimitConfig::default().http_max_connections_per_ip)]
     pub http_max_connections_per_ip: u32,
 
     /// Requests per second per source address (connect, announce and scrape
     /// together, UDP and HTTP); over it UDP gets no reply, HTTP a failure
     /// reason. 0 = off (the default: many users may share one address).
-    #[arg(long, value_name = "N", env = "SHOAL_RATE_LIMIT", default_value_t = 0)]
+    #[arg(
+        help_heading = "Memory and limits",
+        long,
+        value_name = "N",
+        env = "SHOAL_RATE_LIMIT",
+        default_value_t = 0
+    )]
     pub rate_limit: u32,
 
     /// Requests an address may send at once before --rate-limit applies. [default: 2 × --rate-limit]
-    #[arg(long, value_name = "N", env = "SHOAL_RATE_BURST")]
+    #[arg(
+        help_heading = "Memory and limits",
+        long,
+        value_name = "N",
+        env = "SHOAL_RATE_BURST"
+    )]
     pub rate_burst: Option<u32>,
 
     /// Serve no UDP tracker (only useful with --http or --rendezvous). In the
     /// environment: 1/0, true/false, yes/no, on/off.
     // Not `conflicts_with = "udp"`: clap counts SHOAL_NO_UDP=false as given,
     // and compose files write booleans so; `to_config` refuses a true one.
-    #[arg(
+    #[arg(help_heading = "Listeners", 
         long,
         env = "SHOAL_NO_UDP",
         value_parser = clap::builder::BoolishValueParser::new()
@@ -172,12 +188,17 @@ pub struct ServeArgs {
     pub no_udp: bool,
 
     /// Worker threads, each with its own sockets and event loop [default: available cores].
-    #[arg(long, value_name = "N", env = "SHOAL_WORKERS")]
+    #[arg(
+        help_heading = "Process",
+        long,
+        value_name = "N",
+        env = "SHOAL_WORKERS"
+    )]
     pub workers: Option<usize>,
 
     /// nice value of the control thread (API, metrics, sweeps) on Linux;
     /// higher = packets first on a saturated host; 0 = same as the workers.
-    #[arg(
+    #[arg(help_heading = "Process", 
         long,
         value_name = "N",
         env = "SHOAL_CONTROL_NICE",
@@ -188,33 +209,33 @@ pub struct ServeArgs {
     pub control_nice: i32,
 
     /// Announce interval sent to clients, in seconds.
-    #[arg(long, value_name = "SECS", env = "SHOAL_INTERVAL", default_value_t = TrackerConfig::default().interval)]
+    #[arg(help_heading = "Tracker", long, value_name = "SECS", env = "SHOAL_INTERVAL", default_value_t = TrackerConfig::default().interval)]
     pub interval: u32,
 
     /// Drop a peer that has not announced for this long, in seconds (at most 32767).
-    #[arg(long, value_name = "SECS", env = "SHOAL_PEER_TIMEOUT", default_value_t = TrackerConfig::default().peer_timeout)]
+    #[arg(help_heading = "Tracker", long, value_name = "SECS", env = "SHOAL_PEER_TIMEOUT", default_value_t = TrackerConfig::default().peer_timeout)]
     pub peer_timeout: u32,
 
     /// Peers sent when a client asks for the default (num_want -1).
-    #[arg(long, value_name = "N", env = "SHOAL_DEFAULT_NUMWANT", default_value_t = TrackerConfig::default().default_numwant)]
+    #[arg(help_heading = "Tracker", long, value_name = "N", env = "SHOAL_DEFAULT_NUMWANT", default_value_t = TrackerConfig::default().default_numwant)]
     pub default_numwant: u32,
 
     /// Most peers sent in one reply (also capped by one unfragmented datagram:
     /// 242 over IPv4, 67 over IPv6).
-    #[arg(long, value_name = "N", env = "SHOAL_MAX_NUMWANT", default_value_t = TrackerConfig::default().max_numwant)]
+    #[arg(help_heading = "Tracker", long, value_name = "N", env = "SHOAL_MAX_NUMWANT", default_value_t = TrackerConfig::default().max_numwant)]
     pub max_numwant: u32,
 
     /// Most info hashes answered per scrape; the rest of a longer scrape is not answered.
-    #[arg(long, value_name = "N", env = "SHOAL_MAX_SCRAPE", default_value_t = TrackerConfig::default().max_scrape)]
+    #[arg(help_heading = "Tracker", long, value_name = "N", env = "SHOAL_MAX_SCRAPE", default_value_t = TrackerConfig::default().max_scrape)]
     pub max_scrape: u32,
 
     /// How long a UDP connection id is accepted, in seconds (at least 120).
-    #[arg(long, value_name = "SECS", env = "SHOAL_CONNECTION_ID_LIFETIME", default_value_t = TrackerConfig::default().connection_id_lifetime)]
+    #[arg(help_heading = "Tracker", long, value_name = "SECS", env = "SHOAL_CONNECTION_ID_LIFETIME", default_value_t = TrackerConfig::default().connection_id_lifetime)]
     pub connection_id_lifetime: u32,
 
     /// Most peers held in all; at the bound a new peer is still stored and
     /// the stalest peers make room. 0 = no limit.
-    #[arg(long, value_name = "N", env = "SHOAL_MAX_PEERS", default_value_t = TrackerConfig::default().max_peers)]
+    #[arg(help_heading = "Memory and limits", long, value_name = "N", env = "SHOAL_MAX_PEERS", default_value_t = TrackerConfig::default().max_peers)]
     pub max_peers: u64,
 
     /// Memory budget of the swarm map (torrents, peers, indexes, HTTP peer
@@ -222,34 +243,44 @@ pub struct ServeArgs {
     /// the peers silent longest are evicted (down to 90 %); new peers are
     /// always stored. Default: half of what the process may use (its cgroup
     /// limit, `ulimit -v`, or physical RAM). 0 = no limit.
-    #[arg(long, value_name = "BYTES", env = "SHOAL_MAX_MEMORY", value_parser = parse_bytes)]
+    #[arg(help_heading = "Memory and limits", long, value_name = "BYTES", env = "SHOAL_MAX_MEMORY", value_parser = parse_bytes)]
     pub max_memory: Option<u64>,
 
     /// Most one torrent may hold, in percent of --max-peers and of
     /// --max-memory; a new peer of a torrent at its share replaces the
     /// torrent's stalest peer.
-    #[arg(long, value_name = "PERCENT", env = "SHOAL_MAX_TORRENT_SHARE", default_value_t = TrackerConfig::default().max_torrent_share, value_parser = clap::value_parser!(u8).range(1..=100))]
+    #[arg(help_heading = "Memory and limits", long, value_name = "PERCENT", env = "SHOAL_MAX_TORRENT_SHARE", default_value_t = TrackerConfig::default().max_torrent_share, value_parser = clap::value_parser!(u8).range(1..=100))]
     pub max_torrent_share: u8,
 
     /// Access list: one info hash per line (40 hex digits; blank lines and #
     /// comments allowed). Reloaded on SIGHUP and when the file changes.
-    #[arg(long, value_name = "FILE", env = "SHOAL_ACCESS_LIST")]
+    #[arg(
+        help_heading = "Access control",
+        long,
+        value_name = "FILE",
+        env = "SHOAL_ACCESS_LIST"
+    )]
     pub access_list: Option<PathBuf>,
 
     /// Whether the access list names the only torrents served (allow) or the
     /// torrents refused (deny).
-    #[arg(long, value_name = "MODE", env = "SHOAL_ACCESS_MODE", value_enum, default_value_t = AccessModeArg::Allow)]
+    #[arg(help_heading = "Access control", long, value_name = "MODE", env = "SHOAL_ACCESS_MODE", value_enum, default_value_t = AccessModeArg::Allow)]
     pub access_mode: AccessModeArg,
 
     /// Private mode: every announce needs a key listed in FILE (one per line,
     /// 32 characters of [A-Za-z0-9], optionally an expiry in Unix seconds), sent
     /// in the URL path: /announce/KEY. Reloaded like the access list.
-    #[arg(long, value_name = "FILE", env = "SHOAL_KEYS")]
+    #[arg(
+        help_heading = "Access control",
+        long,
+        value_name = "FILE",
+        env = "SHOAL_KEYS"
+    )]
     pub keys: Option<PathBuf>,
 
     /// With --keys: scrapes need a key too (HTTP /scrape/KEY; UDP scrapes,
     /// which cannot carry one, are refused). In the environment: 1/true/yes/on.
-    #[arg(
+    #[arg(help_heading = "Access control", 
         long,
         env = "SHOAL_PRIVATE_SCRAPE",
         value_parser = clap::builder::BoolishValueParser::new()
@@ -258,6 +289,7 @@ pub struct ServeArgs {
 
     /// Log a one-line summary (requests/s by kind, torrents, peers) every SECS; 0 = off.
     #[arg(
+        help_heading = "Process",
         long,
         value_name = "SECS",
         env = "SHOAL_STATS_INTERVAL",
@@ -266,16 +298,16 @@ pub struct ServeArgs {
     pub stats_interval: u64,
 
     /// Shards of the swarm map (rounded up to a power of two).
-    #[arg(long, value_name = "N", env = "SHOAL_SHARDS", default_value_t = TrackerConfig::default().shards)]
+    #[arg(help_heading = "Process", long, value_name = "N", env = "SHOAL_SHARDS", default_value_t = TrackerConfig::default().shards)]
     pub shards: usize,
 
     /// Socket receive/send buffer asked of the kernel, in bytes (capped by net.core.rmem_max/wmem_max).
-    #[arg(long, value_name = "BYTES", env = "SHOAL_SOCKET_BUFFER", default_value_t = Config::default().socket_buffer)]
+    #[arg(help_heading = "Process", long, value_name = "BYTES", env = "SHOAL_SOCKET_BUFFER", default_value_t = Config::default().socket_buffer)]
     pub socket_buffer: usize,
 
     /// Serve the Sobani rendezvous protocol (UDP) on this address (repeatable;
     /// comma-separated in the environment). Off by default.
-    #[arg(
+    #[arg(help_heading = "Rendezvous", 
         long = "rendezvous",
         value_name = "ADDR",
         env = "SHOAL_RENDEZVOUS",
@@ -285,24 +317,30 @@ pub struct ServeArgs {
     pub rendezvous: Vec<SocketAddr>,
 
     /// Rendezvous: a registration without announce or alive for this long expires, in seconds.
-    #[arg(long, value_name = "SECS", env = "SHOAL_RENDEZVOUS_TIMEOUT", default_value_t = RendezvousConfig::default().timeout)]
+    #[arg(help_heading = "Rendezvous", long, value_name = "SECS", env = "SHOAL_RENDEZVOUS_TIMEOUT", default_value_t = RendezvousConfig::default().timeout)]
     pub rendezvous_timeout: u32,
 
     /// Rendezvous: most registrations held (about 110 bytes each); when full, the stalest go first.
-    #[arg(long, value_name = "N", env = "SHOAL_RENDEZVOUS_MAX", default_value_t = RendezvousConfig::default().max)]
+    #[arg(help_heading = "Rendezvous", long, value_name = "N", env = "SHOAL_RENDEZVOUS_MAX", default_value_t = RendezvousConfig::default().max)]
     pub rendezvous_max: usize,
 
     /// Rendezvous: pushes per second per registered peer (bursts of twice that).
-    #[arg(long, value_name = "N", env = "SHOAL_RENDEZVOUS_PUSH_RATE", default_value_t = RendezvousConfig::default().push_rate)]
+    #[arg(help_heading = "Rendezvous", long, value_name = "N", env = "SHOAL_RENDEZVOUS_PUSH_RATE", default_value_t = RendezvousConfig::default().push_rate)]
     pub rendezvous_push_rate: u32,
 
     /// Share the swarm with other shoal instances through Redis or Valkey
     /// pub/sub (redis://HOST:PORT[/DB]); every request is still answered locally.
-    #[arg(long, value_name = "URL", env = "SHOAL_CLUSTER")]
+    #[arg(
+        help_heading = "Cluster",
+        long,
+        value_name = "URL",
+        env = "SHOAL_CLUSTER"
+    )]
     pub cluster: Option<String>,
 
     /// Cluster: the pub/sub channel shared by the instances, and the prefix of their state keys.
     #[arg(
+        help_heading = "Cluster",
         long,
         value_name = "NAME",
         env = "SHOAL_CLUSTER_NAME",
@@ -313,13 +351,19 @@ pub struct ServeArgs {
     /// Warm restart: load the swarms from FILE at start (if it exists) and
     /// write them to it at SIGTERM/SIGINT and every --state-interval. The file
     /// holds the connection-id key: created readable by the owner only.
-    #[arg(long, value_name = "FILE", env = "SHOAL_STATE_FILE")]
+    #[arg(
+        help_heading = "Warm restart",
+        long,
+        value_name = "FILE",
+        env = "SHOAL_STATE_FILE"
+    )]
     pub state_file: Option<PathBuf>,
 
     /// With --state-file: write the state every SECS while running; 0 = only at exit.
     /// With --cluster: how often this instance stores its swarm state in Redis
     /// for joining instances (kept for three intervals; 0 = every 300 s).
     #[arg(
+        help_heading = "Warm restart",
         long,
         value_name = "SECS",
         env = "SHOAL_STATE_INTERVAL",
@@ -329,7 +373,7 @@ pub struct ServeArgs {
     /// Management API and status page on this address (repeatable;
     /// comma-separated in the environment). Off by default; needs a token.
     /// Keep it on loopback or behind a firewall.
-    #[arg(
+    #[arg(help_heading = "Management API", 
         long = "api",
         value_name = "ADDR",
         env = "SHOAL_API",
@@ -341,6 +385,7 @@ pub struct ServeArgs {
     /// The API's bearer token (at least 16 visible characters). Prefer
     /// SHOAL_API_TOKEN or --api-token-file: a flag shows in `ps`.
     #[arg(
+        help_heading = "Management API",
         long,
         value_name = "TOKEN",
         env = "SHOAL_API_TOKEN",
@@ -349,16 +394,26 @@ pub struct ServeArgs {
     pub api_token: Option<String>,
 
     /// Read the API token from the first line of FILE.
-    #[arg(long, value_name = "FILE", env = "SHOAL_API_TOKEN_FILE")]
+    #[arg(
+        help_heading = "Management API",
+        long,
+        value_name = "FILE",
+        env = "SHOAL_API_TOKEN_FILE"
+    )]
     pub api_token_file: Option<PathBuf>,
 
     /// Log level: error, warn, info, debug, trace (or a RUST_LOG-style filter). [default: RUST_LOG, else info]
-    #[arg(long, value_name = "LEVEL", env = "SHOAL_LOG")]
+    #[arg(
+        help_heading = "Process",
+        long,
+        value_name = "LEVEL",
+        env = "SHOAL_LOG"
+    )]
     pub log: Option<String>,
 
     /// Print the effective configuration as environment lines
     /// (SHOAL_X=value  # --x), then exit without serving.
-    #[arg(long)]
+    #[arg(help_heading = "Process", long)]
     pub print_config: bool,
 
     /// What the operator gave, as written: filled by [`super::try_parse_from`]
