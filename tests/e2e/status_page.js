@@ -3,8 +3,10 @@
 // (playwright-core, /usr/bin/chromium), enter the token, and check that the
 // totals shown are those of /api/v1/stats and not zero, that the chart has
 // points, that nothing was logged as an error in the console, and that a
-// phone-sized viewport has no horizontal scroll. Screenshots go to
-// target/e2e/. Every wait is bounded.
+// phone-sized viewport has no horizontal scroll; then that the page opens
+// live from /#token=TOKEN (a bookmark, a kiosk) without the token reaching
+// the server or staying in the address bar, and forgets it when asked.
+// Screenshots go to target/e2e/. Every wait is bounded.
 //
 // Usage: node tests/e2e/status_page.js SHOAL_BINARY   (run by status_page.sh)
 "use strict";
@@ -62,6 +64,9 @@ async function main() {
     // Load: bounded in time and size.
     execFileSync(shoalBin, ["bench", "--target", "udp://" + udp, "--duration", "3", "--keep-peers",
       "--torrents", "200", "--peers", "1000", "--quiet"], { stdio: "ignore", timeout: 60000 });
+    // A refused API request: the page counts it apart from the tracker's rejects.
+    const refused = await fetch(base + "/api/v1/stats", { headers: { Authorization: "Bearer not-the-token-0123456789" } });
+    assert.strictEqual(refused.status, 401);
     // The first history sample is taken 10 s after start.
     await until("a history sample", async () => (await get("stats/history")).samples.length >= 1);
 
@@ -114,7 +119,7 @@ async function main() {
       }));
       return {
         torrents: v("torrents"), peers: v("peers"), seeders: v("seeders"), leechers: v("leechers"),
-        requests: v("requests"), replies: v("replies"), rejects: v("rejects"),
+        requests: v("requests"), replies: v("replies"), rejects: v("rejects"), api401: v("api-401"),
         rows: document.querySelectorAll("#torrents tr").length, lines,
         replyLines: document.querySelectorAll("#replies polyline").length,
       };
@@ -123,18 +128,28 @@ async function main() {
     const want = {
       torrents: stats.torrents, peers: stats.peers.total, seeders: stats.peers.seeders,
       leechers: stats.peers.leechers, requests: stats.totals.requests_total,
-      replies: stats.totals.replies_total, rejects: stats.totals.rejects_total,
+      replies: stats.totals.replies_total,
+      // The tracker's refusals apart from the API's own 401s.
+      rejects: stats.totals.rejects_total - stats.rejects.api_unauthorized,
+      api401: stats.rejects.api_unauthorized,
     };
     for (const [k, v] of Object.entries(want)) {
       assert.strictEqual(shown[k], String(v), k + ": the page shows " + shown[k] + ", /api/v1/stats says " + v);
     }
     assert.ok(stats.torrents > 0 && stats.peers.total > 0 && stats.totals.requests_total > 0, "no load seen");
+    assert.ok(stats.rejects.api_unauthorized >= 1, "the refused API request was not counted");
     assert.ok(shown.rows > 0, "no top torrents");
     const top = await get("torrents?limit=10");
     assert.strictEqual(shown.rows, top.torrents.length);
     const announce = shown.lines.find((l) => l.series === "announce");
     assert.ok(announce && announce.points >= 1 && announce.coords === announce.points, "the chart has no points: " + JSON.stringify(shown.lines));
     assert.strictEqual(shown.lines.length, 4);
+    // connect is drawn over announce, dashed: equal lines both show.
+    const order = shown.lines.map((l) => l.series);
+    assert.ok(order.indexOf("connect") > order.indexOf("announce"), "connect under announce: " + order);
+    const dashed = await page.evaluate(() =>
+      document.querySelector('#chart polyline[data-series="connect"]').getAttribute("stroke-dasharray"));
+    assert.ok(dashed, "the connect line is not dashed");
     assert.strictEqual(shown.replyLines, 2);
     await page.screenshot({ path: path.join(outDir, "status-page.png"), fullPage: true });
 
@@ -151,6 +166,32 @@ async function main() {
     await phone.screenshot({ path: path.join(outDir, "status-page-phone.png"), fullPage: true });
 
     assert.deepStrictEqual(problems, [], "console errors or outside requests");
+
+    // A bookmark or a kiosk: /#token=TOKEN opens live in a new tab, with no
+    // form; the fragment leaves the address bar and never reaches the server.
+    const kiosk = await browser.newPage();
+    watch(kiosk);
+    await kiosk.goto(base + "/#token=" + encodeURIComponent(TOKEN), { timeout: WAIT_MS });
+    await kiosk.waitForFunction(() => {
+      const t = document.querySelector('[data-k="requests"]');
+      return t && t.textContent !== "–";
+    }, null, { timeout: WAIT_MS });
+    assert.ok(await kiosk.evaluate(() => document.querySelector("#login").hidden), "the kiosk tab asked for the token");
+    assert.strictEqual(new URL(kiosk.url()).hash, "", "the token stayed in the address bar");
+    assert.ok(!kiosk.url().includes(TOKEN));
+    // Reloaded (the kiosk's refresh), the tab still has it.
+    await kiosk.reload();
+    await kiosk.waitForFunction(() => document.querySelector("#login").hidden &&
+      document.querySelector('[data-k="requests"]').textContent !== "–", null, { timeout: WAIT_MS });
+    // "Forget the token": the form is back, and stays after a reload.
+    await kiosk.click("#forget");
+    await kiosk.waitForSelector("#login:not([hidden])", { timeout: WAIT_MS });
+    assert.strictEqual(await kiosk.evaluate(() => sessionStorage.getItem("shoal-api-token")), null);
+    await kiosk.reload();
+    await kiosk.waitForSelector("#login:not([hidden])", { timeout: WAIT_MS });
+    await kiosk.close();
+    assert.ok(!shoal.log().includes(TOKEN), "the token reached the server's log");
+    assert.deepStrictEqual(problems, [], "console errors or outside requests (kiosk)");
 
     // A wrong token brings the form back (after the token is cleared).
     await phone.evaluate(() => sessionStorage.setItem("shoal-api-token", "wrong-token-0123456789"));
