@@ -471,3 +471,17 @@ fn help_is_grouped_by_area() {
         );
     }
 }
+
+/// `shoal announce HOST:PORT` is a UDP tracker, as `shoal rendezvous` takes
+/// it; a probe there works the same.
+#[test]
+fn announce_takes_host_and_port_alone() {
+    let (_server, addr) = udp_tracker();
+    let hash = "89abcdef0123456789abcdef0123456789abcdef";
+    let o = shoal(&["announce", &addr.to_string(), "--info-hash", hash, "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(json(&o)["leechers"], 1);
+    let o = shoal(&["scrape", &addr.to_string(), hash]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains(hash));
+}

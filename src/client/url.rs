@@ -185,9 +185,15 @@ impl FromStr for TrackerUrl {
 
     fn from_str(url: &str) -> Result<TrackerUrl, ClientError> {
         let Some((scheme, rest)) = url.split_once("://") else {
+            // HOST:PORT alone is a UDP tracker, as `shoal rendezvous` takes
+            // it: BEP 15 trackers are often written so. Anything with a
+            // path needs its scheme.
+            if url.contains(':') && !url.contains(['/', '?', '#']) {
+                return format!("udp://{url}").parse();
+            }
             return Err(bad(
                 url,
-                "expected udp://host:port or http[s]://host/announce",
+                "expected udp://host:port (or host:port) or http[s]://host/announce",
             ));
         };
         let scheme = match scheme.to_ascii_lowercase().as_str() {
@@ -306,9 +312,31 @@ mod tests {
     }
 
     #[test]
+    fn host_and_port_alone_is_udp() {
+        for (given, shown) in [
+            ("tracker.example.org:6969", "udp://tracker.example.org:6969"),
+            ("127.0.0.1:1337", "udp://127.0.0.1:1337"),
+            ("[::1]:6969", "udp://[::1]:6969"),
+        ] {
+            let u = url(given);
+            assert_eq!(
+                (u.scheme(), u.to_string()),
+                (Scheme::Udp, shown.to_string())
+            );
+        }
+        // Still checked as a UDP URL.
+        assert!(matches!(
+            "h:0".parse::<TrackerUrl>(),
+            Err(ClientError::Url(_))
+        ));
+    }
+
+    #[test]
     fn test_parse_errors() {
         for (bad, why) in [
-            ("example.org:6969", "expected udp://"),
+            ("example.org", "expected udp://"),
+            ("example.org/announce", "expected udp://"),
+            ("example.org:6969/announce", "expected udp://"),
             ("ftp://h:1", "udp, http or https"),
             ("udp://h", "needs a port"),
             ("udp://h:0", "port"),
