@@ -348,6 +348,11 @@ fn live_metrics_are_valid_exposition_format() {
         "shoal_torrents 3",
         "shoal_requests_total{protocol=\"http\",family=\"ipv4\",kind=\"health\"} 1",
         "shoal_requests_total{protocol=\"http\",family=\"ipv4\",kind=\"metrics\"} 1",
+        // Their replies under the same kinds (this /metrics reply is
+        // counted after its body is rendered); the 404 is "other".
+        "shoal_responses_total{protocol=\"http\",family=\"ipv4\",kind=\"health\"} 1",
+        "shoal_responses_total{protocol=\"http\",family=\"ipv4\",kind=\"metrics\"} 0",
+        "shoal_responses_total{protocol=\"http\",family=\"ipv4\",kind=\"other\"} 1",
         &format!(
             "shoal_build_info{{version=\"{}\"}} 1\n",
             env!("CARGO_PKG_VERSION")

@@ -224,6 +224,8 @@ impl ControlHttp<'_> {
         );
         let body = &mut *self.scratch;
         body.clear();
+        // Replies are counted under their request's kind, as the tracker's are.
+        let mut kind = Kind::Other;
         let (status, content_type) = match (head.method, head.path) {
             (Method::Other, _) => {
                 c.reject(Reject::HttpMethod);
@@ -231,6 +233,7 @@ impl ControlHttp<'_> {
                 (405, TEXT)
             }
             (_, b"/health") => {
+                kind = Kind::Health;
                 c.request(Proto::Http, fam, Kind::Health);
                 if self.ctx.stop.load(Ordering::Relaxed) {
                     body.extend_from_slice(b"shutting down\n");
@@ -250,6 +253,7 @@ impl ControlHttp<'_> {
                 }
             }
             (_, b"/metrics") => {
+                kind = Kind::Metrics;
                 c.request(Proto::Http, fam, Kind::Metrics);
                 let src = &self.ctx.sources;
                 self.text.clear();
@@ -267,7 +271,7 @@ impl ControlHttp<'_> {
                 (404, TEXT)
             }
         };
-        c.response(Proto::Http, fam, Kind::Other);
+        c.response(Proto::Http, fam, kind);
         http::write_response_head(out, status, content_type, body.len(), head.keep_alive);
         if head.method != Method::Head {
             out.extend_from_slice(body);

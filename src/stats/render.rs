@@ -123,8 +123,7 @@ impl Registry {
             "Responses sent, by protocol, address family and kind.",
             series()
                 .filter(|&(p, _, k)| !(p == Proto::Http && k == Kind::Connect))
-                // Their replies are "other".
-                .filter(|&(_, _, k)| !OPERATOR_KINDS.contains(&k))
+                .filter(|&(p, _, k)| p == Proto::Http || !OPERATOR_KINDS.contains(&k))
                 .filter(|&(p, _, k)| p != Proto::Rendezvous || RENDEZVOUS_RESPONSES.contains(&k))
                 .map(|(p, f, k)| (pfk(p, f, k), self.responses(p, f, k))),
         )?;
