@@ -485,3 +485,32 @@ fn announce_takes_host_and_port_alone() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains(hash));
 }
+
+/// A rendezvous-only start logs the rendezvous settings, not the tracker's
+/// (which govern nothing there).
+#[test]
+fn a_rendezvous_only_start_logs_what_runs() {
+    let p = common::Proc::start(&["--no-udp", "--rendezvous", "127.0.0.1:0"]);
+    let config = p
+        .log()
+        .iter()
+        .find(|l| l.contains("config: "))
+        .unwrap_or_else(|| panic!("no config line in {:?}", p.log()))
+        .clone();
+    assert!(
+        config.contains("no UDP or HTTP tracker; rendezvous registrations expire after 300 s"),
+        "{config}"
+    );
+    for tracker_setting in ["interval", "peer timeout", "numwant", "max scrape"] {
+        assert!(!config.contains(tracker_setting), "{config}");
+    }
+    // With a tracker, its settings are there.
+    let p = common::Proc::start(&["--udp", "127.0.0.1:0", "--rendezvous", "127.0.0.1:0"]);
+    assert!(
+        p.log()
+            .iter()
+            .any(|l| l.contains("config: interval 1800 s")),
+        "{:?}",
+        p.log()
+    );
+}

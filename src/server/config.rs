@@ -163,6 +163,15 @@ impl Config {
     /// The effective settings in one line, for the start-up log (the
     /// listeners are logged one per line once bound).
     pub fn summary(&self) -> String {
+        // Without a tracker listener the tracker's settings govern nothing:
+        // say what does run.
+        if self.listen.udp.is_empty() && self.listen.http.is_empty() {
+            let r = &self.rendezvous;
+            return format!(
+                "config: no UDP or HTTP tracker; rendezvous registrations expire after {} s, at most {}, {} pushes/s per peer; workers {}, socket buffer {} bytes asked",
+                r.timeout, r.max, r.push_rate, self.workers, self.socket_buffer
+            );
+        }
         let t = &self.tracker;
         let max_peers = match t.max_peers {
             0 => "no limit".to_string(),
