@@ -96,6 +96,31 @@ pub fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// Unix seconds as a UTC date and time, `2026-12-08 01:58:00 UTC`, for a
+/// person reading an expiry (the proleptic Gregorian calendar; days from
+/// the epoch turned into a civil date as in Howard Hinnant's
+/// `civil_from_days`).
+pub fn utc(unix: u64) -> String {
+    let days = unix / 86_400;
+    let secs = unix % 86_400;
+    // Shifted so that eras are 400-year cycles starting on 0000-03-01.
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
 /// The Unix time of a tracker clock's second 0: turns tracker readings into
 /// Unix seconds without reading the system clock per request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,6 +149,26 @@ impl Epoch {
     /// Unix seconds at reading `now`.
     pub const fn unix(self, now: Now) -> u64 {
         self.unix_at_zero + now.uptime_secs()
+    }
+}
+
+#[cfg(test)]
+mod utc_tests {
+    use super::utc;
+
+    #[test]
+    fn unix_seconds_read_as_utc_dates() {
+        // From `date -u -d @N '+%F %T'`.
+        for (unix, shown) in [
+            (0, "1970-01-01 00:00:00"),
+            (951_782_400, "2000-02-29 00:00:00"),
+            (1_709_208_000, "2024-02-29 12:00:00"),
+            (1_796_693_939, "2026-12-08 01:38:59"),
+            (4_102_444_799, "2099-12-31 23:59:59"),
+            (253_402_300_799, "9999-12-31 23:59:59"),
+        ] {
+            assert_eq!(utc(unix), format!("{shown} UTC"), "{unix}");
+        }
     }
 }
 

@@ -533,7 +533,7 @@ fn shoal_api_subcommands_talk_to_a_running_server() {
     let (code, out, _) = run(&["add-key", "--valid-for", "600"]);
     assert_eq!(code, Some(0));
     let key = out[..32].to_string();
-    assert!(out.contains("expires at"), "{out}");
+    assert!(out.contains(" UTC, Unix "), "{out}");
     let (_, out, _) = run(&["keys", "--json"]);
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["keys"][0]["key"], key.as_str());

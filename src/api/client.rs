@@ -279,8 +279,10 @@ pub fn human(req: &Request, v: &Value) -> String {
             for k in v["keys"].as_array().cloned().unwrap_or_default() {
                 let expires = match k["expires"].as_u64() {
                     None => "never expires".to_string(),
-                    Some(e) if k["expired"].as_bool().unwrap_or(false) => format!("expired at {e}"),
-                    Some(e) => format!("expires at {e}"),
+                    Some(e) if k["expired"].as_bool().unwrap_or(false) => {
+                        format!("expired {} ({e})", crate::time::utc(e))
+                    }
+                    Some(e) => format!("expires {} ({e})", crate::time::utc(e)),
                 };
                 let _ = writeln!(o, "{}  {expires}", k["key"].as_str().unwrap_or("?"));
             }
@@ -290,7 +292,7 @@ pub fn human(req: &Request, v: &Value) -> String {
             let _ = write!(o, "{}", v["key"].as_str().unwrap_or("?"));
             match v["expires"].as_u64() {
                 Some(e) => {
-                    let _ = writeln!(o, "  (expires at {e}, Unix seconds)");
+                    let _ = writeln!(o, "  (expires {}, Unix {e})", crate::time::utc(e));
                 }
                 None => o.push_str("  (never expires)\n"),
             }
@@ -360,6 +362,32 @@ mod tests {
         assert_eq!(
             human(&Request::AddKey { valid_for: None }, &v),
             format!("{}  (never expires)\n", "k".repeat(32))
+        );
+        // An expiry a person can read, and the number the key file holds.
+        let v = json!({"key": "k".repeat(32), "expires": 1_796_693_939u64, "entries": 1});
+        assert_eq!(
+            human(
+                &Request::AddKey {
+                    valid_for: Some(60)
+                },
+                &v
+            ),
+            format!(
+                "{}  (expires 2026-12-08 01:38:59 UTC, Unix 1796693939)\n",
+                "k".repeat(32)
+            )
+        );
+        let v = json!({"keys": [
+            {"key": "a".repeat(32), "expires": 1_796_693_939u64, "expired": false},
+            {"key": "b".repeat(32), "expires": 0, "expired": true},
+        ], "entries": 2});
+        assert_eq!(
+            human(&Request::Keys, &v),
+            format!(
+                "{}  expires 2026-12-08 01:38:59 UTC (1796693939)\n{}  expired 1970-01-01 00:00:00 UTC (0)\n2 keys\n",
+                "a".repeat(32),
+                "b".repeat(32)
+            )
         );
     }
 
