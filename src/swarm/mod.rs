@@ -14,18 +14,25 @@
 //! - no socket, no parsing, no clock: `now` is always an argument;
 //! - expiry is incremental: [`Swarm::expire_shard`] sweeps one shard at a time so
 //!   no request waits behind a sweep of the whole map;
-//! - bounded, never refusing ([`Limits`]): the map accounts its own bytes
-//!   (exact, per shard, on every change) and peers. Past 95 % of a bound,
-//!   [`Swarm::relieve`] sweeps with a shortened timeout so the peers silent
-//!   longest go first, down to about 90 %; past 98 % (or at `max_peers`) a new
-//!   peer first evicts the stalest of a few sampled peers of its own shard; a
-//!   torrent at its share replaces its own stalest peer. A newcomer is always
-//!   stored and can be found by the next announce.
+//! - bounded ([`Limits`]), exactly: the map accounts its own bytes (exact,
+//!   per shard, on every change) and peers, and each shard reserves them
+//!   from the bounds before it grows ([`budget`]), so the peers never pass
+//!   `max_peers` and the bytes never pass `max_bytes` by more than
+//!   [`MARGIN_BYTES`], at any instant and in any [`Swarm::totals`]. Past
+//!   95 % of a bound, [`Swarm::relieve`] sweeps with a shortened timeout so
+//!   the peers silent longest go first, down to about 90 %; at a bound a new
+//!   peer first evicts the stalest of a few sampled peers of its own shard
+//!   (of another shard if its own holds none); a torrent at its share
+//!   replaces its own stalest peer. A newcomer is stored and can be found by
+//!   the next announce, unless nothing could make room for it (a budget too
+//!   small for its shard's first chunk): then it counts as evicted.
 //!
 //! # Layout
 //! - `shard`: one shard, its counts and peer ids, and the changes made under
 //!   its lock (store, evict, sweep);
-//! - `budget`: the bounds: published totals, making room, the relief sweep;
+//! - `budget`: the bounds as pools the shards reserve from, making room at
+//!   a bound, totals read within the bounds; `relief`: the sweep that keeps
+//!   the map below 95 %;
 //! - `table`: a shard's torrents (a table of positions into packed entries);
 //! - `torrent`: one torrent's peers, inline for the long tail;
 //! - `peers`: one family's peer set, sampling, stamps;
@@ -35,6 +42,7 @@
 mod budget;
 mod export;
 pub mod peers;
+mod relief;
 mod shard;
 mod table;
 #[cfg(test)]
@@ -43,14 +51,13 @@ mod torrent;
 pub mod walk;
 
 use ahash::RandomState;
-use budget::{Published, Relief, Thresholds, AGE_BUCKETS};
+pub use budget::MARGIN_BYTES;
+use budget::{Budget, Reserve};
 pub use export::{ExportBuf, Exported, Imported, Merged};
 use parking_lot::Mutex;
 pub use peers::{Peer4, Peer6};
-use shard::{
-    ids_bytes, ids_wanted, lookup_id, Padded, PeerIdKey, Shard, ShardTotals, SharedLayout,
-};
-use std::collections::HashMap;
+use relief::{Relief, Thresholds, AGE_BUCKETS};
+use shard::{ids_bytes, ids_wanted, lookup_id, Padded, PeerIds, Shard, ShardTotals, SharedLayout};
 use std::sync::atomic::AtomicBool;
 use table::Torrents;
 pub use torrent::{PeerFamily, Torrent};
@@ -183,14 +190,12 @@ pub struct Swarm {
     peer_hasher: RandomState,
     peer_timeout: u16,
     limits: Limits,
-    thresholds: Thresholds,
+    /// The bounds as pools the shards reserve from ([`budget`]).
+    budget: Budget,
+    /// Where the relief sweep starts and stops.
+    relief_at: Thresholds,
     /// Most peers one torrent holds (its share of the limits).
     max_torrent_peers: usize,
-    /// Set while the published totals are at a hard threshold: a new peer
-    /// then makes room first. Read by every announce, written only when it
-    /// flips, so the line stays shared in every core's cache.
-    over: AtomicBool,
-    published: Published,
     /// The relief sweep in progress ([`Swarm::relieve`]); one worker at a time.
     relief: Mutex<Relief>,
     /// Whether a relief sweep is under way (so workers need not take its lock
@@ -327,10 +332,9 @@ impl Swarm {
                     Padded(Mutex::new(Shard {
                         torrents: Torrents::with_hasher(map_hasher.clone()),
                         totals: ShardTotals::default(),
-                        peer_ids: HashMap::with_hasher(map_hasher.clone()),
+                        peer_ids: PeerIds::with_hasher(map_hasher.clone()),
                         swept_at: 0,
-                        published_bytes: 0,
-                        published_peers: 0,
+                        reserve: Reserve::default(),
                     }))
                 })
                 .collect(),
@@ -340,10 +344,9 @@ impl Swarm {
             peer_hasher: RandomState::new(),
             peer_timeout: peer_timeout.min(i16::MAX as u16 - SWEEP_SLACK),
             limits: Limits::default(),
-            thresholds: Thresholds::new(Limits::default(), 1, 0),
+            budget: Budget::unbounded(),
+            relief_at: Thresholds::new(Limits::default(), 0),
             max_torrent_peers: usize::MAX,
-            over: AtomicBool::new(false),
-            published: Published::default(),
             relief: Mutex::new(Relief::default()),
             relieving: AtomicBool::new(false),
         };
@@ -382,7 +385,9 @@ impl Swarm {
             cap as usize
         };
         self.limits = limits;
-        self.thresholds = Thresholds::new(limits, self.shards.len() as u64, self.fixed_bytes());
+        let fixed = self.fixed_bytes();
+        self.budget = Budget::new(limits, self.shards.len() as u64, fixed);
+        self.relief_at = Thresholds::new(limits, fixed);
     }
 
     /// The bounds in force.
@@ -440,9 +445,11 @@ impl Swarm {
     /// is kept for non-compact replies (forgotten on stop); with `req.emit_ids`
     /// `emit` is given each emitted peer's id where one is known.
     ///
-    /// A new peer is always stored: at the map's limits it first evicts the
-    /// stalest of a few sampled peers of its shard, and at its torrent's share
-    /// the stalest peer of the torrent.
+    /// A new peer is stored: at the map's bounds it first evicts the stalest
+    /// of a few sampled peers of its shard (or of another shard), and at its
+    /// torrent's share the stalest peer of the torrent. Only if nothing can
+    /// make room for it (see [`budget`]) is it left out, counted as evicted,
+    /// and answered from the torrent as it is.
     pub fn announce<P: PeerFamily>(
         &self,
         req: &Announce<'_, P::Addr>,
@@ -467,20 +474,14 @@ impl Swarm {
         let mut guard = self.shards[at].lock();
         let shard = &mut *guard;
         // What the budget sees of a shard; a refresh changes none of it.
-        let size = |s: &Shard| (s.totals.peers(), s.torrents.len(), s.totals.heap);
+        // The bytes change only with the torrents, their heap or the ids.
+        let bytes = |s: &Shard| (s.torrents.len(), s.totals.heap);
+        let size = |s: &Shard| (s.totals.peers(), bytes(s), s.reserve.changes());
         let before = size(shard);
-        let a = self.announce_locked(shard, req, adm, emit)?;
-        if let Some(peer_id) = req.peer_id {
-            let (ip, port) = P::socket_addr(&req.addr);
-            let key = (req.info_hash, ip, port);
-            if req.role == Role::Stopped {
-                shard.peer_ids.remove(&key);
-            } else {
-                shard.peer_ids.insert(key, *peer_id);
-            }
-        }
-        if req.peer_id.is_some() || size(shard) != before {
-            self.publish(at, shard);
+        let a = self.announce_locked(at, shard, req, adm, emit)?;
+        let after = size(shard);
+        if req.peer_id.is_some() || after != before {
+            self.settle_with(at, shard, req.peer_id.is_some() || after.1 != before.1);
         }
         Some(a)
     }
@@ -577,14 +578,16 @@ impl Swarm {
     }
 
     /// Totals over all shards (locks each shard briefly, one at a time).
+    /// Within the bounds like the map itself: the peers at most
+    /// `max_peers`, the bytes at most `max_bytes` plus [`MARGIN_BYTES`]
+    /// (see [`budget`]).
     pub fn totals(&self) -> Totals {
         let mut t = Totals {
             bytes: self.fixed_bytes(),
             max_bytes: self.limits.max_bytes,
             ..Totals::default()
         };
-        for shard in self.shards.iter() {
-            let s = shard.lock();
+        self.walk_shards(|s| {
             t.torrents += s.torrents.len() as u64;
             t.seeders4 += s.totals.seeders4;
             t.leechers4 += s.totals.leechers4;
@@ -594,7 +597,7 @@ impl Swarm {
             for (sum, n) in t.evicted.iter_mut().zip(s.totals.evicted) {
                 *sum += n;
             }
-        }
+        });
         t
     }
 
@@ -607,11 +610,9 @@ impl Swarm {
     /// kept per shard on every change, so this is O(shards), not a walk; the
     /// `swarm_memory` test holds it to a counting allocator and to RSS.
     pub fn approx_bytes(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|shard| shard.lock().bytes())
-            .sum::<usize>()
-            + self.fixed_bytes() as usize
+        let mut bytes = self.fixed_bytes() as usize;
+        self.walk_shards(|s| bytes += s.bytes());
+        bytes
     }
 
     /// [`Swarm::approx_bytes`] by walking every torrent: what the running sums

@@ -6,7 +6,7 @@
 //! every change (no walk needed to know them); a shard's lock is held only
 //! for one torrent's update and the copy of a few peers, or one shard's sweep.
 
-use super::budget::TORRENT_BYTES;
+use super::budget::{Need, Reserve};
 use super::peers::{self, Peer, Stamp, Upserted};
 use super::table::{ProbeLayout, Torrents};
 use super::{
@@ -14,8 +14,8 @@ use super::{
     PeerId, Role, Swarm, Torrent,
 };
 use ahash::RandomState;
+use hashbrown::HashMap;
 use parking_lot::Mutex;
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -52,15 +52,36 @@ impl ShardTotals {
 /// Key of the peer-id side table: torrent, address, port.
 pub(super) type PeerIdKey = (InfoHash, IpAddr, u16);
 
+/// `hashbrown`'s map rather than std's: it tells its allocation's size.
 pub(super) type PeerIds = HashMap<PeerIdKey, PeerId, RandomState>;
 
-/// Heap bytes of the peer-id table (std's table: buckets a power of two at
-/// most 7/8 full, plus a group (16) of trailing control bytes).
+/// Heap bytes of the peer-id table.
 pub(super) fn ids_bytes(ids: &PeerIds) -> usize {
-    let entry = std::mem::size_of::<(PeerIdKey, PeerId)>() + 1;
-    match ids.capacity() {
-        0 => 0,
-        cap => (cap * 8 / 7).next_power_of_two() * entry + 16,
+    ids.allocation_size()
+}
+
+/// Heap bytes inserting a new key into `ids` may allocate: an upper bound
+/// of its growth when it is full (doubling adds at most what it had; an
+/// empty table's first has 4 buckets).
+fn ids_growth(ids: &PeerIds) -> usize {
+    const ENTRY: usize = std::mem::size_of::<(PeerIdKey, PeerId)>();
+    match ids.allocation_size() {
+        _ if ids.len() < ids.capacity() => 0,
+        0 => (4 * ENTRY).next_multiple_of(16) + 4 + 16,
+        bytes => bytes,
+    }
+}
+
+/// Heap bytes a new peer of family `P` costs shard `torrents`: its
+/// torrent's growth (at `pos`), or a new torrent's entry and table slot.
+/// Exact, or an upper bound where a table may reuse a tombstone.
+fn new_peer_growth<P: PeerFamily>(torrents: &Torrents, pos: Option<usize>, cap: usize) -> usize {
+    match pos {
+        Some(i) => {
+            let t = torrents.torrent_at(i);
+            t.insert_growth::<P>(cap)
+        }
+        None => torrents.insert_growth() + Torrent::default().insert_growth::<P>(cap),
     }
 }
 
@@ -78,10 +99,8 @@ pub(super) struct Shard {
     /// Peers keep only 16 bits of their announce time, which read exactly only
     /// while the shard is swept often enough; this tells when it was not.
     pub(super) swept_at: u32,
-    /// The bytes and peers this shard last added to the map's published
-    /// totals ([`Published`]).
-    pub(super) published_bytes: u64,
-    pub(super) published_peers: u64,
+    /// What the shard has reserved of the map's bounds ([`super::budget`]).
+    pub(super) reserve: Reserve,
 }
 
 impl Shard {
@@ -105,7 +124,7 @@ impl Padded {
 }
 
 /// A shard's [`ProbeLayout`] in one word, republished under the shard's lock
-/// whenever it changes ([`Swarm::publish`]) and read without it by
+/// whenever it changes ([`Swarm::settle`]) and read without it by
 /// [`Swarm::prefetch`]. The words of all shards are packed together (8 KiB
 /// for 1024 shards), apart from the shards, so reading one is a cache hit
 /// where the shard's own lines would be a miss. The control bytes' address
@@ -136,9 +155,8 @@ impl SharedLayout {
 }
 
 /// Remove `victim` (address, port) from `t`, keeping the shard's gauges, heap
-/// count and peer ids exact; counts it under `why`. Returns the bytes of the
-/// budget it frees: the peer, and its torrent's entry if `t` is left empty
-/// (the caller removes it).
+/// count and peer ids exact; counts it under `why`. The caller removes `t`
+/// if it is left empty.
 pub(super) fn evict(
     t: &mut Torrent,
     ih: &InfoHash,
@@ -147,7 +165,7 @@ pub(super) fn evict(
     ids: &mut PeerIds,
     why: Eviction,
     hasher: &RandomState,
-) -> usize {
+) {
     let before = t.heap_bytes();
     let was = match ip {
         IpAddr::V4(v4) => t.remove::<Peer4>(&(v4, port), hasher).map(|s| (s, false)),
@@ -155,24 +173,31 @@ pub(super) fn evict(
     };
     totals.heap = totals.heap + t.heap_bytes() - before;
     let Some((seeder, v6)) = was else {
-        return 0;
+        return;
     };
     *totals.gauge(v6, seeder) -= 1;
     totals.evicted[why as usize] += 1;
     if !ids.is_empty() {
         ids.remove(&(*ih, ip, port));
     }
-    let peer = if v6 {
-        std::mem::size_of::<Peer6>()
-    } else {
-        std::mem::size_of::<Peer4>()
-    };
-    peer + if t.is_empty() { TORRENT_BYTES } else { 0 }
+}
+
+/// What [`Swarm::store`] did with a peer.
+pub(super) enum Stored {
+    /// The access policy does not admit the torrent: nothing changed.
+    NotAdmitted,
+    /// New, and nothing made room for it in the budget: not stored (counted
+    /// as evicted).
+    Refused,
+    /// Stored or refreshed; its torrent is at position `at`.
+    Yes { at: usize, up: Upserted },
 }
 
 impl Swarm {
+    /// [`Swarm::announce_admitted`] in shard `at`, locked.
     pub(super) fn announce_locked<P: PeerFamily, A: Admission>(
         &self,
+        at: usize,
         shard: &mut Shard,
         req: &Announce<'_, P::Addr>,
         adm: &A,
@@ -187,48 +212,43 @@ impl Swarm {
             want,
             random,
             emit_ids: with_ids,
-            ..
+            peer_id,
         } = *req;
         let stamp = now as Stamp;
-        let Shard {
-            torrents,
-            totals,
-            peer_ids,
-            ..
-        } = shard;
         // A stored torrent: admitted by its stamp, or asked again (the policy
         // changed). A new one: asked, and stored with the stamp.
         if role == Role::Stopped {
-            let Some((admitted, torrent)) = torrents.entry_mut(info_hash) else {
-                // Nothing to remove; refused all the same if not admitted.
-                return (!A::CHECKS || adm.admits(info_hash)).then_some(Announced {
-                    counts: Counts::default(),
-                    peers: 0,
-                });
-            };
-            if !readmit(adm, info_hash, admitted) {
-                return None;
-            }
-            let before = torrent.heap_bytes();
-            if let Some(was_seeder) = torrent.remove::<P>(addr, &self.peer_hasher) {
-                let (s, l) = P::gauges(totals);
-                *if was_seeder { s } else { l } -= 1;
-            }
-            totals.heap = totals.heap + torrent.heap_bytes() - before;
-            let counts = torrent.counts();
-            if torrent.is_empty() {
-                if let Some(t) = torrents.remove(info_hash) {
-                    totals.heap -= t.heap_bytes();
-                }
-            }
-            return Some(Announced { counts, peers: 0 });
+            return self.stop::<P, A>(shard, info_hash, addr, adm, peer_id.is_some());
         }
         let seeder = role == Role::Seeder;
+        let completes = completed_event && seeder;
         // Victim sampling's random source; xorshift needs a nonzero seed.
         let mut rng = (random.0 ^ random.1.rotate_left(29)) | 1;
-        let (torrent, Upserted { index, was }) = self.store::<P, A>(
-            torrents, totals, peer_ids, info_hash, adm, addr, seeder, stamp, &mut rng,
-        )?;
+        let stored = self.store::<P, A>(
+            at, shard, info_hash, adm, addr, seeder, stamp, completes, &mut rng,
+        );
+        let (pos, skip) = match stored {
+            Stored::NotAdmitted => return None,
+            Stored::Yes { at: pos, up } => {
+                if let Some(id) = peer_id {
+                    let (ip, port) = P::socket_addr(addr);
+                    self.keep_peer_id(at, shard, (*info_hash, ip, port), id);
+                }
+                (Some(pos), Some(up.index))
+            }
+            // Answered from the torrent as it is, without the newcomer.
+            Stored::Refused => (shard.torrents.lookup(info_hash).ok(), None),
+        };
+        let Some(pos) = pos else {
+            return Some(Announced {
+                counts: Counts::default(),
+                peers: 0,
+            });
+        };
+        let Shard {
+            torrents, peer_ids, ..
+        } = shard;
+        let (_, torrent) = torrents.entry_at(pos);
         let (set, seeders) = torrent.peers::<P>();
         let range = if seeder {
             seeders..set.len()
@@ -236,86 +256,234 @@ impl Swarm {
             0..set.len()
         };
         let ids = ids_wanted(peer_ids, with_ids);
-        let peers = peers::sample(set, range, Some(index), want, random, |p| {
+        let peers = peers::sample(set, range, skip, want, random, |p| {
             emit(p, lookup_id(ids, info_hash, p))
         });
-        // A download counts once: when a peer reports `completed` as a seeder
-        // and was not already known as one.
-        if completed_event && seeder && was != Some(true) {
-            torrent.add_completed();
-        }
         Some(Announced {
             counts: torrent.counts(),
             peers,
         })
     }
 
-    /// Store or refresh one peer in a locked shard: the one place a peer is
-    /// added (announces; an import goes through it too, so it is held to the
-    /// same limits). A new peer first makes room when the map is at a hard
-    /// threshold, and replaces its torrent's stalest peer when the torrent is
-    /// at its share. Keeps the gauges and the heap count exact; the caller
-    /// publishes ([`Swarm::publish`]) once it is done with the shard. `None`
-    /// (nothing stored, nobody evicted): `adm` does not admit the torrent.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn store<'t, P: PeerFamily, A: Admission>(
+    /// A `stopped` announce: the peer (and its id, if `with_id`) removed;
+    /// its torrent too if left empty.
+    fn stop<P: PeerFamily, A: Admission>(
         &self,
-        torrents: &'t mut Torrents,
-        totals: &mut ShardTotals,
-        ids: &mut PeerIds,
+        shard: &mut Shard,
+        info_hash: &InfoHash,
+        addr: &P::Addr,
+        adm: &A,
+        with_id: bool,
+    ) -> Option<Announced> {
+        let Shard {
+            torrents,
+            totals,
+            peer_ids,
+            ..
+        } = shard;
+        let Some((admitted, torrent)) = torrents.entry_mut(info_hash) else {
+            // Nothing to remove; refused all the same if not admitted.
+            return (!A::CHECKS || adm.admits(info_hash)).then_some(Announced {
+                counts: Counts::default(),
+                peers: 0,
+            });
+        };
+        if !readmit(adm, info_hash, admitted) {
+            return None;
+        }
+        let before = torrent.heap_bytes();
+        if let Some(was_seeder) = torrent.remove::<P>(addr, &self.peer_hasher) {
+            let (s, l) = P::gauges(totals);
+            *if was_seeder { s } else { l } -= 1;
+        }
+        totals.heap = totals.heap + torrent.heap_bytes() - before;
+        let counts = torrent.counts();
+        if torrent.is_empty() {
+            if let Some(t) = torrents.remove(info_hash) {
+                totals.heap -= t.heap_bytes();
+            }
+        }
+        if with_id {
+            let (ip, port) = P::socket_addr(addr);
+            peer_ids.remove(&(*info_hash, ip, port));
+        }
+        Some(Announced { counts, peers: 0 })
+    }
+
+    /// Keep the id of a stored peer that announced over HTTP, for
+    /// non-compact replies; whether it is kept. If the id table has to grow
+    /// for it and the budget has no bytes for that, the peer stays without
+    /// an id (listed as a UDP peer is).
+    pub(super) fn keep_peer_id(
+        &self,
+        at: usize,
+        shard: &mut Shard,
+        key: PeerIdKey,
+        id: &PeerId,
+    ) -> bool {
+        if let Some(old) = shard.peer_ids.get_mut(&key) {
+            *old = *id;
+        } else if self.grant_bytes(at, shard, ids_growth(&shard.peer_ids) as u64) {
+            shard.peer_ids.insert(key, *id);
+        } else {
+            return false;
+        }
+        true
+    }
+
+    /// Set the completed count of torrent `info_hash` of shard `at` to `n`
+    /// (a warm restart), or raise it to `n` (`raise`: a cluster merge). A
+    /// count its torrent's form cannot hold ([`Torrent::count_growth`])
+    /// grows the torrent if the budget has the bytes, and stops at 65 535
+    /// if not.
+    pub(super) fn restore_count(
+        &self,
+        at: usize,
+        shard: &mut Shard,
+        info_hash: &InfoHash,
+        n: u32,
+        raise: bool,
+    ) {
+        let Ok(pos) = shard.torrents.lookup(info_hash) else {
+            return;
+        };
+        let t = shard.torrents.torrent_at(pos);
+        let mut n = if raise { n.max(t.completed()) } else { n };
+        let growth = t.count_growth(n);
+        if growth > 0 && !self.grant_bytes(at, shard, growth as u64) {
+            n = n.min(u32::from(u16::MAX));
+        }
+        let Shard {
+            torrents, totals, ..
+        } = shard;
+        let (_, t) = torrents.entry_at(pos);
+        let before = t.heap_bytes();
+        t.set_completed(n);
+        totals.heap = totals.heap + t.heap_bytes() - before;
+    }
+
+    /// Store or refresh one peer in shard `at`, locked: the one place a peer
+    /// is added (announces; an import goes through it too, so it is held to
+    /// the same limits). A known peer is refreshed, with no look at the
+    /// budget. A new peer replaces its torrent's stalest peer when the
+    /// torrent is at its share, and has what its insert needs reserved in
+    /// the budget first, making room if the map is at a bound
+    /// ([`Swarm::reserve`]). `completes`: the announce reports a completed
+    /// download as a seeder, counted unless the peer was known as a seeder.
+    /// Keeps the gauges and the heap count exact; the caller settles
+    /// ([`Swarm::settle`]) once it is done with the shard.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn store<P: PeerFamily, A: Admission>(
+        &self,
+        at: usize,
+        shard: &mut Shard,
         info_hash: &InfoHash,
         adm: &A,
         addr: &P::Addr,
         seeder: bool,
         stamp: Stamp,
+        completes: bool,
         rng: &mut u64,
-    ) -> Option<(&'t mut Torrent, Upserted)> {
-        if self.over.load(Relaxed) {
-            // Admitted before anyone is evicted for it (asked again below
-            // only if new: this path is rare).
-            if A::CHECKS {
-                let yes = match torrents.entry_mut(info_hash) {
-                    Some((admitted, _)) => readmit(adm, info_hash, admitted),
-                    None => adm.admits(info_hash),
-                };
-                if !yes {
-                    return None;
-                }
-            }
-            let existing = torrents.get(info_hash);
-            if !existing.is_some_and(|t| t.contains::<P>(addr, &self.peer_hasher)) {
-                let cost =
-                    std::mem::size_of::<P>() + if existing.is_none() { TORRENT_BYTES } else { 0 };
-                self.make_room(torrents, totals, ids, stamp, cost, rng);
-            }
-        }
-        let torrent = torrents.get_or_insert_admitted(info_hash, adm)?;
+    ) -> Stored {
+        let h = &self.peer_hasher;
         let cap = self.max_torrent_peers;
-        if torrent.len() >= cap && !torrent.contains::<P>(addr, &self.peer_hasher) {
-            if let Some((ip, port, _)) = torrent.stalest(stamp, rng) {
-                let why = Eviction::Torrent;
-                evict(
-                    torrent,
-                    info_hash,
-                    (ip, port),
+        let mut found = shard.torrents.lookup(info_hash);
+        if let Ok(pos) = found {
+            let (admitted, t) = shard.torrents.entry_at(pos);
+            if !readmit(adm, info_hash, admitted) {
+                return Stored::NotAdmitted;
+            }
+            if let Some(up) = t.refresh::<P>(addr, seeder, stamp, h) {
+                let (s, l) = P::gauges(&mut shard.totals);
+                if up.was != Some(seeder) {
+                    let (from, to) = if seeder { (l, s) } else { (s, l) };
+                    *from -= 1;
+                    *to += 1;
+                }
+                if completes && up.was != Some(true) {
+                    self.count_download(at, shard, pos);
+                }
+                return Stored::Yes { at: pos, up };
+            }
+            // A new peer of a torrent at its share replaces the stalest.
+            let victim = if t.len() >= cap {
+                t.stalest(stamp, rng)
+            } else {
+                None
+            };
+            if let Some((ip, port, _)) = victim {
+                let Shard {
+                    torrents,
                     totals,
-                    ids,
-                    why,
-                    &self.peer_hasher,
-                );
+                    peer_ids,
+                    ..
+                } = shard;
+                let (_, t) = torrents.entry_at(pos);
+                let why = Eviction::Torrent;
+                evict(t, info_hash, (ip, port), totals, peer_ids, why, h);
+            }
+        } else if A::CHECKS && !adm.admits(info_hash) {
+            return Stored::NotAdmitted;
+        }
+        let b = &self.budget;
+        if b.bounded() {
+            // Bytes only matter to a byte bound (the growth is worked out
+            // only then).
+            let bytes = b.bytes.bounded();
+            let need = |s: &Shard, pos: Option<usize>| Need {
+                peers: 1,
+                bytes: match bytes {
+                    true => new_peer_growth::<P>(&s.torrents, pos, cap) as u64,
+                    false => 0,
+                },
+            };
+            if !shard.covers(b, need(shard, found.ok())) {
+                let need = |s: &Shard| need(s, s.torrents.lookup(info_hash).ok());
+                if let Err(why) = self.reserve(at, shard, info_hash, stamp, rng, need) {
+                    shard.totals.evicted[why as usize] += 1;
+                    return Stored::Refused;
+                }
+                // Making room may have moved or removed the torrent.
+                found = shard.torrents.lookup(info_hash);
             }
         }
-        let before = torrent.heap_bytes();
-        let up = torrent.upsert::<P>(*addr, seeder, stamp, cap, &self.peer_hasher);
-        totals.heap = totals.heap + torrent.heap_bytes() - before;
-        let (s, l) = P::gauges(totals);
-        match up.was {
-            Some(true) => *s -= 1,
-            Some(false) => *l -= 1,
-            None => {}
+        let pos = match found {
+            Ok(pos) => pos,
+            Err(hash) => shard.torrents.insert_new(hash, info_hash, adm.stamp()),
+        };
+        let Shard {
+            torrents, totals, ..
+        } = shard;
+        let (_, t) = torrents.entry_at(pos);
+        let before = t.heap_bytes();
+        // A download counts once: when a peer reports `completed` as a
+        // seeder and was not already known as one.
+        if completes {
+            t.add_completed();
         }
+        let up = t.insert_absent::<P>(*addr, seeder, stamp, cap, h);
+        totals.heap = totals.heap + t.heap_bytes() - before;
+        let (s, l) = P::gauges(totals);
         *if seeder { s } else { l } += 1;
-        Some((torrent, up))
+        Stored::Yes { at: pos, up }
+    }
+
+    /// Count a download of a stored torrent (at position `pos`). If its form
+    /// cannot hold the count ([`Torrent::count_growth`]), the torrent grows
+    /// when the budget has the bytes, else the count stays where it is.
+    fn count_download(&self, at: usize, shard: &mut Shard, pos: usize) {
+        let (_, t) = shard.torrents.entry_at(pos);
+        let growth = t.count_growth(t.completed_after_one());
+        if growth > 0 && !self.grant_bytes(at, shard, growth as u64) {
+            return;
+        }
+        let Shard {
+            torrents, totals, ..
+        } = shard;
+        let (_, t) = torrents.entry_at(pos);
+        let before = t.heap_bytes();
+        t.add_completed();
+        totals.heap = totals.heap + t.heap_bytes() - before;
     }
 
     /// Sweep one shard: drop the peers past the peer timeout, and those
@@ -379,7 +547,7 @@ impl Swarm {
                 peer_ids.shrink_to(peer_ids.len() * 2);
             }
         }
-        self.publish(at, &mut guard);
+        self.settle(at, &mut guard);
         removed
     }
 }

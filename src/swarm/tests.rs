@@ -2,6 +2,8 @@
 //! families, peer ids, expiry, admission, where each shard's table is. The
 //! helpers here (`req`, `join`, `stored`, ...) serve the other rooms' tests.
 
+mod budget;
+
 use super::peers::Peer;
 use super::*;
 use std::net::{Ipv4Addr, Ipv6Addr};

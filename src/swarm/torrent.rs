@@ -1,14 +1,14 @@
 //! One torrent's peers and counts, shaped for the long tail.
 //!
 //! Most torrents of a public tracker have one or two peers. Such a torrent
-//! keeps them inline ([`Small`]: two IPv4 peers, the seeder count and the
-//! completed count in 24 bytes, no allocation). A torrent with a third IPv4
+//! keeps them inline ([`Peers::Four`]: two IPv4 peers, the seeder and
+//! completed counts in 24 bytes, no allocation). A torrent with a third IPv4
 //! peer or any IPv6 peer moves to a boxed [`Big`] (a [`PeerSet`] per family);
 //! it moves back inline only when the expiry sweep finds it down to two IPv4
-//! peers or fewer and no IPv6 peer, not on a stop. The hysteresis keeps a
-//! torrent whose peers come and go around three from allocating and freeing
-//! on the announce path; the sweep (every shard at least once a minute)
-//! bounds how long a shrunken torrent keeps its box.
+//! peers or fewer and no IPv6 peer, not on a stop. The hysteresis keeps a torrent whose peers come and
+//! go around the inline limit from allocating and freeing on the announce
+//! path; the sweep (every shard at least once a minute) bounds how long a
+//! shrunken torrent keeps its box.
 //!
 //! Guarantees: the same as [`PeerSet`]'s whatever the form: seeders first,
 //! exact counts, no peer twice, positions valid until the next change.
@@ -17,85 +17,61 @@ use super::peers::{self, Peer, PeerSet, Stamp, Upserted};
 use super::{Counts, Peer4, Peer6, ShardTotals};
 use std::net::{IpAddr, Ipv4Addr};
 
-/// How many inline peers are in use. An enum, not a `u8`, so its unused
-/// values are a niche that stores the [`Torrent`]'s variant for free (24
-/// bytes instead of 32).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[repr(u8)]
-enum Len {
-    #[default]
-    Zero = 0,
-    One = 1,
-    Two = 2,
-}
-
-impl Len {
-    fn of(n: usize) -> Len {
-        match n {
-            0 => Len::Zero,
-            1 => Len::One,
-            _ => Len::Two,
-        }
-    }
-}
-
-/// Up to two IPv4 peers, seeders first, and the completed count.
+/// Up to two IPv4 peers, seeders first (18 bytes, 2-aligned).
 #[derive(Debug, Clone, Copy)]
-pub struct Small {
-    completed: u32,
-    len: Len,
+pub struct Pair {
+    len: u8,
     seeders: u8,
     peers: [Peer4; 2],
 }
 
-impl Default for Small {
-    fn default() -> Self {
-        let none = Peer4::new((Ipv4Addr::UNSPECIFIED, 0), 0);
-        Small {
-            completed: 0,
-            len: Len::Zero,
-            seeders: 0,
-            peers: [none; 2],
-        }
-    }
-}
+impl Pair {
+    const EMPTY: Pair = Pair {
+        len: 0,
+        seeders: 0,
+        peers: [Peer4::UNSPECIFIED; 2],
+    };
 
-impl Small {
     fn peers(&self) -> &[Peer4] {
         &self.peers[..self.len as usize]
     }
 
-    /// [`PeerSet::upsert`] inline; `None` if a new peer does not fit.
+    /// [`PeerSet::refresh`] inline.
     #[inline]
-    fn upsert(&mut self, addr: (Ipv4Addr, u16), seeder: bool, stamp: Stamp) -> Option<Upserted> {
+    fn refresh(&mut self, addr: (Ipv4Addr, u16), seeder: bool, stamp: Stamp) -> Option<Upserted> {
+        let s = self.seeders as usize;
+        let i = self.peers().iter().position(|p| p.addr() == addr)?;
+        self.peers[i].set_stamp(stamp);
+        let was_seeder = i < s;
+        let index = match (was_seeder, seeder) {
+            (false, true) => {
+                self.peers.swap(i, s);
+                self.seeders += 1;
+                s
+            }
+            (true, false) => {
+                self.peers.swap(i, s - 1);
+                self.seeders -= 1;
+                s - 1
+            }
+            _ => i,
+        };
+        Some(Upserted {
+            index,
+            was: Some(was_seeder),
+        })
+    }
+
+    /// [`PeerSet::insert_absent`] inline; `None` if it does not fit.
+    #[inline]
+    fn insert(&mut self, addr: (Ipv4Addr, u16), seeder: bool, stamp: Stamp) -> Option<Upserted> {
         let n = self.len as usize;
         let s = self.seeders as usize;
-        if let Some(i) = self.peers().iter().position(|p| p.addr() == addr) {
-            self.peers[i].set_stamp(stamp);
-            let was_seeder = i < s;
-            let index = match (was_seeder, seeder) {
-                (false, true) => {
-                    self.peers.swap(i, s);
-                    self.seeders += 1;
-                    s
-                }
-                (true, false) => {
-                    self.peers.swap(i, s - 1);
-                    self.seeders -= 1;
-                    s - 1
-                }
-                _ => i,
-            };
-            return Some(Upserted {
-                index,
-                was: Some(was_seeder),
-            });
-        }
         if n == 2 {
             return None;
         }
         self.peers[n] = Peer4::new(addr, stamp);
-        self.len = Len::of(n + 1);
+        self.len += 1;
         let index = if seeder {
             self.peers.swap(n, s);
             self.seeders += 1;
@@ -118,7 +94,7 @@ impl Small {
         }
         let last = self.len as usize - 1;
         self.peers.swap(i, last);
-        self.len = Len::of(last);
+        self.len -= 1;
         Some(was_seeder)
     }
 
@@ -133,13 +109,13 @@ impl Small {
                 seeders += usize::from(r < s);
             }
         }
-        self.len = Len::of(w);
+        self.len = w as u8;
         self.seeders = seeders as u8;
         (s - seeders, (n - s) - (w - seeders))
     }
 }
 
-/// A torrent past the inline form: a set per family.
+/// A torrent past the inline forms: a set per family.
 #[derive(Debug, Default)]
 pub struct Big {
     v4: PeerSet<Peer4>,
@@ -148,38 +124,71 @@ pub struct Big {
 }
 
 impl Big {
-    fn from_small(s: &Small) -> Big {
-        // Room for four when a third IPv4 peer is arriving; none when the
-        // torrent is new and its first peer is IPv6.
-        let mut v4 = Vec::with_capacity(if s.len == Len::Zero { 0 } else { 4 });
-        v4.extend_from_slice(s.peers());
-        Big {
-            v4: PeerSet::from_ordered(v4, s.seeders as usize),
-            v6: PeerSet::default(),
-            completed: s.completed,
+    fn from_inline(p: &Peers) -> Big {
+        match *p {
+            Peers::Four {
+                ref pair,
+                completed,
+            } => {
+                // Room for four when a third IPv4 peer is arriving; none when
+                // the torrent is empty (its first peer then needs the box).
+                let mut v4 = Vec::with_capacity(if pair.len == 0 { 0 } else { 4 });
+                v4.extend_from_slice(pair.peers());
+                Big {
+                    v4: PeerSet::from_ordered(v4, pair.seeders as usize),
+                    v6: PeerSet::default(),
+                    completed,
+                }
+            }
+            Peers::Big(_) => Big::default(),
         }
     }
 
-    /// The inline form, if this fits in it (`max` IPv4 peers, no IPv6 peer).
-    fn to_small(&self, max: usize) -> Option<Small> {
-        if !self.v6.is_empty() || self.v4.len() > max.min(2) {
-            return None;
+    /// The inline form, if this fits in it: at most two IPv4 peers and no
+    /// IPv6 peer.
+    fn to_inline(&self) -> Option<Peers> {
+        match (self.v4.peers(), self.v6.peers()) {
+            (v4, []) if v4.len() <= 2 => {
+                let mut pair = Pair {
+                    len: v4.len() as u8,
+                    seeders: self.v4.seeders() as u8,
+                    ..Pair::EMPTY
+                };
+                pair.peers[..v4.len()].copy_from_slice(v4);
+                Some(Peers::Four {
+                    pair,
+                    completed: self.completed,
+                })
+            }
+            _ => None,
         }
-        let mut s = Small {
-            completed: self.completed,
-            len: Len::of(self.v4.len()),
-            seeders: self.v4.seeders() as u8,
-            ..Small::default()
-        };
-        s.peers[..self.v4.len()].copy_from_slice(self.v4.peers());
-        Some(s)
     }
 }
 
+/// A torrent's peers, in the form that fits them (see the module docs).
+///
+/// `repr(u8)`: each variant is laid out as a C struct of the one-byte tag
+/// and its fields in order, so the inline form fills 24 bytes exactly (tag,
+/// pair, count) and the box needs no niche (the size test checks it).
 #[derive(Debug)]
-enum Peers {
-    Small(Small),
+#[repr(u8)]
+pub enum Peers {
+    /// Up to two IPv4 peers and the completed count.
+    Four {
+        pair: Pair,
+        completed: u32,
+    },
     Big(Box<Big>),
+}
+
+impl Peers {
+    /// No peer, and `completed` downloads.
+    const fn empty(completed: u32) -> Peers {
+        Peers::Four {
+            pair: Pair::EMPTY,
+            completed,
+        }
+    }
 }
 
 /// One torrent. Opaque outside the swarm.
@@ -191,7 +200,7 @@ pub struct Torrent {
 impl Default for Torrent {
     fn default() -> Self {
         Torrent {
-            peers: Peers::Small(Small::default()),
+            peers: Peers::empty(0),
         }
     }
 }
@@ -207,17 +216,29 @@ pub trait PeerFamily: Peer {
     /// This family's set of a boxed torrent.
     fn set(b: &Big) -> &PeerSet<Self>;
     fn set_mut(b: &mut Big) -> &mut PeerSet<Self>;
-    /// This family's inline peers (none for IPv6).
-    fn inline(s: &Small) -> &[Self];
-    /// [`PeerSet::upsert`] into the inline peers; `None`: it does not fit.
-    fn upsert_inline(
-        s: &mut Small,
+    /// This family's peers of an inline torrent, and how many are seeders
+    /// (none for a boxed one).
+    fn inline(p: &Peers) -> (&[Self], usize);
+    /// [`PeerSet::refresh`] in an inline torrent; `None`: not there (or
+    /// the torrent is boxed).
+    fn refresh_inline(
+        p: &mut Peers,
+        addr: &Self::Addr,
+        seeder: bool,
+        stamp: Stamp,
+    ) -> Option<Upserted>;
+    /// Whether a new peer of this family fits an inline torrent.
+    fn fits_inline(p: &Peers) -> bool;
+    /// [`PeerSet::insert_absent`] into an inline torrent; `None`: it does
+    /// not fit (or the torrent is boxed).
+    fn insert_inline(
+        p: &mut Peers,
         addr: Self::Addr,
         seeder: bool,
         stamp: Stamp,
     ) -> Option<Upserted>;
-    /// [`PeerSet::remove`] from the inline peers.
-    fn remove_inline(s: &mut Small, addr: &Self::Addr) -> Option<bool>;
+    /// [`PeerSet::remove`] from an inline torrent.
+    fn remove_inline(p: &mut Peers, addr: &Self::Addr) -> Option<bool>;
 }
 
 impl PeerFamily for Peer4 {
@@ -231,20 +252,45 @@ impl PeerFamily for Peer4 {
     fn set_mut(b: &mut Big) -> &mut PeerSet<Self> {
         &mut b.v4
     }
-    fn inline(s: &Small) -> &[Self] {
-        s.peers()
+    #[inline]
+    fn inline(p: &Peers) -> (&[Self], usize) {
+        match p {
+            Peers::Four { pair, .. } => (pair.peers(), pair.seeders as usize),
+            _ => (&[], 0),
+        }
     }
     #[inline]
-    fn upsert_inline(
-        s: &mut Small,
+    fn refresh_inline(
+        p: &mut Peers,
+        addr: &Self::Addr,
+        seeder: bool,
+        stamp: Stamp,
+    ) -> Option<Upserted> {
+        match p {
+            Peers::Four { pair, .. } => pair.refresh(*addr, seeder, stamp),
+            _ => None,
+        }
+    }
+    fn fits_inline(p: &Peers) -> bool {
+        matches!(p, Peers::Four { pair, .. } if pair.len < 2)
+    }
+    #[inline]
+    fn insert_inline(
+        p: &mut Peers,
         addr: Self::Addr,
         seeder: bool,
         stamp: Stamp,
     ) -> Option<Upserted> {
-        s.upsert(addr, seeder, stamp)
+        match p {
+            Peers::Four { pair, .. } => pair.insert(addr, seeder, stamp),
+            _ => None,
+        }
     }
-    fn remove_inline(s: &mut Small, addr: &Self::Addr) -> Option<bool> {
-        s.remove(addr)
+    fn remove_inline(p: &mut Peers, addr: &Self::Addr) -> Option<bool> {
+        match p {
+            Peers::Four { pair, .. } => pair.remove(addr),
+            _ => None,
+        }
     }
 }
 
@@ -259,13 +305,19 @@ impl PeerFamily for Peer6 {
     fn set_mut(b: &mut Big) -> &mut PeerSet<Self> {
         &mut b.v6
     }
-    fn inline(_: &Small) -> &[Self] {
-        &[]
+    fn inline(_: &Peers) -> (&[Self], usize) {
+        (&[], 0)
     }
-    fn upsert_inline(_: &mut Small, _: Self::Addr, _: bool, _: Stamp) -> Option<Upserted> {
+    fn refresh_inline(_: &mut Peers, _: &Self::Addr, _: bool, _: Stamp) -> Option<Upserted> {
         None
     }
-    fn remove_inline(_: &mut Small, _: &Self::Addr) -> Option<bool> {
+    fn fits_inline(_: &Peers) -> bool {
+        false
+    }
+    fn insert_inline(_: &mut Peers, _: Self::Addr, _: bool, _: Stamp) -> Option<Upserted> {
+        None
+    }
+    fn remove_inline(_: &mut Peers, _: &Self::Addr) -> Option<bool> {
         None
     }
 }
@@ -273,10 +325,10 @@ impl PeerFamily for Peer6 {
 impl Torrent {
     pub(super) fn counts(&self) -> Counts {
         match &self.peers {
-            Peers::Small(s) => Counts {
-                seeders: u32::from(s.seeders),
-                leechers: s.len as u32 - u32::from(s.seeders),
-                completed: s.completed,
+            Peers::Four { pair, completed } => Counts {
+                seeders: u32::from(pair.seeders),
+                leechers: u32::from(pair.len - pair.seeders),
+                completed: *completed,
             },
             Peers::Big(b) => Counts {
                 seeders: (b.v4.seeders() + b.v6.seeders()) as u32,
@@ -288,7 +340,7 @@ impl Torrent {
 
     pub(super) fn is_empty(&self) -> bool {
         match &self.peers {
-            Peers::Small(s) => s.len == Len::Zero,
+            Peers::Four { pair, .. } => pair.len == 0,
             Peers::Big(b) => b.v4.is_empty() && b.v6.is_empty(),
         }
     }
@@ -299,40 +351,53 @@ impl Torrent {
         matches!(self.peers, Peers::Big(_))
     }
 
-    /// Set the completed count (a warm restart restores it).
-    pub(super) fn set_completed(&mut self, n: u32) {
+    /// Which form the torrent is in: 0 inline, 1 boxed.
+    #[cfg(test)]
+    fn form(&self) -> usize {
+        usize::from(self.is_big())
+    }
+
+    /// The completed count.
+    pub(super) fn completed(&self) -> u32 {
+        self.counts().completed
+    }
+
+    /// Set the completed count.
+    fn store_completed(&mut self, n: u32) {
         match &mut self.peers {
-            Peers::Small(s) => s.completed = n,
+            Peers::Four { completed, .. } => *completed = n,
             Peers::Big(b) => b.completed = n,
         }
     }
 
-    /// Raise the completed count to at least `n` (cluster state import).
-    pub(super) fn raise_completed(&mut self, n: u32) {
-        let c = match &mut self.peers {
-            Peers::Small(s) => &mut s.completed,
-            Peers::Big(b) => &mut b.completed,
-        };
-        *c = (*c).max(n);
+    /// Heap bytes a completed count of `n` would allocate: none (every form
+    /// counts in 32 bits).
+    pub(super) fn count_growth(&self, _n: u32) -> usize {
+        0
+    }
+
+    /// The completed count after one more download.
+    pub(super) fn completed_after_one(&self) -> u32 {
+        self.completed().saturating_add(1)
+    }
+
+    /// Set the completed count (a warm restart restores it).
+    pub(super) fn set_completed(&mut self, n: u32) {
+        self.store_completed(n);
     }
 
     /// Count one download.
     pub(super) fn add_completed(&mut self) {
-        let c = match &mut self.peers {
-            Peers::Small(s) => &mut s.completed,
-            Peers::Big(b) => &mut b.completed,
-        };
-        *c = c.saturating_add(1);
+        let c = self.completed();
+        self.store_completed(c.saturating_add(1));
     }
 
     /// Family `P`'s peers, seeders first, and how many are seeders.
+    #[inline]
     pub(super) fn peers<P: PeerFamily>(&self) -> (&[P], usize) {
         match &self.peers {
-            Peers::Small(s) => {
-                let p = P::inline(s);
-                (p, (s.seeders as usize).min(p.len()))
-            }
             Peers::Big(b) => (P::set(b).peers(), P::set(b).seeders()),
+            inline => P::inline(inline),
         }
     }
 
@@ -342,16 +407,15 @@ impl Torrent {
         hasher: &ahash::RandomState,
     ) -> bool {
         match &self.peers {
-            Peers::Small(s) => P::inline(s).iter().any(|p| p.addr() == *addr),
             Peers::Big(b) => P::set(b).contains(addr, hasher),
+            inline => P::inline(inline).0.iter().any(|p| p.addr() == *addr),
         }
     }
 
     /// Insert or refresh a peer ([`PeerSet::upsert`], vectors grown to at
     /// most `max` peers' room), boxing the torrent if the peer does not fit
-    /// inline. Inlined for the inline form (the long tail's announce is a
-    /// few compares and a store); the boxed form is a call.
-    #[inline]
+    /// inline.
+    #[cfg(test)]
     pub(super) fn upsert<P: PeerFamily>(
         &mut self,
         addr: P::Addr,
@@ -360,18 +424,34 @@ impl Torrent {
         max: usize,
         hasher: &ahash::RandomState,
     ) -> Upserted {
-        if let Peers::Small(s) = &mut self.peers {
-            if let Some(u) = P::upsert_inline(s, addr, seeder, stamp) {
-                return u;
-            }
+        match self.refresh::<P>(&addr, seeder, stamp, hasher) {
+            Some(u) => u,
+            None => self.insert_absent::<P>(addr, seeder, stamp, max, hasher),
         }
-        self.upsert_boxed::<P>(addr, seeder, stamp, max, hasher)
     }
 
-    /// [`Torrent::upsert`] of a peer that does not fit inline: box the
-    /// torrent if it is not yet.
-    #[inline(never)]
-    fn upsert_boxed<P: PeerFamily>(
+    /// Refresh a known peer ([`PeerSet::refresh`]); `None` if it is not
+    /// here. Inlined for the inline forms (the long tail's re-announce is a
+    /// few compares and a store); the boxed form is a call.
+    #[inline]
+    pub(super) fn refresh<P: PeerFamily>(
+        &mut self,
+        addr: &P::Addr,
+        seeder: bool,
+        stamp: Stamp,
+        hasher: &ahash::RandomState,
+    ) -> Option<Upserted> {
+        match &mut self.peers {
+            Peers::Big(b) => P::set_mut(b).refresh(addr, seeder, stamp, hasher),
+            inline => P::refresh_inline(inline, addr, seeder, stamp),
+        }
+    }
+
+    /// Add a peer that is not here ([`PeerSet::insert_absent`], vectors
+    /// grown to at most `max` peers' room), boxing the torrent if it does
+    /// not fit inline. Inlined for the inline forms; the boxed form is a call.
+    #[inline]
+    pub(super) fn insert_absent<P: PeerFamily>(
         &mut self,
         addr: P::Addr,
         seeder: bool,
@@ -379,16 +459,58 @@ impl Torrent {
         max: usize,
         hasher: &ahash::RandomState,
     ) -> Upserted {
-        if let Peers::Small(s) = &self.peers {
-            self.peers = Peers::Big(Box::new(Big::from_small(s)));
+        if let Some(u) = P::insert_inline(&mut self.peers, addr, seeder, stamp) {
+            return u;
+        }
+        self.insert_boxed::<P>(addr, seeder, stamp, max, hasher)
+    }
+
+    /// [`Torrent::insert_absent`] of a peer that does not fit inline: box
+    /// the torrent if it is not yet.
+    #[inline(never)]
+    fn insert_boxed<P: PeerFamily>(
+        &mut self,
+        addr: P::Addr,
+        seeder: bool,
+        stamp: Stamp,
+        max: usize,
+        hasher: &ahash::RandomState,
+    ) -> Upserted {
+        if !matches!(self.peers, Peers::Big(_)) {
+            self.peers = Peers::Big(Box::new(Big::from_inline(&self.peers)));
         }
         match &mut self.peers {
-            Peers::Big(b) => P::set_mut(b).upsert(addr, seeder, stamp, max, hasher),
+            Peers::Big(b) => P::set_mut(b).insert_absent(addr, seeder, stamp, max, hasher),
             // Unreachable: boxed just above.
-            Peers::Small(_) => Upserted {
+            _ => Upserted {
                 index: 0,
                 was: None,
             },
+        }
+    }
+
+    /// Heap bytes [`Torrent::insert_absent`] of a peer of family `P` would
+    /// allocate with the same `max`: nothing inline, the box and its first
+    /// vectors when it leaves the inline forms, a vector's or an index's
+    /// growth when boxed. Exact: the memory budget grants it before.
+    pub(super) fn insert_growth<P: PeerFamily>(&self, max: usize) -> usize {
+        match &self.peers {
+            Peers::Big(b) => P::set(b).insert_growth(max),
+            inline if P::fits_inline(inline) => 0,
+            inline => {
+                // What `Big::from_inline` allocates (each family's length
+                // and room), then the insert into `P`'s set.
+                let (v4, v6) = match inline {
+                    Peers::Four { pair, .. } if pair.len != 0 => ((pair.len as usize, 4), (0, 0)),
+                    _ => ((0, 0), (0, 0)),
+                };
+                let (len, cap) = if P::IS_V6 { v6 } else { v4 };
+                let grown = peers::vec_capacity_after_insert(len, cap, max);
+                std::mem::size_of::<Big>()
+                    + v4.1 * std::mem::size_of::<Peer4>()
+                    + v6.1 * std::mem::size_of::<Peer6>()
+                    + (grown - cap) * std::mem::size_of::<P>()
+            }
         }
     }
 
@@ -401,14 +523,14 @@ impl Torrent {
         hasher: &ahash::RandomState,
     ) -> Option<bool> {
         match &mut self.peers {
-            Peers::Small(s) => P::remove_inline(s, addr),
             Peers::Big(b) => P::set_mut(b).remove(addr, hasher),
+            inline => P::remove_inline(inline, addr),
         }
     }
 
     /// Drop stale peers ([`PeerSet::expire`]) of both families; returns
-    /// (seeders, leechers) removed of IPv4 and of IPv6. A torrent left with
-    /// at most two IPv4 peers and no IPv6 peer moves back inline.
+    /// (seeders, leechers) removed of IPv4 and of IPv6. A torrent left small
+    /// enough moves back inline.
     #[cfg(test)]
     pub(super) fn expire(
         &mut self,
@@ -427,12 +549,12 @@ impl Torrent {
         hasher: &ahash::RandomState,
     ) -> ((usize, usize), (usize, usize)) {
         match &mut self.peers {
-            Peers::Small(s) => (s.expire_by(keep), (0, 0)),
+            Peers::Four { pair, .. } => (pair.expire_by(keep), (0, 0)),
             Peers::Big(b) => {
                 let r4 = b.v4.expire_by(keep, hasher);
                 let r6 = b.v6.expire_by(keep, hasher);
-                if let Some(s) = b.to_small(2) {
-                    self.peers = Peers::Small(s);
+                if let Some(inline) = b.to_inline() {
+                    self.peers = inline;
                 }
                 (r4, r6)
             }
@@ -442,7 +564,7 @@ impl Torrent {
     /// Peers of both families.
     pub(super) fn len(&self) -> usize {
         match &self.peers {
-            Peers::Small(s) => s.len as usize,
+            Peers::Four { pair, .. } => pair.len as usize,
             Peers::Big(b) => b.v4.len() + b.v6.len(),
         }
     }
@@ -451,7 +573,7 @@ impl Torrent {
     /// [`PeerSet::stalest`]: exact for small sets, sampled with `rng` for big ones).
     pub(super) fn stalest(&self, now: Stamp, rng: &mut u64) -> Option<(IpAddr, u16, i32)> {
         let (v4, v6) = match &self.peers {
-            Peers::Small(s) => (peers::stalest(s.peers(), now, rng), None),
+            Peers::Four { pair, .. } => (peers::stalest(pair.peers(), now, rng), None),
             Peers::Big(b) => (b.v4.stalest(now, rng), b.v6.stalest(now, rng)),
         };
         let v4 = v4.map(|((ip, port), age)| (IpAddr::V4(ip), port, age));
@@ -464,25 +586,17 @@ impl Torrent {
 
     /// Call `f` with the age at `now` of every peer (both families).
     pub(super) fn for_each_age(&self, now: Stamp, mut f: impl FnMut(i32)) {
-        let mut each = |stamps: &mut dyn Iterator<Item = Stamp>| {
-            for s in stamps {
-                f(peers::age(now, s));
-            }
-        };
-        match &self.peers {
-            Peers::Small(s) => each(&mut s.peers().iter().map(Peer::stamp)),
-            Peers::Big(b) => {
-                each(&mut b.v4.peers().iter().map(Peer::stamp));
-                each(&mut b.v6.peers().iter().map(Peer::stamp));
-            }
+        let (v4, v6) = (self.peers::<Peer4>().0, self.peers::<Peer6>().0);
+        for s in v4.iter().map(Peer::stamp).chain(v6.iter().map(Peer::stamp)) {
+            f(peers::age(now, s));
         }
     }
 
     /// Heap bytes the torrent owns (requested sizes, as the allocator is asked).
     pub(super) fn heap_bytes(&self) -> usize {
         match &self.peers {
-            Peers::Small(_) => 0,
             Peers::Big(b) => std::mem::size_of::<Big>() + b.v4.heap_bytes() + b.v6.heap_bytes(),
+            _ => 0,
         }
     }
 }
@@ -548,13 +662,13 @@ mod tests {
                 }
                 _ => {
                     let ((s4, l4), (s6, l6)) = t.expire(now, Some(3), &h);
-                    if model.keys().all(|(v6, _)| !v6)
-                        && model
-                            .values()
-                            .filter(|(_, at)| now.wrapping_sub(*at) <= 3)
-                            .count()
-                            <= 2
-                    {
+                    let fresh: Vec<bool> = model
+                        .iter()
+                        .filter(|(_, (_, at))| now.wrapping_sub(*at) <= 3)
+                        .map(|((v6, _), _)| *v6)
+                        .collect();
+                    let v6 = fresh.iter().filter(|&&v6| v6).count();
+                    if v6 == 0 && fresh.len() <= 2 {
                         assert!(!t.is_big(), "the sweep moves a small torrent inline");
                     }
                     let before = model.clone();
@@ -578,7 +692,7 @@ mod tests {
                     );
                 }
             }
-            forms[usize::from(t.is_big())] += 1;
+            forms[t.form()] += 1;
             let c = t.counts();
             assert_eq!(
                 c.seeders as usize,
@@ -593,9 +707,72 @@ mod tests {
             }
         }
         assert!(
-            forms[0] > 1000 && forms[1] > 1000,
-            "both forms exercised: {forms:?}"
+            forms.iter().all(|&n| n > 1000),
+            "every form exercised: {forms:?}"
         );
         assert!(stop_kept_box, "a stop down to one peer kept the box");
+    }
+
+    /// Whatever the form and size (inline, boxed, indexed, near a cap), the
+    /// growth [`Torrent::insert_growth`] predicts for a new peer is what the
+    /// insert allocates: the budget grants exactly that before it.
+    #[test]
+    fn insert_growth_is_what_an_insert_allocates() {
+        let h = ahash::RandomState::new();
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut checked = [0usize; 2];
+        for max in [usize::MAX, 40, 100] {
+            let mut t = Torrent::default();
+            let mut known: Vec<(bool, u32)> = Vec::new();
+            let mut next = 0u32;
+            for step in 0..4000u16 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let now = step / 8;
+                // Grow to a few hundred peers, shrink, and grow again.
+                let grow = (step / 500) % 2 == 0;
+                if !known.is_empty() && (x % 10) < if grow { 3 } else { 7 } {
+                    let (v6, n) = known.swap_remove((x >> 8) as usize % known.len());
+                    if v6 {
+                        t.remove::<Peer6>(&(Ipv6Addr::from(u128::from(n)), 1), &h);
+                    } else {
+                        t.remove::<Peer4>(&a(n), &h);
+                    }
+                    continue;
+                }
+                if (x >> 20).is_multiple_of(64) {
+                    // A sweep moves a small torrent back inline.
+                    t.expire(now, Some(1000), &h);
+                }
+                let v6 = (x >> 12).is_multiple_of(3);
+                let seeder = (x >> 16) & 1 == 1;
+                next += 1;
+                let form = t.form();
+                let before = t.heap_bytes();
+                let predicted = if v6 {
+                    let g = t.insert_growth::<Peer6>(max);
+                    let addr = (Ipv6Addr::from(u128::from(next)), 1);
+                    t.insert_absent::<Peer6>(addr, seeder, now, max, &h);
+                    g
+                } else {
+                    let g = t.insert_growth::<Peer4>(max);
+                    t.insert_absent::<Peer4>(a(next), seeder, now, max, &h);
+                    g
+                };
+                known.push((v6, next));
+                assert_eq!(
+                    t.heap_bytes() - before,
+                    predicted,
+                    "form {form}, {} peers, max {max}",
+                    t.len()
+                );
+                checked[form] += usize::from(predicted > 0);
+            }
+        }
+        assert!(
+            checked.iter().all(|&n| n > 0),
+            "growth seen in every form: {checked:?}"
+        );
     }
 }
