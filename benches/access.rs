@@ -38,8 +38,10 @@ use shoal::access::{
     key_from_options, key_from_path, write_atomically, AccessList, Key, KeySet, Mode, Policy,
     PolicyHandle,
 };
-use shoal::config::TrackerConfig;
+use shoal::net::udp::Answer;
 use shoal::stats::Counters;
+use shoal::time::Now;
+use shoal::tracker::TrackerConfig;
 use shoal::tracker::{Tracker, Worker};
 use shoal::wire::udp::{self, AnnounceRequest, Event, Options};
 use std::hint::black_box;
@@ -186,7 +188,7 @@ fn bench(c: &mut Criterion) {
 /// The announce through the whole core, open and with the checks.
 fn announce_core(c: &mut Criterion) {
     const TORRENTS: usize = 10_000;
-    const NOW: u32 = 1_000;
+    const NOW: Now = Now::from_secs(1_000);
     let torrents = hashes(5, TORRENTS);
     let mut listed = hashes(6, N - TORRENTS);
     listed.extend_from_slice(&torrents);
@@ -234,12 +236,20 @@ fn announce_core(c: &mut Criterion) {
     });
     for (workload, spread) in [("spread_10k", true), ("hot_100", false)] {
         for (policy_name, policy) in policies() {
-            let t = Tracker::new(TrackerConfig::default(), 1024);
+            let t = Tracker::new(TrackerConfig::default());
             if let Some(p) = policy {
                 t.set_access(PolicyHandle::new(p), 1_700_000_000).unwrap();
             }
-            let mut w =
-                Worker::with_rng(Arc::new(Counters::default()), fastrand::Rng::with_seed(7));
+            let mut core = Worker::with_rng(fastrand::Rng::with_seed(7)).with_events(false);
+            let counters = Counters::default();
+            // As a packet worker answers: the core, then its counting.
+            let mut w = Answer {
+                tracker: &t,
+                worker: &mut core,
+                counters: &counters,
+                outbox: None,
+                rate_limiter: None,
+            };
             let src = SocketAddr::from(([10, 0, 0, 1], 6881));
             let cid = t.connection_id(NOW, src.ip());
             // spread: one seeder in each of 10 000 torrents; hot: 100 peers
@@ -267,7 +277,7 @@ fn announce_core(c: &mut Criterion) {
                 .collect();
             let mut out = [0u8; 2048];
             for d in &datagrams {
-                t.handle_udp(&mut w, NOW, src, d, &mut out).unwrap();
+                w.answer(NOW, src, d, &mut out).unwrap();
                 assert_eq!(
                     out[..4],
                     [0, 0, 0, 1],
@@ -278,7 +288,7 @@ fn announce_core(c: &mut Criterion) {
             g.bench_function(format!("{workload}/{policy_name}"), |b| {
                 b.iter(|| {
                     i = if i + 1 == datagrams.len() { 0 } else { i + 1 };
-                    black_box(t.handle_udp(&mut w, NOW, src, &datagrams[i], &mut out))
+                    black_box(w.answer(NOW, src, &datagrams[i], &mut out))
                 })
             });
         }

@@ -22,9 +22,11 @@
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use shoal::cluster::batch::{self, MAX_RECORDS};
 use shoal::cluster::{Record, Status, OUTBOX_RECORDS};
-use shoal::config::TrackerConfig;
+use shoal::net::udp::Answer;
 use shoal::stats::Counters;
 use shoal::swarm::Role;
+use shoal::time::Now;
+use shoal::tracker::TrackerConfig;
 use shoal::tracker::{Tracker, Worker};
 use shoal::wire::udp::{self, AnnounceRequest, Event};
 use std::hint::black_box;
@@ -32,7 +34,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const NOW: u32 = 1_000;
+const NOW: Now = Now::from_secs(1_000);
 const SRC: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 
 fn record(i: u16) -> Record {
@@ -86,7 +88,7 @@ fn outbox_push(c: &mut Criterion) {
 fn announce(c: &mut Criterion) {
     let mut g = c.benchmark_group("cluster/announce_v4");
     g.throughput(Throughput::Elements(1));
-    let t = Tracker::new(TrackerConfig::default(), 1024);
+    let t = Tracker::new(TrackerConfig::default());
     let ip = IpAddr::V4(SRC);
     let ih = [0x42; 20];
     let datagram = |port: u16| {
@@ -106,10 +108,19 @@ fn announce(c: &mut Criterion) {
     let status = Arc::new(Status::new(1));
     let mut spare = Vec::with_capacity(OUTBOX_RECORDS);
     for on in [false, true] {
-        let mut w = Worker::with_rng(Arc::new(Counters::default()), fastrand::Rng::with_seed(7));
-        w.cluster = on.then(|| status.outbox(0));
+        let mut core = Worker::with_rng(fastrand::Rng::with_seed(7)).with_events(on);
+        let counters = Counters::default();
+        let outbox = on.then(|| status.outbox(0));
+        // As a packet worker answers: the core, its counting, the record.
+        let mut w = Answer {
+            tracker: &t,
+            worker: &mut core,
+            counters: &counters,
+            outbox: outbox.as_ref(),
+            rate_limiter: None,
+        };
         for r in &reqs {
-            t.handle_udp(&mut w, NOW, src, r, &mut out).unwrap();
+            w.answer(NOW, src, r, &mut out).unwrap();
         }
         let mut i = 0;
         g.bench_function(if on { "on" } else { "off" }, |b| {
@@ -121,7 +132,7 @@ fn announce(c: &mut Criterion) {
                     let start = Instant::now();
                     for _ in 0..n {
                         i = (i + 1) % reqs.len();
-                        black_box(t.handle_udp(&mut w, NOW, src, &reqs[i], &mut out));
+                        black_box(w.answer(NOW, src, &reqs[i], &mut out));
                     }
                     total += start.elapsed();
                     status.take(0, &mut spare);

@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # One instance's replies/s with --cluster on vs off under the same `shoal bench`
 # load, alternating, and redis-server's CPU per 100 k announces/s while on
-# (issue 12; numbers in BENCHMARKS.md, "Cluster"). A second, idle instance
+# (numbers in BENCHMARKS.md, "Cluster"). A second, idle instance
 # subscribes, so every batch is also delivered once. Loopback only; each run
 # is bounded by DURATION seconds, ROUNDS rounds.
 #
-# Needs redis-server on PATH and a release build (cargo build --release).
+# Needs redis-server on PATH and the dist build (cargo build --profile dist),
+# or SHOAL=path.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10}
-SHOAL=${SHOAL:-target/release/shoal}
+SHOAL=${SHOAL:-target/dist/shoal}
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }

@@ -1,6 +1,7 @@
 //! Criterion benchmarks of the sans-IO core and the swarm map.
 //!
-//! Everything here runs in one thread against [`Tracker::handle_udp`] or
+//! Everything here runs in one thread against [`Tracker::handle_udp`] (with
+//! the counting a packet worker does on its outcome, [`Answer::answer`]) or
 //! [`Swarm`] directly: no sockets, no clock (time is the constant [`NOW`]), so the
 //! numbers are the CPU cost of the tracker itself, the upper bound of what a
 //! worker can do per core before the kernel's share.
@@ -33,16 +34,16 @@ use criterion::measurement::WallTime;
 use criterion::{
     criterion_group, criterion_main, BatchSize, BenchmarkGroup, Criterion, SamplingMode, Throughput,
 };
-use shoal::config::TrackerConfig;
+use shoal::net::udp::Answer;
 use shoal::stats::Counters;
 use shoal::swarm::{Announce, InfoHash, Peer4, Role, Swarm};
+use shoal::time::Now;
 use shoal::tracker::connid::ConnectionIds;
-use shoal::tracker::{Tracker, Worker};
+use shoal::tracker::{self, Tracker, TrackerConfig};
 use shoal::wire::udp::{self, AnnounceRequest, Event};
 use std::cell::OnceCell;
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Tracker time of every request: connection ids issued at `NOW` stay valid.
@@ -51,11 +52,25 @@ const NOW: u32 = 1_000;
 const SHARDS: usize = 1024;
 
 fn tracker() -> Tracker {
-    Tracker::new(TrackerConfig::default(), SHARDS)
+    Tracker::new(TrackerConfig {
+        shards: SHARDS,
+        ..TrackerConfig::default()
+    })
+}
+
+/// What a packet worker keeps per thread for the core: its state and its
+/// counters.
+struct Worker {
+    core: tracker::Worker,
+    counters: Counters,
 }
 
 fn worker() -> Worker {
-    Worker::with_rng(Arc::new(Counters::default()), fastrand::Rng::with_seed(7))
+    Worker {
+        // No cluster: the worker asks for no peer events, as a packet worker without one.
+        core: tracker::Worker::with_rng(fastrand::Rng::with_seed(7)).with_events(false),
+        counters: Counters::default(),
+    }
 }
 
 /// An announce straight into the swarm that asks for no peers.
@@ -128,7 +143,7 @@ impl Datagram {
             left: 0,
             event,
             ..AnnounceRequest::new(
-                t.connection_id(NOW, ip),
+                t.connection_id(Now::from_secs(NOW), ip),
                 0x1234,
                 *ih,
                 *b"-SH0100-benchbenchbe",
@@ -146,8 +161,13 @@ impl Datagram {
 
     fn scrape(t: &Tracker, ip: IpAddr, hashes: &[InfoHash]) -> Datagram {
         let mut bytes = vec![0; udp::SCRAPE_HEADER_LEN + 20 * hashes.len()];
-        let n = udp::write_scrape_request(&mut bytes, t.connection_id(NOW, ip), 9, hashes)
-            .expect("sized above");
+        let n = udp::write_scrape_request(
+            &mut bytes,
+            t.connection_id(Now::from_secs(NOW), ip),
+            9,
+            hashes,
+        )
+        .expect("sized above");
         bytes.truncate(n);
         Datagram {
             src: SocketAddr::new(ip, 6881),
@@ -166,9 +186,17 @@ impl Datagram {
         self
     }
 
-    /// Hand the datagram to the core; the reply length (asserted to exist).
+    /// Hand the datagram to the core and count its outcome, as a worker
+    /// does; the reply length (asserted to exist).
     fn send(&self, t: &Tracker, w: &mut Worker, out: &mut [u8]) -> usize {
-        let n = t.handle_udp(w, NOW, self.src, &self.bytes, out);
+        let mut a = Answer {
+            tracker: t,
+            worker: &mut w.core,
+            counters: &w.counters,
+            outbox: None,
+            rate_limiter: None,
+        };
+        let n = a.answer(Now::from_secs(NOW), self.src, &self.bytes, out);
         n.expect("the core answers every benchmark request")
     }
 }

@@ -4,8 +4,9 @@
 //! [`crate::swarm::Swarm::export_with`] / [`crate::swarm::Swarm::import`].
 //!
 //! Guarantees:
-//! - **Start-up decides.** [`StateFile::open`] runs in `Server::bind`, before
-//!   any worker: a path that cannot be written is a start-up error (not a
+//! - **Start-up decides.** [`StateFile::open`] runs while the server is
+//!   assembled, before any worker: a path that cannot be written is a
+//!   start-up error (not a
 //!   surprise at the first SIGTERM); a file that cannot be read is one too; a
 //!   corrupt, truncated, foreign or future-version file is logged once, moved
 //!   aside to `PATH.corrupt-<unix time>` and shoal starts empty. A valid file
@@ -22,13 +23,14 @@
 //!   write (counts, bytes, milliseconds); failures are errors in the log and
 //!   `shoal_state_write_failures_total`, and the previous file stays intact.
 
-use crate::net::Shared;
-use crate::snapshot::{self, Header, SnapshotFile};
-use crate::stats::Counters;
+use crate::snapshot::{self, Header, SnapshotError, SnapshotFile};
+use crate::stats::StateCounters;
 use crate::swarm::Imported;
+use crate::time::{unix_now, Clock, Now};
 use crate::tracker::connid::ConnectionIds;
 use crate::tracker::Tracker;
 use parking_lot::Mutex;
+use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -36,12 +38,51 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// Wall-clock Unix seconds (0 if the clock is before 1970).
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+/// `--state-file` and `--state-interval`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateConfig {
+    pub path: PathBuf,
+    /// Period of the writes while running; `None` = at exit only.
+    pub interval: Option<Duration>,
 }
+
+/// What the writes need of the server: the tracker (its map and
+/// connection-id key), its clock, and the state file's counters.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub tracker: Arc<Tracker>,
+    pub clock: Clock,
+    pub counters: Arc<StateCounters>,
+}
+
+/// Why the state file stopped the start.
+#[derive(Debug)]
+pub enum OpenError {
+    /// The file's directory cannot take a new file.
+    Unwritable(PathBuf, io::Error),
+    /// The file exists and cannot be read.
+    Unreadable(PathBuf, SnapshotError),
+    /// The file is corrupt and cannot be moved aside.
+    CannotMoveAside(PathBuf, SnapshotError, io::Error),
+}
+
+impl fmt::Display for OpenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OpenError::Unwritable(p, e) => {
+                write!(f, "--state-file {}: cannot write there: {e}", p.display())
+            }
+            OpenError::Unreadable(p, e) => write!(f, "--state-file {}: {e}", p.display()),
+            OpenError::CannotMoveAside(p, e, m) => write!(
+                f,
+                "--state-file {}: {e}, and it cannot be moved aside: {m}",
+                p.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for OpenError {}
 
 /// What the start-up load did, for the metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -78,14 +119,14 @@ impl StateFile {
     /// `tracker` (swarm and connection-id key), with the tracker clock at
     /// `now`. See the module docs for what each failure does.
     pub fn open(
-        path: &Path,
-        interval: Option<Duration>,
+        config: &StateConfig,
         tracker: &mut Tracker,
-        now: u32,
-    ) -> Result<StateFile, String> {
+        now: Now,
+    ) -> Result<StateFile, OpenError> {
+        let (path, interval) = (config.path.as_path(), config.interval);
         let shown = path.display();
-        snapshot::check_writable(path)
-            .map_err(|e| format!("--state-file {shown}: cannot write there: {e}"))?;
+        snapshot::check_writable(path).map_err(|e| OpenError::Unwritable(path.into(), e))?;
+        let now = now.secs();
         let unix = unix_now();
         let timeout = tracker.config().peer_timeout;
         let lifetime = tracker.config().connection_id_lifetime;
@@ -121,9 +162,8 @@ impl StateFile {
                 None
             }
             Err(e) if e.is_corrupt() => {
-                let to = snapshot::move_aside(path, unix).map_err(|m| {
-                    format!("--state-file {shown}: {e}, and it cannot be moved aside: {m}")
-                })?;
+                let to = snapshot::move_aside(path, unix)
+                    .map_err(|m| OpenError::CannotMoveAside(path.into(), e, m))?;
                 log::warn!(
                     "state file {shown} refused ({e}): moved aside to {}, starting empty",
                     to.display()
@@ -131,7 +171,7 @@ impl StateFile {
                 loaded.refused = true;
                 None
             }
-            Err(e) => return Err(format!("--state-file {shown}: {e}")),
+            Err(e) => return Err(OpenError::Unreadable(path.into(), e)),
         };
         let ids = match key {
             Some(k) => ConnectionIds::with_key(k, lifetime),
@@ -154,26 +194,25 @@ impl StateFile {
         self.loaded
     }
 
-    /// Puts the load's figures into the first worker's counters (before serving).
-    pub fn record_load(&self, c: &Counters) {
-        c.state.loaded_torrents.set(self.loaded.imported.torrents);
-        c.state.loaded_peers.set(self.loaded.imported.peers);
+    /// Puts the load's figures into the state counters (before serving).
+    pub fn record_load(&self, c: &StateCounters) {
+        c.loaded_torrents.set(self.loaded.imported.torrents);
+        c.loaded_peers.set(self.loaded.imported.peers);
     }
 
-    /// Writes the snapshot of `shared`'s swarm now (atomically replacing the
-    /// file). Not logged or counted: see [`StateFile::write_logged`].
-    pub fn write(&self, shared: &Shared) -> io::Result<Written> {
+    /// Writes the snapshot of the tracker's swarm now (atomically replacing
+    /// the file). Not logged or counted: see [`StateFile::write_logged`].
+    pub fn write(&self, ctx: &Context) -> io::Result<Written> {
         let _one_at_a_time = self.writing.lock();
         let started = Instant::now();
-        let now = (shared.clock.now_ms() / 1000) as u32;
+        let now = ctx.clock.now().secs();
         let header = Header {
             written_unix: unix_now(),
-            peer_timeout: shared.tracker.config().peer_timeout,
-            connid_key: shared.tracker.connection_id_key(),
+            peer_timeout: ctx.tracker.config().peer_timeout,
+            connid_key: ctx.tracker.connection_id_key(),
         };
         let mut file = SnapshotFile::create(&self.path, &header)?;
-        shared
-            .tracker
+        ctx.tracker
             .swarm()
             .export_with(now, |rec| file.write_torrent(rec))?;
         let (torrents, peers) = file.commit()?;
@@ -188,9 +227,9 @@ impl StateFile {
 
     /// [`StateFile::write`] with one log line and the metrics; `why` says
     /// which write it is ("periodic", "at exit").
-    pub fn write_logged(&self, shared: &Shared, why: &str) -> Option<Written> {
-        let c = &shared.registry.workers[0].state;
-        match self.write(shared) {
+    pub fn write_logged(&self, ctx: &Context, why: &str) -> Option<Written> {
+        let c = &ctx.counters;
+        match self.write(ctx) {
             Ok(w) => {
                 c.writes.incr();
                 c.last_write_micros.set(w.elapsed.as_micros() as u64);
@@ -222,38 +261,32 @@ impl StateFile {
 /// (none with `--state-interval 0`), and the final write at [`Writer::finish`].
 #[derive(Debug)]
 pub struct Writer {
-    shared: Arc<Shared>,
+    file: Arc<StateFile>,
+    ctx: Context,
     thread: Option<(mpsc::Sender<()>, JoinHandle<()>)>,
 }
 
 impl Writer {
-    /// Starts the periodic writes, if the server has a state file; `None` if not.
-    pub fn spawn(shared: &Arc<Shared>) -> io::Result<Option<Writer>> {
-        let Some(state) = &shared.state else {
-            return Ok(None);
-        };
-        let thread = match state.interval {
+    /// Starts the periodic writes of `file`.
+    pub fn spawn(file: StateFile, ctx: Context) -> io::Result<Writer> {
+        let file = Arc::new(file);
+        let thread = match file.interval {
             None => None,
             Some(every) => {
                 let (tx, rx) = mpsc::channel::<()>();
-                let sh = Arc::clone(shared);
+                let (f, c) = (Arc::clone(&file), ctx.clone());
                 let handle = std::thread::Builder::new()
                     .name("shoal-state".into())
                     .spawn(move || {
                         // Dropping the sender (at `finish`) ends the wait.
                         while let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(every) {
-                            if let Some(s) = &sh.state {
-                                s.write_logged(&sh, "periodic");
-                            }
+                            f.write_logged(&c, "periodic");
                         }
                     })?;
                 Some((tx, handle))
             }
         };
-        Ok(Some(Writer {
-            shared: Arc::clone(shared),
-            thread,
-        }))
+        Ok(Writer { file, ctx, thread })
     }
 
     /// Stops the periodic writes (waiting for one under way) and writes the
@@ -265,8 +298,6 @@ impl Writer {
                 log::error!("the state writer thread panicked");
             }
         }
-        if let Some(s) = &self.shared.state {
-            s.write_logged(&self.shared, "at exit");
-        }
+        self.file.write_logged(&self.ctx, "at exit");
     }
 }

@@ -5,27 +5,21 @@
 //! left the list, `shoal announce` with a key, and no allocation per checked
 //! announce.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-// Sending SIGHUP to the child with libc::kill.
-#![allow(unsafe_code)]
 
 mod alloc_count;
 mod common;
 
 use alloc_count::allocs;
-use common::{Client, REPLY_TIMEOUT};
+use common::{hex, http_get, pct, wait_until, Client, Proc, Role, TmpDir};
 use shoal::access::{write_atomically, AccessConfig, Mode, Reloader};
-use shoal::config::Config;
-use shoal::net::{Clock, Running, Server};
-use shoal::stats::{Counters, Reject};
-use shoal::tracker::{Tracker, Worker};
+use shoal::server::{Config, Running, Server};
+use shoal::stats::Reject;
+use shoal::time::{Clock, Now};
+use shoal::tracker::Outcome::Refused;
+use shoal::tracker::{Asked, Refusal, Tracker, Worker};
 use shoal::wire::udp::{self, AnnounceRequest, Event, Response};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
-use std::sync::atomic::AtomicU32;
-use std::sync::{mpsc, Arc};
-use std::time::{Duration, Instant};
+use std::net::SocketAddr;
+use std::path::Path;
 
 #[global_allocator]
 static GLOBAL: alloc_count::Counting = alloc_count::Counting;
@@ -37,46 +31,12 @@ const K1: &str = "abcdefghijklmnopqrstuvwxyzABCDEF";
 const K_EXPIRED: &str = "0123456789abcdefghijABCDEFGHIJ01";
 const K_UNKNOWN: &str = "ZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZ";
 
-/// Upper bound for anything the tests wait on (a reload, a log line).
-const WAIT: Duration = Duration::from_secs(20);
-
-fn hex(h: &[u8; 20]) -> String {
-    let mut s = String::with_capacity(40);
-    push_hex(&mut s, h);
-    s
-}
-
 /// Append 40 hex digits (fast enough for a million lines in a debug build).
 fn push_hex(s: &mut String, h: &[u8; 20]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     for b in h {
         s.push(DIGITS[usize::from(b >> 4)] as char);
         s.push(DIGITS[usize::from(b & 15)] as char);
-    }
-}
-
-/// A fresh directory, removed when the guard drops.
-struct TmpDir(PathBuf);
-
-impl Drop for TmpDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-impl TmpDir {
-    fn new(name: &str) -> TmpDir {
-        let d = std::env::temp_dir().join(format!("shoal-it-access-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        TmpDir(d)
-    }
-
-    /// Write `name` atomically (rename) and return its path.
-    fn write(&self, name: &str, text: &str) -> PathBuf {
-        let p = self.0.join(name);
-        write_atomically(&p, text.as_bytes(), 0o600).unwrap();
-        p
     }
 }
 
@@ -93,24 +53,27 @@ fn keys_text() -> String {
     format!("{K1}\n# a comment\n{K_EXPIRED} 1000\n")
 }
 
-fn config() -> Config {
-    Config {
-        udp: vec!["127.0.0.1:0".parse().unwrap(), "[::1]:0".parse().unwrap()],
-        http: vec!["127.0.0.1:0".parse().unwrap(), "[::1]:0".parse().unwrap()],
-        shards: 4,
-        ..Config::for_udp("127.0.0.1:0".parse().unwrap())
-    }
+/// Two UDP and two HTTP addresses (both families), and an operator
+/// listener, enforcing `access`.
+fn config(access: &AccessConfig) -> Config {
+    let mut c = Config::for_udp("127.0.0.1:0".parse().unwrap());
+    c.listen.udp = vec!["127.0.0.1:0".parse().unwrap(), "[::1]:0".parse().unwrap()];
+    c.listen.http = vec!["127.0.0.1:0".parse().unwrap(), "[::1]:0".parse().unwrap()];
+    c.listen.metrics = vec!["127.0.0.1:0".parse().unwrap()];
+    c.tracker.shards = 4;
+    c.access = access.clone();
+    c
 }
 
-/// An in-process server enforcing `access`; the reloader stays with the test.
-fn serve_with_clock(access: &AccessConfig, clock: Clock) -> (Running, Reloader) {
-    let reloader = Reloader::start(access).unwrap();
-    let server = Server::bind_with_clock(config(), clock).unwrap();
-    server.set_access(reloader.handle().clone()).unwrap();
-    (server.spawn().unwrap(), reloader)
+/// An in-process server enforcing `access`.
+fn serve_with_clock(access: &AccessConfig, clock: Clock) -> Running {
+    Server::bind_with_clock(config(access), clock)
+        .unwrap()
+        .spawn()
+        .unwrap()
 }
 
-fn serve(access: &AccessConfig) -> (Running, Reloader) {
+fn serve(access: &AccessConfig) -> Running {
     serve_with_clock(access, Clock::system())
 }
 
@@ -168,41 +131,6 @@ fn udp_announce(c: &mut Client, ih: [u8; 20], pieces: &[&str]) -> Outcome {
     }
 }
 
-fn udp_client(server: SocketAddr) -> Client {
-    let local = if server.is_ipv4() {
-        "127.0.0.1:0"
-    } else {
-        "[::1]:0"
-    };
-    let mut c = Client::new(local, server);
-    c.connect();
-    c
-}
-
-fn pct(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("%{b:02x}")).collect()
-}
-
-/// One HTTP GET; the body.
-fn http_get(addr: SocketAddr, target: &str) -> Vec<u8> {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(REPLY_TIMEOUT)).unwrap();
-    write!(
-        s,
-        "GET {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut all = Vec::new();
-    s.read_to_end(&mut all).unwrap();
-    assert!(
-        all.starts_with(b"HTTP/1.1 200"),
-        "{:?}",
-        String::from_utf8_lossy(&all)
-    );
-    let at = all.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-    all[at..].to_vec()
-}
-
 /// An HTTP announce at `/announce{key_path}?…` (a seeder).
 fn http_announce(addr: SocketAddr, ih: [u8; 20], key_path: &str) -> Outcome {
     let body = http_get(
@@ -232,15 +160,15 @@ fn bencoded_outcome(body: &[u8]) -> Outcome {
 }
 
 fn rejects(r: &Running, reason: Reject) -> u64 {
-    r.shared().registry.rejects(reason)
+    r.registry().rejects(reason)
 }
 
 #[test]
 fn allow_list_over_udp_and_http_v4_and_v6() {
     let d = TmpDir::new("allow");
-    let (r, _reloader) = serve(&allow(&d.write("allow.txt", &list_text(&[H1]))));
+    let r = serve(&allow(&d.write("allow.txt", &list_text(&[H1]))));
     for udp_addr in r.udp_addrs().to_vec() {
-        let mut c = udp_client(udp_addr);
+        let mut c = Client::connected(udp_addr);
         assert!(
             udp_announce(&mut c, H1, &["/announce"]).is_ok(),
             "{udp_addr}"
@@ -270,13 +198,11 @@ fn allow_list_over_udp_and_http_v4_and_v6() {
         assert!(String::from_utf8_lossy(&body).contains(&want), "{body:?}");
     }
     // Nothing was stored for the refused hash.
-    let totals = r.shared().tracker.swarm().totals();
+    let totals = r.tracker().swarm().totals();
     assert_eq!(totals.torrents, 1);
     assert_eq!(rejects(&r, Reject::TorrentNotAllowed), 4);
     let mut metrics = String::new();
-    r.shared()
-        .registry
-        .render_prometheus(&mut metrics, &totals, 0);
+    r.registry().render_prometheus(&mut metrics, &totals, 0);
     assert!(metrics.contains("shoal_rejected_total{reason=\"torrent_not_allowed\"} 4"));
     r.stop();
 }
@@ -284,8 +210,8 @@ fn allow_list_over_udp_and_http_v4_and_v6() {
 #[test]
 fn a_refusal_needs_a_valid_connection_id() {
     let d = TmpDir::new("connid");
-    let (r, _reloader) = serve(&allow(&d.write("allow.txt", &list_text(&[H1]))));
-    let mut c = udp_client(r.udp_addrs()[0]);
+    let r = serve(&allow(&d.write("allow.txt", &list_text(&[H1]))));
+    let mut c = Client::connected(r.udp_addrs()[0]);
     let good = c.connection_id;
     c.connection_id = good ^ 1;
     let req = AnnounceRequest::new(c.connection_id, 99, H2, [7; 20], 6881);
@@ -311,8 +237,8 @@ fn deny_list_refuses_only_its_hashes() {
         list: Some((d.write("deny.txt", &list_text(&[H1])), Mode::Deny)),
         ..AccessConfig::default()
     };
-    let (r, _reloader) = serve(&access);
-    let mut c = udp_client(r.udp_addrs()[1]);
+    let r = serve(&access);
+    let mut c = Client::connected(r.udp_addrs()[1]);
     assert_eq!(udp_announce(&mut c, H1, &[]), err("torrent not allowed"));
     assert_eq!(udp_announce(&mut c, H2, &[]), ok(1, 0));
     let http = r.http_addrs()[0];
@@ -332,9 +258,9 @@ fn private(d: &TmpDir, private_scrape: bool) -> AccessConfig {
 #[test]
 fn keys_over_udp_in_bep41_url_data() {
     let d = TmpDir::new("keys-udp");
-    let (r, _reloader) = serve(&private(&d, false));
+    let r = serve(&private(&d, false));
     for udp_addr in r.udp_addrs().to_vec() {
-        let mut c = udp_client(udp_addr);
+        let mut c = Client::connected(udp_addr);
         let k1 = format!("/announce/{K1}");
         assert!(udp_announce(&mut c, H1, &[&k1]).is_ok(), "{udp_addr}");
         // Split over two URL-data options, and with a query after the key.
@@ -356,14 +282,14 @@ fn keys_over_udp_in_bep41_url_data() {
     }
     assert_eq!(rejects(&r, Reject::MissingKey), 4);
     assert_eq!(rejects(&r, Reject::UnknownKey), 6);
-    assert_eq!(r.shared().tracker.swarm().totals().peers(), 2);
+    assert_eq!(r.tracker().swarm().totals().peers(), 2);
     r.stop();
 }
 
 #[test]
 fn keys_over_http_in_the_path() {
     let d = TmpDir::new("keys-http");
-    let (r, _reloader) = serve(&private(&d, false));
+    let r = serve(&private(&d, false));
     for http in r.http_addrs().to_vec() {
         assert!(http_announce(http, H1, &format!("/{K1}")).is_ok());
         assert_eq!(http_announce(http, H1, ""), err("missing key"));
@@ -388,8 +314,8 @@ fn keys_over_http_in_the_path() {
 #[test]
 fn private_scrape_needs_a_key() {
     let d = TmpDir::new("pscrape");
-    let (r, _reloader) = serve(&private(&d, true));
-    let mut c = udp_client(r.udp_addrs()[0]);
+    let r = serve(&private(&d, true));
+    let mut c = Client::connected(r.udp_addrs()[0]);
     // A UDP scrape carries no URL data: it cannot bring a key.
     let mut buf = [0u8; 36];
     let tx = c.next_tx();
@@ -419,8 +345,8 @@ fn list_and_keys_combine() {
         list: Some((d.write("allow.txt", &list_text(&[H1])), Mode::Allow)),
         ..private(&d, false)
     };
-    let (r, _reloader) = serve(&access);
-    let mut c = udp_client(r.udp_addrs()[0]);
+    let r = serve(&access);
+    let mut c = Client::connected(r.udp_addrs()[0]);
     let k1 = format!("/announce/{K1}");
     assert_eq!(udp_announce(&mut c, H1, &[&k1]), ok(1, 0));
     assert_eq!(udp_announce(&mut c, H2, &[&k1]), err("torrent not allowed"));
@@ -441,23 +367,28 @@ fn list_and_keys_combine() {
 fn a_hash_that_leaves_the_allow_list_loses_its_swarm_in_one_expiry_pass() {
     let d = TmpDir::new("drop");
     let path = d.write("allow.txt", &list_text(&[H1, H2]));
-    let secs = Arc::new(AtomicU32::new(0));
-    let (r, mut reloader) = serve_with_clock(&allow(&path), Clock::Manual(Arc::clone(&secs)));
-    let mut c = udp_client(r.udp_addrs()[0]);
+    let (clock, secs) = Clock::manual();
+    let r = serve_with_clock(&allow(&path), clock);
+    let mut c = Client::connected(r.udp_addrs()[0]);
     assert_eq!(udp_announce(&mut c, H1, &[]), ok(1, 0));
     assert_eq!(udp_announce(&mut c, H2, &[]), ok(1, 0));
-    let swarm = r.shared().tracker.swarm();
+    let swarm = r.tracker().swarm();
     assert_eq!(swarm.totals().torrents, 2);
 
     write_atomically(&path, list_text(&[H1]).as_bytes(), 0o644).unwrap();
-    assert_eq!(reloader.reload_all().failures(), 0);
+    assert!(r.reload_access());
+    wait_until("H2 is refused", || {
+        udp_announce(&mut c, H2, &[]) == err("torrent not allowed")
+    });
     // Every shard is swept once per sweep period (at most 60 s), a shard when
     // its slot in the period comes; nothing expires by age yet (peer timeout
-    // 2700 s). `set_clock` returns once a loop turn ran with the new time, and
-    // a turn sweeps what is due before it answers: after two whole periods
-    // every shard has been swept at least once since the reload.
-    c.set_clock(&secs, 60);
-    c.set_clock(&secs, 120);
+    // 2700 s). After two whole periods every shard has been swept at least
+    // once since the reload.
+    let metrics = r.metrics_addrs()[0];
+    for t in [60, 120] {
+        secs.store(t, std::sync::atomic::Ordering::SeqCst);
+        common::control_at(metrics, t);
+    }
     let t = swarm.totals();
     assert_eq!(
         (t.torrents, t.peers()),
@@ -477,12 +408,16 @@ fn a_checked_announce_allocates_nothing() {
         ..private(&d, false)
     };
     let reloader = Reloader::start(&access).unwrap();
-    let t = Tracker::new(shoal::config::TrackerConfig::default(), 4);
+    let t = Tracker::new(shoal::tracker::TrackerConfig {
+        shards: 4,
+        ..Default::default()
+    });
     t.set_access(reloader.handle().clone(), 1_700_000_000)
         .unwrap();
-    let mut w = Worker::new(Arc::new(Counters::default()));
+    let mut w = Worker::new();
     let src: SocketAddr = "127.0.0.1:6881".parse().unwrap();
-    let cid = t.connection_id(0, src.ip());
+    let now = Now::from_secs(0);
+    let cid = t.connection_id(now, src.ip());
     let mut datagrams = Vec::new();
     for (ih, data) in [
         (H1, format!("/announce/{K1}")),
@@ -499,124 +434,32 @@ fn a_checked_announce_allocates_nothing() {
     let mut out = [0u8; 2048];
     // Warm up: the worker takes its policy reader, the swarm its torrent.
     for d in &datagrams {
-        t.handle_udp(&mut w, 0, src, d, &mut out).unwrap();
+        assert!(t.handle_udp(&mut w, now, src, d, &mut out).reply > 0);
     }
     // A reload in between: the reader switches without allocating.
     reloader.handle().store((*reloader.handle().load()).clone());
     let before = allocs();
+    let mut unknown = 0;
     for _ in 0..100 {
         for d in &datagrams {
-            t.handle_udp(&mut w, 0, src, d, &mut out).unwrap();
+            let h = t.handle_udp(&mut w, now, src, d, &mut out);
+            assert!(h.reply > 0);
+            unknown +=
+                usize::from(h.outcome == Refused(Some(Asked::Announce), Refusal::UnknownKey));
         }
     }
     assert_eq!(allocs() - before, 0);
-    assert_eq!(w.counters.rejects(Reject::UnknownKey), 101);
+    assert_eq!(unknown, 100);
 }
 
 // --- the binary, as an operator runs it ------------------------------------
 
-/// A running binary: its addresses and its log, line by line.
-struct Proc {
-    child: Child,
-    udp: SocketAddr,
-    http: SocketAddr,
-    log: mpsc::Receiver<String>,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Proc {
-    fn start(args: &[&str]) -> Proc {
-        let mut child = common::shoal_command()
-            .args([
-                "--udp",
-                "127.0.0.1:0",
-                "--http",
-                "127.0.0.1:0",
-                "--http-metrics",
-                "--workers",
-                "2",
-            ])
-            .args(args)
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, log) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                if tx.send(line.unwrap_or_default()).is_err() {
-                    return;
-                }
-            }
-        });
-        let mut p = Proc {
-            child,
-            udp: "0.0.0.0:0".parse().unwrap(),
-            http: "0.0.0.0:0".parse().unwrap(),
-            log,
-        };
-        let seen = p.wait_for("worker(s)");
-        let addr = |scheme: &str| -> SocketAddr {
-            let line = seen.iter().find(|l| l.contains(scheme)).unwrap();
-            line.split(scheme).nth(1).unwrap().trim().parse().unwrap()
-        };
-        p.udp = addr("listening on udp://");
-        p.http = addr("listening on http://");
-        p
-    }
-
-    /// Read the log until a line contains `text`; every line read.
-    fn wait_for(&mut self, text: &str) -> Vec<String> {
-        let deadline = Instant::now() + WAIT;
-        let mut seen = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.log.recv_timeout(left) {
-                Ok(line) => {
-                    let done = line.contains(text);
-                    seen.push(line);
-                    if done {
-                        return seen;
-                    }
-                }
-                Err(e) => panic!("no log line with {text:?} ({e}); saw {seen:#?}"),
-            }
-        }
-    }
-
-    fn signal(&self, sig: libc::c_int) {
-        assert_eq!(
-            unsafe { libc::kill(self.child.id() as libc::pid_t, sig) },
-            0
-        );
-    }
-
-    fn metric(&self, name: &str) -> u64 {
-        let body = http_get(self.http, "/metrics");
-        let text = String::from_utf8(body).unwrap();
-        let line = text
-            .lines()
-            .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
-            .unwrap_or_else(|| panic!("no {name} in {text}"));
-        line[name.len() + 1..].parse().unwrap()
-    }
-
-    /// Repeat `f` until it returns true, bounded by [`WAIT`]. Each try is a
-    /// real round trip to the server; the pause between tries only spares CPU.
-    fn until(what: &str, mut f: impl FnMut() -> bool) {
-        let deadline = Instant::now() + WAIT;
-        while !f() {
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
+/// The binary on IPv4 UDP and HTTP (with /metrics there) and `args`.
+fn start(args: &[&str]) -> Proc {
+    let mut all = vec!["--udp", "127.0.0.1:0", "--http", "127.0.0.1:0"];
+    all.extend(["--http-metrics", "--workers", "2"]);
+    all.extend_from_slice(args);
+    Proc::start(&all)
 }
 
 #[test]
@@ -624,13 +467,13 @@ fn sighup_reloads_the_list_and_the_keys() {
     let d = TmpDir::new("sighup");
     let list = d.write("allow.txt", &list_text(&[H1]));
     let keys = d.write("keys.txt", &format!("{K_UNKNOWN}\n"));
-    let mut p = Proc::start(&[
+    let mut p = start(&[
         "--access-list",
         list.to_str().unwrap(),
         "--keys",
         keys.to_str().unwrap(),
     ]);
-    let mut c = udp_client(p.udp);
+    let mut c = Client::connected(p.addr(Role::Udp));
     let k1 = format!("/announce/{K1}");
     assert_eq!(udp_announce(&mut c, H1, &[&k1]), err("unknown key"));
 
@@ -639,28 +482,33 @@ fn sighup_reloads_the_list_and_the_keys() {
     p.signal(libc::SIGHUP);
     p.wait_for("SIGHUP received");
     // The reload that SIGHUP triggers logs both files (the periodic check may
-    // have loaded them already; SIGHUP reloads regardless).
-    let seen = [p.wait_for("reloaded"), p.wait_for("reloaded")].concat();
-    let text = seen.join("\n");
-    assert!(text.contains("2 info hashes"), "{text}");
-    assert!(text.contains("2 keys"), "{text}");
-    assert!(!text.contains(K1), "a key in the log: {text}");
+    // have loaded them already; SIGHUP reloads regardless). The reload thread
+    // may log before or after the signal's own line.
+    let list_line = p.wait_for("reloaded access list");
+    assert!(list_line.contains("2 info hashes"), "{list_line}");
+    let keys_line = p.wait_for("reloaded key file");
+    assert!(keys_line.contains("2 keys"), "{keys_line}");
     assert_eq!(udp_announce(&mut c, H2, &[&k1]), ok(1, 0));
-    assert_eq!(http_announce(p.http, H2, &format!("/{K1}")), ok(2, 0));
+    assert_eq!(
+        http_announce(p.addr(Role::Http), H2, &format!("/{K1}")),
+        ok(2, 0)
+    );
     assert_eq!(p.metric("shoal_access_list_reload_failures_total"), 0);
     // Still serving: SIGHUP does not stop shoal.
     assert_eq!(udp_announce(&mut c, H1, &[&k1]), ok(1, 0));
+    let log = p.log().join("\n");
+    assert!(!log.contains(K1), "a key in the log: {log}");
 }
 
 #[test]
 fn a_changed_file_is_picked_up_without_a_signal() {
     let d = TmpDir::new("poll");
     let list = d.write("allow.txt", &list_text(&[H1]));
-    let p = Proc::start(&["--access-list", list.to_str().unwrap()]);
-    let mut c = udp_client(p.udp);
+    let p = start(&["--access-list", list.to_str().unwrap()]);
+    let mut c = Client::connected(p.addr(Role::Udp));
     assert_eq!(udp_announce(&mut c, H2, &[]), err("torrent not allowed"));
     write_atomically(&list, list_text(&[H2]).as_bytes(), 0o644).unwrap();
-    Proc::until("the new list to allow H2", || {
+    wait_until("the new list to allow H2", || {
         c.connect();
         udp_announce(&mut c, H2, &[]) == ok(1, 0)
     });
@@ -672,18 +520,17 @@ fn a_torn_write_keeps_the_old_list_and_counts_a_failure() {
     let d = TmpDir::new("torn");
     let full = list_text(&[H1, H2]);
     let list = d.write("allow.txt", &full);
-    let mut p = Proc::start(&["--access-list", list.to_str().unwrap()]);
+    let mut p = start(&["--access-list", list.to_str().unwrap()]);
     // A writer that rewrites in place, caught mid-line by the reader.
     let torn = &full[..full.len() - 10];
     std::fs::write(&list, torn).unwrap();
-    Proc::until("the failure metric", || {
+    wait_until("the failure metric", || {
         p.metric("shoal_access_list_reload_failures_total") >= 1
     });
-    let lines = p.wait_for("cannot reload");
-    let line = lines.last().unwrap();
+    let line = p.wait_for("cannot reload");
     let want = format!("{}:4:", list.display());
     assert!(line.contains(&want), "{line}");
-    let mut c = udp_client(p.udp);
+    let mut c = Client::connected(p.addr(Role::Udp));
     assert_eq!(
         udp_announce(&mut c, H2, &[]),
         ok(1, 0),
@@ -705,8 +552,8 @@ fn a_million_hashes_load_at_start_up() {
     text.push_str(&hex(&H1));
     text.push('\n');
     let list = d.write("big.txt", &text);
-    let p = Proc::start(&["--access-list", list.to_str().unwrap()]);
-    let mut c = udp_client(p.udp);
+    let p = start(&["--access-list", list.to_str().unwrap()]);
+    let mut c = Client::connected(p.addr(Role::Udp));
     assert_eq!(udp_announce(&mut c, H1, &[]), ok(1, 0));
     assert_eq!(udp_announce(&mut c, H2, &[]), err("torrent not allowed"));
 }
@@ -736,14 +583,17 @@ fn a_bad_file_at_start_up_exits_2_naming_file_and_line() {
 fn shoal_announce_sends_the_key_and_prints_the_trackers_error() {
     let d = TmpDir::new("tool");
     let keys = d.write("keys.txt", &keys_text());
-    let p = Proc::start(&["--keys", keys.to_str().unwrap()]);
+    let p = start(&["--keys", keys.to_str().unwrap()]);
     let announce = |url: String| {
         common::shoal_command()
             .args(["announce", &url, "--info-hash", &hex(&H1), "--tries", "1"])
             .output()
             .unwrap()
     };
-    for base in [format!("udp://{}", p.udp), format!("http://{}", p.http)] {
+    for base in [
+        format!("udp://{}", p.addr(Role::Udp)),
+        format!("http://{}", p.addr(Role::Http)),
+    ] {
         let out = announce(format!("{base}/announce/{K1}"));
         assert!(out.status.success(), "{base}: {out:?}");
         let out = announce(format!("{base}/announce/{K_UNKNOWN}"));

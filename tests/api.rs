@@ -7,143 +7,59 @@
 
 mod common;
 
-use common::{start_with_manual_clock, Client};
+use common::{hex, metric, start_with_manual_clock, wait_until, Client, Proc, Resp, Role, TmpDir};
 use serde_json::Value;
-use shoal::access::{AccessConfig, Mode, Reloader};
+use shoal::access::{AccessConfig, Mode};
 use shoal::api::ApiToken;
-use shoal::config::Config;
-use shoal::net::{Clock, Running, Server};
+use shoal::server::Config;
+use shoal::server::{Running, Server};
+use shoal::time::Clock;
 use shoal::wire::udp::Event;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Stdio};
+use std::io::{Read, Write};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{mpsc, Arc};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 const TOKEN: &str = "test-token-0123456789";
-/// Upper bound for anything waited on.
-const WAIT: Duration = Duration::from_secs(20);
-
 fn config() -> Config {
-    Config {
-        udp: vec!["127.0.0.1:0".parse().unwrap()],
-        api: vec!["127.0.0.1:0".parse().unwrap()],
-        metrics: vec!["127.0.0.1:0".parse().unwrap()],
-        api_token: Some(ApiToken::parse(TOKEN).unwrap()),
-        workers: 2,
-        default_addrs: false,
-        ..Config::default()
-    }
-}
-
-/// A reply: status, head text, body.
-struct Reply {
-    status: u16,
-    head: String,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
-    }
-
-    fn error(&self) -> String {
-        self.json()["error"].as_str().unwrap().to_string()
-    }
+    let mut c = {
+        let mut c = Config::for_udp("127.0.0.1:0".parse().unwrap());
+        c.workers = 2;
+        c
+    };
+    c.listen.api = vec!["127.0.0.1:0".parse().unwrap()];
+    c.listen.metrics = vec!["127.0.0.1:0".parse().unwrap()];
+    c.api.token = Some(ApiToken::parse(TOKEN).unwrap());
+    c
 }
 
 /// One request on its own connection; `token` None sends no Authorization.
-fn request(addr: SocketAddr, method: &str, path: &str, token: Option<&str>, body: &[u8]) -> Reply {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(WAIT)).unwrap();
+fn request(addr: SocketAddr, method: &str, path: &str, token: Option<&str>, body: &[u8]) -> Resp {
     let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: t\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).unwrap();
-    // A server may answer (413) and close before taking the whole body.
-    let _ = s.write_all(body);
-    let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
-    parse_reply(&raw)
+    common::request(addr, method, path, &auth, body)
 }
 
-fn parse_reply(raw: &[u8]) -> Reply {
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("no reply head in {:?}", String::from_utf8_lossy(raw)));
-    let head = String::from_utf8(raw[..split].to_vec()).unwrap();
-    let status = head[9..12].parse().unwrap();
-    Reply {
-        status,
-        head,
-        body: raw[split + 4..].to_vec(),
-    }
+/// `method path` with the token and no body.
+fn call(addr: SocketAddr, method: &str, path: &str) -> Resp {
+    request(addr, method, path, Some(TOKEN), b"")
 }
 
-fn get(addr: SocketAddr, path: &str) -> Reply {
-    request(addr, "GET", path, Some(TOKEN), b"")
+fn get(addr: SocketAddr, path: &str) -> Resp {
+    call(addr, "GET", path)
 }
 
-fn metric(addr: SocketAddr, line_start: &str) -> u64 {
-    let r = request(addr, "GET", "/metrics", None, b"");
-    let text = String::from_utf8(r.body).unwrap();
-    let line = text
-        .lines()
-        .find(|l| l.starts_with(line_start))
-        .unwrap_or_else(|| panic!("no {line_start} in /metrics"));
-    line.rsplit(' ').next().unwrap().parse().unwrap()
-}
-
-fn hex(h: &[u8; 20]) -> String {
-    h.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Repeat `f` until it returns true, bounded by [`WAIT`].
-fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-struct TmpDir(PathBuf);
-
-impl Drop for TmpDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-impl TmpDir {
-    fn new(name: &str) -> TmpDir {
-        let d = std::env::temp_dir().join(format!("shoal-it-api-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        TmpDir(d)
-    }
-
-    fn file(&self, name: &str, text: &str) -> PathBuf {
-        let p = self.0.join(name);
-        std::fs::write(&p, text).unwrap();
-        p
-    }
+/// The `error` text of a JSON error reply.
+fn error(r: &Resp) -> String {
+    r.json()["error"].as_str().unwrap().to_string()
 }
 
 /// An in-process server whose API manages the files of `access`.
-fn start_managed(config: Config, access: &AccessConfig) -> (Running, Reloader) {
-    let server = Server::bind(config).unwrap();
-    let reloader = Reloader::start(access).unwrap();
-    server.set_access(reloader.handle().clone()).unwrap();
-    server.manage_access(access, reloader.handle().clone());
-    (server.spawn().unwrap(), reloader)
+fn start_managed(config: Config, access: &AccessConfig) -> Running {
+    let config = Config {
+        access: access.clone(),
+        ..config
+    };
+    Server::bind(config).unwrap().spawn().unwrap()
 }
 
 #[test]
@@ -216,7 +132,7 @@ fn stats_torrents_and_history_reflect_the_swarm() {
     // History: a sample every 10 s of the server's clock.
     for secs in [10, 20, 30] {
         clock.store(secs, Ordering::Relaxed);
-        eventually("a history sample", || {
+        wait_until("a history sample", || {
             let h = get(api, "/api/v1/stats/history").json();
             h["samples"].as_array().unwrap().len() == (secs / 10) as usize
         });
@@ -249,26 +165,22 @@ fn the_token_is_required_and_refusals_are_counted() {
         let r = request(api, "GET", "/api/v1/stats", token, b"");
         assert_eq!(r.status, 401);
         assert!(r.head.contains("WWW-Authenticate: Bearer"));
-        assert!(r.error().contains("token"));
+        assert!(error(&r).contains("token"));
     }
     // Another scheme, and unknown API paths, are refused before routing.
-    let mut s = TcpStream::connect(api).unwrap();
-    s.write_all(format!("GET /api/v1/nothing HTTP/1.1\r\nAuthorization: Basic {TOKEN}\r\nConnection: close\r\n\r\n").as_bytes())
-        .unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    assert_eq!(parse_reply(&raw).status, 401);
+    let basic = format!("Authorization: Basic {TOKEN}\r\n");
+    let r = common::request(api, "GET", "/api/v1/nothing", &basic, b"");
+    assert_eq!(r.status, 401);
     assert_eq!(metric(metrics, rejected), 4);
     // The right token, any case of the scheme.
-    let mut s = TcpStream::connect(api).unwrap();
-    s.write_all(format!("GET /api/v1/stats HTTP/1.1\r\nauthorization: bearer {TOKEN}\r\nConnection: close\r\n\r\n").as_bytes())
-        .unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    assert_eq!(parse_reply(&raw).status, 200);
+    let lower = format!("authorization: bearer {TOKEN}\r\n");
+    assert_eq!(
+        common::request(api, "GET", "/api/v1/stats", &lower, b"").status,
+        200
+    );
     assert_eq!(get(api, "/api/v1/nothing").status, 404);
     assert_eq!(get(api, "/nothing").status, 404);
-    let r = request(api, "POST", "/api/v1/stats", Some(TOKEN), b"");
+    let r = call(api, "POST", "/api/v1/stats");
     assert_eq!(r.status, 405);
     assert!(r.head.contains("Allow: GET"));
     running.stop();
@@ -297,7 +209,7 @@ fn without_files_changes_are_409_naming_the_flag() {
     ] {
         let r = request(api, method, &path, Some(TOKEN), b"");
         assert_eq!(r.status, 409, "{method} {path}");
-        assert!(r.error().contains(flag), "{method} {path}: {}", r.error());
+        assert!(error(&r).contains(flag), "{method} {path}: {}", error(&r));
     }
     running.stop();
 }
@@ -306,7 +218,7 @@ fn without_files_changes_are_409_naming_the_flag() {
 fn limit_is_capped_and_bodies_are_bounded() {
     let running = common::start(config());
     let api = running.api_addrs()[0];
-    let swarm = running.shared().tracker.swarm();
+    let swarm = running.tracker().swarm();
     for i in 0..1100u32 {
         let mut ih = [0u8; 20];
         ih[..4].copy_from_slice(&i.to_be_bytes());
@@ -340,22 +252,21 @@ fn limit_is_capped_and_bodies_are_bounded() {
     let big = vec![b' '; 4096];
     let r = request(api, "POST", "/api/v1/keys", Some(TOKEN), &big);
     assert_eq!(r.status, 413);
-    assert!(r.error().contains("too large"));
+    assert!(error(&r).contains("too large"));
     assert!(r.head.contains("Connection: close"));
     // A head over MAX_HEAD (a query parameter repeated, as schemathesis sends):
     // 431 in plain text, as docs/openapi.yaml says, and the API carries on.
     let param = "offset=%7B%7D&";
     let long = format!(
         "/api/v1/access-list?{}",
-        param.repeat(shoal::net::http::MAX_HEAD / param.len() + 1)
+        param.repeat(shoal::wire::http::MAX_HEAD / param.len() + 1)
     );
     let r = get(api, &long);
     assert_eq!(r.status, 431);
     assert!(r.head.contains("Content-Type: text/plain"), "{}", r.head);
     assert_eq!(get(api, "/api/v1/torrents?limit=1").status, 200);
     // A body that arrives in pieces is waited for.
-    let mut s = TcpStream::connect(api).unwrap();
-    s.set_read_timeout(Some(WAIT)).unwrap();
+    let mut s = common::connect(api);
     // Head and body in separate segments, most of the time.
     s.set_nodelay(true).unwrap();
     let body = br#"{"valid_for": 60}"#;
@@ -372,7 +283,7 @@ fn limit_is_capped_and_bodies_are_bounded() {
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).unwrap();
     assert_eq!(
-        parse_reply(&raw).status,
+        Resp::parse(&raw).status,
         409,
         "a complete request (no --keys here)"
     );
@@ -382,23 +293,17 @@ fn limit_is_capped_and_bodies_are_bounded() {
 #[test]
 fn access_list_and_keys_are_written_back_and_survive_a_restart() {
     let dir = TmpDir::new("inproc");
-    let list = dir.file("allow.txt", "");
-    let keys = dir.file("keys.txt", "");
+    let list = dir.write("allow.txt", "");
+    let keys = dir.write("keys.txt", "");
     let access = AccessConfig {
         list: Some((list.clone(), Mode::Allow)),
         keys: Some(keys.clone()),
         private_scrape: false,
     };
-    let (running, _reloader) = start_managed(config(), &access);
+    let running = start_managed(config(), &access);
     let api = running.api_addrs()[0];
     let h = [0x5a; 20];
-    let r = request(
-        api,
-        "PUT",
-        &format!("/api/v1/access-list/{}", hex(&h)),
-        Some(TOKEN),
-        b"",
-    );
+    let r = call(api, "PUT", &format!("/api/v1/access-list/{}", hex(&h)));
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["entries"], 1);
     assert_eq!(
@@ -408,18 +313,13 @@ fn access_list_and_keys_are_written_back_and_survive_a_restart() {
     let l = get(api, "/api/v1/access-list").json();
     assert_eq!(l["mode"], "allow");
     assert_eq!(l["info_hashes"][0], hex(&h));
-    assert_eq!(
-        request(api, "PUT", "/api/v1/access-list/nothex", Some(TOKEN), b"").status,
-        400
-    );
+    assert_eq!(call(api, "PUT", "/api/v1/access-list/nothex").status, 400);
     // Pages of the list are sorted by hash.
     for b in [0x90u8, 0x10, 0x70, 0x30] {
-        let r = request(
+        let r = call(
             api,
             "PUT",
             &format!("/api/v1/access-list/{}", hex(&[b; 20])),
-            Some(TOKEN),
-            b"",
         );
         assert_eq!(r.status, 200);
     }
@@ -430,25 +330,16 @@ fn access_list_and_keys_are_written_back_and_survive_a_restart() {
         serde_json::json!([hex(&[0x30; 20]), hex(&h)])
     );
     for b in [0x90u8, 0x10, 0x70, 0x30] {
-        let r = request(
+        let r = call(
             api,
             "DELETE",
             &format!("/api/v1/access-list/{}", hex(&[b; 20])),
-            Some(TOKEN),
-            b"",
         );
         assert_eq!(r.status, 200);
     }
     let other = hex(&[0x6b; 20]);
     assert_eq!(
-        request(
-            api,
-            "DELETE",
-            &format!("/api/v1/access-list/{other}"),
-            Some(TOKEN),
-            b""
-        )
-        .status,
+        call(api, "DELETE", &format!("/api/v1/access-list/{other}")).status,
         404
     );
 
@@ -465,7 +356,7 @@ fn access_list_and_keys_are_written_back_and_survive_a_restart() {
     let key = k["key"].as_str().unwrap().to_string();
     assert_eq!(key.len(), 32);
     assert!(k["expires"].as_u64().unwrap() > 1_700_000_000);
-    let forever = request(api, "POST", "/api/v1/keys", Some(TOKEN), b"").json();
+    let forever = call(api, "POST", "/api/v1/keys").json();
     assert!(forever["expires"].is_null());
     for bad in [
         &b"{"[..],
@@ -482,35 +373,18 @@ fn access_list_and_keys_are_written_back_and_survive_a_restart() {
     assert!(std::fs::read_to_string(&keys).unwrap().contains(&key));
     let gone = forever["key"].as_str().unwrap();
     assert_eq!(
-        request(
-            api,
-            "DELETE",
-            &format!("/api/v1/keys/{gone}"),
-            Some(TOKEN),
-            b""
-        )
-        .status,
+        call(api, "DELETE", &format!("/api/v1/keys/{gone}")).status,
         200
     );
     assert_eq!(
-        request(
-            api,
-            "DELETE",
-            &format!("/api/v1/keys/{gone}"),
-            Some(TOKEN),
-            b""
-        )
-        .status,
+        call(api, "DELETE", &format!("/api/v1/keys/{gone}")).status,
         404
     );
-    assert_eq!(
-        request(api, "DELETE", "/api/v1/keys/short", Some(TOKEN), b"").status,
-        400
-    );
+    assert_eq!(call(api, "DELETE", "/api/v1/keys/short").status, 400);
     running.stop();
 
     // A restart loads what the API wrote.
-    let (running, _reloader) = start_managed(config(), &access);
+    let running = start_managed(config(), &access);
     let api = running.api_addrs()[0];
     let l = get(api, "/api/v1/access-list").json();
     assert_eq!(l["entries"], 1);
@@ -526,117 +400,53 @@ fn access_list_and_keys_are_written_back_and_survive_a_restart() {
 
 // --- the binary --------------------------------------------------------------
 
-struct Proc {
-    child: Child,
-    api: SocketAddr,
-    log: mpsc::Receiver<String>,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Proc {
-    fn start(args: &[&str]) -> Proc {
-        let mut child = common::shoal_command()
-            .args([
-                "--udp",
-                "127.0.0.1:0",
-                "--api",
-                "127.0.0.1:0",
-                "--workers",
-                "1",
-            ])
-            .args(args)
-            .env("SHOAL_API_TOKEN", TOKEN)
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, log) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                if tx.send(line.unwrap_or_default()).is_err() {
-                    return;
-                }
-            }
-        });
-        let mut p = Proc {
-            child,
-            api: "0.0.0.0:0".parse().unwrap(),
-            log,
-        };
-        let seen = p.wait_for("worker(s)");
-        let scheme = "status page on http://";
-        let line = seen.iter().find(|l| l.contains(scheme)).unwrap();
-        p.api = line.split(scheme).nth(1).unwrap().trim().parse().unwrap();
-        assert!(
-            !seen.iter().any(|l| l.contains(TOKEN)),
-            "the token was logged"
-        );
-        p
-    }
-
-    fn wait_for(&mut self, text: &str) -> Vec<String> {
-        let deadline = Instant::now() + WAIT;
-        let mut seen = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.log.recv_timeout(left) {
-                Ok(line) => {
-                    let done = line.contains(text);
-                    seen.push(line);
-                    if done {
-                        return seen;
-                    }
-                }
-                Err(e) => panic!("no log line with {text:?} ({e}); saw {seen:#?}"),
-            }
-        }
-    }
+/// The binary with UDP, the API and its token, and `args`; the token is never
+/// in its start-up log.
+fn start_binary(args: &[&str]) -> Proc {
+    let mut all = vec![
+        "--udp",
+        "127.0.0.1:0",
+        "--api",
+        "127.0.0.1:0",
+        "--workers",
+        "1",
+    ];
+    all.extend_from_slice(args);
+    let p = Proc::start_with_env(&all, &[("SHOAL_API_TOKEN", TOKEN)]);
+    assert!(
+        !p.log().iter().any(|l| l.contains(TOKEN)),
+        "the token was logged"
+    );
+    p
 }
 
 #[test]
 fn binary_writes_back_and_a_later_hand_edit_reloads() {
     let dir = TmpDir::new("bin");
-    let list = dir.file("deny.txt", "# denied torrents\n");
+    let list = dir.write("deny.txt", "# denied torrents\n");
     let list_s = list.to_str().unwrap();
     let h1 = [0x71; 20];
     let h2 = [0x72; 20];
     {
-        let p = Proc::start(&["--access-list", list_s, "--access-mode", "deny"]);
-        let r = request(
-            p.api,
-            "PUT",
-            &format!("/api/v1/access-list/{}", hex(&h1)),
-            Some(TOKEN),
-            b"",
-        );
+        let p = start_binary(&["--access-list", list_s, "--access-mode", "deny"]);
+        let api = p.addr(Role::Api);
+        let r = call(api, "PUT", &format!("/api/v1/access-list/{}", hex(&h1)));
         assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-        assert_eq!(get(p.api, "/api/v1/access-list").json()["mode"], "deny");
+        assert_eq!(get(api, "/api/v1/access-list").json()["mode"], "deny");
     }
     // Restarted: the change is there.
-    let mut p = Proc::start(&["--access-list", list_s, "--access-mode", "deny"]);
-    let l = get(p.api, "/api/v1/access-list").json();
+    let mut p = start_binary(&["--access-list", list_s, "--access-mode", "deny"]);
+    let api = p.addr(Role::Api);
+    let l = get(api, "/api/v1/access-list").json();
     assert_eq!(l["info_hashes"], serde_json::json!([hex(&h1)]));
     // An operator edits the file by hand afterwards: it reloads as usual.
     let text = std::fs::read_to_string(&list).unwrap();
     std::fs::write(&list, format!("{text}{}  # added by hand\n", hex(&h2))).unwrap();
     p.wait_for("reloaded access list");
-    let l = get(p.api, "/api/v1/access-list").json();
+    let l = get(api, "/api/v1/access-list").json();
     assert_eq!(l["entries"], 2);
     // And the API goes on from the edited file.
-    let r = request(
-        p.api,
-        "DELETE",
-        &format!("/api/v1/access-list/{}", hex(&h1)),
-        Some(TOKEN),
-        b"",
-    );
+    let r = call(api, "DELETE", &format!("/api/v1/access-list/{}", hex(&h1)));
     assert_eq!(r.json()["entries"], 1);
     assert_eq!(
         std::fs::read_to_string(&list).unwrap(),
@@ -696,11 +506,11 @@ fn the_status_page_is_served_self_contained() {
 fn shoal_api_subcommands_talk_to_a_running_server() {
     let dir = TmpDir::new("cli");
     let access = AccessConfig {
-        list: Some((dir.file("allow.txt", ""), Mode::Allow)),
-        keys: Some(dir.file("keys.txt", "")),
+        list: Some((dir.write("allow.txt", ""), Mode::Allow)),
+        keys: Some(dir.write("keys.txt", "")),
         private_scrape: false,
     };
-    let (running, _reloader) = start_managed(config(), &access);
+    let running = start_managed(config(), &access);
     let url = format!("http://{}", running.api_addrs()[0]);
     let run = |args: &[&str]| {
         let out = common::shoal_command()

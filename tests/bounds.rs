@@ -13,82 +13,37 @@
 
 mod common;
 
+use common::{Client, Proc, Role};
 use shoal::swarm::MARGIN_BYTES;
 use shoal::wire::udp::{self, AnnounceRequest, Event};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
-use std::process::{Child, Stdio};
+use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// Announces per socket per round (the replies fit the socket's buffer).
 const ROUND: usize = 64;
 
-struct Shoal {
-    child: Child,
-    udp4: SocketAddr,
-    udp6: SocketAddr,
-    metrics: SocketAddr,
+/// `shoal` with two workers, UDP on 127.0.0.1 and ::1, /metrics, all on
+/// ephemeral ports, and `args`.
+fn start(args: &[&str]) -> Proc {
+    let mut all = vec![
+        "--udp",
+        "127.0.0.1:0",
+        "--udp",
+        "[::1]:0",
+        "--metrics",
+        "127.0.0.1:0",
+        "--workers",
+        "2",
+    ];
+    all.extend_from_slice(args);
+    Proc::start(&all)
 }
 
-impl Drop for Shoal {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Shoal {
-    /// `shoal` with two workers, UDP on 127.0.0.1 and ::1, /metrics, all on
-    /// ephemeral ports, and `args`.
-    fn start(args: &[&str]) -> Shoal {
-        let mut child = common::shoal_command()
-            .args(["--udp", "127.0.0.1:0", "--udp", "[::1]:0"])
-            .args([
-                "--metrics",
-                "127.0.0.1:0",
-                "--workers",
-                "2",
-                "--log",
-                "info",
-            ])
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let (mut udp4, mut udp6, mut metrics) = (None, None, None);
-        // The log says where it listens (bounded: it logs all three or exits).
-        while udp4.is_none() || udp6.is_none() || metrics.is_none() {
-            let line = lines
-                .next()
-                .expect("shoal exited before listening")
-                .unwrap();
-            let addr = |scheme: &str| {
-                line.split(scheme)
-                    .nth(1)
-                    .and_then(|a| a.trim().parse::<SocketAddr>().ok())
-            };
-            match addr("listening on udp://") {
-                Some(a) if a.is_ipv4() => udp4 = Some(a),
-                Some(a) => udp6 = Some(a),
-                None => metrics = metrics.or(addr("/health on http://")),
-            }
-        }
-        // Keep draining the log so the server never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
-        Shoal {
-            child,
-            udp4: udp4.unwrap(),
-            udp6: udp6.unwrap(),
-            metrics: metrics.unwrap(),
-        }
-    }
-
-    fn alive(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
-    }
+/// Its UDP listener of family IPv4 (`v6` false) or IPv6.
+fn udp(shoal: &Proc, v6: bool) -> SocketAddr {
+    let addrs = shoal.addrs(Role::Udp);
+    *addrs.iter().find(|a| a.is_ipv6() == v6).unwrap()
 }
 
 /// One reading of /metrics: the peers of both families, the bytes, and
@@ -102,11 +57,7 @@ struct Reading {
 }
 
 fn read_metrics(addr: SocketAddr) -> Reading {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
-    let mut body = String::new();
-    s.read_to_string(&mut body).unwrap();
+    let body = common::metrics_text(addr);
     let value = |name: &str| {
         body.lines()
             .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
@@ -139,14 +90,8 @@ fn read_until(addr: SocketAddr, done: &AtomicBool, check: impl Fn(&Reading)) -> 
 /// A client socket of `server`'s family, connected, with a short read
 /// time-out, and a connection id for its address.
 fn client(server: SocketAddr) -> (UdpSocket, u64) {
-    let local = if server.is_ipv4() {
-        "127.0.0.1:0"
-    } else {
-        "[::1]:0"
-    };
-    let mut c = common::Client::new(local, server);
-    let conn = c.connect();
-    let s = c.sock;
+    let c = Client::connected(server);
+    let (s, conn) = (c.sock, c.connection_id);
     s.connect(server).unwrap();
     s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
     (s, conn)
@@ -213,19 +158,17 @@ fn flood(
 
 /// Three IPv4 clients and one IPv6 client (several sockets, so both
 /// workers' sockets take a share).
-fn clients(shoal: &Shoal) -> Vec<(UdpSocket, u64)> {
-    let mut c: Vec<_> = (0..3).map(|_| client(shoal.udp4)).collect();
-    c.push(client(shoal.udp6));
+fn clients(shoal: &Proc) -> Vec<(UdpSocket, u64)> {
+    let mut c: Vec<_> = (0..3).map(|_| client(udp(shoal, false))).collect();
+    c.push(client(udp(shoal, true)));
     c
 }
 
 /// A real newcomer is stored, and the next peer of its torrent gets it.
-fn newcomer_is_stored(shoal: &Shoal) {
+fn newcomer_is_stored(shoal: &Proc) {
     let ih = info_hash(u64::MAX);
-    let mut a = common::Client::new("127.0.0.1:0", shoal.udp4);
-    let mut b = common::Client::new("127.0.0.1:0", shoal.udp4);
-    a.connect();
-    b.connect();
+    let mut a = Client::connected(udp(shoal, false));
+    let mut b = Client::connected(udp(shoal, false));
     assert_eq!(a.announce(ih, Event::Started, 10, 50).peers, b"");
     let got = b.announce(ih, Event::Started, 10, 50).peers;
     assert_eq!(got.len(), 6, "the newcomer is returned: {got:?}");
@@ -235,12 +178,13 @@ fn newcomer_is_stored(shoal: &Shoal) {
 #[test]
 fn under_a_flood_the_peer_bound_holds_at_every_reading() {
     const MAX: u64 = 300;
-    let mut shoal = Shoal::start(&["--max-peers", "300"]);
+    let shoal = start(&["--max-peers", "300"]);
     let clients = clients(&shoal);
+    let metrics = shoal.addr(Role::Metrics);
     let done = AtomicBool::new(false);
     let (sent, (readings, most)) = std::thread::scope(|s| {
         let reader = s.spawn(|| {
-            read_until(shoal.metrics, &done, |r| {
+            read_until(metrics, &done, |r| {
                 assert!(r.peers <= MAX, "{} peers read, bound {MAX}", r.peers);
             })
         });
@@ -249,7 +193,7 @@ fn under_a_flood_the_peer_bound_holds_at_every_reading() {
         done.store(true, Ordering::Relaxed);
         (sent, reader.join().unwrap())
     });
-    let end = read_metrics(shoal.metrics);
+    let end = read_metrics(metrics);
     eprintln!("{sent} announces, {readings} readings, most {most:?}, end {end:?}");
     assert!(sent > 10_000, "the flood ran: {sent} announces");
     assert!(readings >= 5, "{readings} readings");
@@ -260,7 +204,6 @@ fn under_a_flood_the_peer_bound_holds_at_every_reading() {
     );
     assert!(end.evicted_peers > 0);
     newcomer_is_stored(&shoal);
-    assert!(shoal.alive());
 }
 
 #[test]
@@ -269,12 +212,13 @@ fn under_a_flood_the_memory_bound_holds_at_every_reading() {
     // a few thousand one-peer torrents, and first chunks in a few hundred
     // shards.
     const MAX: u64 = 1 << 20;
-    let mut shoal = Shoal::start(&["--max-memory", "1M", "--max-peers", "0"]);
+    let shoal = start(&["--max-memory", "1M", "--max-peers", "0"]);
     let clients = clients(&shoal);
+    let metrics = shoal.addr(Role::Metrics);
     let done = AtomicBool::new(false);
     let (sent, (readings, most)) = std::thread::scope(|s| {
         let reader = s.spawn(|| {
-            read_until(shoal.metrics, &done, |r| {
+            read_until(metrics, &done, |r| {
                 assert!(
                     r.bytes <= MAX + MARGIN_BYTES,
                     "{} bytes read, bound {MAX} + {MARGIN_BYTES}",
@@ -287,7 +231,7 @@ fn under_a_flood_the_memory_bound_holds_at_every_reading() {
         done.store(true, Ordering::Relaxed);
         (sent, reader.join().unwrap())
     });
-    let end = read_metrics(shoal.metrics);
+    let end = read_metrics(metrics);
     eprintln!("{sent} announces, {readings} readings, most {most:?}, end {end:?}");
     assert!(sent > 10_000, "the flood ran: {sent} announces");
     assert!(readings >= 5, "{readings} readings");
@@ -298,5 +242,4 @@ fn under_a_flood_the_memory_bound_holds_at_every_reading() {
     );
     assert!(end.evicted_memory > 0);
     newcomer_is_stored(&shoal);
-    assert!(shoal.alive());
 }

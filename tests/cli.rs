@@ -168,6 +168,7 @@ fn help_lists_every_flag_with_its_env_twin() {
         ("--udp", "SHOAL_UDP"),
         ("--no-udp", "SHOAL_NO_UDP"),
         ("--workers", "SHOAL_WORKERS"),
+        ("--control-nice", "SHOAL_CONTROL_NICE"),
         ("--interval", "SHOAL_INTERVAL"),
         ("--peer-timeout", "SHOAL_PEER_TIMEOUT"),
         ("--default-numwant", "SHOAL_DEFAULT_NUMWANT"),
@@ -462,6 +463,20 @@ fn out_of_descriptors_accepting_pauses_instead_of_spinning() {
     );
 }
 
+/// The printed lines as the environment of another `shoal` (the lines that
+/// are settings; comments are skipped).
+fn print_config_as_env(text: &str) -> Command {
+    let mut cmd = shoal();
+    cmd.arg("--print-config");
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let (kv, comment) = line.split_once("  # --").unwrap();
+        assert!(!comment.is_empty());
+        let (k, v) = kv.split_once('=').unwrap();
+        cmd.env(k, v);
+    }
+    cmd
+}
+
 #[test]
 fn print_config_reads_back_as_the_same_configuration() {
     let first = shoal()
@@ -504,17 +519,85 @@ fn print_config_reads_back_as_the_same_configuration() {
     }
     // Every line is a setting or a comment; as an environment (the top-level
     // form), they give the same configuration.
-    let mut cmd = shoal();
-    cmd.arg("--print-config");
-    for line in text.lines().filter(|l| !l.starts_with('#')) {
-        let (kv, comment) = line.split_once("  # --").unwrap();
-        assert!(!comment.is_empty());
-        let (k, v) = kv.split_once('=').unwrap();
-        cmd.env(k, v);
-    }
-    let second = cmd.output().unwrap();
+    let second = print_config_as_env(&text).output().unwrap();
     assert_eq!(second.status.code(), Some(0), "{second:?}");
     assert_eq!(String::from_utf8(second.stdout).unwrap(), text);
+}
+
+#[test]
+fn print_config_names_every_variable_and_reads_back_from_flags_and_env() {
+    let dir = std::env::temp_dir().join(format!("shoal-cli-print-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let token_file = dir.join("api-token");
+    std::fs::write(&token_file, "0123456789abcdef-from-a-file\n").unwrap();
+    let token_file = token_file.to_str().unwrap();
+    // Half on the command line, half in the environment, as operators mix them.
+    let first = shoal()
+        .args(["--print-config", "--udp", "127.0.0.1:0", "--workers", "3"])
+        .args(["--max-memory", "256M", "--api", "127.0.0.1:0"])
+        .env("SHOAL_API_TOKEN_FILE", token_file)
+        .env("SHOAL_HTTP", "127.0.0.1:0, [::1]:0")
+        .env("SHOAL_HTTP_METRICS", "yes")
+        .env("SHOAL_CLUSTER", "redis://127.0.0.1:6379/1")
+        .env("SHOAL_LOG", "warn")
+        .output()
+        .unwrap();
+    assert_eq!(first.status.code(), Some(0), "{first:?}");
+    let text = String::from_utf8(first.stdout).unwrap();
+    // Every variable clap knows for the tracker: one line each, set or commented.
+    let cmd = shoal::cli::serve_command();
+    let names: Vec<String> = cmd
+        .get_arguments()
+        .filter_map(|a| Some(a.get_env()?.to_str()?.to_string()))
+        .collect();
+    assert!(names.contains(&"SHOAL_API_TOKEN_FILE".to_string()));
+    assert_eq!(text.lines().count(), names.len(), "{text}");
+    for name in &names {
+        let lines = text
+            .lines()
+            .filter(|l| {
+                l.strip_prefix("# ")
+                    .unwrap_or(l)
+                    .starts_with(&format!("{name}="))
+            })
+            .count();
+        assert_eq!(lines, 1, "{name} in\n{text}");
+    }
+    for line in [
+        "SHOAL_WORKERS=3  # --workers\n",
+        "SHOAL_MAX_MEMORY=256M  # --max-memory\n",
+        &format!("SHOAL_API_TOKEN_FILE={token_file}  # --api-token-file\n"),
+        "SHOAL_HTTP=127.0.0.1:0, [::1]:0  # --http\n",
+        "SHOAL_HTTP_METRICS=yes  # --http-metrics\n",
+        "SHOAL_LOG=warn  # --log\n",
+        "# SHOAL_API_TOKEN=  # --api-token (not set)\n",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+    // All of it from the environment alone: the same lines, so the same settings.
+    let second = print_config_as_env(&text).output().unwrap();
+    assert_eq!(second.status.code(), Some(0), "{second:?}");
+    assert_eq!(String::from_utf8(second.stdout).unwrap(), text);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn print_config_never_shows_a_secret() {
+    let out = shoal()
+        .args(["--print-config", "--api", "127.0.0.1:0"])
+        .env("SHOAL_API_TOKEN", "a-token-nobody-may-read")
+        .env(
+            "SHOAL_CLUSTER",
+            "redis://shoal:a-redis-password@10.1.2.3:6379",
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(!text.contains("a-token-nobody-may-read"), "{text}");
+    assert!(!text.contains("a-redis-password"), "{text}");
+    assert!(text.contains("# SHOAL_API_TOKEN=  # --api-token (set; not shown: give it again)\n"));
+    assert!(text.contains("SHOAL_CLUSTER=redis://shoal:***@10.1.2.3:6379  # --cluster\n"));
 }
 
 #[test]
@@ -557,6 +640,62 @@ fn environment_mistakes_are_named() {
         "{seen}"
     );
     assert!(seen.contains("socket buffers: "), "{seen}");
+    assert!(signal_and_wait(child, "-TERM").success());
+}
+
+/// The nice value in a `/proc/.../stat` file (Linux).
+fn nice_in(stat: &std::path::Path) -> i32 {
+    let stat = std::fs::read_to_string(stat).unwrap();
+    // After the name in parentheses: state is field 3, nice field 19.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    rest.split(' ').nth(16).unwrap().parse().unwrap()
+}
+
+/// Nice values of a process's threads, by thread name (Linux).
+fn thread_nices(pid: u32) -> Vec<(String, i32)> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let task = task.unwrap().path();
+        let name = std::fs::read_to_string(task.join("comm")).unwrap();
+        out.push((name.trim().to_string(), nice_in(&task.join("stat"))));
+    }
+    out
+}
+
+#[test]
+fn the_control_thread_runs_at_the_nice_value_asked() {
+    if !std::path::Path::new("/proc/self/task").exists() {
+        return;
+    }
+    // Lowering priority needs no privilege; raising it back does.
+    let own = nice_in(std::path::Path::new("/proc/self/stat"));
+    if own > 15 {
+        return;
+    }
+    let mut cmd = shoal();
+    cmd.args(["--udp", "127.0.0.1:0", "--metrics", "127.0.0.1:0"])
+        .args(["--workers", "1", "--log", "info"])
+        .env("SHOAL_CONTROL_NICE", "15");
+    let (child, seen) = start_until_serving(cmd);
+    let metrics: SocketAddr = seen
+        .split("serving /metrics and /health on http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    // An answer from the control thread: it has set its priority by now.
+    let mut s = std::net::TcpStream::connect(metrics).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    std::io::Write::write_all(&mut s, b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    let mut head = [0u8; 12];
+    std::io::Read::read_exact(&mut s, &mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    let nices = thread_nices(child.id());
+    let control = nices.iter().find(|(n, _)| n == "shoal-control");
+    assert_eq!(control.map(|c| c.1), Some(15), "{nices:?}");
+    let worker = nices.iter().find(|(n, _)| n.starts_with("shoal-worker"));
+    assert_eq!(worker.map(|w| w.1), Some(own), "{nices:?}");
     assert!(signal_and_wait(child, "-TERM").success());
 }
 

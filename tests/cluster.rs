@@ -11,22 +11,18 @@ mod alloc_count;
 mod common;
 
 use alloc_count::allocs;
-use common::{start, Client};
+use common::{metric, peers4, start, wait_until, Client, WAIT};
 use shoal::cluster::ClusterConfig;
-use shoal::config::Config;
-use shoal::net::Running;
+use shoal::server::Config;
+use shoal::server::Running;
 use shoal::wire::udp::Event;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 #[global_allocator]
 static GLOBAL: alloc_count::Counting = alloc_count::Counting;
-
-/// Longest any one wait may take: a test that waits this long has failed.
-const BOUND: Duration = Duration::from_secs(15);
 
 /// A throwaway redis-server (or valkey-server) on 127.0.0.1, killed on drop.
 struct Redis {
@@ -68,7 +64,7 @@ impl Redis {
                 panic!("cannot run {bin} ({e}): the cluster tests need it on PATH (apt-get install redis-server; CI: .ci/run)")
             });
         let mut r = Redis { child, port };
-        let deadline = Instant::now() + BOUND;
+        let deadline = Instant::now() + WAIT;
         while Instant::now() < deadline {
             if r.child.try_wait().unwrap().is_some() {
                 return None;
@@ -109,83 +105,37 @@ impl Drop for Redis {
     }
 }
 
-/// Poll `f` until it is true; panic naming `what` after [`BOUND`].
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + BOUND;
-    while Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    panic!("timed out waiting until {what}");
-}
-
 fn instance(url: &str, name: &str) -> Running {
-    start(Config {
-        metrics: vec!["127.0.0.1:0".parse().unwrap()],
-        cluster: Some(ClusterConfig {
+    let mut c = {
+        let mut c = Config::for_udp("127.0.0.1:0".parse().unwrap());
+        c.cluster = Some(ClusterConfig {
             url: url.into(),
             name: name.into(),
             state_interval: Duration::from_secs(1),
-        }),
-        ..Config::for_udp("127.0.0.1:0".parse().unwrap())
-    })
+        });
+        c
+    };
+    c.listen.metrics = vec!["127.0.0.1:0".parse().unwrap()];
+    start(c)
 }
 
 fn connected(s: &Running) -> bool {
-    s.shared().cluster.as_ref().unwrap().connected()
+    s.cluster().unwrap().connected()
 }
 
 fn state_writes(s: &Running) -> u64 {
-    let c = s.shared().cluster.as_ref().unwrap();
+    let c = s.cluster().unwrap();
     c.state_writes.load(Ordering::Relaxed)
 }
 
 /// A client of `server`, connected.
 fn client(server: &Running) -> Client {
-    let mut c = Client::new("127.0.0.1:0", server.udp_addrs()[0]);
-    c.connect();
-    c
-}
-
-fn me(c: &Client) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], c.port()))
-}
-
-fn peers(bytes: &[u8]) -> Vec<SocketAddr> {
-    bytes
-        .chunks(6)
-        .map(|c| SocketAddr::from(([c[0], c[1], c[2], c[3]], u16::from_be_bytes([c[4], c[5]]))))
-        .collect()
+    Client::connected(server.udp_addrs()[0])
 }
 
 /// Whether a leecher announce of `c` gets `peer` back.
 fn sees(c: &mut Client, ih: [u8; 20], peer: SocketAddr) -> bool {
-    peers(&c.announce(ih, Event::None, 100, -1).peers).contains(&peer)
-}
-
-/// GET `path` from an operator listener: (status line, body).
-fn http_get(addr: SocketAddr, path: &str) -> (String, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(BOUND)).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    (head.lines().next().unwrap().to_string(), body.to_string())
-}
-
-fn metric(server: &Running, name: &str) -> String {
-    let (_, body) = http_get(server.metrics_addrs()[0], "/metrics");
-    body.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
-        .unwrap_or_else(|| panic!("{name} not in /metrics"))
-        .to_string()
+    peers4(&c.announce(ih, Event::None, 100, -1).peers).contains(&peer)
 }
 
 #[test]
@@ -207,10 +157,10 @@ fn three_instances_share_one_swarm_and_survive_redis_going_away() {
     // It appears in B's and C's replies.
     let (mut on_b, mut on_c) = (client(&b), client(&c));
     wait_until("B hands out A's seeder", || {
-        sees(&mut on_b, ih, me(&seeder))
+        sees(&mut on_b, ih, seeder.addr())
     });
     wait_until("C hands out A's seeder", || {
-        sees(&mut on_c, ih, me(&seeder))
+        sees(&mut on_c, ih, seeder.addr())
     });
     // Scrape counts agree everywhere: 1 seeder, 1 download (counted once,
     // not once per instance), the two observers as leechers.
@@ -230,7 +180,7 @@ fn three_instances_share_one_swarm_and_survive_redis_going_away() {
             s.scrape(&[ih]) == vec![(0, 1, 2)]
         });
     }
-    assert!(!sees(&mut on_c, ih, me(&seeder)));
+    assert!(!sees(&mut on_c, ih, seeder.addr()));
 
     // Redis goes away: every instance keeps answering, and says so.
     let port = redis.stop();
@@ -242,22 +192,23 @@ fn three_instances_share_one_swarm_and_survive_redis_going_away() {
         let r = lone.announce(ih, Event::Started, 100, -1);
         assert!(r.leechers >= 3, "answered from the local map");
     }
-    assert_eq!(metric(&a, "shoal_cluster_connected"), "0");
-    let (status, body) = http_get(a.metrics_addrs()[0], "/health");
-    assert!(status.contains("200"), "{status}");
+    assert_eq!(metric(a.metrics_addrs()[0], "shoal_cluster_connected"), 0);
+    let health = common::get(a.metrics_addrs()[0], "/health");
+    assert_eq!(health.status, 200, "{}", health.head);
+    let body = health.text();
     assert!(body.contains("cluster: disconnected"), "{body}");
 
     // Redis is back (same port): sync resumes without a restart.
     let _redis = Redis::start_on(port).expect("restart redis on its port");
     wait_until("all three reconnect", || all.iter().all(|s| connected(s)));
-    assert_eq!(metric(&a, "shoal_cluster_connected"), "1");
-    assert!(http_get(a.metrics_addrs()[0], "/health")
-        .1
+    assert_eq!(metric(a.metrics_addrs()[0], "shoal_cluster_connected"), 1);
+    assert!(common::get(a.metrics_addrs()[0], "/health")
+        .text()
         .contains("cluster: connected"));
     let mut seeder2 = client(&a);
     seeder2.announce(ih, Event::Started, 0, 0);
     wait_until("B hands out a seeder announced after the outage", || {
-        sees(&mut on_b, ih, me(&seeder2))
+        sees(&mut on_b, ih, seeder2.addr())
     });
 
     // A fresh instance D gets the swarm from the stored state at start: its
@@ -270,16 +221,11 @@ fn three_instances_share_one_swarm_and_survive_redis_going_away() {
     let mut on_d = client(&d);
     let r = on_d.announce(ih, Event::Started, 100, -1);
     assert!(
-        peers(&r.peers).contains(&me(&seeder2)),
+        peers4(&r.peers).contains(&seeder2.addr()),
         "D's first reply has the existing seeder"
     );
     assert_eq!(on_d.scrape(&[ih])[0].1, 1, "completed loaded once");
-    assert!(
-        metric(&d, "shoal_cluster_state_loaded_peers")
-            .parse::<u64>()
-            .unwrap()
-            >= 1
-    );
+    assert!(metric(d.metrics_addrs()[0], "shoal_cluster_state_loaded_peers") >= 1);
     for s in [a, b, c, d] {
         s.stop();
     }
@@ -299,7 +245,7 @@ fn redis_down_at_start_serves_alone_then_joins() {
     let mut c = client(&a);
     assert_eq!(c.announce([1; 20], Event::Started, 0, -1).seeders, 1);
     assert!(!connected(&a));
-    assert_eq!(metric(&a, "shoal_cluster_connected"), "0");
+    assert_eq!(metric(a.metrics_addrs()[0], "shoal_cluster_connected"), 0);
     let _redis = Redis::start_on(port).expect("redis on the chosen port");
     wait_until("both connect once Redis is up", || {
         connected(&a) && connected(&b)
@@ -308,7 +254,7 @@ fn redis_down_at_start_serves_alone_then_joins() {
     seeder.announce([2; 20], Event::Started, 0, 0);
     let mut on_b = client(&b);
     wait_until("B sees A's seeder", || {
-        sees(&mut on_b, [2; 20], me(&seeder))
+        sees(&mut on_b, [2; 20], seeder.addr())
     });
     a.stop();
     b.stop();
@@ -328,7 +274,7 @@ fn foreign_and_malformed_messages_on_the_channel_are_dropped() {
             .query(&mut con)
             .unwrap();
     }
-    let status = a.shared().cluster.clone().unwrap();
+    let status = a.cluster().unwrap().clone();
     let rejected = || {
         shoal::cluster::batch::BatchError::ALL
             .iter()
@@ -336,7 +282,7 @@ fn foreign_and_malformed_messages_on_the_channel_are_dropped() {
             .sum::<u64>()
     };
     wait_until("three messages rejected", || rejected() == 3);
-    assert_eq!(a.shared().tracker.swarm().totals().peers(), 0);
+    assert_eq!(a.tracker().swarm().totals().peers(), 0);
     // Still serving and still subscribed.
     assert!(connected(&a));
     assert_eq!(
@@ -360,7 +306,7 @@ fn propagation_delay() {
         let mut seeder = client(&a);
         let t = Instant::now();
         seeder.announce(ih, Event::Started, 0, 0);
-        wait_until("B sees the seeder", || sees(&mut on_b, ih, me(&seeder)));
+        wait_until("B sees the seeder", || sees(&mut on_b, ih, seeder.addr()));
         delays.push(t.elapsed());
     }
     delays.sort();
@@ -384,18 +330,22 @@ fn propagation_delay() {
 #[test]
 fn the_record_path_allocates_nothing() {
     use shoal::cluster::{Status, OUTBOX_RECORDS};
-    use shoal::config::TrackerConfig;
-    use shoal::stats::Counters;
+    use shoal::net::worker::publish;
     use shoal::swarm::Role;
-    use shoal::tracker::{Tracker, Worker};
+    use shoal::time::Now;
+    use shoal::tracker::{Tracker, TrackerConfig, Worker};
     use shoal::wire::udp::{self, AnnounceRequest};
     use std::net::IpAddr;
     use std::sync::Arc;
 
-    let t = Tracker::new(TrackerConfig::default(), 16);
+    let t = Tracker::new(TrackerConfig {
+        shards: 16,
+        ..TrackerConfig::default()
+    });
     let status = Arc::new(Status::new(1));
-    let mut w = Worker::new(Arc::new(Counters::default()));
-    w.cluster = Some(status.outbox(0));
+    let mut w = Worker::new();
+    let outbox = status.outbox(0);
+    let now = Now::from_secs(0);
     let ip: IpAddr = "10.1.2.3".parse().unwrap();
     let src = SocketAddr::new(ip, 5000);
     let datagrams: Vec<Vec<u8>> = (0..50u16)
@@ -407,7 +357,7 @@ fn the_record_path_allocates_nothing() {
                 } else {
                     Event::None
                 },
-                ..AnnounceRequest::new(t.connection_id(0, ip), 1, [9; 20], [1; 20], 1000 + i)
+                ..AnnounceRequest::new(t.connection_id(now, ip), 1, [9; 20], [1; 20], 1000 + i)
             };
             let mut b = vec![0; 200];
             let n = udp::write_announce_request(&mut b, &req, b"").unwrap();
@@ -417,7 +367,9 @@ fn the_record_path_allocates_nothing() {
         .collect();
     let mut out = [0u8; 1500];
     for d in &datagrams {
-        t.handle_udp(&mut w, 0, src, d, &mut out).unwrap();
+        let h = t.handle_udp(&mut w, now, src, d, &mut out);
+        assert!(h.reply > 0);
+        publish(Some(&outbox), &h.outcome, &w);
     }
     let mut spare = Vec::with_capacity(OUTBOX_RECORDS);
     status.take(0, &mut spare);
@@ -430,7 +382,8 @@ fn the_record_path_allocates_nothing() {
     let rounds = OUTBOX_RECORDS / 50 + 2;
     for _ in 0..rounds {
         for d in &datagrams {
-            t.handle_udp(&mut w, 0, src, d, &mut out).unwrap();
+            let h = t.handle_udp(&mut w, now, src, d, &mut out);
+            publish(Some(&outbox), &h.outcome, &w);
         }
     }
     assert_eq!(allocs() - before, 0, "no allocation, full buffer included");

@@ -10,23 +10,25 @@
 
 mod common;
 
-use common::{start, start_with_manual_clock, Client, REPLY_TIMEOUT};
-use shoal::config::Config;
+use common::{
+    assert_closed, peers4, start, start_with_manual_clock, wait_until, Client, REPLY_TIMEOUT,
+};
 use shoal::limit::LimitConfig;
-use shoal::net::Running;
+use shoal::server::Config;
+use shoal::server::Running;
 use shoal::stats::{Dropped, Reject};
 use shoal::wire::udp;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
-use std::time::Instant;
 
 fn config(limits: LimitConfig) -> Config {
-    Config {
-        http: vec!["127.0.0.1:0".parse().unwrap()],
-        http_metrics: true,
+    let mut c = Config {
         limits,
         ..Config::for_udp("127.0.0.1:0".parse().unwrap())
-    }
+    };
+    c.listen.http = vec!["127.0.0.1:0".parse().unwrap()];
+    c.http.metrics_on_tracker_port = true;
+    c
 }
 
 fn rate(n: u32, burst: u32) -> LimitConfig {
@@ -34,15 +36,6 @@ fn rate(n: u32, burst: u32) -> LimitConfig {
         rate_limit: n,
         rate_burst: Some(burst),
         ..LimitConfig::default()
-    }
-}
-
-/// Wait (bounded) until `f` holds.
-fn wait_for(what: &str, f: impl Fn() -> bool) {
-    let deadline = Instant::now() + REPLY_TIMEOUT;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::yield_now();
     }
 }
 
@@ -69,7 +62,7 @@ fn assert_silent(c: &Client) {
 }
 
 fn rate_limited(server: &Running) -> u64 {
-    server.shared().registry.rejects(Reject::RateLimited)
+    server.registry().rejects(Reject::RateLimited)
 }
 
 /// A TCP connection from `local` (a loopback address) to `addr`.
@@ -90,22 +83,9 @@ fn request(s: &mut TcpStream, path: &str, headers: &str) -> (u16, Vec<u8>) {
     (r.status, r.body)
 }
 
-/// The connection was closed by the server (EOF, or reset).
-fn assert_closed(s: &mut TcpStream) {
-    let mut rest = Vec::new();
-    match s.read_to_end(&mut rest) {
-        Ok(_) => {}
-        Err(e) => assert_eq!(e.kind(), ErrorKind::ConnectionReset, "{e}"),
-    }
-}
-
+/// A leecher's compact announce.
 fn announce_path(ih: [u8; 20], peer_id: &str, port: u16) -> String {
-    let pct = |b: &[u8]| b.iter().map(|b| format!("%{b:02x}")).collect::<String>();
-    format!(
-        "/announce?info_hash={}&peer_id={}&port={port}&uploaded=0&downloaded=0&left=5&compact=1",
-        pct(&ih),
-        pct(peer_id.as_bytes())
-    )
+    common::announce_path(ih, peer_id, port, 5, "&compact=1")
 }
 
 /// The compact IPv4 peers of an announce reply, as addresses.
@@ -120,10 +100,7 @@ fn peers(body: &[u8]) -> Vec<SocketAddr> {
         .unwrap()
         .parse()
         .unwrap();
-    body[colon + 1..colon + 1 + n]
-        .chunks(6)
-        .map(|p| SocketAddr::from(([p[0], p[1], p[2], p[3]], u16::from_be_bytes([p[4], p[5]]))))
-        .collect()
+    peers4(&body[colon + 1..colon + 1 + n])
 }
 
 #[test]
@@ -136,7 +113,7 @@ fn udp_over_the_rate_gets_silence_while_another_address_is_answered() {
         heavy.connect();
     }
     send_connect(&mut heavy);
-    wait_for("the fourth connect to be refused", || {
+    wait_until("the fourth connect to be refused", || {
         rate_limited(&server) == 1
     });
     assert_silent(&heavy);
@@ -150,7 +127,7 @@ fn udp_over_the_rate_gets_silence_while_another_address_is_answered() {
     heavy.connect();
     heavy.connect();
     send_connect(&mut heavy);
-    wait_for("the third connect at 1 s to be refused", || {
+    wait_until("the third connect at 1 s to be refused", || {
         rate_limited(&server) == 2
     });
     assert_silent(&heavy);
@@ -200,7 +177,7 @@ fn http_over_the_rate_gets_a_failure_reason_and_shares_the_udp_bucket() {
     // UDP from the same address draws on the same, empty, bucket.
     let mut udp_client = Client::new("127.0.0.2:0", server.udp_addrs()[0]);
     send_connect(&mut udp_client);
-    wait_for("the UDP connect to be refused", || {
+    wait_until("the UDP connect to be refused", || {
         rate_limited(&server) == 2
     });
     assert_silent(&udp_client);
@@ -213,19 +190,17 @@ fn http_over_the_rate_gets_a_failure_reason_and_shares_the_udp_bucket() {
 
 #[test]
 fn client_ip_header_is_believed_only_from_a_trusted_proxy() {
-    let server = start(Config {
-        http_client_ip_header: Some("X-Forwarded-For".into()),
-        ..config(LimitConfig {
+    let server = start({
+        let mut c = config(LimitConfig {
             trusted_proxies: vec!["127.0.0.2/32".parse().unwrap()],
             ..LimitConfig::default()
-        })
+        });
+        c.http.client_ip_header = Some("X-Forwarded-For".into());
+        c
     });
     let addr = server.http_addrs()[0];
     let ih = [0x55; 20];
-    let untrusted = server
-        .shared()
-        .registry
-        .rejects(Reject::UntrustedClientIpHeader);
+    let untrusted = server.registry().rejects(Reject::UntrustedClientIpHeader);
     assert_eq!(untrusted, 0);
     // From an untrusted address the header is ignored: the peer is stored
     // under the address it connected from, and the attempt is counted.
@@ -241,10 +216,7 @@ fn client_ip_header_is_believed_only_from_a_trusted_proxy() {
         String::from_utf8_lossy(&body)
     );
     assert_eq!(
-        server
-            .shared()
-            .registry
-            .rejects(Reject::UntrustedClientIpHeader),
+        server.registry().rejects(Reject::UntrustedClientIpHeader),
         1
     );
     // From the trusted proxy the header is the client's address.
@@ -270,10 +242,7 @@ fn client_ip_header_is_believed_only_from_a_trusted_proxy() {
         ]
     );
     assert_eq!(
-        server
-            .shared()
-            .registry
-            .rejects(Reject::UntrustedClientIpHeader),
+        server.registry().rejects(Reject::UntrustedClientIpHeader),
         1,
         "only the untrusted peer's header was refused"
     );
@@ -295,7 +264,7 @@ fn connections_per_address_are_capped() {
     let mut c = connect_from("127.0.0.2", addr);
     let _ = c.write_all(b"GET /health HTTP/1.1\r\n\r\n");
     assert_closed(&mut c);
-    let drops = || server.shared().registry.drops(Dropped::HttpPerIpLimit);
+    let drops = || server.registry().drops(Dropped::HttpPerIpLimit);
     assert_eq!(drops(), 1);
     // Another address is not affected.
     let mut d = connect_from("127.0.0.3", addr);
@@ -303,26 +272,23 @@ fn connections_per_address_are_capped() {
     // A closed connection gives its place back (the server sees the close
     // on a later turn: retry, bounded).
     drop(a);
-    let deadline = Instant::now() + REPLY_TIMEOUT;
-    loop {
+    wait_until("a freed place to be reused", || {
         let mut e = connect_from("127.0.0.2", addr);
         let _ = e.write_all(b"GET /health HTTP/1.1\r\nConnection: close\r\n\r\n");
         let mut all = Vec::new();
         let _ = e.read_to_end(&mut all);
-        if all.starts_with(b"HTTP/1.1 200") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "a freed place was never reused");
-    }
+        all.starts_with(b"HTTP/1.1 200")
+    });
     assert_eq!(request(&mut b, "/health", "").0, 200);
     server.stop();
 }
 
 #[test]
 fn when_every_slot_is_taken_the_longest_idle_connection_makes_room() {
-    let server = start(Config {
-        http_max_connections: 2,
-        ..config(LimitConfig::default())
+    let server = start({
+        let mut c = config(LimitConfig::default());
+        c.http.max_connections = 2;
+        c
     });
     let addr = server.http_addrs()[0];
     let mut idle = connect_from("127.0.0.2", addr);
@@ -333,7 +299,7 @@ fn when_every_slot_is_taken_the_longest_idle_connection_makes_room() {
     let mut newcomer = connect_from("127.0.0.4", addr);
     assert_eq!(request(&mut newcomer, "/health", "").0, 200);
     assert_closed(&mut idle);
-    let r = &server.shared().registry;
+    let r = &server.registry();
     assert_eq!(r.drops(Dropped::HttpEvicted), 1);
     assert_eq!(r.drops(Dropped::HttpOverLimit), 0);
     assert_eq!(request(&mut busy, "/health", "").0, 200);

@@ -11,12 +11,10 @@
 
 mod common;
 
-use common::{start, Client, REPLY_TIMEOUT};
-use shoal::config::Config;
+use common::{get, pct, start, Client};
+use shoal::server::Config;
 use shoal::wire::udp::Event;
 use std::collections::{HashMap, HashSet};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 
 /// `[a-zA-Z_:][a-zA-Z0-9_:]*`
 fn is_metric_name(s: &str) -> bool {
@@ -297,32 +295,13 @@ fn checker_rejects_each_kind_of_violation() {
     }
 }
 
-fn pct(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("%{b:02x}")).collect()
-}
-
-/// One `Connection: close` GET: (head, body).
-fn get(addr: SocketAddr, path: &str) -> (String, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(REPLY_TIMEOUT)).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut all = Vec::new();
-    s.read_to_end(&mut all).unwrap();
-    let all = String::from_utf8_lossy(&all).into_owned();
-    let (head, body) = all.split_once("\r\n\r\n").expect("a response head");
-    (head.to_string(), body.to_string())
-}
-
 #[test]
 fn live_metrics_are_valid_exposition_format() {
-    let server = start(Config {
-        http: vec!["127.0.0.1:0".parse().unwrap()],
-        metrics: vec!["127.0.0.1:0".parse().unwrap()],
-        ..Config::for_udp("127.0.0.1:0".parse().unwrap())
+    let server = start({
+        let mut c = Config::for_udp("127.0.0.1:0".parse().unwrap());
+        c.listen.http = vec!["127.0.0.1:0".parse().unwrap()];
+        c.listen.metrics = vec!["127.0.0.1:0".parse().unwrap()];
+        c
     });
     let http = server.http_addrs()[0];
     let operator = server.metrics_addrs()[0];
@@ -338,20 +317,19 @@ fn live_metrics_are_valid_exposition_format() {
         pct(&[4; 20]),
         pct(b"-TR3000-mmmmmmmmmmmm")
     );
-    assert!(get(http, &announce).0.starts_with("HTTP/1.1 200"));
-    assert!(get(http, &format!("/scrape?info_hash={}", pct(&[4; 20])))
-        .0
-        .starts_with("HTTP/1.1 200"));
-    assert!(get(http, "/announce?info_hash=short")
-        .0
-        .starts_with("HTTP/1.1 "));
-    assert!(get(http, "/nowhere").0.starts_with("HTTP/1.1 404"));
+    assert_eq!(get(http, &announce).status, 200);
+    let scrape = format!("/scrape?info_hash={}", pct(&[4; 20]));
+    assert_eq!(get(http, &scrape).status, 200);
+    // Malformed: whatever the reply, it is one HTTP/1.1 response.
+    get(http, "/announce?info_hash=short");
+    assert_eq!(get(http, "/nowhere").status, 404);
 
-    assert!(get(operator, "/health").0.starts_with("HTTP/1.1 200"));
-    let (head, body) = get(operator, "/metrics");
+    assert_eq!(get(operator, "/health").status, 200);
+    let metrics = get(operator, "/metrics");
     server.stop();
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    let content_type = head
+    assert_eq!(metrics.status, 200, "{}", metrics.head);
+    let content_type = metrics
+        .head
         .lines()
         .find_map(|l| {
             let (k, v) = l.split_once(':')?;
@@ -359,6 +337,7 @@ fn live_metrics_are_valid_exposition_format() {
         })
         .expect("a Content-Type");
     assert_eq!(content_type, "text/plain; version=0.0.4");
+    let body = metrics.text();
     let errs = check_exposition(&body);
     assert!(errs.is_empty(), "{}\n--- body ---\n{body}", errs.join("\n"));
     // The traffic above is in there (the checker did not pass an empty body).
@@ -394,13 +373,11 @@ fn kernel_receive_drops_are_counted() {
         socket_buffer: 4096, // the kernel rounds up to its minimum
         ..Config::for_udp("127.0.0.1:0".parse().unwrap())
     };
-    let server = shoal::net::Server::bind(config).unwrap();
-    let drops = |server: &shoal::net::Server| -> u64 {
-        let shared = server.shared();
+    let server = shoal::server::Server::bind(config).unwrap();
+    let drops = |server: &shoal::server::Server| -> u64 {
         let mut text = String::new();
-        shared
-            .registry
-            .render_prometheus(&mut text, &shared.tracker.swarm().totals(), 0);
+        let totals = server.tracker().swarm().totals();
+        server.registry().render_prometheus(&mut text, &totals, 0);
         text.lines()
             .find_map(|l| l.strip_prefix("shoal_udp_receive_drops_total "))
             .unwrap_or_else(|| panic!("no drops series in\n{text}"))
@@ -410,7 +387,9 @@ fn kernel_receive_drops_are_counted() {
     let before = drops(&server);
     let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     for _ in 0..500 {
-        client.send_to(&[0u8; 512], server.udp_addrs()[0]).unwrap();
+        client
+            .send_to(&[0u8; 512], server.addrs(shoal::net::Role::Udp)[0])
+            .unwrap();
     }
     let after = drops(&server);
     assert!(

@@ -7,25 +7,23 @@
 
 mod common;
 
-use common::{start, start_with_manual_clock, Client, REPLY_TIMEOUT};
-use shoal::config::Config;
+use common::{
+    metrics_text, shoal_command, start, start_with_manual_clock, Client, Proc, Role, REPLY_TIMEOUT,
+};
 use shoal::rendezvous::client::ClientReply;
 use shoal::rendezvous::message::Reply;
 use shoal::rendezvous::{DropReason, Outcome, ShareId};
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
-use std::process::Command;
+use shoal::server::Config;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 
 /// One worker, rendezvous on `addrs`, nothing else unless a test adds it.
 fn config(addrs: &[&str]) -> Config {
-    Config {
-        udp: Vec::new(),
-        rendezvous: addrs.iter().map(|a| a.parse().unwrap()).collect(),
-        workers: 1,
-        shards: 4,
-        default_addrs: false,
-        ..Config::default()
-    }
+    let mut c = Config::default();
+    c.listen.udp = Vec::new();
+    c.listen.rendezvous = addrs.iter().map(|a| a.parse().unwrap()).collect();
+    c.workers = 1;
+    c.tracker.shards = 4;
+    c
 }
 
 /// A Sobani peer on its own address: one socket for the tracker and for the
@@ -121,27 +119,16 @@ fn two_peers_meet_through_shoal_and_talk_directly() {
     let a = Peer::new("127.0.0.2:0", tracker);
     let b = Peer::new("127.0.0.3:0", tracker);
     introduce_and_talk(&a, &b);
-    let reg = &server.shared().registry;
+    let reg = &server.registry();
     assert_eq!(reg.rendezvous_outcomes(Outcome::Announced), 2);
     assert_eq!(reg.rendezvous_outcomes(Outcome::Pushed), 1);
     server.stop();
 }
 
-/// GET /metrics over a fresh connection.
-fn metrics(addr: SocketAddr) -> String {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(REPLY_TIMEOUT)).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    text
-}
-
 #[test]
 fn every_rule_as_a_client_sees_it_and_garbage_is_counted() {
     let mut c = config(&["127.0.0.1:0"]);
-    c.metrics = vec!["127.0.0.1:0".parse().unwrap()];
+    c.listen.metrics = vec!["127.0.0.1:0".parse().unwrap()];
     let server = start(c);
     let tracker = server.rendezvous_addrs()[0];
     let a = Peer::new("127.0.0.1:0", tracker);
@@ -173,7 +160,7 @@ fn every_rule_as_a_client_sees_it_and_garbage_is_counted() {
         a.sock.send_to(junk, tracker).unwrap();
     }
     assert_eq!(a.request(r#"{"action":"alive"}"#), Reply::Alived);
-    let reg = &server.shared().registry;
+    let reg = &server.registry();
     assert_eq!(
         reg.rendezvous_outcomes(Outcome::Dropped(DropReason::NotJson)),
         2
@@ -186,7 +173,7 @@ fn every_rule_as_a_client_sees_it_and_garbage_is_counted() {
         reg.rendezvous_outcomes(Outcome::Dropped(DropReason::TooLarge)),
         1
     );
-    let text = metrics(server.metrics_addrs()[0]);
+    let text = metrics_text(server.metrics_addrs()[0]);
     for line in [
         "shoal_rendezvous_total{outcome=\"dropped_not_json\"} 2\n",
         "shoal_rendezvous_total{outcome=\"dropped_too_large\"} 1\n",
@@ -211,11 +198,11 @@ fn every_rule_as_a_client_sees_it_and_garbage_is_counted() {
 #[test]
 fn metrics_have_no_rendezvous_series_when_it_is_off() {
     let mut c = config(&[]);
-    c.udp = vec!["127.0.0.1:0".parse().unwrap()];
-    c.metrics = vec!["127.0.0.1:0".parse().unwrap()];
+    c.listen.udp = vec!["127.0.0.1:0".parse().unwrap()];
+    c.listen.metrics = vec!["127.0.0.1:0".parse().unwrap()];
     let server = start(c);
     assert!(server.rendezvous_addrs().is_empty());
-    let text = metrics(server.metrics_addrs()[0]);
+    let text = metrics_text(server.metrics_addrs()[0]);
     assert!(text.contains("shoal_requests_total{protocol=\"udp\""));
     assert!(!text.contains("protocol=\"rendezvous\""), "{text}");
     assert!(!text.contains("shoal_rendezvous_total"), "{text}");
@@ -243,13 +230,7 @@ fn a_dual_stack_socket_introduces_ipv4_to_ipv6() {
     let v6 = Peer::new("[::1]:0", SocketAddr::from((Ipv6Addr::LOCALHOST, port)));
     introduce(&v6, &v4);
     introduce(&v4, &v6);
-    assert_eq!(
-        server
-            .shared()
-            .registry
-            .drops(shoal::stats::Dropped::SendError),
-        0
-    );
+    assert_eq!(server.registry().drops(shoal::stats::Dropped::SendError), 0);
     server.stop();
 }
 
@@ -276,8 +257,7 @@ fn introductions_across_families_use_the_other_socket() {
     }
     assert_eq!(
         server
-            .shared()
-            .registry
+            .registry()
             .drops(shoal::stats::Dropped::RendezvousNoRoute),
         0
     );
@@ -287,10 +267,12 @@ fn introductions_across_families_use_the_other_socket() {
 #[test]
 fn registrations_expire_without_alive() {
     // A UDP tracker socket too, in the same single worker: its connect ids
-    // tell when the loop has picked up a new clock time (see common::set_clock).
+    // tell when the loop has picked up a new clock time (see common::set_clock);
+    // the operator listener tells when the control thread (the sweeps) has.
     let mut c = config(&["127.0.0.1:0"]);
-    c.udp = vec!["127.0.0.1:0".parse().unwrap()];
-    c.rendezvous_settings.timeout = 10;
+    c.listen.udp = vec!["127.0.0.1:0".parse().unwrap()];
+    c.listen.metrics = vec!["127.0.0.1:0".parse().unwrap()];
+    c.rendezvous.timeout = 10;
     let (server, clock) = start_with_manual_clock(c);
     let tracker = server.rendezvous_addrs()[0];
     let mut timekeeper = Client::new("127.0.0.1:0", server.udp_addrs()[0]);
@@ -302,11 +284,12 @@ fn registrations_expire_without_alive() {
     assert_eq!(a.request(r#"{"action":"alive"}"#), Reply::Alived);
     // At 12, b (last seen at 0) is past the 10 s timeout; a (alive at 8) is not.
     timekeeper.set_clock(&clock, 12);
-    let rdv = &server.shared().rendezvous.as_ref().unwrap().service;
+    common::control_at(server.metrics_addrs()[0], 12);
+    let rdv = server.registry().rendezvous.as_ref().unwrap();
     assert_eq!(
         rdv.registry().stats().entries,
         1,
-        "the sweep at the start of the turn removed b"
+        "the control thread's sweep at 12 removed b"
     );
     assert_eq!(b.request(r#"{"action":"alive"}"#), Reply::Expired);
     assert_eq!(a.request(r#"{"action":"alive"}"#), Reply::Alived);
@@ -321,7 +304,7 @@ fn registrations_expire_without_alive() {
 }
 
 fn shoal_tool(args: &[&str]) -> (bool, String, String) {
-    let out = shoal_bin().args(args).output().unwrap();
+    let out = shoal_command().args(args).output().unwrap();
     (
         out.status.success(),
         String::from_utf8(out.stdout).unwrap(),
@@ -382,55 +365,19 @@ fn the_rendezvous_tool_announces_pushes_and_reports_errors() {
     assert!(err.contains("udp://"), "{err}");
 }
 
-/// The binary with a clean environment (no SHOAL_* or RUST_LOG from outside).
-fn shoal_bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_shoal"));
-    c.env_remove("RUST_LOG");
-    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("SHOAL_")) {
-        c.env_remove(k);
-    }
-    c
-}
-
-/// A child process killed when the test ends, passed or failed.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn the_server_binary_serves_rendezvous_from_its_env_twin() {
-    use std::io::{BufRead, BufReader};
-    let mut child = shoal_bin()
-        .env("SHOAL_NO_UDP", "1")
-        .env("SHOAL_RENDEZVOUS", "127.0.0.1:0, [::1]:0")
-        .env("SHOAL_RENDEZVOUS_TIMEOUT", "60")
-        .env("SHOAL_WORKERS", "2")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let reader = child.stderr.take().unwrap();
-    let _child = KillOnDrop(child);
-    let mut reader = BufReader::new(reader);
-    let mut seen = String::new();
-    while !seen.contains("worker(s)") {
-        let mut line = String::new();
-        assert!(
-            reader.read_line(&mut line).unwrap() > 0,
-            "exited early: {seen}"
-        );
-        seen.push_str(&line);
-    }
-    std::thread::spawn(move || for _ in reader.lines() {});
-    let addrs: Vec<SocketAddr> = seen
-        .lines()
-        .filter_map(|l| l.split("listening on rendezvous://").nth(1))
-        .map(|a| a.trim().parse().unwrap())
-        .collect();
+    let p = Proc::start_with_env(
+        &[],
+        &[
+            ("SHOAL_NO_UDP", "1"),
+            ("SHOAL_RENDEZVOUS", "127.0.0.1:0, [::1]:0"),
+            ("SHOAL_RENDEZVOUS_TIMEOUT", "60"),
+            ("SHOAL_WORKERS", "2"),
+        ],
+    );
+    let addrs = p.addrs(Role::Rendezvous);
+    let seen = p.log().join("\n");
     assert_eq!(addrs.len(), 2, "{seen}");
     assert!(!seen.contains("udp://"), "--no-udp: {seen}");
     let a = Peer::new("127.0.0.2:0", addrs[0]);
@@ -442,7 +389,7 @@ fn the_server_binary_serves_rendezvous_from_its_env_twin() {
 
 #[test]
 fn bad_rendezvous_settings_and_taken_ports_are_one_line_errors() {
-    let out = shoal_bin()
+    let out = shoal_command()
         .args(["--rendezvous", "127.0.0.1:0", "--rendezvous-push-rate", "0"])
         .output()
         .unwrap();
@@ -451,7 +398,7 @@ fn bad_rendezvous_settings_and_taken_ports_are_one_line_errors() {
     assert!(err.contains("--rendezvous-push-rate"), "{err}");
     let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap();
-    let out = shoal_bin()
+    let out = shoal_command()
         .args(["--no-udp", "--rendezvous", &addr.to_string()])
         .output()
         .unwrap();

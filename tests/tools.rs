@@ -12,10 +12,10 @@ mod common;
 use common::start;
 use shoal::client::http::MAX_REPLY;
 use shoal::client::{AnnounceParams, Client, ClientError, Event, ScrapeStats, TrackerUrl};
-use shoal::config::Config;
+use shoal::server::Config;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, UdpSocket};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -456,9 +456,10 @@ fn http_reply_over_the_cap_is_refused() {
 #[test]
 fn http_client_against_shoal() {
     for bind in ["127.0.0.1:0", "[::1]:0"] {
-        let config = Config {
-            http: vec![bind.parse().unwrap()],
-            ..Config::for_udp("127.0.0.1:0".parse().unwrap())
+        let config = {
+            let mut c = Config::for_udp("127.0.0.1:0".parse().unwrap());
+            c.listen.http = vec![bind.parse().unwrap()];
+            c
         };
         let server = start(config);
         let http = server.http_addrs()[0];
@@ -572,10 +573,8 @@ fn tls_tracker(
 #[test]
 fn cli_https_with_a_private_ca() {
     let (ca_pem, config) = test_ca_and_server();
-    let dir = std::env::temp_dir().join(format!("shoal-tools-tls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let ca_file = dir.join("ca.pem");
-    std::fs::write(&ca_file, &ca_pem).unwrap();
+    let dir = common::TmpDir::new("tls");
+    let ca_file = dir.write("ca.pem", &ca_pem);
     let ca = ca_file.to_str().unwrap();
 
     let mut announce = b"d8:completei1e10:incompletei0e8:intervali1800e5:peers12:".to_vec();
@@ -669,7 +668,6 @@ fn cli_https_with_a_private_ca() {
     assert_eq!(same_peer(&lines[3]), same_peer(&lines[4]));
     assert_eq!(same_peer(&lines[3]).len(), 3);
     assert!(lines[5].starts_with("handshake failed"), "{lines:?}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// The library side of https: a Client trusting the test CA announces; one
@@ -700,12 +698,7 @@ fn client_https_trusts_only_what_it_is_given() {
 // ---------------------------------------------------------------------------
 
 fn shoal(args: &[&str]) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_shoal"));
-    c.env_remove("RUST_LOG");
-    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("SHOAL_")) {
-        c.env_remove(k);
-    }
-    c.args(args).output().unwrap()
+    common::shoal_command().args(args).output().unwrap()
 }
 
 fn stdout(o: &Output) -> String {
@@ -887,9 +880,10 @@ fn cli_json_errors_are_json_with_the_same_status() {
 /// Also: `--numwant -1`, and scraping from a scrape URL.
 #[test]
 fn cli_probe_leaves_no_peer_behind() {
-    let config = Config {
-        http: vec!["127.0.0.1:0".parse().unwrap()],
-        ..Config::for_udp("127.0.0.1:0".parse().unwrap())
+    let config = {
+        let mut c = Config::for_udp("127.0.0.1:0".parse().unwrap());
+        c.listen.http = vec!["127.0.0.1:0".parse().unwrap()];
+        c
     };
     let server = start(config);
     let udp = format!("udp://{}", server.udp_addrs()[0]);

@@ -3,8 +3,8 @@
 
 mod common;
 
-use common::{start, start_with_manual_clock, Client};
-use shoal::config::Config;
+use common::{peers4, start, start_with_manual_clock, Client};
+use shoal::server::Config;
 use shoal::wire::udp::{self, Event, Response};
 use std::net::SocketAddr;
 
@@ -13,14 +13,6 @@ fn loopback_config(workers: usize) -> Config {
         workers,
         ..Config::for_udp("127.0.0.1:0".parse().unwrap())
     }
-}
-
-fn peers4(bytes: &[u8]) -> Vec<SocketAddr> {
-    assert_eq!(bytes.len() % 6, 0, "6-byte IPv4 peers");
-    bytes
-        .chunks(6)
-        .map(|c| SocketAddr::from(([c[0], c[1], c[2], c[3]], u16::from_be_bytes([c[4], c[5]]))))
-        .collect()
 }
 
 #[test]
@@ -57,9 +49,10 @@ fn ipv4_swarm_over_two_workers() {
 
 #[test]
 fn ipv6_gets_18_byte_ipv6_peers_only() {
-    let server = start(Config {
-        udp: vec!["127.0.0.1:0".parse().unwrap(), "[::1]:0".parse().unwrap()],
-        ..loopback_config(1)
+    let server = start({
+        let mut c = loopback_config(1);
+        c.listen.udp = vec!["127.0.0.1:0".parse().unwrap(), "[::1]:0".parse().unwrap()];
+        c
     });
     let (a4, a6) = (server.udp_addrs()[0], server.udp_addrs()[1]);
     assert!(a6.is_ipv6());
@@ -122,19 +115,18 @@ fn default_pair_binds_both_families_on_one_port() {
             let probe = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
             let port = probe.local_addr().unwrap().port();
             drop(probe);
-            match shoal::net::Server::bind(Config {
-                udp: vec![
+            match shoal::server::Server::bind({
+                let mut c = loopback_config(2);
+                c.listen.udp = vec![
                     SocketAddr::from(([0, 0, 0, 0], port)),
                     SocketAddr::from(([0u16; 8], port)),
-                ],
-                ..loopback_config(2)
+                ];
+                c
             }) {
                 Ok(server) => Some((server.spawn().unwrap(), port)),
-                Err(shoal::net::BindError::Bind { error, .. })
-                    if error.kind() == std::io::ErrorKind::AddrInUse =>
-                {
-                    None
-                }
+                Err(shoal::server::StartError::Bind(shoal::net::BindError::Bind {
+                    error, ..
+                })) if error.kind() == std::io::ErrorKind::AddrInUse => None,
                 Err(e) => panic!("{e}"),
             }
         })
@@ -178,7 +170,7 @@ fn connection_ids_expire_and_are_bound_to_the_address() {
             ..
         })
     ));
-    let reg = &server.shared().registry;
+    let reg = &server.registry();
     assert_eq!(reg.rejects(shoal::stats::Reject::BadConnectionId), 1);
     server.stop();
 }
@@ -188,23 +180,25 @@ fn peers_expire_with_time_and_empty_torrents_go() {
     let mut config = loopback_config(1);
     config.tracker.interval = 60;
     config.tracker.peer_timeout = 100;
-    config.shards = 4;
+    config.tracker.shards = 4;
+    config.listen.metrics = vec!["127.0.0.1:0".parse().unwrap()];
     let (server, clock) = start_with_manual_clock(config);
     let addr = server.udp_addrs()[0];
+    let metrics = server.metrics_addrs()[0];
     let mut a = Client::new("127.0.0.1:0", addr);
     a.connect();
     a.announce([1; 20], Event::Started, 1, -1);
     a.announce([2; 20], Event::Started, 0, -1);
     a.set_clock(&clock, 90);
     a.announce([2; 20], Event::None, 0, -1); // refreshed at t=90
-    assert_eq!(server.shared().tracker.swarm().totals().torrents, 2);
+    assert_eq!(server.tracker().swarm().totals().torrents, 2);
     // At t=150 the t=0 peer is past the 100 s timeout; the t=90 one is not.
-    // The loop sweeps due shards at the start of each turn, before it handles
-    // the packets of that turn, so the first request seen at t=150 sees the result.
+    // The control thread sweeps what is due at the start of its turn.
     a.set_clock(&clock, 150);
+    common::control_at(metrics, 150);
     assert_eq!(a.scrape(&[[1; 20], [2; 20]]), vec![(0, 0, 0), (1, 0, 0)]);
     assert_eq!(
-        server.shared().tracker.swarm().totals().torrents,
+        server.tracker().swarm().totals().torrents,
         1,
         "empty torrent dropped"
     );
@@ -227,7 +221,7 @@ fn stop_is_prompt_and_releases_the_port() {
 fn port_in_use_is_a_clear_error() {
     let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap();
-    let err = shoal::net::Server::bind(Config::for_udp(addr))
+    let err = shoal::server::Server::bind(Config::for_udp(addr))
         .unwrap_err()
         .to_string();
     assert_eq!(

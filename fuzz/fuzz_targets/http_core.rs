@@ -1,29 +1,32 @@
-//! One HTTP connection's bytes through the HTTP tracker core, read the way
-//! `net/http.rs` reads them: `wire::http::parse_head` on the buffer, then
-//! `Tracker::handle_http` for each complete head, pipelined requests in turn,
-//! until a head is incomplete or bad, has a body, or closes the connection.
+//! One HTTP connection's bytes through a packet worker's HTTP tracker, read
+//! the way `net/conn.rs` reads them: `wire::http::parse_head` on the buffer,
+//! then the worker's handler (`net::serve::TrackerHttp`: routes, rate limit,
+//! client address, the core) for each complete head, pipelined requests in
+//! turn, until a head is incomplete or bad, the connection closes or is
+//! handed over.
 //!
 //! Input: `now` (4 bytes, big-endian), a control byte (bits 0-4: the client's
 //! address, see `shoal_fuzz::source`; bit 5: trust an `X-Forwarded-For` header
-//! for the client address; bit 6: the server is shutting down; bit 7: trust
-//! that header from any peer, not only loopback, and rate-limit at 2 requests
-//! a second), then the bytes the client sent.
+//! for the client address; bit 6: `--http-metrics`, operator paths handed to
+//! the control thread; bit 7: trust that header from any peer, not only
+//! loopback, and rate-limit at 2 requests a second), then the bytes the
+//! client sent.
 //!
 //! Checks on every reply, beyond "no panic": it is one complete HTTP/1.1
-//! response whose `Content-Length` is the body that follows (no body for HEAD).
+//! response whose `Content-Length` is the body that follows (no body for
+//! HEAD); a hand-over writes nothing.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use shoal::limit::{LimitConfig, RateLimiter};
-use shoal::stats::{Counters, Registry};
-use shoal::tracker::http::HttpEnv;
+use shoal::net::conn::{Handler, Request, Served};
+use shoal::net::serve::{ClientAddr, TrackerHttp};
+use shoal::net::Role;
+use shoal::stats::Counters;
+use shoal::time::Now;
 use shoal::tracker::Worker;
-use shoal::wire::http::{self, Method};
+use shoal::wire::http::{self, Method, MAX_HEAD};
 use shoal_fuzz::{small_tracker, source, take_u32};
-use std::sync::Arc;
-
-/// What the net layer buffers for one request head (`net::http::MAX_HEAD`).
-const MAX_HEAD: usize = 8 * 1024;
 
 fuzz_target!(|data: &[u8]| {
     let (now, rest) = take_u32(data);
@@ -31,14 +34,8 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let tracker = small_tracker();
-    let counters = Arc::new(Counters::default());
-    let registry = Registry {
-        workers: vec![counters.clone()],
-        rendezvous: None,
-        max_peers: 0,
-        cluster: None,
-    };
-    let mut worker = Worker::new(counters);
+    let counters = Counters::default();
+    let mut worker = Worker::new();
     // Bit 7: trust every peer's client-address header (else loopback
     // only) and rate-limit at 2 requests a second.
     let mut limits = LimitConfig::default();
@@ -46,34 +43,51 @@ fuzz_target!(|data: &[u8]| {
         limits.trusted_proxies = vec!["::/0".parse().unwrap()];
     }
     let limiter = (ctl & 0x80 != 0).then(|| RateLimiter::new(2, 2, 64));
-    let env = HttpEnv {
-        now,
-        registry: &registry,
-        uptime_secs: u64::from(now),
-        healthy: ctl & 0x40 == 0,
-        client_ip_header: (ctl & 0x20 != 0).then_some("X-Forwarded-For"),
-        trusted_proxies: &limits.trusted_proxies,
+    let client = ClientAddr {
+        header: (ctl & 0x20 != 0).then(|| "X-Forwarded-For".to_string()),
+        trusted: limits.trusted_proxies,
+    };
+    let mut scratch = Vec::new();
+    let mut handler = TrackerHttp {
+        tracker: &tracker,
+        worker: &mut worker,
+        counters: &counters,
+        outbox: None,
+        client: &client,
         rate_limiter: limiter.as_ref(),
-        now_ms: u64::from(now) * 1000,
+        operator_paths: ctl & 0x40 != 0,
+        scratch: &mut scratch,
     };
     let peer = source(ctl);
-    let (mut out, mut scratch) = (Vec::new(), Vec::new());
+    let mut out = Vec::new();
     loop {
         let buf = &stream[..stream.len().min(MAX_HEAD)];
         let Ok(Some((head, used))) = http::parse_head(buf) else {
             break;
         };
         assert!(used > 0 && used <= buf.len());
-        if head.content_length > 0 {
-            break; // net/ answers 413 and closes
-        }
         out.clear();
-        let keep_alive =
-            tracker.handle_http(&mut worker, &env, peer, &head, &mut out, &mut scratch);
-        assert_eq!(keep_alive, head.keep_alive);
-        check_reply(&out, head.method == Method::Head);
-        if !keep_alive {
-            break;
+        let req = Request {
+            role: Role::Http,
+            peer,
+            buf,
+            head: &head,
+            head_len: used,
+            now: Now::from_secs(now),
+        };
+        match handler.serve(&req, &mut out) {
+            Served::Done { used: n, keep_alive } => {
+                assert_eq!(n, used, "a tracker request is its head alone");
+                check_reply(&out, head.method == Method::Head);
+                if !keep_alive {
+                    break;
+                }
+            }
+            Served::HandOff => {
+                assert!(out.is_empty(), "a hand-over answers nothing");
+                break;
+            }
+            Served::Incomplete => panic!("the tracker reads no bodies"),
         }
         stream = &stream[used..];
     }

@@ -9,23 +9,23 @@
 //! time, so fuzzing gets past the id check into announce and scrape.
 //!
 //! Each datagram is also looked ahead at (`Tracker::prefetch_udp`) first.
-//! Checks on every reply, beyond "no panic": it fits the buffer and one
+//! Checks on every outcome, beyond "no panic": a dropped request has no
+//! reply, and a reply fits the buffer and one
 //! unfragmented datagram of the source's family, parses as a BEP 15 response,
 //! echoes the request's transaction id, and an announce reply carries whole
 //! compact peers of the source's family (6 bytes IPv4, 18 bytes IPv6).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use shoal::stats::Counters;
-use shoal::tracker::{Worker, MAX_DATAGRAM_V4, MAX_DATAGRAM_V6};
+use shoal::time::Now;
+use shoal::tracker::{Outcome, Worker, MAX_DATAGRAM_V4, MAX_DATAGRAM_V6};
 use shoal::wire::udp::{self, Response};
 use shoal_fuzz::{advance, small_tracker, source, take_u32};
-use std::sync::Arc;
 
 fuzz_target!(|data: &[u8]| {
     let (mut now, mut rest) = take_u32(data);
     let tracker = small_tracker();
-    let mut worker = Worker::new(Arc::new(Counters::default()));
+    let mut worker = Worker::new();
     let mut out = [0u8; 2048];
     let mut req = Vec::with_capacity(256);
     while let [ctl, len, tail @ ..] = rest {
@@ -36,15 +36,18 @@ fuzz_target!(|data: &[u8]| {
 
         now = now.wrapping_add(advance(*ctl));
         let src = source(*ctl);
+        let t = Now::from_secs(now);
         if ctl & 0x20 != 0 && req.len() >= 8 {
-            let id = tracker.connection_id(now, src.ip().to_canonical());
+            let id = tracker.connection_id(t, src.ip().to_canonical());
             req[..8].copy_from_slice(&id.to_be_bytes());
         }
         // As the net loop does for the datagrams after the one it answers.
         tracker.prefetch_udp(&req);
-        let Some(len) = tracker.handle_udp(&mut worker, now, src, &req, &mut out) else {
+        let handled = tracker.handle_udp(&mut worker, t, src, &req, &mut out);
+        let Some(len) = handled.reply_len() else {
             continue;
         };
+        assert!(!matches!(handled.outcome, Outcome::Dropped(_)));
         let v4 = src.ip().to_canonical().is_ipv4();
         assert!(len <= out.len());
         assert!(len <= if v4 { MAX_DATAGRAM_V4 } else { MAX_DATAGRAM_V6 });

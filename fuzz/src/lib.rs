@@ -6,8 +6,7 @@
 //! A handful of hosts per family makes requests from one input collide on
 //! connection ids and swarm entries, as real traffic does.
 
-use shoal::config::TrackerConfig;
-use shoal::tracker::Tracker;
+use shoal::tracker::{Tracker, TrackerConfig};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// The tracker both core targets drive: 4 shards and small caps (4 hashes a
@@ -17,9 +16,10 @@ pub fn small_tracker() -> Tracker {
     let config = TrackerConfig {
         max_scrape: 4,
         max_peers: 16,
+        shards: 4,
         ..TrackerConfig::default()
     };
-    Tracker::new(config, 4)
+    Tracker::new(config)
 }
 
 /// Splits a big-endian `u32` off the front (zero-padded when short).

@@ -19,6 +19,7 @@
 pub mod keys;
 pub mod list;
 pub mod live;
+pub mod reload;
 pub mod write;
 
 pub use keys::{key_from_options, key_from_path, key_from_url_data, Key, KeySet, PresentedKey};

@@ -1,6 +1,6 @@
 //! The management API (`--api ADDR`): JSON under `/api/v1` behind a bearer
-//! token, and a status page at `/`, served by the same worker loops and HTTP
-//! connection handling as the tracker (a listener [`Role::Api`](crate::net::http::Role)).
+//! token, and a status page at `/`, served by the control thread over the
+//! same HTTP connection handling as the tracker, never by a packet worker.
 //!
 //! - [`serve`]: framing of the (small) request body, authentication, routing
 //!   and the JSON replies;
@@ -20,14 +20,18 @@ pub mod history;
 pub mod manage;
 pub mod serve;
 
+use crate::stats::Registry;
+use crate::time::Now;
+use crate::tracker::Tracker;
 use history::{History, Sample};
 use manage::Files;
 use parking_lot::Mutex;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
-pub use serve::{serve, Served};
+pub use serve::{serve, Request, Served};
 
 /// Largest request body accepted (the largest the API takes is
 /// `{"valid_for": N}`); more is 413.
@@ -85,11 +89,30 @@ impl PartialEq for ApiToken {
 
 impl Eq for ApiToken {}
 
-/// The API's shared state: the token, the stats history, and the access
-/// files once the server is told about them.
+/// The API's own settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApiConfig {
+    /// The bearer token; required when an `--api` address is given.
+    pub token: Option<ApiToken>,
+}
+
+/// Settings of the rest of the server that `/api/v1/stats` shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Facts {
+    pub workers: usize,
+    pub http_max_connections: usize,
+    pub http_idle_timeout: Duration,
+}
+
+/// What the API reads and changes: the tracker, the counters, the stats
+/// history, and the access files once the server hands them over. Nothing
+/// else of the server.
 #[derive(Debug)]
 pub struct Api {
     token: ApiToken,
+    tracker: Arc<Tracker>,
+    registry: Arc<Registry>,
+    facts: Facts,
     history: Mutex<History>,
     /// When the next sample is due (ms): the loop turn that checks reads
     /// this atomic, not the history's lock, which API readers also take.
@@ -98,9 +121,17 @@ pub struct Api {
 }
 
 impl Api {
-    pub fn new(token: ApiToken) -> Api {
+    pub fn new(
+        token: ApiToken,
+        tracker: Arc<Tracker>,
+        registry: Arc<Registry>,
+        facts: Facts,
+    ) -> Api {
         Api {
             token,
+            tracker,
+            registry,
+            facts,
             history: Mutex::new(History::new()),
             next_sample_ms: AtomicU64::new(history::SAMPLE_MS),
             files: OnceLock::new(),
@@ -116,20 +147,17 @@ impl Api {
         self.files.get()
     }
 
-    /// Take a history sample if one is due (called by one worker each loop
-    /// turn; `totals` is read only when due, as it locks every shard once).
-    pub fn tick(
-        &self,
-        registry: &crate::stats::Registry,
-        totals: impl FnOnce() -> crate::swarm::Totals,
-        now_ms: u64,
-    ) {
+    /// Take a history sample if one is due (called by the control thread
+    /// each turn; the totals are read only when due, as that locks every
+    /// shard once).
+    pub fn tick(&self, now: Now) {
+        let now_ms = now.ms();
         if now_ms < self.next_sample_ms.load(Ordering::Relaxed) {
             return;
         }
         // Read outside the history lock: the API's readers never wait on
         // the shard walk.
-        let sample = Sample::read(registry, totals(), now_ms);
+        let sample = Sample::read(&self.registry, self.tracker.swarm().totals(), now_ms);
         let mut h = self.history.lock();
         if h.due(now_ms) {
             h.push(sample);
@@ -166,21 +194,20 @@ mod tests {
 
     #[test]
     fn tick_samples_every_ten_seconds_only() {
-        let api = Api::new(ApiToken::parse("0123456789abcdef").unwrap());
-        let registry = crate::stats::Registry::default();
-        let mut walks = 0;
+        let api = Api::new(
+            ApiToken::parse("0123456789abcdef").unwrap(),
+            Arc::new(Tracker::new(crate::tracker::TrackerConfig::default())),
+            Arc::new(Registry::default()),
+            Facts {
+                workers: 1,
+                http_max_connections: 1,
+                http_idle_timeout: Duration::from_secs(1),
+            },
+        );
         for ms in (0..=35_000).step_by(250) {
-            api.tick(
-                &registry,
-                || {
-                    walks += 1;
-                    crate::swarm::Totals::default()
-                },
-                ms,
-            );
+            api.tick(Now::from_ms(ms));
         }
-        // The zero sample, then 10, 20 and 30 s; the shards walked only then.
-        assert_eq!(walks, 3);
+        // The zero sample, then 10, 20 and 30 s.
         let times: Vec<u64> = api.history().iter().map(|s| s.t_ms).collect();
         assert_eq!(times, [0, 10_000, 20_000, 30_000]);
     }

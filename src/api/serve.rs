@@ -1,8 +1,8 @@
 //! One API request: body framing, the token check, routing, JSON replies.
 //!
-//! Called by the HTTP connection code for listeners of the API role with a
-//! parsed head and the bytes buffered after it. Routes (all JSON, errors as
-//! `{"error": "..."}`):
+//! Called by the control thread's HTTP connection code for listeners of the
+//! API role with a parsed head and the bytes buffered after it. Routes (all
+//! JSON, errors as `{"error": "..."}`):
 //!
 //! | method | path | |
 //! |---|---|---|
@@ -24,11 +24,10 @@ use super::history::{Rates, Sample};
 use super::manage::{Changed, ManageError};
 use super::{Api, MAX_BODY, MAX_LIMIT};
 use crate::access::{list::parse_hex20, Key, Mode};
-use crate::net::http::MAX_HEAD;
-use crate::net::Shared;
 use crate::stats::{Counters, Kind, Proto, Reject};
 use crate::swarm::InfoHash;
-use crate::wire::http::{query_pairs, Head};
+use crate::time::{unix_now, Epoch, Now};
+use crate::wire::http::{query_pairs, Head, MAX_HEAD};
 use serde_json::{json, Map, Value};
 
 /// The status page, compiled in: no file to install, nothing fetched.
@@ -76,17 +75,26 @@ impl Reply {
     }
 }
 
+/// One request as the connection layer buffered it.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    /// The head (`head_len` bytes), then whatever followed it.
+    pub buf: &'a [u8],
+    pub head: &'a Head<'a>,
+    pub head_len: usize,
+    /// The loop turn's clock.
+    pub now: Now,
+}
+
 /// Answer the request whose head (`head_len` bytes) starts `buf`, once its
-/// body is complete. `now_ms`: the loop turn's clock.
-pub fn serve(
-    shared: &Shared,
-    counters: &Counters,
-    buf: &[u8],
-    head: &Head<'_>,
-    head_len: usize,
-    now_ms: u64,
-    out: &mut Vec<u8>,
-) -> Served {
+/// body is complete.
+pub fn serve(api: &Api, counters: &Counters, req: Request<'_>, out: &mut Vec<u8>) -> Served {
+    let Request {
+        buf,
+        head,
+        head_len,
+        now,
+    } = req;
     let len = usize::try_from(head.content_length).unwrap_or(usize::MAX);
     if len > MAX_BODY || head_len.saturating_add(len) > MAX_HEAD {
         counters.reject(Reject::HttpMalformed);
@@ -100,10 +108,7 @@ pub fn serve(
     let Some(body) = buf.get(head_len..head_len + len) else {
         return Served::Incomplete;
     };
-    let reply = match &shared.api {
-        Some(api) => route(shared, api, counters, method(buf), head, body, now_ms),
-        None => Reply::error(404, "no such endpoint"),
-    };
+    let reply = route(api, counters, method(buf), head, body, now);
     let keep_alive = head.keep_alive;
     write(out, &reply, keep_alive);
     Served::Done {
@@ -124,13 +129,12 @@ fn method(buf: &[u8]) -> &[u8] {
 }
 
 fn route(
-    shared: &Shared,
     api: &Api,
     counters: &Counters,
     method: &[u8],
     head: &Head<'_>,
     body: &[u8],
-    now_ms: u64,
+    now: Now,
 ) -> Reply {
     let path = head.path;
     if path == b"/" || path == b"/index.html" {
@@ -158,10 +162,10 @@ fn route(
     let first = parts.next().unwrap_or_default();
     let second = parts.next();
     match (first, second) {
-        (b"stats", None) => get(method, || stats(shared, api, now_ms)),
-        (b"stats", Some(b"history")) => get(method, || history(shared, api, now_ms)),
-        (b"torrents", None) => get(method, || torrents(shared, head.query)),
-        (b"torrents", Some(hex)) => get(method, || torrent(shared, hex, now_ms)),
+        (b"stats", None) => get(method, || stats(api, now)),
+        (b"stats", Some(b"history")) => get(method, || history(api, now)),
+        (b"torrents", None) => get(method, || torrents(api, head.query)),
+        (b"torrents", Some(hex)) => get(method, || torrent(api, hex, now)),
         (b"access-list", None) => get(method, || access_list(api, head.query)),
         (b"access-list", Some(hex)) => match method {
             b"PUT" => set_listed(api, hex, true),
@@ -169,8 +173,8 @@ fn route(
             _ => Reply::method("PUT, DELETE"),
         },
         (b"keys", None) => match method {
-            b"GET" => keys(shared, api),
-            b"POST" => add_key(shared, api, body),
+            b"GET" => keys(api),
+            b"POST" => add_key(api, body),
             _ => Reply::method("GET, POST"),
         },
         (b"keys", Some(key)) => match method {
@@ -235,13 +239,6 @@ fn info_hash(raw: &[u8]) -> Result<InfoHash, Reply> {
     parse_hex20(raw).ok_or_else(|| Reply::error(400, "not an info hash (40 hex digits)"))
 }
 
-/// Unix seconds now.
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// Resident memory from /proc (Linux); `None` elsewhere.
 fn resident_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -283,9 +280,10 @@ fn rates_json(r: &Rates) -> Value {
     })
 }
 
-fn stats(shared: &Shared, api: &Api, now_ms: u64) -> Reply {
-    let totals = shared.tracker.swarm().totals();
-    let now = Sample::read(&shared.registry, totals, now_ms);
+fn stats(api: &Api, now: Now) -> Reply {
+    let now_ms = now.ms();
+    let totals = api.tracker.swarm().totals();
+    let now = Sample::read(&api.registry, totals, now_ms);
     let (r10, r60) = {
         let h = api.history();
         let r = |w| h.base(now_ms, w).map(|b| Rates::between(b, &now));
@@ -295,8 +293,8 @@ fn stats(shared: &Shared, api: &Api, now_ms: u64) -> Reply {
     for r in Reject::ALL {
         rejects.insert(r.label().into(), now.rejects[r as usize].into());
     }
-    let config = &shared.config;
-    let t = &config.tracker;
+    let t = api.tracker.config();
+    let facts = &api.facts;
     let (list, keys) = match api.files() {
         Some(f) => (
             f.list()
@@ -309,7 +307,7 @@ fn stats(shared: &Shared, api: &Api, now_ms: u64) -> Reply {
     let v = json!({
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_secs": now_ms / 1000,
-        "workers": config.workers,
+        "workers": facts.workers,
         "resident_memory_bytes": resident_bytes(),
         "torrents": totals.torrents,
         "peers": {
@@ -338,17 +336,17 @@ fn stats(shared: &Shared, api: &Api, now_ms: u64) -> Reply {
             "max_numwant": t.max_numwant,
             "max_scrape": t.max_scrape,
             "max_peers": t.max_peers,
-            "http_max_connections": config.http_max_connections,
-            "http_idle_timeout_secs": config.http_idle_timeout.as_secs(),
-            "shards": config.shards,
+            "http_max_connections": facts.http_max_connections,
+            "http_idle_timeout_secs": facts.http_idle_timeout.as_secs(),
+            "shards": t.shards,
         },
         "access": { "list": list, "keys": keys },
     });
     Reply::json(200, &v)
 }
 
-fn history(shared: &Shared, api: &Api, now_ms: u64) -> Reply {
-    let unix_at_zero = unix_now().saturating_sub(now_ms / 1000);
+fn history(api: &Api, now: Now) -> Reply {
+    let epoch = Epoch::anchored(unix_now(), now);
     let h = api.history();
     let samples: Vec<Value> = h
         .intervals()
@@ -363,7 +361,7 @@ fn history(shared: &Shared, api: &Api, now_ms: u64) -> Reply {
             }
             json!({
                 "uptime_secs": s.t_ms / 1000,
-                "unix": unix_at_zero + s.t_ms / 1000,
+                "unix": epoch.unix(Now::from_ms(s.t_ms)),
                 "seconds": round(r.seconds),
                 "requests": kinds,
                 "requests_by_protocol": protos,
@@ -375,7 +373,6 @@ fn history(shared: &Shared, api: &Api, now_ms: u64) -> Reply {
             })
         })
         .collect();
-    let _ = shared;
     Reply::json(
         200,
         &json!({
@@ -396,12 +393,12 @@ fn counts_json(ih: &InfoHash, c: &crate::swarm::Counts) -> Value {
     })
 }
 
-fn torrents(shared: &Shared, query: &[u8]) -> Reply {
+fn torrents(api: &Api, query: &[u8]) -> Reply {
     let (limit, offset) = match page(query) {
         Ok(p) => p,
         Err(r) => return r,
     };
-    let ranking = shared.tracker.swarm().top_torrents(limit, offset);
+    let ranking = api.tracker.swarm().top_torrents(limit, offset);
     let list: Vec<Value> = ranking
         .torrents
         .iter()
@@ -413,13 +410,12 @@ fn torrents(shared: &Shared, query: &[u8]) -> Reply {
     )
 }
 
-fn torrent(shared: &Shared, raw: &[u8], now_ms: u64) -> Reply {
+fn torrent(api: &Api, raw: &[u8], now: Now) -> Reply {
     let ih = match info_hash(raw) {
         Ok(h) => h,
         Err(r) => return r,
     };
-    let now = (now_ms / 1000) as u32;
-    let Some(d) = shared.tracker.swarm().torrent_detail(&ih, now) else {
+    let Some(d) = api.tracker.swarm().torrent_detail(&ih, now.secs()) else {
         return Reply::error(404, "no such torrent (no peer announced it lately)");
     };
     let peers: Vec<Value> = d
@@ -521,8 +517,7 @@ fn set_listed(api: &Api, raw: &[u8], listed: bool) -> Reply {
     }
 }
 
-fn keys(shared: &Shared, api: &Api) -> Reply {
-    let _ = shared;
+fn keys(api: &Api) -> Reply {
     let set = match files(api, "--keys").and_then(|f| f.keys().map_err(manage_error)) {
         Ok(k) => k,
         Err(r) => return r,
@@ -546,8 +541,7 @@ fn keys(shared: &Shared, api: &Api) -> Reply {
 /// Longest `valid_for`: ten years.
 const MAX_VALID_FOR: u64 = 10 * 365 * 86_400;
 
-fn add_key(shared: &Shared, api: &Api, body: &[u8]) -> Reply {
-    let _ = shared;
+fn add_key(api: &Api, body: &[u8]) -> Reply {
     let files = match files(api, "--keys") {
         Ok(f) => f,
         Err(r) => return r,
@@ -663,21 +657,28 @@ mod tests {
         assert!(page(b"offset=x").is_err());
     }
 
-    use crate::config::Config;
-    use crate::net::Server;
+    use super::super::{ApiToken, Facts};
+    use crate::stats::Registry;
+    use crate::tracker::{Tracker, TrackerConfig};
     use crate::wire::http::parse_head;
     use proptest::prelude::*;
+    use std::sync::Arc;
 
-    fn shared() -> std::sync::Arc<Shared> {
-        let config = Config {
-            udp: vec!["127.0.0.1:0".parse().unwrap()],
-            api: vec!["127.0.0.1:0".parse().unwrap()],
-            api_token: Some(super::super::ApiToken::parse("0123456789abcdef").unwrap()),
-            workers: 1,
-            default_addrs: false,
-            ..Config::default()
-        };
-        std::sync::Arc::clone(Server::bind(config).unwrap().shared())
+    /// The API of a tracker with no access files, no server around it.
+    fn api() -> Api {
+        Api::new(
+            ApiToken::parse("0123456789abcdef").unwrap(),
+            Arc::new(Tracker::new(TrackerConfig {
+                shards: 4,
+                ..TrackerConfig::default()
+            })),
+            Arc::new(Registry::default()),
+            Facts {
+                workers: 1,
+                http_max_connections: 8,
+                http_idle_timeout: std::time::Duration::from_secs(5),
+            },
+        )
     }
 
     proptest! {
@@ -693,7 +694,7 @@ mod tests {
             token in any::<bool>(),
             body in prop::collection::vec(any::<u8>(), 0..64),
         ) {
-            let shared = shared();
+            let api = api();
             let auth = if token { "Authorization: Bearer 0123456789abcdef\r\n" } else { "" };
             let mut req = format!(
                 "{method} /api/v1/{first}{rest}?{query} HTTP/1.1\r\n{auth}Content-Length: {}\r\n\r\n",
@@ -706,7 +707,8 @@ mod tests {
             };
             let counters = Counters::default();
             let mut out = Vec::new();
-            let served = serve(&shared, &counters, &req, &head, used, 1000, &mut out);
+            let r = Request { buf: &req, head: &head, head_len: used, now: Now::from_secs(1) };
+            let served = serve(&api, &counters, r, &mut out);
             prop_assert_eq!(served, Served::Done { used: req.len(), keep_alive: true });
             let text = String::from_utf8_lossy(&out);
             prop_assert!(text.starts_with("HTTP/1.1 "), "{}", text);

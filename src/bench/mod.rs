@@ -32,8 +32,7 @@ pub use report::Report;
 pub use worker::{Totals, ANNOUNCE, CONNECT, SCRAPE};
 
 use crate::client::{Scheme, TrackerUrl};
-use crate::config::Config;
-use crate::net::{Running, Server};
+use crate::server::{Config, Running, Server};
 use fastrand::Rng;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io::Write as _;
@@ -131,10 +130,8 @@ pub fn run(config: &BenchConfig) -> Result<Report, String> {
 
 fn start_server(workers: usize) -> Result<Running, String> {
     let config = Config {
-        udp: vec![SocketAddr::from((Ipv4Addr::LOCALHOST, 0))],
         workers,
-        default_addrs: false,
-        ..Config::default()
+        ..Config::for_udp(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
     };
     Server::bind(config)
         .map_err(|e| format!("cannot start the in-process shoal: {e}"))?

@@ -13,14 +13,38 @@
 
 use super::batch::{self, Record, MAX_RECORDS};
 use super::{state, ClusterConfig, Status, OUTBOX_RECORDS, PUBLISH_EVERY};
-use crate::net::Shared;
 use crate::swarm::{Announce, Peer4, Peer6, Swarm};
+use crate::time::{unix_now, Clock};
+use crate::tracker::Tracker;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
+
+/// What the cluster's threads need of the server: the map (and its peer
+/// timeout), the tracker's clock, and the shutdown flag. No more.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub tracker: Arc<Tracker>,
+    pub clock: Clock,
+    pub stop: Arc<AtomicBool>,
+}
+
+impl Context {
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    fn now(&self) -> u32 {
+        self.clock.now().secs()
+    }
+
+    fn peer_timeout(&self) -> u32 {
+        self.tracker.config().peer_timeout
+    }
+}
 
 /// Longest wait for a TCP connect or a reply from Redis.
 const IO_TIMEOUT: Duration = Duration::from_secs(1);
@@ -101,43 +125,30 @@ fn connect(client: &redis::Client) -> redis::RedisResult<redis::Connection> {
     Ok(con)
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-fn tracker_now(shared: &Shared) -> u32 {
-    (shared.clock.now_ms() / 1000) as u32
-}
-
-/// Start the publisher and subscriber threads (none without `--cluster`).
-pub fn spawn(shared: &Arc<Shared>) -> std::io::Result<Vec<JoinHandle<()>>> {
-    let (Some(cfg), Some(status)) = (shared.config.cluster.clone(), shared.cluster.clone()) else {
-        return Ok(Vec::new());
-    };
+/// Start the publisher and subscriber threads.
+pub fn spawn(
+    cfg: &ClusterConfig,
+    status: &Arc<Status>,
+    ctx: &Context,
+) -> std::io::Result<Vec<JoinHandle<()>>> {
     let client = redis::Client::open(cfg.redis_url()).map_err(std::io::Error::other)?;
     let publisher = {
-        let (shared, status, cfg, client) = (
-            Arc::clone(shared),
-            Arc::clone(&status),
-            cfg.clone(),
-            client.clone(),
-        );
+        let (ctx, status, cfg, client) =
+            (ctx.clone(), Arc::clone(status), cfg.clone(), client.clone());
         std::thread::Builder::new()
             .name("shoal-cluster-pub".into())
-            .spawn(move || publish_loop(&shared, &status, &cfg, &client))?
+            .spawn(move || publish_loop(&ctx, &status, &cfg, &client))?
     };
     let subscriber = {
-        let shared = Arc::clone(shared);
+        let (ctx, status, cfg) = (ctx.clone(), Arc::clone(status), cfg.clone());
         std::thread::Builder::new()
             .name("shoal-cluster-sub".into())
-            .spawn(move || subscribe_loop(&shared, &status, &cfg, &client))?
+            .spawn(move || subscribe_loop(&ctx, &status, &cfg, &client))?
     };
     Ok(vec![publisher, subscriber])
 }
 
-fn publish_loop(shared: &Shared, status: &Status, cfg: &ClusterConfig, client: &redis::Client) {
+fn publish_loop(ctx: &Context, status: &Status, cfg: &ClusterConfig, client: &redis::Client) {
     let mut con: Option<redis::Connection> = None;
     let mut backoff = Backoff::new();
     let mut spare = Vec::with_capacity(OUTBOX_RECORDS);
@@ -149,7 +160,7 @@ fn publish_loop(shared: &Shared, status: &Status, cfg: &ClusterConfig, client: &
     let ttl = cfg.state_interval.as_secs().saturating_mul(3).max(3);
     let mut tick = Instant::now();
     loop {
-        let stopping = shared.is_shutting_down();
+        let stopping = ctx.stopping();
         if con.is_none() && backoff.due() && !stopping {
             match connect(client) {
                 Ok(c) => {
@@ -199,9 +210,8 @@ fn publish_loop(shared: &Shared, status: &Status, cfg: &ClusterConfig, client: &
             .filter(|_| Instant::now() >= next_state && !stopping)
         {
             next_state = Instant::now() + cfg.state_interval;
-            let peer_timeout = shared.config.tracker.peer_timeout;
-            let swarm = shared.tracker.swarm();
-            match state::export(swarm, tracker_now(shared), unix_now(), peer_timeout) {
+            let swarm = ctx.tracker.swarm();
+            match state::export(swarm, ctx.now(), unix_now(), ctx.peer_timeout()) {
                 Ok(blob) => {
                     let set: redis::RedisResult<()> = redis::cmd("SET")
                         .arg(&key)
@@ -237,12 +247,12 @@ fn publish_loop(shared: &Shared, status: &Status, cfg: &ClusterConfig, client: &
     }
 }
 
-fn subscribe_loop(shared: &Shared, status: &Status, cfg: &ClusterConfig, client: &redis::Client) {
+fn subscribe_loop(ctx: &Context, status: &Status, cfg: &ClusterConfig, client: &redis::Client) {
     let mut backoff = Backoff::new();
     let mut records = Vec::with_capacity(MAX_RECORDS);
     // Last sequence seen per sender, to count batches lost in between.
     let mut last_seq: HashMap<u64, u64> = HashMap::new();
-    while !shared.is_shutting_down() {
+    while !ctx.stopping() {
         if !backoff.due() {
             std::thread::sleep(READ_TIMEOUT.min(backoff.next - Instant::now()));
             continue;
@@ -266,12 +276,12 @@ fn subscribe_loop(shared: &Shared, status: &Status, cfg: &ClusterConfig, client:
         }
         backoff.reset();
         status.note_up(&status.sub_up, cfg);
-        while !shared.is_shutting_down() {
+        while !ctx.stopping() {
             match ps.get_message() {
                 Ok(m) => {
-                    let now = tracker_now(shared);
+                    let now = ctx.now();
                     handle(
-                        shared.tracker.swarm(),
+                        ctx.tracker.swarm(),
                         status,
                         &mut last_seq,
                         &mut records,
@@ -361,10 +371,7 @@ pub fn apply(swarm: &Swarm, r: &Record, now: u32) {
 /// Before serving: load every other instance's state from Redis into the
 /// swarm, so the first replies carry full peer lists. Redis unreachable or a
 /// bad snapshot: logged, and the instance starts with what it has.
-pub fn join_state(shared: &Shared) {
-    let (Some(cfg), Some(status)) = (&shared.config.cluster, &shared.cluster) else {
-        return;
-    };
+pub fn join_state(cfg: &ClusterConfig, status: &Status, ctx: &Context) {
     let blobs = match fetch_states(cfg, status.instance) {
         Ok(b) => b,
         Err(e) => {
@@ -376,13 +383,12 @@ pub fn join_state(shared: &Shared) {
         }
     };
     let instances = blobs.len();
-    let peer_timeout = shared.config.tracker.peer_timeout;
     let (got, errors) = state::import(
-        shared.tracker.swarm(),
+        ctx.tracker.swarm(),
         blobs,
-        tracker_now(shared),
+        ctx.now(),
         unix_now(),
-        peer_timeout,
+        ctx.peer_timeout(),
     );
     for e in &errors {
         log::warn!("cluster: skipped another instance's state: {e}");

@@ -1,5 +1,5 @@
 //! Several shoal instances, one swarm view, through Redis or Valkey pub/sub
-//! (`--cluster`, issue 12).
+//! (`--cluster`).
 //!
 //! Every instance answers every request from its own map. The request path
 //! only appends a 40-byte [`Record`] to its worker's [`Outbox`]; a publisher
@@ -31,8 +31,10 @@ mod link;
 pub mod state;
 
 pub use batch::Record;
-pub use link::{apply, join_state, spawn};
+pub use link::{apply, join_state, spawn, Context};
 
+use crate::stats::{metric, Series};
+use crate::tracker::PeerEvent;
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -228,6 +230,92 @@ impl Status {
 
     fn workers(&self) -> usize {
         self.slots.len()
+    }
+}
+
+impl From<PeerEvent> for Record {
+    fn from(e: PeerEvent) -> Record {
+        Record {
+            info_hash: e.info_hash,
+            addr: e.addr,
+            role: e.role,
+            completed: e.completed,
+        }
+    }
+}
+
+/// The cluster link's series, in `/metrics` while it runs.
+impl Series for Status {
+    fn render(&self, out: &mut String) -> std::fmt::Result {
+        let c = self;
+        use batch::BatchError;
+        use std::sync::atomic::Ordering::Relaxed;
+        metric(
+            out,
+            "shoal_cluster_connected",
+            "gauge",
+            "1 while both the publisher and the subscriber are connected to Redis.",
+            [([], u64::from(c.connected()))],
+        )?;
+        metric(
+            out,
+            "shoal_cluster_records_total",
+            "counter",
+            "Announce records this instance queued for the cluster, by what became of them.",
+            [
+                ([("outcome", "published")], c.published.load(Relaxed)),
+                ([("outcome", "dropped_full")], c.dropped()),
+                ([("outcome", "lost_disconnected")], c.lost.load(Relaxed)),
+            ],
+        )?;
+        metric(
+            out,
+            "shoal_cluster_records_applied_total",
+            "counter",
+            "Other instances' announce records applied to this instance's map.",
+            [([], c.applied.load(Relaxed))],
+        )?;
+        metric(
+            out,
+            "shoal_cluster_batches_total",
+            "counter",
+            "Cluster batches, by direction.",
+            [
+                ([("direction", "sent")], c.batches_sent.load(Relaxed)),
+                (
+                    [("direction", "received")],
+                    c.batches_received.load(Relaxed),
+                ),
+            ],
+        )?;
+        metric(
+            out,
+            "shoal_cluster_batches_rejected_total",
+            "counter",
+            "Messages on the cluster channel dropped whole, by reason.",
+            BatchError::ALL.map(|e| ([("reason", e.as_str())], c.rejected(e))),
+        )?;
+        metric(
+            out,
+            "shoal_cluster_batches_missed_total",
+            "counter",
+            "Batches other instances numbered that never arrived (gaps in their sequence).",
+            [([], c.missed.load(Relaxed))],
+        )?;
+        metric(
+            out,
+            "shoal_cluster_state_writes_total",
+            "counter",
+            "Snapshots of this instance's swarm stored in Redis for joining instances.",
+            [([], c.state_writes.load(Relaxed))],
+        )?;
+        metric(
+            out,
+            "shoal_cluster_state_loaded_peers",
+            "gauge",
+            "Peers loaded from other instances' state at start.",
+            [([], c.state_loaded_peers.load(Relaxed))],
+        )
     }
 }
 

@@ -6,19 +6,20 @@
 //! Before a fixed port is bound with `SO_REUSEPORT`, it is probed without it,
 //! so a port already held by another process (even another shoal with
 //! `SO_REUSEPORT`) is reported as in use instead of being silently shared.
-//! Rendezvous sockets are UDP sockets set up the same way; their own [`Kind`]
-//! only names them in errors and tells the sender which families they reach.
+//! Every role's sockets are set up here ([`super::listen::Role`] tells
+//! datagram from stream); a datagram socket's [`Reach`] tells the sender
+//! which families it can send to.
 
+use super::listen::Role;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 
-/// Why the server could not start. Its `Display` is the one-line message an
-/// operator sees; it names the address.
+/// Why a listener could not be set up. Its `Display` is the one-line
+/// message an operator sees; it names the address.
 #[derive(Debug)]
 pub enum BindError {
-    Config(String),
     Bind {
         addr: SocketAddr,
         proto: &'static str,
@@ -32,7 +33,6 @@ pub enum BindError {
 impl fmt::Display for BindError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            BindError::Config(msg) => write!(f, "invalid configuration: {msg}"),
             BindError::Bind { addr, proto, error } if error.kind() == io::ErrorKind::AddrInUse => {
                 write!(
                     f,
@@ -70,34 +70,6 @@ impl fmt::Display for BindError {
 }
 
 impl std::error::Error for BindError {}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Udp,
-    Tcp,
-    /// UDP for the Sobani rendezvous service.
-    Rendezvous,
-    /// TCP for the operator listener (`--metrics`).
-    Metrics,
-    /// TCP for the management API (`--api`).
-    Api,
-}
-
-impl Kind {
-    fn name(self) -> &'static str {
-        match self {
-            Kind::Udp => "udp",
-            Kind::Tcp => "http",
-            Kind::Rendezvous => "rendezvous",
-            Kind::Metrics => "metrics",
-            Kind::Api => "api",
-        }
-    }
-
-    fn is_datagram(self) -> bool {
-        matches!(self, Kind::Udp | Kind::Rendezvous)
-    }
-}
 
 /// Which destinations a bound UDP socket can send to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,49 +113,40 @@ impl Buffers {
     }
 }
 
-/// The sockets of one configured address, one per worker, handed out in order.
+/// The sockets of one configured address.
 pub struct Group {
     pub addr: SocketAddr,
     /// What the kernel granted its first socket (datagram sockets only).
     pub buffers: Option<Buffers>,
     /// Destinations its sockets can send to.
     pub reach: Reach,
-    sockets: std::vec::IntoIter<Socket>,
+    pub sockets: Vec<Socket>,
 }
 
-impl Group {
-    pub fn next_udp(&mut self) -> Option<std::net::UdpSocket> {
-        self.sockets.next().map(Into::into)
-    }
-
-    pub fn next_tcp(&mut self) -> Option<std::net::TcpListener> {
-        self.sockets.next().map(Into::into)
-    }
-}
-
-/// Bind `workers` sockets for every address in `addrs`.
+/// Bind `copies` sockets for every address in `addrs`. `default_addrs`: an
+/// IPv6 address that fails for want of IPv6 is skipped with a warning.
 pub fn bind_group(
     addrs: &[SocketAddr],
-    workers: usize,
+    copies: usize,
     buffer: usize,
     default_addrs: bool,
-    kind: Kind,
-) -> Result<Vec<Group>, super::BindError> {
+    kind: Role,
+) -> Result<Vec<Group>, BindError> {
     let mut groups = Vec::new();
     for &addr in addrs {
         let v6only = addr.is_ipv6() && addrs.iter().any(|a| a.is_ipv4() && a.port() == addr.port());
-        match bind_one(addr, workers, buffer, v6only, kind) {
+        match bind_one(addr, copies, buffer, v6only, kind) {
             Ok(g) => groups.push(g),
             Err(error) if default_addrs && addr.is_ipv6() && is_no_ipv6(&error) => {
                 log::warn!(
                     "IPv6 is not available here ({error}); serving {} on IPv4 only",
-                    kind.name()
+                    kind.scheme()
                 );
             }
             Err(error) => {
-                return Err(super::BindError::Bind {
+                return Err(BindError::Bind {
                     addr,
-                    proto: kind.name(),
+                    proto: kind.scheme(),
                     error,
                 })
             }
@@ -201,10 +164,10 @@ fn is_no_ipv6(e: &io::Error) -> bool {
 
 fn bind_one(
     addr: SocketAddr,
-    workers: usize,
+    copies: usize,
     buffer: usize,
     v6only: bool,
-    kind: Kind,
+    kind: Role,
 ) -> io::Result<Group> {
     if addr.port() != 0 {
         // Probe: fails if anyone holds the port, with or without SO_REUSEPORT.
@@ -217,27 +180,28 @@ fn bind_one(
         .ok_or_else(|| io::Error::other("bound address is not an IP socket address"))?;
     let buffers = kind.is_datagram().then(|| Buffers::of(&first)).flatten();
     let mut sockets = vec![first];
-    for _ in 1..workers {
+    for _ in 1..copies {
         sockets.push(new_socket(bound, v6only, kind, true, buffer)?);
     }
     Ok(Group {
         addr: bound,
         buffers,
         reach: Reach::of(bound, v6only),
-        sockets: sockets.into_iter(),
+        sockets,
     })
 }
 
 fn new_socket(
     addr: SocketAddr,
     v6only: bool,
-    kind: Kind,
+    kind: Role,
     reuse_port: bool,
     buffer: usize,
 ) -> io::Result<Socket> {
-    let (ty, proto) = match kind {
-        Kind::Udp | Kind::Rendezvous => (Type::DGRAM, Protocol::UDP),
-        Kind::Tcp | Kind::Metrics | Kind::Api => (Type::STREAM, Protocol::TCP),
+    let (ty, proto) = if kind.is_datagram() {
+        (Type::DGRAM, Protocol::UDP)
+    } else {
+        (Type::STREAM, Protocol::TCP)
     };
     let s = Socket::new(Domain::for_address(addr), ty, Some(proto))?;
     if addr.is_ipv6() {

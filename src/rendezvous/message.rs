@@ -8,7 +8,7 @@
 //! Guarantees: parsing never panics and never allocates (strings are borrowed;
 //! an escaped string, which cannot be borrowed, counts as a wrong type); a
 //! request field that is not a share id is reported as such, not as garbage, so
-//! the handler can answer it the way the issue asks.
+//! the handler answers it with an `unknown shareId` error instead of dropping it.
 
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};

@@ -1,4 +1,4 @@
-//! The Sobani rendezvous service (issue 11), sans-IO.
+//! The Sobani rendezvous service, sans-IO.
 //!
 //! Peers behind NATs `announce` over UDP and get a share id; a `push` naming
 //! another peer's id introduces the two (`pushed` to the requester, `income` to

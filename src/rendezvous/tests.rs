@@ -1,4 +1,4 @@
-//! Tests of the sans-IO handler: every rule of issue 11, with a manual clock
+//! Tests of the sans-IO handler: every rule of the service, with a manual clock
 //! (`now` is an argument) and exact JSON on the wire.
 
 use super::*;

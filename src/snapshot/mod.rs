@@ -1,4 +1,4 @@
-//! Warm-restart snapshots of the swarm (issue 10): the versioned, checksummed
+//! Warm-restart snapshots of the swarm: the versioned, checksummed
 //! file format, an atomic writer fed one torrent at a time, and a loader that
 //! validates the whole file before it yields a single record.
 //!

@@ -284,7 +284,7 @@ impl Swarm {
             self.settle(at, &mut guard);
         }
         // Past 95 % of a bound the relief sweep evicts the stalest, here as
-        // the net loop would before serving. What is left is what the import
+        // the control thread would. What is left is what the import
         // kept (the map was empty before it).
         for _ in 0..4 {
             if !self.under_pressure() {

@@ -169,7 +169,7 @@ pub const BYTES_PER_CAPPED_PEER: u64 = 24;
 
 /// Seconds a shard may go unswept before its stamps are ambiguous, at the
 /// longest peer timeout: the peer timeout is capped to `32767 - SWEEP_SLACK`
-/// (the net loop sweeps every shard at least once a minute).
+/// (the control thread sweeps every shard at least once a minute).
 const SWEEP_SLACK: u16 = 300;
 
 /// A peer's 20-byte self-chosen id.
@@ -196,10 +196,10 @@ pub struct Swarm {
     relief_at: Thresholds,
     /// Most peers one torrent holds (its share of the limits).
     max_torrent_peers: usize,
-    /// The relief sweep in progress ([`Swarm::relieve`]); one worker at a time.
+    /// The relief sweep in progress ([`Swarm::relieve`]); one caller at a time.
     relief: Mutex<Relief>,
-    /// Whether a relief sweep is under way (so workers need not take its lock
-    /// each turn to find out).
+    /// Whether a relief sweep is under way (so its caller need not take its
+    /// lock each turn to find out).
     relieving: AtomicBool,
 }
 
@@ -540,7 +540,7 @@ impl Swarm {
     /// within the peer timeout, and the torrents left empty. Returns peers removed.
     ///
     /// A peer's 16-bit stamp gives its exact age only while every stamp in the
-    /// shard is less than 32768 s old ([`peers::Stamp`]). The net loop sweeps
+    /// shard is less than 32768 s old ([`peers::Stamp`]). The control thread sweeps
     /// every shard at least once a minute, but should a shard go unswept for
     /// longer than that allows (a stopped process), a stale peer could read as
     /// fresh: then every peer of the shard is dropped instead (they re-announce

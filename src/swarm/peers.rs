@@ -16,7 +16,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// A peer's last announce time, as the low 16 bits of the tracker clock in seconds.
 /// Ages are signed 16-bit differences, exact while every stamp of a shard is
-/// less than 32768 s old: the net loop sweeps every shard at least once a
+/// less than 32768 s old: the control thread sweeps every shard at least once a
 /// minute, the swarm caps the peer timeout to leave room for that, and a
 /// shard swept too late for its stamps to be trusted is emptied rather than
 /// read wrong (see `Swarm::expire_shard`). 2 bytes a peer instead of 4.

@@ -1,4 +1,4 @@
-//! The relief sweep: past 95 % of a bound, the workers expire the peers
+//! The relief sweep: past 95 % of a bound, the control thread expires the peers
 //! silent longest, whatever shard they are in, down to about 90 %, a few
 //! shards a loop turn (a tally of peers and bytes by age, then a sweep with
 //! the shortest timeout that frees enough). It keeps the map below its
@@ -47,12 +47,13 @@ impl Swarm {
     }
 
     /// Relieve the map when it is past 95 % of a bound: a sweep in two passes
-    /// over the shards, at most `max_shards` shards a call so a worker is
+    /// over the shards, at most `max_shards` shards a call so its caller is
     /// never held long. The first pass tallies peers and bytes by age; the
     /// second expires, with the shortest timeout that brings the map back to
     /// about 90 %, so the peers silent longest go first, whatever shard they
-    /// are in. Called by the net loop each turn (a no-op below 95 %, and while
-    /// another worker holds the sweep). Returns the peers evicted.
+    /// are in. Called by the control thread each turn (a no-op below 95 %, and
+    /// while another caller holds the sweep); never on a packet worker.
+    /// Returns the peers evicted.
     pub fn relieve(&self, now: u32, max_shards: usize) -> usize {
         if !self.relieving.load(Relaxed) && !self.under_pressure() {
             return 0;

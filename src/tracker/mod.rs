@@ -1,10 +1,15 @@
-//! The sans-IO tracker: request bytes in, reply bytes out.
+//! The sans-IO tracker: request bytes in, reply bytes and an [`Outcome`] out.
 //!
-//! [`Tracker::handle_udp`] is a pure function of (now, source address, datagram)
-//! plus the shared swarm: no sockets, no clock, no allocation. The net layer
-//! calls it once per datagram; tests and benches call it directly with bytes.
+//! [`Tracker::handle_udp`] is a function of (now, source address, datagram)
+//! plus the shared swarm: no sockets, no clock, no allocation, no counters.
+//! It writes the reply into the caller's buffer and returns what happened
+//! ([`Handled`]): the worker counts it and publishes what was stored; tests
+//! and benches call it directly with bytes and assert bytes and outcomes.
+//! [`Tracker::http_announce`] and [`Tracker::http_scrape`] do the same for
+//! the HTTP tracker's two routes (the rest of HTTP — routing, operator
+//! paths, rate limits, proxies — is the connection layer's).
 //!
-//! Decisions made here (each tested below):
+//! Decisions made here (each tested in `tests.rs`):
 //! - a request with a bad connection id is dropped (never a full reply); so is
 //!   anything shorter than 16 bytes or a connect with the wrong magic;
 //! - answerable mistakes (valid connection id, bad content) get a BEP 15 error;
@@ -25,21 +30,26 @@
 //!   it does not hold under the current policy ([`Admission`]): a stored
 //!   torrent's announces and scrapes never touch the list.
 
+pub mod config;
 pub mod connid;
-pub mod http;
+mod http;
+mod outcome;
+mod udp;
 
-use crate::access::{self, Deny, Policy, PolicyHandle, PolicyReader, PresentedKey};
-use crate::config::TrackerConfig;
-use crate::stats::{Counters, Family, Kind, Proto, Reject};
+pub use config::{TrackerConfig, MAX_PEER_TIMEOUT};
+pub use outcome::{Asked, Handled, Outcome, PeerEvent, Refusal};
+
+use crate::access::{Deny, Policy, PolicyHandle, PolicyReader, PresentedKey};
 use crate::swarm::peers::Peer;
 use crate::swarm::{
     Admission, Announce, Announced, Counts, InfoHash, Limits, Open, Peer4, Peer6, PeerFamily,
     PeerId, Role, Swarm,
 };
-use crate::wire::udp::{self, Event, ParseError, Request};
+use crate::time::Now;
+use crate::wire::udp::{self as wire_udp, Event};
 use connid::ConnectionIds;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 /// Largest UDP payload that crosses a 1500-byte Ethernet path unfragmented over IPv4.
 pub const MAX_DATAGRAM_V4: usize = 1500 - 20 - 8;
@@ -48,10 +58,10 @@ pub const MAX_DATAGRAM_V6: usize = 1280 - 40 - 8;
 
 /// Most IPv4 peers one announce reply can carry.
 pub const MAX_PEERS_V4: usize =
-    (MAX_DATAGRAM_V4 - udp::ANNOUNCE_RESPONSE_HEADER_LEN) / udp::PEER4_LEN;
+    (MAX_DATAGRAM_V4 - wire_udp::ANNOUNCE_RESPONSE_HEADER_LEN) / wire_udp::PEER4_LEN;
 /// Most IPv6 peers one announce reply can carry.
 pub const MAX_PEERS_V6: usize =
-    (MAX_DATAGRAM_V6 - udp::ANNOUNCE_RESPONSE_HEADER_LEN) / udp::PEER6_LEN;
+    (MAX_DATAGRAM_V6 - wire_udp::ANNOUNCE_RESPONSE_HEADER_LEN) / wire_udp::PEER6_LEN;
 
 /// Most of one scrape's hashes [`Tracker::prefetch_udp`] looks ahead at: it
 /// bounds the look-ahead's work for one datagram (a scrape's later hashes
@@ -78,40 +88,61 @@ struct Access {
     unix_at_zero: u64,
 }
 
-/// One worker's private context: its random numbers and its counters.
+/// One thread's private context for the core: its random numbers, its
+/// reply buffers and its view of the access policy. Nothing in it is shared,
+/// so a request takes no lock for it.
 #[derive(Debug)]
 pub struct Worker {
     /// Seeds peer sampling. One generator per worker: no shared state, and
     /// workers seeded apart draw different samples.
     rng: fastrand::Rng,
-    pub counters: Arc<Counters>,
     /// Reusable buffers for the two peer lists of an HTTP reply (own and other
     /// address family), so a request allocates nothing once they are warm.
     http_peers: [Vec<u8>; 2],
     /// This worker's view of the access policy, taken on its first request
     /// when the tracker has one.
     policy: Option<PolicyReader>,
-    /// This worker's cluster buffer (`--cluster`): each stored announce is
-    /// appended for the other instances.
-    pub cluster: Option<crate::cluster::Outbox>,
+    /// Whether announces record their [`PeerEvent`]: a worker that
+    /// publishes nothing (no cluster) does not pay for building it.
+    events: bool,
+    /// The last announce's event (with `events`).
+    event: Option<PeerEvent>,
+}
+
+impl Default for Worker {
+    fn default() -> Self {
+        Worker::new()
+    }
 }
 
 impl Worker {
     /// A worker whose generator is seeded from fastrand's per-thread entropy.
-    pub fn new(counters: Arc<Counters>) -> Worker {
-        Worker::with_rng(counters, fastrand::Rng::new())
+    pub fn new() -> Worker {
+        Worker::with_rng(fastrand::Rng::new())
     }
 
     /// A worker with a given generator (e.g. `fastrand::Rng::with_seed`, for
     /// reproducible samples in tests and benches).
-    pub fn with_rng(counters: Arc<Counters>, rng: fastrand::Rng) -> Worker {
+    pub fn with_rng(rng: fastrand::Rng) -> Worker {
         Worker {
             rng,
-            counters,
             http_peers: [Vec::new(), Vec::new()],
             policy: None,
-            cluster: None,
+            events: true,
+            event: None,
         }
+    }
+
+    /// Whether announces record their [`PeerEvent`] (by default they do).
+    pub fn with_events(mut self, events: bool) -> Worker {
+        self.events = events;
+        self
+    }
+
+    /// What the last announce told the cluster, after an
+    /// [`Outcome::Announced`] (`None` for a worker without events).
+    pub fn event(&self) -> Option<&PeerEvent> {
+        self.event.as_ref()
     }
 }
 
@@ -125,22 +156,12 @@ pub fn role(event: Event, left: u64) -> Role {
     }
 }
 
-/// Tell the other instances of the cluster (if any) about an announce the
-/// swarm took: a fixed-size record into the worker's own buffer. Always
-/// inlined: without a cluster it is one test, not a call (17 instructions a
-/// UDP announce paid for the call when it was left out of line).
-#[inline(always)]
-fn to_cluster(
-    cluster: &Option<crate::cluster::Outbox>,
-    req: &Announce<'_, SocketAddr>,
-    a: &Announced,
-) {
-    // A port-0 peer is not worth a record (the batch format refuses it).
-    // The map never refuses a peer (it evicts its stalest instead), so every
-    // announce that reaches here was stored.
-    let _ = a;
-    if let (Some(out), false) = (cluster, req.addr.port() == 0) {
-        out.push(crate::cluster::Record {
+/// Record what the announce `req` tells the other instances of a cluster,
+/// if the worker wants events.
+#[inline]
+fn record_event(events: bool, slot: &mut Option<PeerEvent>, req: &Announce<'_, SocketAddr>) {
+    if events {
+        *slot = Some(PeerEvent {
             info_hash: req.info_hash,
             addr: req.addr,
             role: req.role,
@@ -152,15 +173,6 @@ fn to_cluster(
 /// Two random words for one announce's sampling.
 fn random_pair(rng: &mut fastrand::Rng) -> (u64, u64) {
     (rng.u64(..), rng.u64(..))
-}
-
-/// The metrics reason of a refusal.
-fn deny_reason(d: Deny) -> Reject {
-    match d {
-        Deny::TorrentNotAllowed => Reject::TorrentNotAllowed,
-        Deny::MissingKey => Reject::MissingKey,
-        Deny::UnknownKey => Reject::UnknownKey,
-    }
 }
 
 /// A worker's policy for one request, with the Unix time key expiries are
@@ -239,13 +251,16 @@ fn stamp_of(generation: u64) -> u32 {
 }
 
 impl Tracker {
-    pub fn new(config: TrackerConfig, shards: usize) -> Tracker {
-        let swarm = Swarm::new(shards, config.peer_timeout.min(u32::from(u16::MAX)) as u16)
-            .with_limits(Limits {
-                max_bytes: config.max_memory,
-                max_peers: config.max_peers,
-                torrent_share: config.max_torrent_share,
-            });
+    pub fn new(config: TrackerConfig) -> Tracker {
+        let swarm = Swarm::new(
+            config.shards,
+            config.peer_timeout.min(u32::from(u16::MAX)) as u16,
+        )
+        .with_limits(Limits {
+            max_bytes: config.max_memory,
+            max_peers: config.max_peers,
+            torrent_share: config.max_torrent_share,
+        });
         Tracker {
             conn_ids: ConnectionIds::new(config.connection_id_lifetime),
             config,
@@ -289,7 +304,8 @@ impl Tracker {
     /// Sweep shard `shard` ([`Swarm::expire_shard`]), dropping also the
     /// torrents the worker's policy no longer allows: a hash that left an
     /// allow list loses its swarm within one sweep period.
-    pub fn expire_shard(&self, w: &mut Worker, shard: usize, now: u32) -> usize {
+    pub fn expire_shard(&self, w: &mut Worker, shard: usize, now: Now) -> usize {
+        let now = now.secs();
         match self.checks(&mut w.policy, now).and_then(Checks::listed) {
             Some(l) => self.swarm.expire_shard_admitted(shard, now, &l),
             None => self.swarm.expire_shard(shard, now),
@@ -315,6 +331,11 @@ impl Tracker {
         self.conn_ids.key()
     }
 
+    /// Issue a connection id (for tests and tools that bypass the connect round trip).
+    pub fn connection_id(&self, now: Now, ip: IpAddr) -> u64 {
+        self.conn_ids.issue(now.secs(), ip.to_canonical())
+    }
+
     /// How many peers to send for a requested `num_want` (before the datagram
     /// cap): none to a peer that is leaving.
     fn want(&self, role: Role, num_want: i64) -> usize {
@@ -327,154 +348,6 @@ impl Tracker {
             num_want.min(i64::from(u32::MAX)) as u32
         };
         want.min(self.config.max_numwant) as usize
-    }
-
-    /// Start fetching the swarm's memory that [`Tracker::handle_udp`] will
-    /// read for `req` (see [`Swarm::prefetch`]): for a datagram a few places
-    /// further in the batch than the one being answered. Changes nothing,
-    /// checks nothing, emits nothing; at most [`PREFETCH_HASHES`] of a
-    /// scrape's hashes.
-    #[inline]
-    pub fn prefetch_udp(&self, req: &[u8]) {
-        for info_hash in udp::peek_info_hashes(req).iter().take(PREFETCH_HASHES) {
-            self.swarm.prefetch(info_hash);
-        }
-    }
-
-    /// Handle one UDP datagram from `src`; write the reply into `out` and return
-    /// its length, or `None` to send nothing. `now` is tracker seconds.
-    pub fn handle_udp(
-        &self,
-        w: &mut Worker,
-        now: u32,
-        src: SocketAddr,
-        req: &[u8],
-        out: &mut [u8],
-    ) -> Option<usize> {
-        let ip = src.ip().to_canonical();
-        let fam = match ip {
-            IpAddr::V4(_) => Family::V4,
-            IpAddr::V6(_) => Family::V6,
-        };
-        let Worker {
-            rng,
-            counters,
-            policy,
-            cluster,
-            ..
-        } = w;
-        let c = &**counters;
-        let request = match udp::parse_request(req) {
-            Ok(r) => r,
-            Err(e) => return self.udp_parse_error(c, e, now, (ip, fam), req, out),
-        };
-        match &request {
-            Request::Connect(r) => {
-                c.request(Proto::Udp, fam, Kind::Connect);
-                let n = udp::write_connect_response(
-                    out,
-                    r.transaction_id,
-                    self.conn_ids.issue(now, ip),
-                )?;
-                c.response(Proto::Udp, fam, Kind::Connect);
-                Some(n)
-            }
-            Request::Announce(a) => {
-                if !self.conn_ids.check(a.connection_id, now, ip) {
-                    c.reject(Reject::BadConnectionId);
-                    return None;
-                }
-                c.request(Proto::Udp, fam, Kind::Announce);
-                let checks = self.checks(policy, now);
-                if let Some(checks) = checks {
-                    let key = || access::key_from_options(&a.options);
-                    if let Err(d) = checks.announce_key(key) {
-                        c.reject(deny_reason(d));
-                        log::trace!("udp announce from {src} refused: {d}");
-                        return self.udp_error(c, fam, a.transaction_id, d.as_str(), out);
-                    }
-                }
-                if a.port == 0 {
-                    c.reject(Reject::InvalidRequest);
-                    return self.udp_error(c, fam, a.transaction_id, "invalid port 0", out);
-                }
-                let role = role(a.event, a.left);
-                let req = Announce {
-                    info_hash: a.info_hash,
-                    addr: SocketAddr::new(ip, a.port),
-                    role,
-                    completed: a.event == Event::Completed,
-                    now,
-                    want: self.want(role, i64::from(a.num_want)),
-                    random: random_pair(rng),
-                    peer_id: None,
-                    emit_ids: false,
-                };
-                let header = udp::ANNOUNCE_RESPONSE_HEADER_LEN;
-                let mut peers = CompactPeers {
-                    out: out.get_mut(header..)?,
-                    at: 0,
-                };
-                let Some(announced) = self.announce(req, checks, &mut peers) else {
-                    let d = Deny::TorrentNotAllowed;
-                    c.reject(deny_reason(d));
-                    log::trace!("udp announce from {src} refused: {d}");
-                    return self.udp_error(c, fam, a.transaction_id, d.as_str(), out);
-                };
-                to_cluster(cluster, &req, &announced);
-                let at = header + peers.at;
-                let counts = announced.counts;
-                udp::write_announce_header(
-                    out,
-                    a.transaction_id,
-                    self.config.interval,
-                    counts.leechers,
-                    counts.seeders,
-                )?;
-                log::trace!(
-                    "announce {src} peers={} seeders={} leechers={}",
-                    announced.peers,
-                    counts.seeders,
-                    counts.leechers
-                );
-                c.response(Proto::Udp, fam, Kind::Announce);
-                Some(at)
-            }
-            Request::Scrape(s) => {
-                if !self.conn_ids.check(s.connection_id, now, ip) {
-                    c.reject(Reject::BadConnectionId);
-                    return None;
-                }
-                c.request(Proto::Udp, fam, Kind::Scrape);
-                if s.is_empty() {
-                    c.reject(Reject::InvalidRequest);
-                    return self.udp_error(c, fam, s.transaction_id, "no info hash", out);
-                }
-                let checks = self.checks(policy, now);
-                if let Some(checks) = checks {
-                    // A UDP scrape carries no URL data, so no key.
-                    if let Err(d) = checks.scrape_request(|| PresentedKey::Missing) {
-                        c.reject(deny_reason(d));
-                        return self.udp_error(c, fam, s.transaction_id, d.as_str(), out);
-                    }
-                }
-                let mut at = udp::write_scrape_header(out, s.transaction_id)?;
-                for info_hash in s.info_hashes().take(self.config.max_scrape as usize) {
-                    let counts = scrape_counts(&self.swarm, checks, info_hash);
-                    match udp::write_scrape_row(
-                        &mut out[at..],
-                        counts.seeders,
-                        counts.completed,
-                        counts.leechers,
-                    ) {
-                        Some(n) => at += n,
-                        None => break,
-                    }
-                }
-                c.response(Proto::Udp, fam, Kind::Scrape);
-                Some(at)
-            }
-        }
     }
 
     /// The one announce path of both protocols and both families: announce
@@ -544,50 +417,6 @@ impl Tracker {
         }
         Some(announced)
     }
-
-    /// A datagram that did not parse: an error frame when we know who asked
-    /// (valid connection id for their address), silence otherwise.
-    fn udp_parse_error(
-        &self,
-        c: &Counters,
-        e: ParseError,
-        now: u32,
-        src: (IpAddr, Family),
-        req: &[u8],
-        out: &mut [u8],
-    ) -> Option<usize> {
-        let (ip, fam) = src;
-        let reason = match e {
-            ParseError::Truncated => Reject::Truncated,
-            ParseError::BadProtocolId => Reject::BadProtocolId,
-            ParseError::UnknownAction => Reject::UnknownAction,
-        };
-        c.reject(reason);
-        log::trace!("udp request from {ip} refused: {}", e.as_str());
-        let header = udp::parse_header(req)?;
-        if e == ParseError::BadProtocolId || !self.conn_ids.check(header.connection_id, now, ip) {
-            return None;
-        }
-        self.udp_error(c, fam, header.transaction_id, e.as_str(), out)
-    }
-
-    fn udp_error(
-        &self,
-        c: &Counters,
-        fam: Family,
-        transaction_id: u32,
-        msg: &str,
-        out: &mut [u8],
-    ) -> Option<usize> {
-        let n = udp::write_error_response(out, transaction_id, msg)?;
-        c.response(Proto::Udp, fam, Kind::Error);
-        Some(n)
-    }
-
-    /// Issue a connection id (for tests and tools that bypass the connect round trip).
-    pub fn connection_id(&self, now: u32, ip: IpAddr) -> u64 {
-        self.conn_ids.issue(now, ip.to_canonical())
-    }
 }
 
 /// Where an announce reply's peers go: a BEP 15 datagram or an HTTP body.
@@ -597,30 +426,6 @@ trait PeerSink {
     /// Most further peers of family `P` that fit.
     fn room<P: CompactPeer>(&self) -> usize;
     fn push<P: CompactPeer>(&mut self, p: &P, id: Option<&PeerId>);
-}
-
-/// The peer list of a BEP 15 announce reply: compact peers of the client's
-/// family written straight into the datagram, as many as fit unfragmented.
-struct CompactPeers<'o> {
-    /// The reply after its header.
-    out: &'o mut [u8],
-    /// Bytes written.
-    at: usize,
-}
-
-impl PeerSink for CompactPeers<'_> {
-    const BOTH_FAMILIES: bool = false;
-
-    fn room<P: CompactPeer>(&self) -> usize {
-        let cap = (P::MAX_DATAGRAM - udp::ANNOUNCE_RESPONSE_HEADER_LEN).min(self.out.len());
-        cap.saturating_sub(self.at) / P::LEN
-    }
-
-    fn push<P: CompactPeer>(&mut self, p: &P, _: Option<&PeerId>) {
-        if let Some(rest) = self.out.get_mut(self.at..) {
-            self.at += p.write_compact(rest).unwrap_or(0);
-        }
-    }
 }
 
 /// A stored peer as a BEP 15 compact peer of its family.
@@ -633,20 +438,20 @@ trait CompactPeer: PeerFamily {
 }
 
 impl CompactPeer for Peer4 {
-    const LEN: usize = udp::PEER4_LEN;
+    const LEN: usize = wire_udp::PEER4_LEN;
     const MAX_DATAGRAM: usize = MAX_DATAGRAM_V4;
     fn write_compact(&self, out: &mut [u8]) -> Option<usize> {
         let (ip, port) = self.addr();
-        udp::write_peer4(out, ip, port)
+        wire_udp::write_peer4(out, ip, port)
     }
 }
 
 impl CompactPeer for Peer6 {
-    const LEN: usize = udp::PEER6_LEN;
+    const LEN: usize = wire_udp::PEER6_LEN;
     const MAX_DATAGRAM: usize = MAX_DATAGRAM_V6;
     fn write_compact(&self, out: &mut [u8]) -> Option<usize> {
         let (ip, port) = self.addr();
-        udp::write_peer6(out, ip, port)
+        wire_udp::write_peer6(out, ip, port)
     }
 }
 

@@ -1,15 +1,23 @@
 //! Byte-level tests of the sans-IO core: bytes in, bytes out, time as an argument.
 
 use super::*;
-use crate::wire::udp::{AnnounceRequest, Response};
+use crate::wire::udp::{self, AnnounceRequest, Response};
 use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 
 fn tracker() -> Tracker {
-    Tracker::new(TrackerConfig::default(), 16)
+    tracker_with(TrackerConfig::default())
+}
+
+fn tracker_with(config: TrackerConfig) -> Tracker {
+    Tracker::new(TrackerConfig {
+        shards: 16,
+        ..config
+    })
 }
 
 fn worker() -> Worker {
-    Worker::new(Arc::new(Counters::default()))
+    Worker::new()
 }
 
 fn v4(last: u8, port: u16) -> SocketAddr {
@@ -24,6 +32,10 @@ struct Client<'t> {
     t: &'t Tracker,
     w: Worker,
     out: [u8; 2048],
+    /// Every outcome, in order.
+    outcomes: Vec<Outcome>,
+    /// The event of every announce taken, in order.
+    events: Vec<PeerEvent>,
 }
 
 impl<'t> Client<'t> {
@@ -32,14 +44,29 @@ impl<'t> Client<'t> {
             t,
             w: worker(),
             out: [0; 2048],
+            outcomes: Vec::new(),
+            events: Vec::new(),
         }
     }
 
     fn send(&mut self, now: u32, src: SocketAddr, req: &[u8]) -> Option<Vec<u8>> {
-        let n = self
+        let h = self
             .t
-            .handle_udp(&mut self.w, now, src, req, &mut self.out)?;
+            .handle_udp(&mut self.w, Now::from_secs(now), src, req, &mut self.out);
+        self.outcomes.push(h.outcome);
+        if h.outcome == Outcome::Announced {
+            self.events.extend(self.w.event().copied());
+        }
+        let n = h.reply_len()?;
         Some(self.out[..n].to_vec())
+    }
+
+    /// How many requests were refused or dropped for `why`.
+    fn refused(&self, why: Refusal) -> usize {
+        self.outcomes
+            .iter()
+            .filter(|o| matches!(o, Outcome::Refused(_, r) | Outcome::Dropped(r) if *r == why))
+            .count()
     }
 
     fn connect(&mut self, now: u32, src: SocketAddr) -> u64 {
@@ -105,11 +132,7 @@ fn connect_fixture() {
     assert_eq!(&resp[..8], &[0, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef]);
     let id = u64::from_be_bytes(resp[8..16].try_into().unwrap());
     assert!(t.conn_ids.check(id, 100, "10.0.0.1".parse().unwrap()));
-    assert_eq!(
-        c.w.counters
-            .responses(Proto::Udp, Family::V4, Kind::Connect),
-        1
-    );
+    assert_eq!(c.outcomes, [Outcome::Connected]);
 }
 
 #[test]
@@ -125,9 +148,14 @@ fn garbage_is_silent() {
     let mut unknown = [0u8; 16];
     unknown[11] = 9;
     assert_eq!(c.send(0, v4(1, 1), &unknown), None);
-    assert_eq!(c.w.counters.rejects(Reject::Truncated), 1);
-    assert_eq!(c.w.counters.rejects(Reject::BadProtocolId), 1);
-    assert_eq!(c.w.counters.rejects(Reject::UnknownAction), 1);
+    assert_eq!(
+        c.outcomes,
+        [
+            Outcome::Dropped(Refusal::Truncated),
+            Outcome::Dropped(Refusal::BadProtocolId),
+            Outcome::Dropped(Refusal::UnknownAction)
+        ]
+    );
 }
 
 #[test]
@@ -150,7 +178,7 @@ fn bad_connection_ids_get_nothing() {
     let mut scrape = [0u8; 36];
     udp::write_scrape_request(&mut scrape, id, 5, &[[1; 20]]).unwrap();
     assert_eq!(c.send(1000, v4(2, 1), &scrape), None);
-    assert_eq!(c.w.counters.rejects(Reject::BadConnectionId), 4);
+    assert_eq!(c.refused(Refusal::BadConnectionId), 4);
     // Still valid at the end of the lifetime, from the same address on another port.
     assert!(c.send(1000 + 120, v4(1, 9), &req).is_some());
     // An unknown action with a valid id is answerable: BEP 15 error.
@@ -322,7 +350,7 @@ fn num_want_default_zero_cap_and_datagram_limit() {
         max_numwant: 400,
         ..TrackerConfig::default()
     };
-    let t = Tracker::new(cfg, 4);
+    let t = Tracker::new(TrackerConfig { shards: 4, ..cfg });
     let mut c = Client::new(&t);
     for i in 0..300u16 {
         let src = SocketAddr::from((Ipv4Addr::from(0x0a01_0000 + u32::from(i)), 1));
@@ -405,11 +433,10 @@ fn ipv4_mapped_source_is_ipv4() {
         .unwrap(),
     );
     assert_eq!(r.peers, vec![10, 0, 0, 1, 0x1a, 0xe1], "6-byte IPv4 peers");
-    assert_eq!(
-        c.w.counters
-            .requests(Proto::Udp, Family::V4, Kind::Announce),
-        2
-    );
+    // The peer the cluster is told about is the canonical IPv4 address.
+    let announced: Vec<SocketAddr> = c.events.iter().map(|ev| ev.addr).collect();
+    assert_eq!(announced.len(), 2);
+    assert!(announced.iter().all(SocketAddr::is_ipv4), "{announced:?}");
 }
 
 #[test]
@@ -418,7 +445,7 @@ fn scrape_in_order_with_duplicates_unknown_zero_and_limit() {
         max_scrape: 3,
         ..TrackerConfig::default()
     };
-    let t = Tracker::new(cfg, 4);
+    let t = Tracker::new(TrackerConfig { shards: 4, ..cfg });
     let mut c = Client::new(&t);
     let id = c.connect(0, v4(1, 1));
     c.send(
@@ -485,12 +512,17 @@ mod props {
             let mut w = worker();
             let mut out = [0u8; 1500];
             let src = if v6src { v6(1, 1) } else { v4(1, 1) };
-            let _ = t.handle_udp(&mut w, 0, src, &bytes, &mut out);
+            let now = Now::from_secs(0);
+            let h = t.handle_udp(&mut w, now, src, &bytes, &mut out);
+            // Only a connect is answered without a valid connection id.
+            if h.reply > 0 {
+                prop_assert!(matches!(h.outcome, Outcome::Connected | Outcome::Refused(None, _)));
+            }
             // With a valid connection id spliced in, the full request paths run too.
             if bytes.len() >= 16 {
                 let mut b = bytes.clone();
-                b[..8].copy_from_slice(&t.connection_id(0, src.ip()).to_be_bytes());
-                if let Some(n) = t.handle_udp(&mut w, 0, src, &b, &mut out) {
+                b[..8].copy_from_slice(&t.connection_id(now, src.ip()).to_be_bytes());
+                if let Some(n) = t.handle_udp(&mut w, now, src, &b, &mut out).reply_len() {
                     prop_assert!(udp::parse_response(&out[..n]).is_ok());
                 }
             }
@@ -562,10 +594,9 @@ fn test_policy_refusals_are_error_frames_and_store_nothing() {
         1,
         "refused hashes are not stored"
     );
-    let counters = &c.w.counters;
-    assert_eq!(counters.rejects(Reject::TorrentNotAllowed), 1);
-    assert_eq!(counters.rejects(Reject::MissingKey), 2);
-    assert_eq!(counters.rejects(Reject::UnknownKey), 1);
+    assert_eq!(c.refused(Refusal::TorrentNotAllowed), 1);
+    assert_eq!(c.refused(Refusal::MissingKey), 2);
+    assert_eq!(c.refused(Refusal::UnknownKey), 1);
     // A forged connection id gets nothing, refusal or not.
     assert_eq!(c.send(10, src, &keyed_announce(conn ^ 1, 2, b"")), None);
 }
@@ -624,7 +655,7 @@ fn test_scrape_of_a_hash_not_allowed_is_zeros_and_it_is_swept_away() {
     assert_eq!(refused, error_frame(0x1234, "torrent not allowed"));
     assert_eq!(t.swarm().scrape(&[2; 20]).seeders, 1);
     let swept: usize = (0..t.swarm().shard_count())
-        .map(|i| t.expire_shard(&mut c.w, i, 11))
+        .map(|i| t.expire_shard(&mut c.w, i, Now::from_secs(11)))
         .sum();
     assert_eq!(swept, 1);
     assert_eq!(t.swarm().totals().torrents, 1);

@@ -1,18 +1,36 @@
-//! Helpers shared by the integration tests: start a server on ephemeral
-//! loopback ports, and a blocking BEP 15 client that speaks raw bytes.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+//! Helpers shared by the integration tests: servers on ephemeral loopback
+//! ports (in process, or the binary as an operator runs it), a blocking
+//! BEP 15 client that speaks raw bytes, one-shot HTTP requests, scratch
+//! directories, and bounded waits.
+#![allow(dead_code, unused_imports, clippy::unwrap_used, clippy::expect_used)]
 
-use shoal::config::Config;
-use shoal::net::{Clock, Running, Server};
-use shoal::wire::udp::{self, AnnounceRequest, Event, Response};
-use std::io::Read;
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+mod fs;
+mod http;
+mod proc;
+mod udp;
+
+pub use fs::TmpDir;
+pub use http::{
+    announce_path, assert_closed, connect, get, hex, http_get, metric, metrics_text, pct,
+    read_response, request, Resp,
+};
+pub use proc::Proc;
+pub use shoal::net::Role;
+pub use udp::{Announced, Client};
+
+use shoal::server::{Config, Running, Server};
+use shoal::time::Clock;
+use std::net::SocketAddr;
 use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// Upper bound for any reply: a test that waits this long has failed.
+/// Upper bound for any one reply: a test that waits this long has failed.
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Upper bound for anything that takes several steps of another thread or
+/// process: a start-up, a reload, a sweep, a log line, an exit.
+pub const WAIT: Duration = Duration::from_secs(20);
 
 /// The shoal binary with no `SHOAL_*` or `RUST_LOG` from the test's own
 /// environment, so a developer's settings cannot change what a test sees.
@@ -25,183 +43,57 @@ pub fn shoal_command() -> std::process::Command {
     c
 }
 
-/// One HTTP/1.1 response as a test reads it.
-pub struct Resp {
-    pub status: u16,
-    pub head: String,
-    pub body: Vec<u8>,
-}
-
-/// Read one HTTP response from `s`: the head byte by byte (so nothing of a
-/// next response is consumed), then `Content-Length` bytes of body.
-pub fn read_response(s: &mut TcpStream) -> Resp {
-    let mut buf = Vec::new();
-    let mut byte = [0u8; 1];
-    while !buf.ends_with(b"\r\n\r\n") {
-        assert_eq!(
-            s.read(&mut byte).expect("response head"),
-            1,
-            "closed mid-head: {buf:?}"
-        );
-        buf.push(byte[0]);
-    }
-    let head = String::from_utf8(buf).unwrap();
-    let status = head[9..12].parse().unwrap();
-    let len: usize = head
-        .lines()
-        .find_map(|l| l.strip_prefix("Content-Length: "))
-        .map_or(0, |v| v.trim().parse().unwrap());
-    let mut body = vec![0u8; len];
-    s.read_exact(&mut body).unwrap();
-    Resp { status, head, body }
-}
-
 pub fn start(config: Config) -> Running {
     Server::bind(config).expect("bind").spawn().expect("spawn")
 }
 
 /// A server whose clock the test moves by hand (seconds).
 pub fn start_with_manual_clock(config: Config) -> (Running, Arc<AtomicU32>) {
-    let secs = Arc::new(AtomicU32::new(0));
-    let server = Server::bind_with_clock(config, Clock::Manual(Arc::clone(&secs))).expect("bind");
+    let (clock, secs) = Clock::manual();
+    let server = Server::bind_with_clock(config, clock).expect("bind");
     (server.spawn().expect("spawn"), secs)
 }
 
-pub struct Client {
-    pub sock: UdpSocket,
-    pub server: SocketAddr,
-    pub connection_id: u64,
-    tx: u32,
+/// Wait until `cond` holds, checking every few milliseconds; panics naming
+/// `what` after [`WAIT`]. For effects of another thread or process (the
+/// control thread's sweeps, a reload, a periodic write) that no reply
+/// announces: each check is a real look at the server's state, the pause
+/// between checks only spares the CPU.
+pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
-pub struct Announced {
-    pub interval: u32,
-    pub seeders: u32,
-    pub leechers: u32,
-    pub peers: Vec<u8>,
+/// Wait until the control thread has done a turn of its periodic work (the
+/// sweeps) at tracker second `secs` or later: its turn runs that work before
+/// it answers `/metrics`, and `shoal_uptime_seconds` is the turn's clock.
+/// `metrics` is a `--metrics` listener of the server.
+pub fn control_at(metrics: SocketAddr, secs: u32) {
+    wait_until(&format!("the control thread reached t={secs}"), || {
+        metric(metrics, "shoal_uptime_seconds") >= u64::from(secs)
+    });
 }
 
-impl Client {
-    /// A client bound to `local` (e.g. "127.0.0.1:0") talking to `server`.
-    pub fn new(local: &str, server: SocketAddr) -> Client {
-        let sock = UdpSocket::bind(local).unwrap();
-        sock.set_read_timeout(Some(REPLY_TIMEOUT)).unwrap();
-        Client {
-            sock,
-            server,
-            connection_id: 0,
-            tx: 0,
-        }
-    }
+/// The peers of a compact IPv4 list (BEP 23: 4 address bytes, 2 port bytes).
+pub fn peers4(bytes: &[u8]) -> Vec<SocketAddr> {
+    assert_eq!(bytes.len() % 6, 0, "6-byte IPv4 peers: {bytes:?}");
+    bytes
+        .chunks(6)
+        .map(|c| SocketAddr::from(([c[0], c[1], c[2], c[3]], u16::from_be_bytes([c[4], c[5]]))))
+        .collect()
+}
 
-    pub fn port(&self) -> u16 {
-        self.sock.local_addr().unwrap().port()
-    }
-
-    pub fn roundtrip(&self, req: &[u8]) -> Vec<u8> {
-        self.sock.send_to(req, self.server).unwrap();
-        let mut buf = [0u8; 4096];
-        let (n, _) = self
-            .sock
-            .recv_from(&mut buf)
-            .expect("reply within the timeout");
-        buf[..n].to_vec()
-    }
-
-    pub fn next_tx(&mut self) -> u32 {
-        self.tx += 1;
-        self.tx
-    }
-
-    pub fn connect(&mut self) -> u64 {
-        let tx = self.next_tx();
-        let mut req = [0u8; 16];
-        udp::write_connect_request(&mut req, tx).unwrap();
-        match udp::parse_response(&self.roundtrip(&req)) {
-            Ok(Response::Connect {
-                transaction_id,
-                connection_id,
-            }) if transaction_id == tx => {
-                self.connection_id = connection_id;
-                connection_id
-            }
-            other => panic!("bad connect reply: {other:?}"),
-        }
-    }
-
-    /// Move a manual clock and wait until the server's loop runs with it. A loop
-    /// turn reads the clock once, so a packet may still be handled with the old
-    /// time; a connect reply tells which time was used (its id starts with the
-    /// issue time in seconds), so connect until it shows the new one.
-    pub fn set_clock(&mut self, clock: &AtomicU32, secs: u32) {
-        clock.store(secs, std::sync::atomic::Ordering::SeqCst);
-        for _ in 0..10_000 {
-            if (self.connect() >> 32) as u32 == secs {
-                return;
-            }
-        }
-        panic!("the server never picked up clock time {secs}");
-    }
-
-    pub fn announce_bytes(
-        &mut self,
-        info_hash: [u8; 20],
-        event: Event,
-        left: u64,
-        num_want: i32,
-        port: u16,
-    ) -> Vec<u8> {
-        let req = AnnounceRequest {
-            left,
-            event,
-            num_want,
-            ..AnnounceRequest::new(self.connection_id, self.next_tx(), info_hash, [7; 20], port)
-        };
-        let mut buf = [0u8; 256];
-        let n = udp::write_announce_request(&mut buf, &req, b"/announce").unwrap();
-        buf[..n].to_vec()
-    }
-
-    pub fn announce(
-        &mut self,
-        info_hash: [u8; 20],
-        event: Event,
-        left: u64,
-        num_want: i32,
-    ) -> Announced {
-        let port = self.port();
-        let req = self.announce_bytes(info_hash, event, left, num_want, port);
-        match udp::parse_response(&self.roundtrip(&req)) {
-            Ok(Response::Announce {
-                interval,
-                seeders,
-                leechers,
-                peers,
-                ..
-            }) => Announced {
-                interval,
-                seeders,
-                leechers,
-                peers: peers.to_vec(),
-            },
-            other => panic!("bad announce reply: {other:?}"),
-        }
-    }
-
-    /// (seeders, completed, leechers) per hash.
-    pub fn scrape(&mut self, hashes: &[[u8; 20]]) -> Vec<(u32, u32, u32)> {
-        let tx = self.next_tx();
-        let mut buf = vec![0u8; 16 + 20 * hashes.len()];
-        udp::write_scrape_request(&mut buf, self.connection_id, tx, hashes).unwrap();
-        match udp::parse_response(&self.roundtrip(&buf)) {
-            Ok(Response::Scrape {
-                transaction_id,
-                rows,
-            }) if transaction_id == tx => rows
-                .chunks(12)
-                .map(|r| udp::read_scrape_row(r).unwrap())
-                .collect(),
-            other => panic!("bad scrape reply: {other:?}"),
-        }
-    }
+/// The peers of a compact IPv6 list (BEP 7: 16 address bytes, 2 port bytes).
+pub fn peers6(bytes: &[u8]) -> Vec<SocketAddr> {
+    assert_eq!(bytes.len() % 18, 0, "18-byte IPv6 peers: {bytes:?}");
+    bytes
+        .chunks(18)
+        .map(|c| {
+            let ip: [u8; 16] = c[..16].try_into().unwrap();
+            SocketAddr::from((ip, u16::from_be_bytes([c[16], c[17]])))
+        })
+        .collect()
 }

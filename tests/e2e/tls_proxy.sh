@@ -18,9 +18,8 @@
 #   a forged X-Forwarded-For (shoal takes the rightmost entry, nginx's); scrape
 #   through the proxy counts both; /metrics is not exposed through the proxy;
 #   a direct announce to shoal without the header is refused;
-# - once `shoal announce` speaks https (gated on `shoal announce --help`
-#   mentioning --ca-file), also announces with shoal's own client: see
-#   shoal_https_client_check below.
+# - shoal's own client (`shoal announce https://... --ca-file`) announces a
+#   third peer through the proxy and gets both earlier peers back.
 #
 # Needs: nginx (Debian: apt-get install nginx-light or nginx), openssl, curl,
 # python3, a built shoal (target/debug or target/release; `cargo build`).
@@ -30,21 +29,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 
-passed=0
-failed=0
-pass() {
-    echo "ok   $1"
-    passed=$((passed + 1))
-}
-fail() {
-    echo "FAIL $1"
-    failed=$((failed + 1))
-}
-finish() {
-    echo "$passed passed, $failed failed"
-    [ "$failed" -eq 0 ]
-    exit
-}
+. tests/lib.sh
 
 for tool in nginx openssl curl python3; do
     command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || {
@@ -286,24 +271,16 @@ else
     fail "a direct announce without X-Forwarded-For was accepted: $direct"
 fi
 
-# ---- shoal's own client over https (when it exists) -------------------------
-# TODO(issue 13): once `shoal announce` speaks https with --ca-file, this runs
-# by itself: it announces a third peer through nginx with shoal's client and
-# expects the two earlier peers in its reply.
-shoal_https_client_check() {
-    local out
-    if out=$("$shoal" announce "https://127.0.0.1:$port/announce" --ca-file "$ca" \
-        --info-hash "$info_hash_hex" --port 51415 --json 2>&1) &&
-        grep -q '127.0.0.1' <<<"$out" && grep -q '"interval"' <<<"$out"; then
-        pass "shoal announce https://... --ca-file: reply lists the proxied peers"
-    else
-        fail "shoal announce https://... --ca-file: $out"
-    fi
-}
-if "$shoal" announce --help 2>&1 | grep -q -- '--ca-file'; then
-    shoal_https_client_check
+# ---- shoal's own client over https ------------------------------------------
+# A third peer (a leecher) through nginx with shoal's client, trusting the test
+# CA with --ca-file: its reply lists the two earlier peers.
+if out=$("$shoal" announce "https://127.0.0.1:$port/announce" --ca-file "$ca" \
+    --info-hash "$info_hash_hex" --port 51415 --json 2>&1) &&
+    grep -q '"interval"' <<<"$out" &&
+    grep -q '"127.0.0.1:51413"' <<<"$out" && grep -q '"127.0.0.1:51414"' <<<"$out"; then
+    pass "shoal announce https://... --ca-file: reply lists the proxied peers"
 else
-    echo "skip shoal announce over https: \`shoal announce --help\` has no --ca-file yet"
+    fail "shoal announce https://... --ca-file: $out"
 fi
 
 finish

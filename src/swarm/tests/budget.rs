@@ -10,8 +10,9 @@ use std::sync::atomic::Ordering::Relaxed;
 
 #[test]
 fn the_peer_bound_is_global_and_evicts_instead_of_refusing() {
-    // Regression: per shard, a bound of 2000 stored only 1336 under a
-    // flood, and 60 of the 100 most recent announcers were refused.
+    // A bound kept per shard would store only ~1336 of 2000 under this
+    // flood and refuse 60 of the 100 latest announcers: the bound is global
+    // and evicts.
     let s = Swarm::new(64, 3600).with_max_peers(2000);
     for n in 0..20_000u32 {
         join(&s, n % 5000, n, n / 100);

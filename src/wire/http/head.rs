@@ -17,6 +17,10 @@ use crate::wire::bencode;
 /// about fifteen.
 pub const MAX_HEADERS: usize = 32;
 
+/// Largest request head a server buffers: a longer one is refused (431)
+/// before it is parsed.
+pub const MAX_HEAD: usize = 8 * 1024;
+
 /// Request method. Trackers serve `GET` (and `HEAD`); the rest get a 405.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {

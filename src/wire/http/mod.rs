@@ -22,7 +22,8 @@ pub mod head;
 pub mod query;
 
 pub use head::{
-    parse_head, reason_phrase, write_response_head, Head, Headers, HttpError, Method, MAX_HEADERS,
+    parse_head, reason_phrase, write_response_head, Head, Headers, HttpError, Method, MAX_HEAD,
+    MAX_HEADERS,
 };
 pub use query::{
     parse_announce, percent_decode_into, query_pairs, scrape_hashes, AnnounceQuery, QueryError,

@@ -1,19 +1,11 @@
 //! Shell completions and the man page, generated from the clap definitions in
-//! [`crate::cli`] (the same ones that parse the command line), so neither can
+//! [`super::defs`] (the same ones that parse the command line), so neither can
 //! drift from the flags shoal actually accepts. Backs `shoal completions SHELL`
 //! and `shoal man`; output goes to any writer, nothing here touches the disk.
 
-use crate::cli::Cli;
-use clap::{CommandFactory, ValueEnum};
+use super::defs::{Cli, Shell};
+use clap::CommandFactory;
 use std::io::{self, Write};
-
-/// The shells `shoal completions` can write a script for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Shell {
-    Bash,
-    Zsh,
-    Fish,
-}
 
 /// Write the completion script for `shell` (source it, or drop it where the
 /// shell looks: e.g. `/usr/share/bash-completion/completions/shoal`).

@@ -1,0 +1,343 @@
+//! From parsed flags to what runs: [`ServeArgs::to_config`] builds each
+//! room's configuration from its own flags and composes them into a
+//! validated [`Config`]; the tools' arguments become [`BenchConfig`],
+//! [`AnnounceParams`], a [`Client`] or an API request.
+//!
+//! Checks that span flags live here or in [`Config::validate`]; a value that
+//! is wrong on its own is refused earlier, by the value parsers in
+//! [`super::defs`].
+
+use super::defs::{
+    AccessModeArg, AnnounceArgs, ApiArgs, ApiCommand, BenchArgs, ClientArgs, EventArg, ServeArgs,
+};
+use super::UsageError;
+use crate::access::{AccessConfig, Mode};
+use crate::api::client::Request;
+use crate::api::{ApiConfig, ApiToken};
+use crate::bench::BenchConfig;
+use crate::client::{AnnounceParams, Client, Event};
+use crate::cluster::ClusterConfig;
+use crate::limit::LimitConfig;
+use crate::net::HttpConfig;
+use crate::rendezvous::RendezvousConfig;
+use crate::server::{Config, Listen};
+use crate::state::StateConfig;
+use crate::tracker::TrackerConfig;
+use std::time::Duration;
+
+/// How often a cluster member stores its swarm state when
+/// `--state-interval 0` asks for "only at exit", which a cluster has no use for.
+const CLUSTER_STATE_INTERVAL: u64 = 300;
+
+impl ServeArgs {
+    /// The validated configuration these flags describe.
+    pub fn to_config(&self) -> Result<Config, UsageError> {
+        if let Some(spec) = self.log.as_deref() {
+            check_log_filter(spec)?;
+        }
+        // Checked here, not by clap's `requires`: SHOAL_PRIVATE_SCRAPE=false
+        // in the environment must not demand --keys.
+        if self.private_scrape && self.keys.is_none() {
+            return Err(UsageError::new(
+                "--private-scrape needs --keys (private mode)",
+            ));
+        }
+        if self.http_idle_timeout == 0 {
+            return Err(UsageError::new(
+                "--http-idle-timeout must be at least 1 second",
+            ));
+        }
+        if self.no_udp && !self.udp.is_empty() {
+            return Err(UsageError::new(
+                "--no-udp cannot be used with --udp (SHOAL_NO_UDP, SHOAL_UDP)",
+            ));
+        }
+        let defaults = Config::default();
+        let config = Config {
+            listen: self.listen(),
+            workers: self.workers.unwrap_or(defaults.workers),
+            socket_buffer: self.socket_buffer,
+            tracker: self.tracker(),
+            http: self.http(),
+            limits: self.limits(),
+            access: self.access(),
+            api: self.api()?,
+            rendezvous: self.rendezvous(),
+            state: self.state(),
+            cluster: self.cluster(),
+            stats_interval: secs_or_off(self.stats_interval),
+            control_nice: self.control_nice,
+        };
+        config.validate().map_err(UsageError)?;
+        Ok(config)
+    }
+
+    /// The addresses to serve. Without `--udp` (and without `--no-udp`),
+    /// the built-in UDP addresses, marked as such.
+    fn listen(&self) -> Listen {
+        let defaults = self.udp.is_empty() && !self.no_udp;
+        let udp = if self.no_udp {
+            Vec::new()
+        } else if self.udp.is_empty() {
+            Listen::default().udp
+        } else {
+            self.udp.clone()
+        };
+        Listen {
+            udp,
+            http: self.http.clone(),
+            metrics: self.metrics.clone(),
+            api: self.api.clone(),
+            rendezvous: self.rendezvous.clone(),
+            defaults,
+        }
+    }
+
+    fn tracker(&self) -> TrackerConfig {
+        TrackerConfig {
+            interval: self.interval,
+            peer_timeout: self.peer_timeout,
+            default_numwant: self.default_numwant,
+            max_numwant: self.max_numwant,
+            max_scrape: self.max_scrape,
+            connection_id_lifetime: self.connection_id_lifetime,
+            max_peers: self.max_peers,
+            max_memory: self
+                .max_memory
+                .unwrap_or_else(|| crate::server::host::default_max_memory().0),
+            max_torrent_share: self.max_torrent_share,
+            shards: self.shards,
+        }
+    }
+
+    fn http(&self) -> HttpConfig {
+        HttpConfig {
+            max_connections: self.http_max_connections,
+            idle_timeout: Duration::from_secs(self.http_idle_timeout),
+            client_ip_header: self.http_client_ip_header.clone(),
+            metrics_on_tracker_port: self.http_metrics,
+        }
+    }
+
+    fn limits(&self) -> LimitConfig {
+        LimitConfig {
+            rate_limit: self.rate_limit,
+            rate_burst: self.rate_burst,
+            trusted_proxies: self.http_trusted_proxy.clone(),
+            http_max_connections_per_ip: self.http_max_connections_per_ip,
+        }
+    }
+
+    /// Who may use the tracker: the files to load (by the server, which
+    /// reports a bad line and exits 2).
+    pub fn access(&self) -> AccessConfig {
+        let mode = match self.access_mode {
+            AccessModeArg::Allow => Mode::Allow,
+            AccessModeArg::Deny => Mode::Deny,
+        };
+        AccessConfig {
+            list: self.access_list.clone().map(|p| (p, mode)),
+            keys: self.keys.clone(),
+            private_scrape: self.private_scrape,
+        }
+    }
+
+    /// The API's token, from the flag (or its environment twin) or from the
+    /// first line of `--api-token-file`; at most one of them.
+    fn api(&self) -> Result<ApiConfig, UsageError> {
+        let token = match (&self.api_token, &self.api_token_file) {
+            (Some(_), Some(_)) => {
+                return Err(UsageError::new("give the API token once: --api-token (SHOAL_API_TOKEN) or --api-token-file, not both"))
+            }
+            (Some(t), None) => Some(ApiToken::parse(t).map_err(UsageError)?),
+            (None, Some(path)) => {
+                let file_error = |e: &dyn std::fmt::Display| {
+                    UsageError(format!("--api-token-file {}: {e}", path.display()))
+                };
+                let text = std::fs::read_to_string(path).map_err(|e| file_error(&e))?;
+                let first = text.lines().next().unwrap_or_default();
+                Some(ApiToken::parse(first).map_err(|e| file_error(&e))?)
+            }
+            (None, None) => None,
+        };
+        Ok(ApiConfig { token })
+    }
+
+    fn rendezvous(&self) -> RendezvousConfig {
+        RendezvousConfig {
+            timeout: self.rendezvous_timeout,
+            max: self.rendezvous_max,
+            push_rate: self.rendezvous_push_rate,
+        }
+    }
+
+    fn state(&self) -> Option<StateConfig> {
+        self.state_file.clone().map(|path| StateConfig {
+            path,
+            interval: secs_or_off(self.state_interval),
+        })
+    }
+
+    fn cluster(&self) -> Option<ClusterConfig> {
+        self.cluster.as_ref().map(|url| ClusterConfig {
+            url: url.clone(),
+            name: self.cluster_name.clone(),
+            state_interval: Duration::from_secs(match self.state_interval {
+                0 => CLUSTER_STATE_INTERVAL,
+                n => n,
+            }),
+        })
+    }
+}
+
+/// Level names env_logger understands on their own.
+const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+
+/// A `--log` value must be a level, or an env_logger filter whose parts are
+/// `MODULE=LEVEL` or a bare module of shoal's (`shoal::net`). A bare word
+/// that is neither (`warning`, `verbose`) would be read as a module filter
+/// and silently turn every log line off: refused instead.
+fn check_log_filter(spec: &str) -> Result<(), UsageError> {
+    let is_level = |w: &str| LEVELS.contains(&w.to_ascii_lowercase().as_str());
+    // env_logger: `directives[/regex]`.
+    let directives = spec.split('/').next().unwrap_or_default();
+    for part in directives
+        .split(',')
+        .map(str::trim)
+        .filter(|w| !w.is_empty())
+    {
+        let ok = match part.split_once('=') {
+            Some((module, level)) => !module.is_empty() && is_level(level),
+            None => is_level(part) || part == "shoal" || part.starts_with("shoal::"),
+        };
+        if !ok {
+            return Err(UsageError(format!(
+                "--log {part:?} is neither a level ({}) nor a filter such as shoal::net=debug",
+                LEVELS.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A period in seconds where 0 means off.
+fn secs_or_off(secs: u64) -> Option<Duration> {
+    (secs > 0).then(|| Duration::from_secs(secs))
+}
+
+impl BenchArgs {
+    /// The validated benchmark configuration.
+    pub fn to_config(&self) -> Result<BenchConfig, UsageError> {
+        let config = BenchConfig {
+            target: self.target.clone(),
+            duration: Duration::from_secs_f64(self.duration),
+            workers: self.workers,
+            sockets: self.sockets,
+            window: self.window,
+            timeout: Duration::from_secs_f64(self.timeout),
+            torrents: self.torrents,
+            peers: self.peers,
+            connect: self.connect,
+            announce: self.announce,
+            scrape: self.scrape,
+            numwant: u32::try_from(self.numwant).ok(),
+            scrape_max: self.scrape_max,
+            seeder_ratio: self.seeders,
+            seed: self.seed,
+            server_workers: self.server_workers,
+            allow_remote: self.allow_remote,
+            progress: !self.quiet,
+        };
+        config.validate().map_err(UsageError)?;
+        Ok(config)
+    }
+}
+
+impl ClientArgs {
+    /// The tracker client these options describe.
+    pub fn client(&self) -> Client {
+        let client = Client::new(Duration::from_secs_f64(self.timeout), self.tries);
+        match &self.ca_file {
+            // Checked when parsed: the file holds at least one certificate.
+            Some(ca) => client.clone().with_ca_pem(&ca.pem).unwrap_or(client),
+            None => client,
+        }
+    }
+}
+
+impl From<EventArg> for Event {
+    fn from(e: EventArg) -> Event {
+        match e {
+            EventArg::Started => Event::Started,
+            EventArg::Completed => Event::Completed,
+            EventArg::Stopped => Event::Stopped,
+            EventArg::None => Event::None,
+        }
+    }
+}
+
+impl AnnounceArgs {
+    /// The announce these flags describe.
+    pub fn params(&self) -> AnnounceParams {
+        let mut p = AnnounceParams::new(self.info_hash, self.port);
+        if let Some(id) = self.peer_id {
+            p.peer_id = id;
+        }
+        p.left = self.left;
+        p.uploaded = self.uploaded;
+        p.downloaded = self.downloaded;
+        p.event = self.event.into();
+        p.numwant = u32::try_from(self.numwant).ok();
+        p
+    }
+}
+
+impl ApiArgs {
+    /// The request this command line asks for.
+    pub fn request(&self) -> Request {
+        match &self.command {
+            ApiCommand::Stats => Request::Stats,
+            ApiCommand::Torrents { limit, offset } => Request::Torrents {
+                limit: *limit,
+                offset: *offset,
+            },
+            ApiCommand::Torrent { info_hash } => Request::Torrent {
+                info_hash: *info_hash,
+            },
+            ApiCommand::Allow { info_hash } => Request::Allow {
+                info_hash: *info_hash,
+            },
+            ApiCommand::Disallow { info_hash } => Request::Disallow {
+                info_hash: *info_hash,
+            },
+            ApiCommand::Keys => Request::Keys,
+            ApiCommand::AddKey { valid_for } => Request::AddKey {
+                valid_for: *valid_for,
+            },
+            ApiCommand::RemoveKey { key } => Request::RemoveKey { key: key.clone() },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_log_filter_is_levels_or_shoal_modules() {
+        for good in [
+            "info",
+            "WARN",
+            "off",
+            "shoal",
+            "shoal::net=debug,info",
+            "x=trace/re",
+        ] {
+            assert_eq!(check_log_filter(good), Ok(()), "{good}");
+        }
+        for bad in ["warning", "verbose", "shoal=loud", "info,nope", "=info"] {
+            let e = check_log_filter(bad).unwrap_err();
+            assert!(e.message().contains("is neither a level"), "{bad}: {e}");
+        }
+    }
+}

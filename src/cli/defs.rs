@@ -1,0 +1,733 @@
+//! The flag definitions: every subcommand, option and environment twin shoal
+//! accepts, as clap derives them, and the value parsers that check a single
+//! value while the command line is read (an address, a byte count, an info
+//! hash, a CA file). Nothing here acts on a value: [`super::convert`] turns
+//! them into configurations, [`super::tools`] runs the tools, [`super::print`]
+//! and [`super::doc`] read these same definitions back.
+
+use super::print::Given;
+use crate::bench::BenchConfig;
+use crate::client::{self, TrackerUrl};
+use crate::limit::{Cidr, LimitConfig};
+use crate::net::HttpConfig;
+use crate::rendezvous::RendezvousConfig;
+use crate::server::config::CONTROL_NICE;
+use crate::server::Config;
+use crate::tracker::TrackerConfig;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+// The whole command line: a subcommand, or the tracker's settings at the top
+// level (`shoal --udp ...` is `shoal serve --udp ...`). No doc comment: clap
+// would read it as the `about` text.
+#[derive(Debug, Parser)]
+#[command(
+    name = "shoal",
+    version,
+    about = "A fast, UDP-first BitTorrent tracker (BEP 15), with optional HTTP.",
+    long_about = "A fast, UDP-first BitTorrent tracker (BEP 15), with optional HTTP.\n\n\
+        With no arguments, `shoal` serves a public tracker on UDP port 6969 (IPv4 and IPv6).\n\
+        Every option has an environment-variable twin, shown as [env: ...].",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+// What the command line asks for.
+// Parsed once at start and matched once: the size of the serve variant costs nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the tracker (the default when no subcommand is given).
+    Serve(ServeArgs),
+    /// Announce to any tracker (udp://, http:// or https://) and print its reply.
+    Announce(AnnounceArgs),
+    /// Scrape any tracker (udp://, http:// or https://) for one or more info hashes.
+    Scrape(ScrapeArgs),
+    /// Load-test a UDP tracker with a simulated population (by default, an in-process shoal).
+    Bench(BenchArgs),
+    /// Talk to a Sobani rendezvous tracker (announce, alive, push) and print its reply.
+    Rendezvous(RendezvousArgs),
+    /// Ask a running shoal's management API (--api): stats, torrents, the access list, keys.
+    Api(ApiArgs),
+    /// Print a shell completion script (bash, zsh or fish) on stdout.
+    Completions {
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Print the man page, shoal(1), in roff on stdout (`shoal man > shoal.1`).
+    Man,
+}
+
+/// The shells `shoal completions` can write a script for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+// `shoal` and `shoal serve`: the tracker's settings.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// UDP address to serve (repeatable; comma-separated in the environment).
+    /// Default: 0.0.0.0:6969 and [::]:6969. A lone [::]:PORT serves IPv4 too.
+    #[arg(
+        long = "udp",
+        value_name = "ADDR",
+        env = "SHOAL_UDP",
+        value_delimiter = ',',
+        value_parser = parse_addr
+    )]
+    pub udp: Vec<SocketAddr>,
+
+    /// HTTP tracker address to serve announce and scrape on (repeatable;
+    /// comma-separated in the environment). Off by default.
+    #[arg(
+        long = "http",
+        value_name = "ADDR",
+        env = "SHOAL_HTTP",
+        value_delimiter = ',',
+        value_parser = parse_addr
+    )]
+    pub http: Vec<SocketAddr>,
+
+    /// Operator address serving only /metrics and /health (repeatable;
+    /// comma-separated in the environment). Works with the HTTP tracker off.
+    #[arg(
+        long = "metrics",
+        value_name = "ADDR",
+        env = "SHOAL_METRICS",
+        value_delimiter = ',',
+        value_parser = parse_addr
+    )]
+    pub metrics: Vec<SocketAddr>,
+
+    /// Also serve /metrics and /health on the public --http addresses (off:
+    /// they answer 404 there). In the environment: 1/0, true/false, yes/no, on/off.
+    #[arg(
+        long,
+        env = "SHOAL_HTTP_METRICS",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub http_metrics: bool,
+
+    /// HTTP: most open connections per worker; when all are taken, the one idle longest is closed to admit a newcomer.
+    #[arg(long, value_name = "N", env = "SHOAL_HTTP_MAX_CONNECTIONS", default_value_t = HttpConfig::default().max_connections)]
+    pub http_max_connections: usize,
+
+    /// HTTP: close a connection idle (or stuck mid-request) for this long, in seconds.
+    #[arg(long, value_name = "SECS", env = "SHOAL_HTTP_IDLE_TIMEOUT", default_value_t = HttpConfig::default().idle_timeout.as_secs())]
+    pub http_idle_timeout: u64,
+
+    /// HTTP behind a reverse proxy: take the client address from this header
+    /// (X-Forwarded-For: rightmost entry; X-Real-IP). Announces without it are refused.
+    #[arg(long, value_name = "NAME", env = "SHOAL_HTTP_CLIENT_IP_HEADER")]
+    pub http_client_ip_header: Option<String>,
+
+    /// HTTP: believe --http-client-ip-header only from peers in this range
+    /// (repeatable; comma-separated in the environment); from others the
+    /// header is ignored and counted. Default: 127.0.0.0/8 and ::1/128.
+    // The default is the prose above in --help, the completions and the man
+    // page; clap holds it for the conversion and for --print-config.
+    #[arg(
+        long = "http-trusted-proxy",
+        value_name = "CIDR",
+        env = "SHOAL_HTTP_TRUSTED_PROXY",
+        value_delimiter = ',',
+        default_values_t = LimitConfig::default().trusted_proxies,
+        hide_default_value = true
+    )]
+    pub http_trusted_proxy: Vec<Cidr>,
+
+    /// HTTP: most open connections per client address, over all workers (0 = no cap).
+    #[arg(long, value_name = "N", env = "SHOAL_HTTP_MAX_CONNECTIONS_PER_IP", default_value_t = LimitConfig::default().http_max_connections_per_ip)]
+    pub http_max_connections_per_ip: u32,
+
+    /// Requests per second per source address (connect, announce and scrape
+    /// together, UDP and HTTP); over it UDP gets no reply, HTTP a failure
+    /// reason. 0 = off (the default: many users may share one address).
+    #[arg(long, value_name = "N", env = "SHOAL_RATE_LIMIT", default_value_t = 0)]
+    pub rate_limit: u32,
+
+    /// Requests an address may send at once before --rate-limit applies. [default: 2 × --rate-limit]
+    #[arg(long, value_name = "N", env = "SHOAL_RATE_BURST")]
+    pub rate_burst: Option<u32>,
+
+    /// Serve no UDP tracker (only useful with --http or --rendezvous). In the
+    /// environment: 1/0, true/false, yes/no, on/off.
+    // Not `conflicts_with = "udp"`: clap counts SHOAL_NO_UDP=false as given,
+    // and compose files write booleans so; `to_config` refuses a true one.
+    #[arg(
+        long,
+        env = "SHOAL_NO_UDP",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub no_udp: bool,
+
+    /// Worker threads, each with its own sockets and event loop [default: available cores].
+    #[arg(long, value_name = "N", env = "SHOAL_WORKERS")]
+    pub workers: Option<usize>,
+
+    /// nice value of the control thread (API, metrics, sweeps) on Linux;
+    /// higher = packets first on a saturated host; 0 = same as the workers.
+    #[arg(
+        long,
+        value_name = "N",
+        env = "SHOAL_CONTROL_NICE",
+        default_value_t = CONTROL_NICE,
+        allow_negative_numbers = true,
+        value_parser = clap::value_parser!(i32).range(-20..=19)
+    )]
+    pub control_nice: i32,
+
+    /// Announce interval sent to clients, in seconds.
+    #[arg(long, value_name = "SECS", env = "SHOAL_INTERVAL", default_value_t = TrackerConfig::default().interval)]
+    pub interval: u32,
+
+    /// Drop a peer that has not announced for this long, in seconds (at most 32767).
+    #[arg(long, value_name = "SECS", env = "SHOAL_PEER_TIMEOUT", default_value_t = TrackerConfig::default().peer_timeout)]
+    pub peer_timeout: u32,
+
+    /// Peers sent when a client asks for the default (num_want -1).
+    #[arg(long, value_name = "N", env = "SHOAL_DEFAULT_NUMWANT", default_value_t = TrackerConfig::default().default_numwant)]
+    pub default_numwant: u32,
+
+    /// Most peers sent in one reply (also capped by one unfragmented datagram:
+    /// 242 over IPv4, 67 over IPv6).
+    #[arg(long, value_name = "N", env = "SHOAL_MAX_NUMWANT", default_value_t = TrackerConfig::default().max_numwant)]
+    pub max_numwant: u32,
+
+    /// Most info hashes answered per scrape; the rest of a longer scrape is not answered.
+    #[arg(long, value_name = "N", env = "SHOAL_MAX_SCRAPE", default_value_t = TrackerConfig::default().max_scrape)]
+    pub max_scrape: u32,
+
+    /// How long a UDP connection id is accepted, in seconds (at least 120).
+    #[arg(long, value_name = "SECS", env = "SHOAL_CONNECTION_ID_LIFETIME", default_value_t = TrackerConfig::default().connection_id_lifetime)]
+    pub connection_id_lifetime: u32,
+
+    /// Most peers held in all; at the bound a new peer is still stored and
+    /// the stalest peers make room. 0 = no limit.
+    #[arg(long, value_name = "N", env = "SHOAL_MAX_PEERS", default_value_t = TrackerConfig::default().max_peers)]
+    pub max_peers: u64,
+
+    /// Memory budget of the swarm map (torrents, peers, indexes, HTTP peer
+    /// ids), in bytes or with a suffix: 512M, 2G (powers of 1024). Past 95 %
+    /// the peers silent longest are evicted (down to 90 %); new peers are
+    /// always stored. Default: half of what the process may use (its cgroup
+    /// limit, `ulimit -v`, or physical RAM). 0 = no limit.
+    #[arg(long, value_name = "BYTES", env = "SHOAL_MAX_MEMORY", value_parser = parse_bytes)]
+    pub max_memory: Option<u64>,
+
+    /// Most one torrent may hold, in percent of --max-peers and of
+    /// --max-memory; a new peer of a torrent at its share replaces the
+    /// torrent's stalest peer.
+    #[arg(long, value_name = "PERCENT", env = "SHOAL_MAX_TORRENT_SHARE", default_value_t = TrackerConfig::default().max_torrent_share, value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub max_torrent_share: u8,
+
+    /// Access list: one info hash per line (40 hex digits; blank lines and #
+    /// comments allowed). Reloaded on SIGHUP and when the file changes.
+    #[arg(long, value_name = "FILE", env = "SHOAL_ACCESS_LIST")]
+    pub access_list: Option<PathBuf>,
+
+    /// Whether the access list names the only torrents served (allow) or the
+    /// torrents refused (deny).
+    #[arg(long, value_name = "MODE", env = "SHOAL_ACCESS_MODE", value_enum, default_value_t = AccessModeArg::Allow)]
+    pub access_mode: AccessModeArg,
+
+    /// Private mode: every announce needs a key listed in FILE (one per line,
+    /// 32 characters of [A-Za-z0-9], optionally an expiry in Unix seconds), sent
+    /// in the URL path: /announce/KEY. Reloaded like the access list.
+    #[arg(long, value_name = "FILE", env = "SHOAL_KEYS")]
+    pub keys: Option<PathBuf>,
+
+    /// With --keys: scrapes need a key too (HTTP /scrape/KEY; UDP scrapes,
+    /// which cannot carry one, are refused). In the environment: 1/true/yes/on.
+    #[arg(
+        long,
+        env = "SHOAL_PRIVATE_SCRAPE",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub private_scrape: bool,
+
+    /// Log a one-line summary (requests/s by kind, torrents, peers) every SECS; 0 = off.
+    #[arg(
+        long,
+        value_name = "SECS",
+        env = "SHOAL_STATS_INTERVAL",
+        default_value_t = 0
+    )]
+    pub stats_interval: u64,
+
+    /// Shards of the swarm map (rounded up to a power of two).
+    #[arg(long, value_name = "N", env = "SHOAL_SHARDS", default_value_t = TrackerConfig::default().shards)]
+    pub shards: usize,
+
+    /// Socket receive/send buffer asked of the kernel, in bytes (capped by net.core.rmem_max/wmem_max).
+    #[arg(long, value_name = "BYTES", env = "SHOAL_SOCKET_BUFFER", default_value_t = Config::default().socket_buffer)]
+    pub socket_buffer: usize,
+
+    /// Serve the Sobani rendezvous protocol (UDP) on this address (repeatable;
+    /// comma-separated in the environment). Off by default.
+    #[arg(
+        long = "rendezvous",
+        value_name = "ADDR",
+        env = "SHOAL_RENDEZVOUS",
+        value_delimiter = ',',
+        value_parser = parse_addr
+    )]
+    pub rendezvous: Vec<SocketAddr>,
+
+    /// Rendezvous: a registration without announce or alive for this long expires, in seconds.
+    #[arg(long, value_name = "SECS", env = "SHOAL_RENDEZVOUS_TIMEOUT", default_value_t = RendezvousConfig::default().timeout)]
+    pub rendezvous_timeout: u32,
+
+    /// Rendezvous: most registrations held (about 110 bytes each); when full, the stalest go first.
+    #[arg(long, value_name = "N", env = "SHOAL_RENDEZVOUS_MAX", default_value_t = RendezvousConfig::default().max)]
+    pub rendezvous_max: usize,
+
+    /// Rendezvous: pushes per second per registered peer (bursts of twice that).
+    #[arg(long, value_name = "N", env = "SHOAL_RENDEZVOUS_PUSH_RATE", default_value_t = RendezvousConfig::default().push_rate)]
+    pub rendezvous_push_rate: u32,
+
+    /// Share the swarm with other shoal instances through Redis or Valkey
+    /// pub/sub (redis://HOST:PORT[/DB]); every request is still answered locally.
+    #[arg(long, value_name = "URL", env = "SHOAL_CLUSTER")]
+    pub cluster: Option<String>,
+
+    /// Cluster: the pub/sub channel shared by the instances, and the prefix of their state keys.
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "SHOAL_CLUSTER_NAME",
+        default_value = "shoal"
+    )]
+    pub cluster_name: String,
+
+    /// Warm restart: load the swarms from FILE at start (if it exists) and
+    /// write them to it at SIGTERM/SIGINT and every --state-interval. The file
+    /// holds the connection-id key: created readable by the owner only.
+    #[arg(long, value_name = "FILE", env = "SHOAL_STATE_FILE")]
+    pub state_file: Option<PathBuf>,
+
+    /// With --state-file: write the state every SECS while running; 0 = only at exit.
+    /// With --cluster: how often this instance stores its swarm state in Redis
+    /// for joining instances (kept for three intervals; 0 = every 300 s).
+    #[arg(
+        long,
+        value_name = "SECS",
+        env = "SHOAL_STATE_INTERVAL",
+        default_value_t = 300
+    )]
+    pub state_interval: u64,
+    /// Management API and status page on this address (repeatable;
+    /// comma-separated in the environment). Off by default; needs a token.
+    /// Keep it on loopback or behind a firewall.
+    #[arg(
+        long = "api",
+        value_name = "ADDR",
+        env = "SHOAL_API",
+        value_delimiter = ',',
+        value_parser = parse_addr
+    )]
+    pub api: Vec<SocketAddr>,
+
+    /// The API's bearer token (at least 16 visible characters). Prefer
+    /// SHOAL_API_TOKEN or --api-token-file: a flag shows in `ps`.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "SHOAL_API_TOKEN",
+        hide_env_values = true
+    )]
+    pub api_token: Option<String>,
+
+    /// Read the API token from the first line of FILE.
+    #[arg(long, value_name = "FILE", env = "SHOAL_API_TOKEN_FILE")]
+    pub api_token_file: Option<PathBuf>,
+
+    /// Log level: error, warn, info, debug, trace (or a RUST_LOG-style filter). [default: RUST_LOG, else info]
+    #[arg(long, value_name = "LEVEL", env = "SHOAL_LOG")]
+    pub log: Option<String>,
+
+    /// Print the effective configuration as environment lines
+    /// (SHOAL_X=value  # --x), then exit without serving.
+    #[arg(long)]
+    pub print_config: bool,
+
+    /// What the operator gave, as written: filled by [`super::try_parse_from`]
+    /// for `--print-config`.
+    #[arg(skip)]
+    pub(super) given: Given,
+}
+
+/// `--access-mode` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AccessModeArg {
+    Allow,
+    Deny,
+}
+
+/// `shoal api`: the management API from the command line.
+#[derive(Debug, Clone, Args)]
+pub struct ApiArgs {
+    #[command(subcommand)]
+    pub command: ApiCommand,
+
+    /// Base URL of shoal's --api listener.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "SHOAL_API_URL",
+        default_value = "http://127.0.0.1:6970",
+        global = true
+    )]
+    pub api_url: String,
+
+    /// The API token (the server's --api-token). Prefer SHOAL_API_TOKEN: a
+    /// flag shows in `ps`.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "SHOAL_API_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    pub api_token: Option<String>,
+
+    /// Print the API's JSON reply on stdout; an error too, as {"error": "..."}.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum ApiCommand {
+    /// Totals, request rates, rejects, limits.
+    Stats,
+    /// The torrents with the most peers.
+    Torrents {
+        /// Torrents to list (at most 1000).
+        #[arg(long, value_name = "N", default_value_t = 20)]
+        limit: u32,
+        /// Skip this many first.
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        offset: u64,
+    },
+    /// One torrent and its peers.
+    Torrent {
+        /// Info hash: 40 hex digits.
+        #[arg(value_name = "INFO_HASH", value_parser = parse_hash)]
+        info_hash: [u8; 20],
+    },
+    /// Put an info hash on the access list (written to the --access-list file).
+    Allow {
+        #[arg(value_name = "INFO_HASH", value_parser = parse_hash)]
+        info_hash: [u8; 20],
+    },
+    /// Take an info hash off the access list.
+    Disallow {
+        #[arg(value_name = "INFO_HASH", value_parser = parse_hash)]
+        info_hash: [u8; 20],
+    },
+    /// The private-tracker keys.
+    Keys,
+    /// Make a new random key (written to the --keys file) and print it.
+    AddKey {
+        /// Seconds until it expires [default: never].
+        #[arg(long, value_name = "SECS")]
+        valid_for: Option<u64>,
+    },
+    /// Remove a key.
+    RemoveKey {
+        #[arg(value_name = "KEY")]
+        key: String,
+    },
+}
+
+/// Options every client tool shares.
+#[derive(Debug, Clone, Args)]
+pub struct ClientArgs {
+    /// Seconds to wait for the first try (and for host lookup, HTTP connect and
+    /// reads); each retry doubles it, as BEP 15 prescribes (it starts at 15).
+    #[arg(long, value_name = "SECS", default_value_t = 5.0, value_parser = parse_secs)]
+    pub timeout: f64,
+
+    /// Tries before giving up. The default waits at most 5 + 10 + 20 s.
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10))]
+    pub tries: u32,
+
+    /// Print the reply as JSON on stdout; an error too, as {"error": "..."}
+    /// (with the same exit status as without --json).
+    #[arg(long)]
+    pub json: bool,
+
+    /// https: also trust the CA certificate(s) in this PEM file (a tracker
+    /// behind a private CA), besides the system's trusted roots.
+    #[arg(long, value_name = "PATH", value_parser = parse_ca_file)]
+    pub ca_file: Option<CaFile>,
+}
+
+/// A `--ca-file`, read and checked while the command line is parsed, so a
+/// wrong path is a usage error before anything is sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaFile {
+    pub path: PathBuf,
+    pub pem: Vec<u8>,
+}
+
+/// A `--ca-file`: readable, with at least one certificate.
+fn parse_ca_file(s: &str) -> Result<CaFile, String> {
+    let pem = std::fs::read(s).map_err(|e| format!("cannot read {s}: {e}"))?;
+    client::http::parse_ca_pem(&pem).map_err(|e| format!("{s}: {e}"))?;
+    Ok(CaFile {
+        path: PathBuf::from(s),
+        pem,
+    })
+}
+
+/// `--event` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EventArg {
+    Started,
+    Completed,
+    Stopped,
+    None,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AnnounceArgs {
+    /// Tracker URL: udp://host:port[/path] or http[s]://host[:port]/announce[?query].
+    #[arg(value_name = "URL", value_parser = parse_url)]
+    pub url: TrackerUrl,
+
+    /// Info hash: 40 hex digits.
+    #[arg(long, value_name = "HEX", value_parser = parse_hash)]
+    pub info_hash: [u8; 20],
+
+    /// Port the (simulated) peer listens on.
+    #[arg(long, value_name = "N", default_value_t = 6881)]
+    pub port: u16,
+
+    /// Bytes left to download; 0 announces a seeder. The default, 1, is a
+    /// leecher, which gets seeders as well as leechers back.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub left: u64,
+
+    /// Bytes uploaded so far, as reported to the tracker.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub uploaded: u64,
+
+    /// Bytes downloaded so far, as reported to the tracker.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub downloaded: u64,
+
+    #[arg(long, value_enum, default_value_t = EventArg::Started)]
+    pub event: EventArg,
+
+    /// Peers wanted; -1 (the default) asks for the tracker's default.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = -1,
+        allow_negative_numbers = true,
+        value_parser = clap::value_parser!(i64).range(-1..=i64::from(u32::MAX))
+    )]
+    pub numwant: i64,
+
+    /// Check a live tracker without leaving a peer behind: announce, then at
+    /// once withdraw the same peer (id, port, key) with a `stopped` announce.
+    /// Prints the first reply, then the counts after the withdrawal.
+    #[arg(long)]
+    pub probe: bool,
+
+    /// Peer id: 40 hex digits, or up to 20 bytes of text (a shorter text is a
+    /// prefix padded with random characters) [default: -SH0100- and random].
+    #[arg(long, value_name = "STR|HEX", allow_hyphen_values = true, value_parser = client::peer_id_from_arg)]
+    pub peer_id: Option<[u8; 20]>,
+
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ScrapeArgs {
+    /// Tracker URL: udp://host:port, an http[s]:// scrape URL (…/scrape), or
+    /// an http[s]:// announce URL (…/announce, scraped at …/scrape by the
+    /// BEP 48 convention).
+    #[arg(value_name = "URL", value_parser = parse_url)]
+    pub url: TrackerUrl,
+
+    /// Info hashes: 40 hex digits each.
+    #[arg(value_name = "HEX", required = true, num_args = 1.., value_parser = parse_hash)]
+    pub info_hashes: Vec<[u8; 20]>,
+
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// UDP tracker to load [default: an in-process shoal on 127.0.0.1].
+    #[arg(long, value_name = "URL", value_parser = parse_url)]
+    pub target: Option<TrackerUrl>,
+
+    /// Seconds to send for (at most 3600).
+    #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = parse_secs)]
+    pub duration: f64,
+
+    /// Load-generating threads.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub workers: usize,
+
+    /// Sockets per worker, each from its own 127.0.0.x address on loopback.
+    #[arg(long, value_name = "N", default_value_t = BenchConfig::default().sockets)]
+    pub sockets: usize,
+
+    /// Requests in flight per socket.
+    #[arg(long, value_name = "N", default_value_t = BenchConfig::default().window)]
+    pub window: usize,
+
+    /// Seconds after which an unanswered request counts as lost.
+    #[arg(long, value_name = "SECS", default_value_t = 1.0, value_parser = parse_secs)]
+    pub timeout: f64,
+
+    /// Simulated torrents (popularity: Zipf, exponent 1).
+    #[arg(long, value_name = "N", default_value_t = BenchConfig::default().torrents)]
+    pub torrents: u32,
+
+    /// Simulated peers, each with its own torrent, port and seeder state.
+    #[arg(long, value_name = "N", default_value_t = BenchConfig::default().peers)]
+    pub peers: u32,
+
+    /// Weight of connect requests in the mix.
+    #[arg(long, value_name = "W", default_value_t = BenchConfig::default().connect)]
+    pub connect: u32,
+
+    /// Weight of announce requests in the mix.
+    #[arg(long, value_name = "W", default_value_t = BenchConfig::default().announce)]
+    pub announce: u32,
+
+    /// Weight of scrape requests in the mix.
+    #[arg(long, value_name = "W", default_value_t = BenchConfig::default().scrape)]
+    pub scrape: u32,
+
+    /// Peers wanted per announce; negative asks for the tracker's default.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 30,
+        allow_negative_numbers = true
+    )]
+    pub numwant: i64,
+
+    /// Most info hashes per scrape (each scrape asks for 1..=N).
+    #[arg(long, value_name = "N", default_value_t = BenchConfig::default().scrape_max)]
+    pub scrape_max: usize,
+
+    /// Share of peers that are seeders (0..=1).
+    #[arg(long, value_name = "RATIO", default_value_t = BenchConfig::default().seeder_ratio)]
+    pub seeders: f64,
+
+    /// Seed of the simulated population (same seed, same torrents and peers).
+    #[arg(long, value_name = "N", default_value_t = BenchConfig::default().seed)]
+    pub seed: u64,
+
+    /// Worker threads of the in-process shoal (without --target).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub server_workers: usize,
+
+    /// Allow a target outside 127.0.0.0/8 and ::1. Only load trackers you run.
+    #[arg(long)]
+    pub allow_remote: bool,
+
+    /// No progress line on stderr.
+    #[arg(long)]
+    pub quiet: bool,
+
+    /// Print the final report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `shoal rendezvous` actions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RendezvousAction {
+    /// Register; prints the share id.
+    Announce,
+    /// Register, then send `alive` (a check that the tracker keeps registrations).
+    Alive,
+    /// Register, then ask to be introduced to SHAREID; prints the peer's address.
+    Push,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RendezvousArgs {
+    /// Rendezvous tracker: udp://host:port or host:port.
+    #[arg(value_name = "URL")]
+    pub url: String,
+
+    #[arg(value_enum, value_name = "ACTION")]
+    pub action: RendezvousAction,
+
+    /// The share id to push to (8 hex digits; anything else is sent as is).
+    #[arg(value_name = "SHAREID", required_if_eq("action", "push"))]
+    pub share_id: Option<String>,
+
+    /// Seconds to wait for each answer.
+    #[arg(long, value_name = "SECS", default_value_t = 5.0, value_parser = parse_secs)]
+    pub timeout: f64,
+
+    /// Print the tracker's reply as JSON on stdout (errors as {"error": "..."}).
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_url(s: &str) -> Result<TrackerUrl, String> {
+    s.parse().map_err(|e: client::ClientError| e.to_string())
+}
+
+fn parse_hash(s: &str) -> Result<[u8; 20], String> {
+    client::parse_hex20(s).ok_or_else(|| format!("{s:?} is not an info hash (40 hex digits)"))
+}
+
+/// A byte count: digits, optionally a suffix K, M, G or T (powers of 1024,
+/// `KiB`/`KB`/`K` alike), as `--max-memory 512M`.
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (n, unit) = t.split_at(digits);
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("{s:?}: expected a byte count such as 512M or 2G"))?;
+    let shift = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "K" | "KB" | "KIB" => 10,
+        "M" | "MB" | "MIB" => 20,
+        "G" | "GB" | "GIB" => 30,
+        "T" | "TB" | "TIB" => 40,
+        _ => return Err(format!("{s:?}: unknown unit (use K, M, G or T)")),
+    };
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("{s:?}: too large"))
+}
+
+/// Seconds, fractions allowed, finite, 0.001..=3600.
+fn parse_secs(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if (0.001..=3600.0).contains(&x) => Ok(x),
+        _ => Err(format!("{s:?}: give seconds between 0.001 and 3600")),
+    }
+}
+
+/// An address from a flag or an environment list (`a, b` as well as `a,b`).
+fn parse_addr(s: &str) -> Result<SocketAddr, String> {
+    s.trim().parse().map_err(|_| {
+        format!("{s:?} is not an IP address with a port, like 0.0.0.0:6969 or [::]:6969")
+    })
+}
