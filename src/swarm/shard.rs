@@ -141,6 +141,13 @@ impl SharedLayout {
         }
     }
 
+    /// Whether the shard held no torrent when it last settled (its table
+    /// freed, nothing published): read without its lock, a hint that lets a
+    /// search for a peer to evict pass it by.
+    pub(super) fn vacant(&self) -> bool {
+        self.0.load(Relaxed) == 0
+    }
+
     pub(super) fn set(&self, layout: ProbeLayout) {
         let buckets = layout.mask.wrapping_add(1);
         let w = match layout.ctrl as u64 {
