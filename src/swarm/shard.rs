@@ -73,15 +73,22 @@ fn ids_growth(ids: &PeerIds) -> usize {
 }
 
 /// Heap bytes a new peer of family `P` costs shard `torrents`: its
-/// torrent's growth (at `pos`), or a new torrent's entry and table slot.
-/// Exact, or an upper bound where a table may reuse a tombstone.
-fn new_peer_growth<P: PeerFamily>(torrents: &Torrents, pos: Option<usize>, cap: usize) -> usize {
+/// torrent's growth (at `pos`), or a new torrent's entry and table slot;
+/// and, if it `completes` a download, what counting it may take. Exact, or
+/// an upper bound where a table may reuse a tombstone.
+fn new_peer_growth<P: PeerFamily>(
+    torrents: &Torrents,
+    pos: Option<usize>,
+    cap: usize,
+    completes: bool,
+) -> usize {
     match pos {
         Some(i) => {
             let t = torrents.torrent_at(i);
-            t.insert_growth::<P>(cap)
+            t.insert_growth_counting::<P>(cap, completes)
         }
-        None => torrents.insert_growth() + Torrent::default().insert_growth::<P>(cap),
+        // A new torrent takes its first peer inline, either family.
+        None => torrents.insert_growth(),
     }
 }
 
@@ -440,7 +447,7 @@ impl Swarm {
             let need = |s: &Shard, pos: Option<usize>| Need {
                 peers: 1,
                 bytes: match bytes {
-                    true => new_peer_growth::<P>(&s.torrents, pos, cap) as u64,
+                    true => new_peer_growth::<P>(&s.torrents, pos, cap, completes) as u64,
                     false => 0,
                 },
             };

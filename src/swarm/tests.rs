@@ -334,3 +334,54 @@ pub(super) fn stored(s: &Swarm, t: u32, n: u32) -> bool {
         .get(&ih(t))
         .is_some_and(|t| t.contains::<Peer4>(&addr, &s.peer_hasher))
 }
+
+#[test]
+fn a_count_that_outgrows_the_inline_ipv6_form_is_paid_for() {
+    // A one-IPv6-peer torrent at 65 535 downloads: the next download boxes
+    // it, whether counted on a refresh or with a new peer, and the budget
+    // covers the box (a prediction short of it trips `settle`).
+    let s = Swarm::new(4, 600).with_limits(Limits {
+        max_bytes: 1 << 20,
+        ..Limits::default()
+    });
+    let v6 = |n: u128| (Ipv6Addr::from(n), 6881);
+    for (t, second_v6) in [(1u32, true), (2, false)] {
+        let h = ih(t);
+        s.announce::<Peer6>(&req(&h, v6(1), Role::Leecher, 1), |_, _| {});
+        {
+            let at = s.shard_at(&h);
+            let mut g = s.shards[at].lock();
+            s.restore_count(at, &mut g, &h, 65_535, false);
+            s.settle(at, &mut g);
+        }
+        let done = Announce {
+            completed: true,
+            ..req(&h, (), Role::Seeder, 2)
+        };
+        if second_v6 {
+            s.announce::<Peer6>(&done.with_addr(v6(2)), |_, _| {});
+        } else {
+            s.announce::<Peer4>(&done.with_addr(v4(2, 6881)), |_, _| {});
+        }
+        assert_eq!(s.scrape(&h).completed, 65_536);
+        s.check_reservations();
+        assert_eq!(s.approx_bytes(), s.walked_bytes());
+    }
+    // On a refresh: the IPv6 peer itself completes.
+    let h = ih(3);
+    s.announce::<Peer6>(&req(&h, v6(1), Role::Leecher, 1), |_, _| {});
+    {
+        let at = s.shard_at(&h);
+        let mut g = s.shards[at].lock();
+        s.restore_count(at, &mut g, &h, 65_535, false);
+        s.settle(at, &mut g);
+    }
+    let done = Announce {
+        completed: true,
+        ..req(&h, v6(1), Role::Seeder, 2)
+    };
+    s.announce::<Peer6>(&done, |_, _| {});
+    assert_eq!(s.scrape(&h).completed, 65_536);
+    s.check_reservations();
+    assert_eq!(s.approx_bytes(), s.walked_bytes());
+}

@@ -1,11 +1,13 @@
 //! One torrent's peers and counts, shaped for the long tail.
 //!
 //! Most torrents of a public tracker have one or two peers. Such a torrent
-//! keeps them inline ([`Peers::Four`]: two IPv4 peers, the seeder and
-//! completed counts in 24 bytes, no allocation). A torrent with a third IPv4
-//! peer or any IPv6 peer moves to a boxed [`Big`] (a [`PeerSet`] per family);
-//! it moves back inline only when the expiry sweep finds it down to two IPv4
-//! peers or fewer and no IPv6 peer, not on a stop. The hysteresis keeps a torrent whose peers come and
+//! keeps them inline, in 24 bytes and no allocation: two IPv4 peers with
+//! the seeder and completed counts ([`Peers::Four`]), or one IPv6 peer with
+//! its role and a 16-bit completed count ([`Peers::Six`]). A torrent with a
+//! third IPv4 peer, a second IPv6 peer, peers of both families, or more
+//! downloads than 16 bits count, moves to a boxed [`Big`] (a [`PeerSet`] per
+//! family); it moves back inline only when the expiry sweep finds it fits
+//! again, not on a stop. The hysteresis keeps a torrent whose peers come and
 //! go around the inline limit from allocating and freeing on the announce
 //! path; the sweep (every shard at least once a minute) bounds how long a
 //! shrunken torrent keeps its box.
@@ -32,12 +34,13 @@ impl Pair {
         peers: [Peer4::UNSPECIFIED; 2],
     };
 
+    #[inline(always)]
     fn peers(&self) -> &[Peer4] {
         &self.peers[..self.len as usize]
     }
 
     /// [`PeerSet::refresh`] inline.
-    #[inline]
+    #[inline(always)]
     fn refresh(&mut self, addr: (Ipv4Addr, u16), seeder: bool, stamp: Stamp) -> Option<Upserted> {
         let s = self.seeders as usize;
         let i = self.peers().iter().position(|p| p.addr() == addr)?;
@@ -63,7 +66,7 @@ impl Pair {
     }
 
     /// [`PeerSet::insert_absent`] inline; `None` if it does not fit.
-    #[inline]
+    #[inline(always)]
     fn insert(&mut self, addr: (Ipv4Addr, u16), seeder: bool, stamp: Stamp) -> Option<Upserted> {
         let n = self.len as usize;
         let s = self.seeders as usize;
@@ -140,12 +143,21 @@ impl Big {
                     completed,
                 }
             }
+            Peers::Six {
+                seeder,
+                completed,
+                peer,
+            } => Big {
+                v4: PeerSet::default(),
+                v6: PeerSet::from_ordered(vec![peer], usize::from(seeder)),
+                completed: u32::from(completed),
+            },
             Peers::Big(_) => Big::default(),
         }
     }
 
-    /// The inline form, if this fits in it: at most two IPv4 peers and no
-    /// IPv6 peer.
+    /// The inline form this fits in, if any: at most two IPv4 peers and no
+    /// IPv6 peer, or one IPv6 peer, no IPv4 peer and a 16-bit count.
     fn to_inline(&self) -> Option<Peers> {
         match (self.v4.peers(), self.v6.peers()) {
             (v4, []) if v4.len() <= 2 => {
@@ -160,6 +172,11 @@ impl Big {
                     completed: self.completed,
                 })
             }
+            ([], &[peer]) => Some(Peers::Six {
+                seeder: self.v6.seeders() == 1,
+                completed: u16::try_from(self.completed).ok()?,
+                peer,
+            }),
             _ => None,
         }
     }
@@ -168,8 +185,9 @@ impl Big {
 /// A torrent's peers, in the form that fits them (see the module docs).
 ///
 /// `repr(u8)`: each variant is laid out as a C struct of the one-byte tag
-/// and its fields in order, so the inline form fills 24 bytes exactly (tag,
-/// pair, count) and the box needs no niche (the size test checks it).
+/// and its fields in order, so both inline forms fill 24 bytes exactly
+/// (tag, pair, count; tag, role, count, peer) and the box needs no niche
+/// (the size test checks it).
 #[derive(Debug)]
 #[repr(u8)]
 pub enum Peers {
@@ -177,6 +195,13 @@ pub enum Peers {
     Four {
         pair: Pair,
         completed: u32,
+    },
+    /// One IPv6 peer, whether it is a seeder, and the completed count while
+    /// it fits 16 bits.
+    Six {
+        seeder: bool,
+        completed: u16,
+        peer: Peer6,
     },
     Big(Box<Big>),
 }
@@ -252,14 +277,14 @@ impl PeerFamily for Peer4 {
     fn set_mut(b: &mut Big) -> &mut PeerSet<Self> {
         &mut b.v4
     }
-    #[inline]
+    #[inline(always)]
     fn inline(p: &Peers) -> (&[Self], usize) {
         match p {
             Peers::Four { pair, .. } => (pair.peers(), pair.seeders as usize),
             _ => (&[], 0),
         }
     }
-    #[inline]
+    #[inline(always)]
     fn refresh_inline(
         p: &mut Peers,
         addr: &Self::Addr,
@@ -274,7 +299,7 @@ impl PeerFamily for Peer4 {
     fn fits_inline(p: &Peers) -> bool {
         matches!(p, Peers::Four { pair, .. } if pair.len < 2)
     }
-    #[inline]
+    #[inline(always)]
     fn insert_inline(
         p: &mut Peers,
         addr: Self::Addr,
@@ -305,30 +330,92 @@ impl PeerFamily for Peer6 {
     fn set_mut(b: &mut Big) -> &mut PeerSet<Self> {
         &mut b.v6
     }
-    fn inline(_: &Peers) -> (&[Self], usize) {
-        (&[], 0)
+    #[inline(always)]
+    fn inline(p: &Peers) -> (&[Self], usize) {
+        match p {
+            Peers::Six { seeder, peer, .. } => (std::slice::from_ref(peer), usize::from(*seeder)),
+            _ => (&[], 0),
+        }
     }
-    fn refresh_inline(_: &mut Peers, _: &Self::Addr, _: bool, _: Stamp) -> Option<Upserted> {
-        None
+    #[inline(always)]
+    fn refresh_inline(
+        p: &mut Peers,
+        addr: &Self::Addr,
+        seeder: bool,
+        stamp: Stamp,
+    ) -> Option<Upserted> {
+        match p {
+            Peers::Six {
+                seeder: was, peer, ..
+            } if peer.addr() == *addr => {
+                peer.set_stamp(stamp);
+                let before = *was;
+                *was = seeder;
+                Some(Upserted {
+                    index: 0,
+                    was: Some(before),
+                })
+            }
+            _ => None,
+        }
     }
-    fn fits_inline(_: &Peers) -> bool {
-        false
+    fn fits_inline(p: &Peers) -> bool {
+        // An empty torrent takes its first IPv6 peer inline if its count fits.
+        matches!(p, Peers::Four { pair, completed } if pair.len == 0 && *completed <= u32::from(u16::MAX))
     }
-    fn insert_inline(_: &mut Peers, _: Self::Addr, _: bool, _: Stamp) -> Option<Upserted> {
-        None
+    #[inline(always)]
+    fn insert_inline(
+        p: &mut Peers,
+        addr: Self::Addr,
+        seeder: bool,
+        stamp: Stamp,
+    ) -> Option<Upserted> {
+        match *p {
+            Peers::Four { pair, completed } if pair.len == 0 => {
+                let completed = u16::try_from(completed).ok()?;
+                *p = Peers::Six {
+                    seeder,
+                    completed,
+                    peer: Peer6::new(addr, stamp),
+                };
+                Some(Upserted {
+                    index: 0,
+                    was: None,
+                })
+            }
+            _ => None,
+        }
     }
-    fn remove_inline(_: &mut Peers, _: &Self::Addr) -> Option<bool> {
-        None
+    fn remove_inline(p: &mut Peers, addr: &Self::Addr) -> Option<bool> {
+        match *p {
+            Peers::Six {
+                seeder,
+                completed,
+                peer,
+            } if peer.addr() == *addr => {
+                *p = Peers::empty(u32::from(completed));
+                Some(seeder)
+            }
+            _ => None,
+        }
     }
 }
 
 impl Torrent {
+    #[inline(always)]
     pub(super) fn counts(&self) -> Counts {
         match &self.peers {
             Peers::Four { pair, completed } => Counts {
                 seeders: u32::from(pair.seeders),
                 leechers: u32::from(pair.len - pair.seeders),
                 completed: *completed,
+            },
+            Peers::Six {
+                seeder, completed, ..
+            } => Counts {
+                seeders: u32::from(*seeder),
+                leechers: u32::from(!*seeder),
+                completed: u32::from(*completed),
             },
             Peers::Big(b) => Counts {
                 seeders: (b.v4.seeders() + b.v6.seeders()) as u32,
@@ -341,6 +428,7 @@ impl Torrent {
     pub(super) fn is_empty(&self) -> bool {
         match &self.peers {
             Peers::Four { pair, .. } => pair.len == 0,
+            Peers::Six { .. } => false,
             Peers::Big(b) => b.v4.is_empty() && b.v6.is_empty(),
         }
     }
@@ -351,10 +439,15 @@ impl Torrent {
         matches!(self.peers, Peers::Big(_))
     }
 
-    /// Which form the torrent is in: 0 inline, 1 boxed.
+    /// Which form the torrent is in: 0 two IPv4 inline, 1 one IPv6 inline,
+    /// 2 boxed.
     #[cfg(test)]
     fn form(&self) -> usize {
-        usize::from(self.is_big())
+        match self.peers {
+            Peers::Four { .. } => 0,
+            Peers::Six { .. } => 1,
+            Peers::Big(_) => 2,
+        }
     }
 
     /// The completed count.
@@ -362,18 +455,53 @@ impl Torrent {
         self.counts().completed
     }
 
-    /// Set the completed count.
+    /// Set the completed count; an IPv6 torrent whose count no longer fits
+    /// its inline 16 bits is boxed.
     fn store_completed(&mut self, n: u32) {
         match &mut self.peers {
             Peers::Four { completed, .. } => *completed = n,
             Peers::Big(b) => b.completed = n,
+            Peers::Six { completed, .. } => match u16::try_from(n) {
+                Ok(n) => *completed = n,
+                Err(_) => {
+                    let mut big = Big::from_inline(&self.peers);
+                    big.completed = n;
+                    self.peers = Peers::Big(Box::new(big));
+                }
+            },
         }
     }
 
-    /// Heap bytes a completed count of `n` would allocate: none (every form
-    /// counts in 32 bits).
-    pub(super) fn count_growth(&self, _n: u32) -> usize {
-        0
+    /// [`Torrent::insert_growth`] when the new peer also `completes` a
+    /// download, counted before it is inserted: an empty torrent at 65 535
+    /// downloads then no longer fits the IPv6 form, and boxes its first
+    /// IPv6 peer. (Counting never allocates otherwise: the IPv4 form and the
+    /// box count in 32 bits, and an IPv6-form torrent taking a new peer is
+    /// boxed anyway, the same box either way.)
+    pub(super) fn insert_growth_counting<P: PeerFamily>(
+        &self,
+        max: usize,
+        completes: bool,
+    ) -> usize {
+        if completes
+            && P::IS_V6
+            && P::fits_inline(&self.peers)
+            && self.completed() == u32::from(u16::MAX)
+        {
+            return std::mem::size_of::<Big>() + std::mem::size_of::<Peer6>();
+        }
+        self.insert_growth::<P>(max)
+    }
+
+    /// Heap bytes a completed count of `n` would allocate: the box of an
+    /// inline IPv6 torrent whose count outgrows 16 bits, else nothing.
+    pub(super) fn count_growth(&self, n: u32) -> usize {
+        match self.peers {
+            Peers::Six { .. } if n > u32::from(u16::MAX) => {
+                std::mem::size_of::<Big>() + std::mem::size_of::<Peer6>()
+            }
+            _ => 0,
+        }
     }
 
     /// The completed count after one more download.
@@ -393,7 +521,7 @@ impl Torrent {
     }
 
     /// Family `P`'s peers, seeders first, and how many are seeders.
-    #[inline]
+    #[inline(always)]
     pub(super) fn peers<P: PeerFamily>(&self) -> (&[P], usize) {
         match &self.peers {
             Peers::Big(b) => (P::set(b).peers(), P::set(b).seeders()),
@@ -433,7 +561,7 @@ impl Torrent {
     /// Refresh a known peer ([`PeerSet::refresh`]); `None` if it is not
     /// here. Inlined for the inline forms (the long tail's re-announce is a
     /// few compares and a store); the boxed form is a call.
-    #[inline]
+    #[inline(always)]
     pub(super) fn refresh<P: PeerFamily>(
         &mut self,
         addr: &P::Addr,
@@ -450,7 +578,7 @@ impl Torrent {
     /// Add a peer that is not here ([`PeerSet::insert_absent`], vectors
     /// grown to at most `max` peers' room), boxing the torrent if it does
     /// not fit inline. Inlined for the inline forms; the boxed form is a call.
-    #[inline]
+    #[inline(always)]
     pub(super) fn insert_absent<P: PeerFamily>(
         &mut self,
         addr: P::Addr,
@@ -501,8 +629,9 @@ impl Torrent {
                 // What `Big::from_inline` allocates (each family's length
                 // and room), then the insert into `P`'s set.
                 let (v4, v6) = match inline {
-                    Peers::Four { pair, .. } if pair.len != 0 => ((pair.len as usize, 4), (0, 0)),
-                    _ => ((0, 0), (0, 0)),
+                    Peers::Four { pair, .. } if pair.len == 0 => ((0, 0), (0, 0)),
+                    Peers::Four { pair, .. } => ((pair.len as usize, 4), (0, 0)),
+                    _ => ((0, 0), (1, 1)),
                 };
                 let (len, cap) = if P::IS_V6 { v6 } else { v4 };
                 let grown = peers::vec_capacity_after_insert(len, cap, max);
@@ -550,6 +679,17 @@ impl Torrent {
     ) -> ((usize, usize), (usize, usize)) {
         match &mut self.peers {
             Peers::Four { pair, .. } => (pair.expire_by(keep), (0, 0)),
+            &mut Peers::Six {
+                seeder,
+                completed,
+                peer,
+            } => {
+                if keep(peer.stamp()) {
+                    return ((0, 0), (0, 0));
+                }
+                self.peers = Peers::empty(u32::from(completed));
+                ((0, 0), (usize::from(seeder), usize::from(!seeder)))
+            }
             Peers::Big(b) => {
                 let r4 = b.v4.expire_by(keep, hasher);
                 let r6 = b.v6.expire_by(keep, hasher);
@@ -565,6 +705,7 @@ impl Torrent {
     pub(super) fn len(&self) -> usize {
         match &self.peers {
             Peers::Four { pair, .. } => pair.len as usize,
+            Peers::Six { .. } => 1,
             Peers::Big(b) => b.v4.len() + b.v6.len(),
         }
     }
@@ -574,6 +715,7 @@ impl Torrent {
     pub(super) fn stalest(&self, now: Stamp, rng: &mut u64) -> Option<(IpAddr, u16, i32)> {
         let (v4, v6) = match &self.peers {
             Peers::Four { pair, .. } => (peers::stalest(pair.peers(), now, rng), None),
+            Peers::Six { peer, .. } => (None, peers::stalest(std::slice::from_ref(peer), now, rng)),
             Peers::Big(b) => (b.v4.stalest(now, rng), b.v6.stalest(now, rng)),
         };
         let v4 = v4.map(|((ip, port), age)| (IpAddr::V4(ip), port, age));
@@ -602,177 +744,4 @@ impl Torrent {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::HashMap;
-    use std::net::Ipv6Addr;
-
-    #[test]
-    fn inline_form_is_24_bytes() {
-        assert_eq!(std::mem::size_of::<Torrent>(), 24);
-    }
-
-    fn a(n: u32) -> (Ipv4Addr, u16) {
-        (Ipv4Addr::from(0x0a00_0000 + n), 6881)
-    }
-
-    /// Random upserts, removals and expiries of a few peers of both families
-    /// against a model: the torrent moves between forms and never loses count.
-    #[test]
-    fn matches_a_model_across_forms() {
-        let h = ahash::RandomState::new();
-        let mut t = Torrent::default();
-        let mut model: HashMap<(bool, u32), (bool, Stamp)> = HashMap::new();
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut forms = [0usize; 2];
-        let mut stop_kept_box = false;
-        for step in 0..20_000u16 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let n = (x % 5) as u32;
-            let v6 = (x >> 8).is_multiple_of(8);
-            let seeder = (x >> 16) & 1 == 1;
-            let now = step / 4;
-            match (x >> 24) % 16 {
-                0..=5 => {
-                    let u = if v6 {
-                        let addr = (Ipv6Addr::from(u128::from(n)), 1);
-                        let u = t.upsert::<Peer6>(addr, seeder, now, usize::MAX, &h);
-                        assert_eq!(t.peers::<Peer6>().0[u.index].addr(), addr);
-                        u
-                    } else {
-                        let u = t.upsert::<Peer4>(a(n), seeder, now, usize::MAX, &h);
-                        assert_eq!(t.peers::<Peer4>().0[u.index].addr(), a(n));
-                        u
-                    };
-                    let was = model.insert((v6, n), (seeder, now)).map(|(s, _)| s);
-                    assert_eq!(u.was, was);
-                }
-                6..=14 => {
-                    let boxed = t.is_big();
-                    let got = if v6 {
-                        t.remove::<Peer6>(&(Ipv6Addr::from(u128::from(n)), 1), &h)
-                    } else {
-                        t.remove::<Peer4>(&a(n), &h)
-                    };
-                    assert_eq!(got, model.remove(&(v6, n)).map(|(s, _)| s));
-                    assert_eq!(t.is_big(), boxed, "a stop never changes the form");
-                    stop_kept_box |= boxed && got.is_some() && model.len() <= 1;
-                }
-                _ => {
-                    let ((s4, l4), (s6, l6)) = t.expire(now, Some(3), &h);
-                    let fresh: Vec<bool> = model
-                        .iter()
-                        .filter(|(_, (_, at))| now.wrapping_sub(*at) <= 3)
-                        .map(|((v6, _), _)| *v6)
-                        .collect();
-                    let v6 = fresh.iter().filter(|&&v6| v6).count();
-                    if v6 == 0 && fresh.len() <= 2 {
-                        assert!(!t.is_big(), "the sweep moves a small torrent inline");
-                    }
-                    let before = model.clone();
-                    model.retain(|_, (_, at)| now.wrapping_sub(*at) <= 3);
-                    let gone = |fam: bool, s: bool| {
-                        before
-                            .iter()
-                            .filter(|((f, k), (sd, _))| {
-                                *f == fam && *sd == s && !model.contains_key(&(*f, *k))
-                            })
-                            .count()
-                    };
-                    assert_eq!(
-                        (s4, l4, s6, l6),
-                        (
-                            gone(false, true),
-                            gone(false, false),
-                            gone(true, true),
-                            gone(true, false)
-                        )
-                    );
-                }
-            }
-            forms[t.form()] += 1;
-            let c = t.counts();
-            assert_eq!(
-                c.seeders as usize,
-                model.values().filter(|(s, _)| *s).count()
-            );
-            assert_eq!((c.seeders + c.leechers) as usize, model.len());
-            assert_eq!(t.is_empty(), model.is_empty());
-            let (p4, s4) = t.peers::<Peer4>();
-            for (i, p) in p4.iter().enumerate() {
-                let n = u32::from(p.addr().0) - 0x0a00_0000;
-                assert_eq!(model[&(false, n)].0, i < s4, "seeders first");
-            }
-        }
-        assert!(
-            forms.iter().all(|&n| n > 1000),
-            "every form exercised: {forms:?}"
-        );
-        assert!(stop_kept_box, "a stop down to one peer kept the box");
-    }
-
-    /// Whatever the form and size (inline, boxed, indexed, near a cap), the
-    /// growth [`Torrent::insert_growth`] predicts for a new peer is what the
-    /// insert allocates: the budget grants exactly that before it.
-    #[test]
-    fn insert_growth_is_what_an_insert_allocates() {
-        let h = ahash::RandomState::new();
-        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-        let mut checked = [0usize; 2];
-        for max in [usize::MAX, 40, 100] {
-            let mut t = Torrent::default();
-            let mut known: Vec<(bool, u32)> = Vec::new();
-            let mut next = 0u32;
-            for step in 0..4000u16 {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                let now = step / 8;
-                // Grow to a few hundred peers, shrink, and grow again.
-                let grow = (step / 500) % 2 == 0;
-                if !known.is_empty() && (x % 10) < if grow { 3 } else { 7 } {
-                    let (v6, n) = known.swap_remove((x >> 8) as usize % known.len());
-                    if v6 {
-                        t.remove::<Peer6>(&(Ipv6Addr::from(u128::from(n)), 1), &h);
-                    } else {
-                        t.remove::<Peer4>(&a(n), &h);
-                    }
-                    continue;
-                }
-                if (x >> 20).is_multiple_of(64) {
-                    // A sweep moves a small torrent back inline.
-                    t.expire(now, Some(1000), &h);
-                }
-                let v6 = (x >> 12).is_multiple_of(3);
-                let seeder = (x >> 16) & 1 == 1;
-                next += 1;
-                let form = t.form();
-                let before = t.heap_bytes();
-                let predicted = if v6 {
-                    let g = t.insert_growth::<Peer6>(max);
-                    let addr = (Ipv6Addr::from(u128::from(next)), 1);
-                    t.insert_absent::<Peer6>(addr, seeder, now, max, &h);
-                    g
-                } else {
-                    let g = t.insert_growth::<Peer4>(max);
-                    t.insert_absent::<Peer4>(a(next), seeder, now, max, &h);
-                    g
-                };
-                known.push((v6, next));
-                assert_eq!(
-                    t.heap_bytes() - before,
-                    predicted,
-                    "form {form}, {} peers, max {max}",
-                    t.len()
-                );
-                checked[form] += usize::from(predicted > 0);
-            }
-        }
-        assert!(
-            checked.iter().all(|&n| n > 0),
-            "growth seen in every form: {checked:?}"
-        );
-    }
-}
+mod tests;
