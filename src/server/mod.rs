@@ -223,7 +223,7 @@ impl Server {
         if let (Some(api), Some(r)) = (&api, &reloader) {
             let a = &config.access;
             let files = api::manage::Files::new(r.handle().clone(), a.list.clone(), a.keys.clone());
-            if api.set_files(files).is_err() {
+            if api.set_files(Arc::new(files)).is_err() {
                 log::warn!("the API already manages the access files");
             }
         }
