@@ -59,7 +59,6 @@ use crate::time::Now;
 use crate::tracker::PeerEvent;
 use hlc::Hlc;
 use parking_lot::Mutex;
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -249,10 +248,10 @@ struct Shared {
     pending: Vec<Record>,
     /// The swap buffer for a worker's outbox.
     spare: Vec<Record>,
-    /// The records of one collection, and each peer's latest among them
+    /// The records of one collection, and those of them to apply again
     /// (kept between collections so they do not allocate once grown).
     fresh: Vec<Record>,
-    latest: HashMap<batch::PeerKey, usize, ahash::RandomState>,
+    again: Vec<usize>,
     versions: Versions,
     /// Access changes made here, not yet sent.
     access: Vec<AccessRecord>,
@@ -389,7 +388,7 @@ impl Status {
                 pending: Vec::new(),
                 spare: Vec::with_capacity(OUTBOX_RECORDS),
                 fresh: Vec::new(),
-                latest: HashMap::default(),
+                again: Vec::new(),
                 versions: Versions::new(versions),
                 access: Vec::new(),
                 access_versions: Versions::new(ACCESS_VERSIONS),
@@ -488,7 +487,7 @@ impl Status {
             pending,
             spare,
             fresh,
-            latest,
+            again,
             versions,
             ..
         } = sh;
@@ -499,19 +498,26 @@ impl Status {
         if fresh.is_empty() {
             return;
         }
-        latest.clear();
+        // Note every record (the table keeps the latest); remember those
+        // that follow an older record of another instance.
+        again.clear();
         for (i, r) in fresh.iter().enumerate() {
-            let slot = latest.entry(r.key()).or_insert(i);
-            // Records of one worker are in order; across workers the stamp
-            // decides (a tie: the later one).
-            if fresh[*slot].stamp <= r.stamp {
-                *slot = i;
+            let prev = versions.note(&r.key(), r.stamp, self.instance);
+            if prev.is_some_and(|(s, o)| o != self.instance && (s, o) < (r.stamp, self.instance)) {
+                again.push(i);
             }
         }
-        for (key, &i) in latest.iter() {
+        // Of those, apply again the ones still the latest of their peer: a
+        // later local record of the peer is newer (or, at the same stamp,
+        // later) and already in the map.
+        for &i in again.iter() {
             let r = fresh[i];
-            let prev = versions.note(key, r.stamp, self.instance);
-            if prev.is_some_and(|(s, o)| o != self.instance && (s, o) < (r.stamp, self.instance)) {
+            let key = r.key();
+            let latest = versions.get(&key) == Some((r.stamp, self.instance))
+                && !fresh[i + 1..]
+                    .iter()
+                    .any(|l| l.stamp == r.stamp && l.key() == key);
+            if latest {
                 apply(
                     swarm,
                     &Record {
