@@ -182,15 +182,20 @@ def expand(g):
         out |= expand(x) if x.startswith("@") else {x}
     return out
 unit = open(sys.argv[1]).read()
-allow, deny = set(), set()
+# Lines apply in order, as systemd applies them: after the first (an allow
+# list), a ~ line takes calls out and a plain line puts them back.
+allowed = set()
 for value in re.findall(r"^SystemCallFilter=(.*)$", unit, re.M):
     neg = value.startswith("~")
     names = set()
     for w in value.lstrip("~").split():
         names |= expand(w) if w.startswith("@") else {w}
-    (deny if neg else allow).update(names)
+    if neg:
+        allowed -= names
+    else:
+        allowed |= names
 used = set(re.findall(r"^\d+\s+([a-z0-9_]+)\(", open(sys.argv[2]).read(), re.M))
-bad = sorted(n for n in used if n not in allow or n in deny)
+bad = sorted(n for n in used if n not in allowed)
 print(len(used), " ".join(bad))
 ' "$unit" "$tmp/strace")
     local n=${report%% *} bad=${report#* }

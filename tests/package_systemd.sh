@@ -89,6 +89,16 @@ check "has a memory budget (journal: $(in_box journalctl -u shoal -o cat --no-pa
     bash -c '! podman exec "$1" journalctl -u shoal -o cat --no-pager | grep "config:" | tail -1 | grep -q "max memory no limit"' _ "$box"
 
 hash=0123456789abcdef0123456789abcdef01234567
+# The control thread lowers its own priority under the unit's syscall filter:
+# its nice value is 10, the workers' 0, and the journal has no complaint.
+nice_of() { # thread name -> its nice value (field 19 of /proc/PID/task/TID/stat)
+    in_box sh -c 'pid=$(systemctl show -p MainPID --value shoal); for t in /proc/$pid/task/*; do
+        [ "$(cat $t/comm)" = "$1" ] && awk "{print \$19}" $t/stat; done' _ "$1"
+}
+check "the control thread runs at nice 10, a worker at 0 ($(nice_of shoal-control) / $(nice_of shoal-worker-0))" \
+    test "$(nice_of shoal-control)" = 10 -a "$(nice_of shoal-worker-0)" = 0
+check "no priority complaint in the journal" \
+    bash -c '! podman exec "$1" journalctl -u shoal -o cat --no-pager | grep -q "cannot lower the control thread"' _ "$box"
 check "answers an announce on udp://127.0.0.1:6969" \
     in_box shoal announce udp://127.0.0.1:6969/announce --info-hash "$hash" --left 0 --timeout 1 --tries 3
 seeders() {
