@@ -23,7 +23,8 @@ use shoal::access::{AccessConfig, Mode};
 use shoal::api::ApiToken;
 use shoal::cluster::batch::BatchError;
 use shoal::cluster::{ClusterConfig, Secret, Skip};
-use shoal::server::{Config, Running};
+use shoal::server::{Config, Running, Server};
+use shoal::time::Clock;
 use shoal::wire::udp::Event;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::Ordering;
@@ -52,6 +53,7 @@ macro_rules! on_both {
 on_both!(
     shared_swarm,
     convergence,
+    clock_skew,
     catch_up_after_an_outage,
     secrets,
     api_changes_replicate,
@@ -281,6 +283,102 @@ fn convergence(kind: &str) {
     eprintln!("{kind}: {ROUNDS} rounds of {PEERS} hopping peers gone everywhere after {took:?}; {skipped} out-of-order records refused");
     assert!(skipped > 0, "the scenario did deliver records out of order");
     for s in [a, b, c] {
+        s.stop();
+    }
+}
+
+/// An instance whose wall clock is `ahead_ms` ahead of the others' (its
+/// cluster clock anchored there, as a host with a wrong clock would be).
+fn skewed(cluster: ClusterConfig, ahead_ms: u64) -> Running {
+    let mut c = Config::for_udp("127.0.0.1:0".parse().unwrap());
+    c.cluster = Some(cluster);
+    c.listen.metrics = vec!["127.0.0.1:0".parse().unwrap()];
+    let clock = Clock::system();
+    let s = Server::bind_with_clock(c, clock.clone())
+        .expect("bind")
+        .spawn()
+        .expect("spawn");
+    let hlc = &s.cluster().unwrap().hlc;
+    hlc.anchor_at(shoal::cluster::hlc::unix_ms() + ahead_ms, clock.now());
+    s
+}
+
+/// What README promises under clock skew. A's clock is 10 s ahead of B's
+/// and C's: a peer that announces on A and, once that has travelled, stops
+/// on B or C is gone everywhere (by wall clocks the stop would be 10 s older
+/// than the announce and lose); a peer moving A → B → C is one peer. D's
+/// clock is 2 minutes ahead: its records are refused elsewhere and counted.
+fn clock_skew(kind: &str) {
+    const PEERS: usize = 8;
+    let redis = Redis::start(kind, "skew");
+    let a = skewed(settings(&redis, "skew"), 10_000);
+    let [b, c] = ["b", "c"].map(|_| instance(settings(&redis, "skew")));
+    all_connected(&[&a, &b, &c]);
+    let addrs = [a.udp_addrs()[0], b.udp_addrs()[0], c.udp_addrs()[0]];
+    let mut scrapers: Vec<Client> = addrs.iter().map(|&s| Client::connected(s)).collect();
+    let mut everywhere = |ih: [u8; 20], want: (u32, u32, u32), what: &str| {
+        for (s, name) in scrapers.iter_mut().zip(["A", "B", "C"]) {
+            wait_until(&format!("{name}: {what}"), || s.scrape(&[ih]) == vec![want]);
+        }
+    };
+
+    let ih = [0x5c; 20];
+    let mut peers: Vec<Client> = (0..PEERS).map(|_| Client::connected(addrs[0])).collect();
+    for p in peers.iter_mut() {
+        p.announce(ih, Event::Started, 10, 0);
+    }
+    everywhere(ih, (0, 0, PEERS as u32), "has A's peers");
+    for (i, p) in peers.iter_mut().enumerate() {
+        hop(p, addrs[1 + i % 2]);
+        p.announce(ih, Event::Stopped, 0, 0);
+    }
+    everywhere(ih, (0, 0, 0), "forgets the peers stopped on B and C");
+
+    // The mover: each step once the previous one has reached every other
+    // instance (one hop apart, as README's promise requires).
+    let all = [&a, &b, &c];
+    let applied = || all.map(|s| s.cluster().unwrap().applied.load(Ordering::Relaxed));
+    let moving = [0x5d; 20];
+    let mut mover = Client::connected(addrs[0]);
+    let steps = [
+        (0, Event::Started, 10, (0, 0, 1)),
+        (1, Event::None, 0, (1, 0, 0)),
+        (2, Event::None, 0, (1, 0, 0)),
+        (1, Event::Stopped, 0, (0, 0, 0)),
+    ];
+    for (at, event, left, want) in steps {
+        let before = applied();
+        hop(&mut mover, addrs[at]);
+        mover.announce(moving, event, left, 0);
+        for (i, s) in all.iter().enumerate().filter(|&(i, _)| i != at) {
+            wait_until(&format!("instance {i} applied the mover's step"), || {
+                s.cluster().unwrap().applied.load(Ordering::Relaxed) > before[i]
+            });
+        }
+        everywhere(moving, want, "has the mover once, as it last announced");
+    }
+    let refused_old: u64 = [&a, &b, &c]
+        .iter()
+        .map(|s| s.cluster().unwrap().skipped(Skip::Future))
+        .sum();
+    assert_eq!(refused_old, 0, "10 s ahead is believed");
+
+    let d = skewed(settings(&redis, "skew"), 120_000);
+    all_connected(&[&d]);
+    let far = [0x5e; 20];
+    let mut on_d = client(&d);
+    on_d.announce(far, Event::Started, 0, 0);
+    wait_until("B refused D's record from 2 minutes ahead", || {
+        b.cluster().unwrap().skipped(Skip::Future) >= 1
+    });
+    assert_eq!(client(&b).scrape(&[far]), vec![(0, 0, 0)], "not applied");
+    assert!(
+        metric(
+            b.metrics_addrs()[0],
+            "shoal_cluster_records_skipped_total{reason=\"future\"}"
+        ) >= 1
+    );
+    for s in [a, b, c, d] {
         s.stop();
     }
 }
