@@ -832,6 +832,9 @@ fn an_instance_killed_mid_stream() {
     wait_until("C still learns B's peers", || {
         sees(&mut on_c, ih, seeder.addr())
     });
+    for p in &probers {
+        p.wait_samples(300);
+    }
     for p in probers {
         eprintln!(
             "UDP round trips on a survivor, before and after a SIGKILL of A: {:?}",

@@ -58,6 +58,7 @@ if [ -n "${SHOAL_TEST_VALKEY_SERVER:-}" ]; then
         say "SHOAL_TEST_VALKEY_SERVER=$SHOAL_TEST_VALKEY_SERVER is not there: the cluster tests will fail"
 elif ! command -v valkey-server >/dev/null; then
     want_valkey=1
+    command -v python3 >/dev/null || [ -x "$venv/bin/python" ] || missing+=(python3)
 fi
 
 if [ "${#missing[@]}" -gt 0 ]; then
