@@ -117,7 +117,9 @@ pub struct Api {
     /// When the next sample is due (ms): the loop turn that checks reads
     /// this atomic, not the history's lock, which API readers also take.
     next_sample_ms: AtomicU64,
-    files: OnceLock<Files>,
+    /// Shared with the cluster, which applies other instances' changes
+    /// through the same files.
+    files: OnceLock<Arc<Files>>,
 }
 
 impl Api {
@@ -139,12 +141,12 @@ impl Api {
     }
 
     /// Manage the access files behind `files` (at most once).
-    pub fn set_files(&self, files: Files) -> Result<(), Files> {
+    pub fn set_files(&self, files: Arc<Files>) -> Result<(), Arc<Files>> {
         self.files.set(files)
     }
 
     pub fn files(&self) -> Option<&Files> {
-        self.files.get()
+        self.files.get().map(|f| &**f)
     }
 
     /// Take a history sample if one is due (called by the control thread

@@ -16,7 +16,7 @@ use crate::api::client::Request;
 use crate::api::{ApiConfig, ApiToken};
 use crate::bench::BenchConfig;
 use crate::client::{AnnounceParams, Client, Event};
-use crate::cluster::ClusterConfig;
+use crate::cluster::{ClusterConfig, Secret};
 use crate::limit::LimitConfig;
 use crate::net::HttpConfig;
 use crate::rendezvous::RendezvousConfig;
@@ -64,7 +64,7 @@ impl ServeArgs {
             api: self.api()?,
             rendezvous: self.rendezvous(),
             state: self.state(),
-            cluster: self.cluster(),
+            cluster: self.cluster()?,
             stats_interval: secs_or_off(self.stats_interval),
             control_nice: self.control_nice,
         };
@@ -178,15 +178,41 @@ impl ServeArgs {
         })
     }
 
-    fn cluster(&self) -> Option<ClusterConfig> {
-        self.cluster.as_ref().map(|url| ClusterConfig {
+    /// The cluster's settings; the secret and the CA are read here, once.
+    fn cluster(&self) -> Result<Option<ClusterConfig>, UsageError> {
+        let Some(url) = &self.cluster else {
+            if self.cluster_secret_file.is_some() || self.cluster_ca_file.is_some() {
+                return Err(UsageError::new(
+                    "--cluster-secret-file and --cluster-ca-file need --cluster",
+                ));
+            }
+            return Ok(None);
+        };
+        let secret = match &self.cluster_secret_file {
+            Some(path) => Some(
+                Secret::read(path).map_err(|e| UsageError(format!("--cluster-secret-file {e}")))?,
+            ),
+            None => None,
+        };
+        let ca =
+            match &self.cluster_ca_file {
+                Some(path) => Some(std::fs::read(path).map_err(|e| {
+                    UsageError(format!("--cluster-ca-file {}: {e}", path.display()))
+                })?),
+                None => None,
+            };
+        Ok(Some(ClusterConfig {
             url: url.clone(),
             name: self.cluster_name.clone(),
             state_interval: Duration::from_secs(match self.state_interval {
                 0 => CLUSTER_STATE_INTERVAL,
                 n => n,
             }),
-        })
+            secret,
+            ca,
+            backlog: Duration::from_secs(self.cluster_backlog),
+            versions: self.cluster_versions,
+        }))
     }
 }
 

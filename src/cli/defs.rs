@@ -296,12 +296,14 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", env = "SHOAL_RENDEZVOUS_PUSH_RATE", default_value_t = RendezvousConfig::default().push_rate)]
     pub rendezvous_push_rate: u32,
 
-    /// Share the swarm with other shoal instances through Redis or Valkey
-    /// pub/sub (redis://HOST:PORT[/DB]); every request is still answered locally.
+    /// Share the swarm with other shoal instances through a Redis or Valkey
+    /// stream (redis[s]://[USER:PASSWORD@]HOST:PORT[/DB]); every request is
+    /// still answered locally.
     #[arg(long, value_name = "URL", env = "SHOAL_CLUSTER")]
     pub cluster: Option<String>,
 
-    /// Cluster: the pub/sub channel shared by the instances, and the prefix of their state keys.
+    /// Cluster: the name shared by the instances: the stream is NAME:log, the
+    /// state keys NAME:state:*.
     #[arg(
         long,
         value_name = "NAME",
@@ -309,6 +311,40 @@ pub struct ServeArgs {
         default_value = "shoal"
     )]
     pub cluster_name: String,
+
+    /// Cluster: a file holding the secret shared by the instances (at least
+    /// 16 bytes, read once at start): every batch is signed with it, and only
+    /// signed batches are applied. Without it anyone who can write to the
+    /// stream can inject peers.
+    #[arg(long, value_name = "FILE", env = "SHOAL_CLUSTER_SECRET_FILE")]
+    pub cluster_secret_file: Option<PathBuf>,
+
+    /// Cluster: PEM certificate(s) of the private CA a rediss:// server's
+    /// certificate is checked against, instead of the system's roots.
+    #[arg(long, value_name = "FILE", env = "SHOAL_CLUSTER_CA_FILE")]
+    pub cluster_ca_file: Option<PathBuf>,
+
+    /// Cluster: how long the stream keeps batches, in seconds: what an
+    /// instance that reconnects or joins can catch up on. Redis holds about
+    /// 48 bytes per announce for this long.
+    #[arg(
+        long,
+        value_name = "SECS",
+        env = "SHOAL_CLUSTER_BACKLOG",
+        default_value_t = crate::cluster::DEFAULT_BACKLOG.as_secs()
+    )]
+    pub cluster_backlog: u64,
+
+    /// Cluster: entries of the table of each peer's latest event (24 bytes
+    /// each): how many recent events records arriving out of order are
+    /// judged against.
+    #[arg(
+        long,
+        value_name = "N",
+        env = "SHOAL_CLUSTER_VERSIONS",
+        default_value_t = crate::cluster::DEFAULT_VERSIONS
+    )]
+    pub cluster_versions: usize,
 
     /// Warm restart: load the swarms from FILE at start (if it exists) and
     /// write them to it at SIGTERM/SIGINT and every --state-interval. The file

@@ -17,7 +17,7 @@ use crate::cluster::{Outbox, Record};
 use crate::limit::RateLimiter;
 use crate::rendezvous::Rendezvous;
 use crate::stats::Counters;
-use crate::time::Clock;
+use crate::time::{Clock, Now};
 use crate::tracker::{Outcome, Tracker, Worker};
 use mio::net::{TcpListener, UdpSocket};
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -112,15 +112,15 @@ impl WorkerIo {
     }
 }
 
-/// Tell the other instances of a cluster about an announce the swarm took:
-/// a fixed-size record into the worker's own buffer. Always inlined: without
-/// a cluster it is one test, not a call.
+/// Tell the other instances of a cluster about an announce the swarm took
+/// at `now`: a fixed-size record into the worker's own buffer. Always
+/// inlined: without a cluster it is one test, not a call.
 #[inline(always)]
-pub fn publish(outbox: Option<&Outbox>, o: &Outcome, w: &Worker) {
+pub fn publish(outbox: Option<&Outbox>, now: Now, o: &Outcome, w: &Worker) {
     if let (Some(out), Outcome::Announced, Some(ev)) = (outbox, o, w.event()) {
         // A port-0 peer is not worth a record (the batch format refuses it).
         if ev.addr.port() != 0 {
-            out.push(Record::from(*ev));
+            out.push(Record::from(*ev), now);
         }
     }
 }

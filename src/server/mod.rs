@@ -18,12 +18,14 @@
 
 pub mod config;
 pub mod host;
+mod replicate;
 mod start;
 
 pub use config::{Config, Listen, DEFAULT_PORT};
 
 use crate::access::reload::{ReloadThread, Which};
 use crate::access::{LoadError, Reloader};
+use crate::api::manage::Files;
 use crate::api::{self, Api};
 use crate::cluster::{self, Status};
 use crate::limit::{ConnLimiter, RateLimiter};
@@ -108,6 +110,8 @@ pub struct Server {
     reloader: Option<Reloader>,
     rendezvous: Option<Arc<Rendezvous>>,
     cluster: Option<Arc<Status>>,
+    /// The access files, shared by the API and the cluster.
+    files: Option<Arc<Files>>,
     api: Option<Arc<Api>>,
     rate_limiter: Option<Arc<RateLimiter>>,
     conn_limiter: Option<Arc<ConnLimiter>>,
@@ -194,7 +198,7 @@ impl Server {
         let cluster = config
             .cluster
             .as_ref()
-            .map(|_| Arc::new(Status::new(n + 1)));
+            .map(|c| Arc::new(Status::for_config(n + 1, c)));
         let mut registry = Registry::new(n);
         registry.rendezvous = rendezvous.clone();
         registry.max_peers = config.tracker.max_peers;
@@ -220,11 +224,28 @@ impl Server {
             ))),
             _ => None,
         };
-        if let (Some(api), Some(r)) = (&api, &reloader) {
-            let a = &config.access;
-            let files = api::manage::Files::new(r.handle().clone(), a.list.clone(), a.keys.clone());
-            if api.set_files(files).is_err() {
+        // The access files, for changes made through the API and changes
+        // from other instances of a cluster.
+        let files = reloader
+            .as_ref()
+            .filter(|_| api.is_some() || cluster.is_some())
+            .map(|r| {
+                let a = &config.access;
+                Arc::new(Files::new(
+                    r.handle().clone(),
+                    a.list.clone(),
+                    a.keys.clone(),
+                ))
+            });
+        if let (Some(api), Some(files)) = (&api, &files) {
+            if api.set_files(Arc::clone(files)).is_err() {
                 log::warn!("the API already manages the access files");
+            }
+        }
+        if let (Some(status), Some(files)) = (&cluster, &files) {
+            let hook = Arc::new(replicate::ToCluster(Arc::clone(status)));
+            if files.set_replicate(hook).is_err() {
+                log::warn!("the access files already replicate");
             }
         }
         Ok(Server {
@@ -242,6 +263,7 @@ impl Server {
             reloader,
             rendezvous,
             cluster,
+            files,
             api,
             config,
         })
@@ -292,6 +314,7 @@ impl Server {
             reloader,
             rendezvous,
             cluster,
+            files,
             api,
             rate_limiter,
             conn_limiter,
@@ -304,9 +327,11 @@ impl Server {
                 tracker: Arc::clone(&tracker),
                 clock: clock.clone(),
                 stop: Arc::clone(&stop),
+                access: files
+                    .clone()
+                    .map(|f| Arc::new(replicate::ToFiles(f)) as Arc<dyn cluster::AccessSink>),
             };
-            cluster::join_state(cfg, status, &ctx);
-            threads.extend(cluster::spawn(cfg, status, &ctx).map_err(spawn_err)?);
+            threads.extend(cluster::start(cfg, status, &ctx).map_err(spawn_err)?);
         }
         let conns = ConnConfig {
             max_conns: config.http.max_connections,
