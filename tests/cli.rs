@@ -677,6 +677,7 @@ fn the_control_thread_runs_at_the_nice_value_asked() {
         .args(["--workers", "1", "--log", "info"])
         .env("SHOAL_CONTROL_NICE", "15");
     let (child, seen) = start_until_serving(cmd);
+    let _kill = KillOnPanic(child.id());
     let metrics: SocketAddr = seen
         .split("serving /metrics and /health on http://")
         .nth(1)
@@ -691,7 +692,17 @@ fn the_control_thread_runs_at_the_nice_value_asked() {
     let mut head = [0u8; 12];
     std::io::Read::read_exact(&mut s, &mut head).unwrap();
     assert_eq!(&head, b"HTTP/1.1 200");
-    let nices = thread_nices(child.id());
+    // A thread names itself once it runs, so a worker may still be called
+    // "shoal" for a moment after start-up: wait, with a bound, for its name.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let nices = loop {
+        let nices = thread_nices(child.id());
+        let named = nices.iter().any(|(n, _)| n.starts_with("shoal-worker"));
+        if named || std::time::Instant::now() > deadline {
+            break nices;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
     let control = nices.iter().find(|(n, _)| n == "shoal-control");
     assert_eq!(control.map(|c| c.1), Some(15), "{nices:?}");
     let worker = nices.iter().find(|(n, _)| n.starts_with("shoal-worker"));
