@@ -93,10 +93,23 @@ impl ServeArgs {
         }
     }
 
+    /// The tracker's settings. Of `--max-interval` and `--peer-timeout`, one
+    /// given alone sets the other's default (the longest interval handed out
+    /// must stay below the peer timeout); neither given: the default max
+    /// interval, and a peer timeout that covers it.
     fn tracker(&self) -> TrackerConfig {
-        TrackerConfig {
+        let jitter = self.interval_jitter;
+        let peer_timeout = self.peer_timeout.unwrap_or_else(|| {
+            let max = self
+                .max_interval
+                .unwrap_or_else(|| TrackerConfig::default_max_interval(self.interval));
+            TrackerConfig::default_peer_timeout(self.interval, jitter, max)
+        });
+        let mut t = TrackerConfig {
             interval: self.interval,
-            peer_timeout: self.peer_timeout,
+            interval_jitter: jitter,
+            max_interval: self.max_interval,
+            peer_timeout,
             default_numwant: self.default_numwant,
             max_numwant: self.max_numwant,
             max_scrape: self.max_scrape,
@@ -107,7 +120,11 @@ impl ServeArgs {
                 .unwrap_or_else(|| crate::server::host::default_max_memory().0),
             max_torrent_share: self.max_torrent_share,
             shards: self.shards,
-        }
+        };
+        // Resolved here, so the configuration (and --print-config) holds
+        // the value in force.
+        t.max_interval = Some(t.max_interval());
+        t
     }
 
     fn http(&self) -> HttpConfig {

@@ -13,6 +13,7 @@ use crate::net::HttpConfig;
 use crate::rendezvous::RendezvousConfig;
 use crate::server::config::CONTROL_NICE;
 use crate::server::Config;
+use crate::tracker::config::MAX_INTERVAL_JITTER;
 use crate::tracker::TrackerConfig;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
@@ -187,13 +188,28 @@ pub struct ServeArgs {
     )]
     pub control_nice: i32,
 
-    /// Announce interval sent to clients, in seconds.
+    /// Announce interval sent to clients, in seconds (while a worker keeps up).
     #[arg(long, value_name = "SECS", env = "SHOAL_INTERVAL", default_value_t = TrackerConfig::default().interval)]
     pub interval: u32,
 
-    /// Drop a peer that has not announced for this long, in seconds (at most 32767).
-    #[arg(long, value_name = "SECS", env = "SHOAL_PEER_TIMEOUT", default_value_t = TrackerConfig::default().peer_timeout)]
-    pub peer_timeout: u32,
+    /// Spread each reply's interval uniformly within ± PERCENT of the
+    /// current interval (0..=50), so clients that announced together drift apart.
+    #[arg(long, value_name = "PERCENT", env = "SHOAL_INTERVAL_JITTER", default_value_t = TrackerConfig::default().interval_jitter, value_parser = clap::value_parser!(u8).range(0..=i64::from(MAX_INTERVAL_JITTER)))]
+    pub interval_jitter: u8,
+
+    /// Longest interval an overloaded worker hands out, in seconds: its
+    /// interval rises with the overload up to this and falls back once calm;
+    /// equal to --interval: fixed. [default: 4 × --interval, at most 3 h, and
+    /// below --peer-timeout if that is given]
+    #[arg(long, value_name = "SECS", env = "SHOAL_MAX_INTERVAL")]
+    pub max_interval: Option<u32>,
+
+    /// Drop a peer that has not announced for this long, in seconds (at most
+    /// 32767); must exceed the longest interval handed out. [default: the
+    /// longest interval handed out (--max-interval plus its jitter) plus half
+    /// of --interval]
+    #[arg(long, value_name = "SECS", env = "SHOAL_PEER_TIMEOUT")]
+    pub peer_timeout: Option<u32>,
 
     /// Peers sent when a client asks for the default (num_want -1).
     #[arg(long, value_name = "N", env = "SHOAL_DEFAULT_NUMWANT", default_value_t = TrackerConfig::default().default_numwant)]

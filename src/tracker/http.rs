@@ -46,6 +46,7 @@ impl Tracker {
             http_peers,
             policy,
             events,
+            interval,
         } = w;
         let asked = Some(Asked::Announce);
         let q = match http::parse_announce(query) {
@@ -99,9 +100,9 @@ impl Tracker {
         bencode::bytes(body, b"incomplete");
         bencode::int(body, i64::from(counts.leechers));
         bencode::bytes(body, b"interval");
-        bencode::int(body, i64::from(self.config.interval));
+        bencode::int(body, i64::from(self.intervals.reply(rng, *interval)));
         bencode::bytes(body, b"min interval");
-        bencode::int(body, i64::from((self.config.interval / 2).max(1)));
+        bencode::int(body, i64::from(self.intervals.min_interval(*interval)));
         bencode::bytes(body, b"peers");
         if q.compact {
             bencode::bytes(body, v4_list.bytes);

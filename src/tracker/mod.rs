@@ -16,6 +16,9 @@
 //! - the reply's address family follows the packet: IPv4 (and IPv4-mapped)
 //!   sources get only IPv4 peers in 6-byte form, IPv6 sources 18-byte IPv6 peers;
 //! - the announce's `ip` field is ignored: the source address is the peer;
+//! - an announce reply's interval is the worker's current one ([`Worker::set_interval`],
+//!   which its load moves between `--interval` and `--max-interval`), spread by
+//!   ± `--interval-jitter` with the worker's own generator ([`interval`]);
 //! - `num_want` < 0 → the default, 0 → none, capped by `max_numwant` and by what
 //!   fits in one unfragmented datagram;
 //! - a scrape answers at most `max_scrape` hashes, in request order; the rest of
@@ -33,10 +36,12 @@
 pub mod config;
 pub mod connid;
 mod http;
+pub mod interval;
 mod outcome;
 mod udp;
 
 pub use config::{TrackerConfig, MAX_PEER_TIMEOUT};
+pub use interval::{Governor, Intervals, Load};
 pub use outcome::{Asked, Handled, Outcome, PeerEvent, Refusal};
 
 use crate::access::{Deny, Policy, PolicyHandle, PolicyReader, PresentedKey};
@@ -72,6 +77,8 @@ pub const PREFETCH_HASHES: usize = 4;
 #[derive(Debug)]
 pub struct Tracker {
     config: TrackerConfig,
+    /// The interval settings replies read, resolved from `config` once.
+    intervals: Intervals,
     conn_ids: ConnectionIds,
     swarm: Swarm,
     /// Who may use the tracker; unset: everyone. Set once before serving, so
@@ -105,6 +112,10 @@ pub struct Worker {
     /// Whether an announce's outcome carries its [`PeerEvent`]: a worker
     /// that publishes nothing (no cluster) does not pay for building it.
     events: bool,
+    /// The interval this worker hands out now, before jitter, seconds;
+    /// clamped to `[--interval, --max-interval]` per reply (so 0, the
+    /// start, is the base). Set once per loop turn by the packet worker.
+    interval: u32,
 }
 
 impl Default for Worker {
@@ -127,7 +138,15 @@ impl Worker {
             http_peers: [Vec::new(), Vec::new()],
             policy: None,
             events: true,
+            interval: 0,
         }
+    }
+
+    /// Hand out `secs` (before jitter) from now on; clamped to the
+    /// configured range when a reply is written.
+    #[inline]
+    pub fn set_interval(&mut self, secs: u32) {
+        self.interval = secs;
     }
 
     /// Whether announces' outcomes carry their [`PeerEvent`] (by default
@@ -256,6 +275,7 @@ impl Tracker {
         });
         Tracker {
             conn_ids: ConnectionIds::new(config.connection_id_lifetime),
+            intervals: Intervals::of(&config),
             config,
             swarm,
             access: OnceLock::new(),
@@ -307,6 +327,11 @@ impl Tracker {
 
     pub fn config(&self) -> &TrackerConfig {
         &self.config
+    }
+
+    /// The interval settings in force (the configuration's, resolved).
+    pub fn intervals(&self) -> Intervals {
+        self.intervals
     }
 
     pub fn swarm(&self) -> &Swarm {

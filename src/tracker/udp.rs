@@ -42,6 +42,7 @@ impl Tracker {
             rng,
             policy,
             events,
+            interval,
             ..
         } = w;
         let request = match udp::parse_request(req) {
@@ -102,7 +103,7 @@ impl Tracker {
                 let written = udp::write_announce_header(
                     out,
                     tx,
-                    self.config.interval,
+                    self.intervals.reply(rng, *interval),
                     counts.leechers,
                     counts.seeders,
                 );
