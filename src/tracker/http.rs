@@ -47,6 +47,7 @@ impl Tracker {
             policy,
             events,
             interval,
+            spread,
         } = w;
         let asked = Some(Asked::Announce);
         let q = match http::parse_announce(query) {
@@ -99,10 +100,11 @@ impl Tracker {
         bencode::int(body, i64::from(counts.seeders));
         bencode::bytes(body, b"incomplete");
         bencode::int(body, i64::from(counts.leechers));
+        let spread = self.spread(*interval, spread);
         bencode::bytes(body, b"interval");
-        bencode::int(body, i64::from(self.intervals.reply(rng, *interval)));
+        bencode::int(body, i64::from(spread.draw(rng)));
         bencode::bytes(body, b"min interval");
-        bencode::int(body, i64::from(self.intervals.min_interval(*interval)));
+        bencode::int(body, i64::from(spread.min_interval()));
         bencode::bytes(body, b"peers");
         if q.compact {
             bencode::bytes(body, v4_list.bytes);

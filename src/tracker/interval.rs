@@ -14,12 +14,16 @@
 //!
 //! **Load.** Over one period a worker was busy (not waiting in `poll`) a
 //! fraction `u` of the time, handled `S` requests, and the kernel dropped
-//! `D` datagrams at its sockets. It answers `S / u` requests per busy
-//! second and was offered `S + D`, so the load ratio
-//! `ρ = u · (S + D) / S` is its utilisation below 1 and, above 1, how many
-//! times more arrived than it can answer ([`Load::ratio`]). `ρ̄` is `ρ`
-//! through a first-order low-pass with time constant [`LOAD_TAU_SECS`]
-//! (5 s): a burst shorter than that moves the interval little.
+//! `D` datagrams at its sockets. The load ratio is
+//! `ρ = u + D / S` ([`Load::ratio`]): its utilisation, plus the requests
+//! lost per request answered. A CPU-bound worker (`u → 1`) is offered
+//! `(S + D) / S` times what it can answer, which is what `ρ` then is;
+//! below that, losses count in full however they came about (a socket
+//! buffer too small for the bursts, a worker starved of the CPU), while a
+//! few drops at moderate load (0.1 % lost at 50 % busy: `ρ = 0.501`) move
+//! nothing. `ρ̄` is `ρ` through a first-order low-pass with time constant
+//! [`LOAD_TAU_SECS`] (5 s): a burst shorter than that moves the interval
+//! little.
 //!
 //! **Who arrives now.** A client answered at time `s` with interval `I(s)`
 //! comes back at `s + I(s)`, so the re-announces arriving now were set by
@@ -116,22 +120,70 @@ impl Intervals {
         current.clamp(self.base, self.max)
     }
 
-    /// One reply's interval: uniform in `centre ± jitter %`.
-    #[inline]
-    pub fn reply(&self, rng: &mut fastrand::Rng, current: u32) -> u32 {
+    /// What a worker's replies carry while its governor asks for `current`.
+    pub fn spread(&self, current: u32) -> Spread {
         let centre = self.centre(current);
         let s = spread(centre, self.jitter);
-        if s == 0 {
-            return centre;
+        Spread {
+            lo: centre - s,
+            span: 2 * s + 1,
+            // Never above the shortest reply: the jitter is at most 50 %.
+            min: (centre / 2).max(1),
         }
-        centre - s + rng.u32(..=2 * s)
     }
 
-    /// An HTTP reply's `min interval`: half the current interval, never
-    /// above the shortest reply (the jitter is at most 50 %).
-    #[inline]
+    /// One reply's interval: uniform in `centre ± jitter %`.
+    pub fn reply(&self, rng: &mut fastrand::Rng, current: u32) -> u32 {
+        self.spread(current).draw(rng)
+    }
+
+    /// An HTTP reply's `min interval`: half the current interval.
     pub fn min_interval(&self, current: u32) -> u32 {
-        (self.centre(current) / 2).max(1)
+        self.spread(current).min
+    }
+}
+
+/// The intervals a worker's replies carry until its interval changes,
+/// worked out once per change, so that a reply pays for one draw.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Spread {
+    /// The shortest interval.
+    lo: u32,
+    /// How many values from `lo` on (1: no jitter; 0: not worked out yet).
+    span: u32,
+    /// The `min interval` of an HTTP reply.
+    min: u32,
+}
+
+impl Spread {
+    /// Not worked out yet.
+    pub const UNSET: Spread = Spread {
+        lo: 0,
+        span: 0,
+        min: 0,
+    };
+
+    /// Whether it is still to be worked out.
+    #[inline(always)]
+    pub fn is_unset(&self) -> bool {
+        self.span == 0
+    }
+
+    /// One reply's interval: uniform over `lo .. lo + span`, by Lemire's
+    /// multiply-shift of one 32-bit draw (within `span / 2^32` of uniform:
+    /// the span is at most 2^15 + 1). No draw without jitter.
+    #[inline(always)]
+    pub fn draw(self, rng: &mut fastrand::Rng) -> u32 {
+        if self.span <= 1 {
+            return self.lo;
+        }
+        self.lo + ((u64::from(rng.u32(..)) * u64::from(self.span)) >> 32) as u32
+    }
+
+    /// The `min interval` of an HTTP reply.
+    #[inline(always)]
+    pub fn min_interval(self) -> u32 {
+        self.min
     }
 }
 
@@ -147,20 +199,15 @@ pub struct Load {
 }
 
 impl Load {
-    /// Offered load over capacity: `busy · (handled + dropped) / handled`.
-    /// Without drops, the utilisation; with them, above 1 by the share
-    /// that could not be answered.
+    /// Utilisation plus requests lost per request answered (see the
+    /// module docs): `busy + dropped / handled`.
     pub fn ratio(&self) -> f64 {
         let busy = if self.busy.is_finite() {
             self.busy.clamp(0.0, 1.0)
         } else {
             0.0
         };
-        if self.dropped == 0 {
-            return busy;
-        }
-        let offered = self.handled.saturating_add(self.dropped) as f64;
-        busy * offered / self.handled.max(1) as f64
+        busy + self.dropped as f64 / self.handled.max(1) as f64
     }
 }
 
@@ -318,11 +365,15 @@ mod tests {
             .ratio()
         };
         assert_eq!(l(0.3, 1000, 0), 0.3);
+        // Saturated: offered over answered.
         assert_eq!(l(1.0, 1000, 1000), 2.0);
-        assert_eq!(l(0.5, 1000, 1000), 1.0);
+        // Losing requests without being busy still counts them all.
+        assert_eq!(l(0.4, 1000, 4000), 4.4);
+        // A few drops at moderate load hardly count.
+        assert_eq!(l(0.5, 1000, 1), 0.501);
         assert_eq!(l(7.0, 10, 0), 1.0);
         assert_eq!(l(f64::NAN, 10, 0), 0.0);
-        assert_eq!(l(1.0, 0, 5), 5.0);
+        assert_eq!(l(1.0, 0, 5), 6.0);
     }
 
     /// Steps of one second at a constant load until `secs`.

@@ -41,7 +41,7 @@ mod outcome;
 mod udp;
 
 pub use config::{TrackerConfig, MAX_PEER_TIMEOUT};
-pub use interval::{Governor, Intervals, Load};
+pub use interval::{Governor, Intervals, Load, Spread};
 pub use outcome::{Asked, Handled, Outcome, PeerEvent, Refusal};
 
 use crate::access::{Deny, Policy, PolicyHandle, PolicyReader, PresentedKey};
@@ -113,9 +113,12 @@ pub struct Worker {
     /// that publishes nothing (no cluster) does not pay for building it.
     events: bool,
     /// The interval this worker hands out now, before jitter, seconds;
-    /// clamped to `[--interval, --max-interval]` per reply (so 0, the
-    /// start, is the base). Set once per loop turn by the packet worker.
+    /// clamped to `[--interval, --max-interval]` (so 0, the start, is the
+    /// base). Set by the packet worker when its governor moves it.
     interval: u32,
+    /// What replies carry at `interval`: worked out by the first reply
+    /// after a change ([`Tracker::spread`]), then one draw per reply.
+    spread: Spread,
 }
 
 impl Default for Worker {
@@ -139,14 +142,16 @@ impl Worker {
             policy: None,
             events: true,
             interval: 0,
+            spread: Spread::UNSET,
         }
     }
 
-    /// Hand out `secs` (before jitter) from now on; clamped to the
-    /// configured range when a reply is written.
+    /// Hand out `secs` (before jitter) from now on, clamped to the
+    /// configured range.
     #[inline]
     pub fn set_interval(&mut self, secs: u32) {
         self.interval = secs;
+        self.spread = Spread::UNSET;
     }
 
     /// Whether announces' outcomes carry their [`PeerEvent`] (by default
@@ -332,6 +337,22 @@ impl Tracker {
     /// The interval settings in force (the configuration's, resolved).
     pub fn intervals(&self) -> Intervals {
         self.intervals
+    }
+
+    /// What a worker's replies carry at its `interval`: `spread`, worked
+    /// out first if the interval changed since the last reply.
+    #[inline(always)]
+    fn spread(&self, interval: u32, spread: &mut Spread) -> Spread {
+        if spread.is_unset() {
+            *spread = self.work_out_spread(interval);
+        }
+        *spread
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn work_out_spread(&self, interval: u32) -> Spread {
+        self.intervals.spread(interval)
     }
 
     pub fn swarm(&self) -> &Swarm {

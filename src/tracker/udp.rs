@@ -43,6 +43,7 @@ impl Tracker {
             policy,
             events,
             interval,
+            spread,
             ..
         } = w;
         let request = match udp::parse_request(req) {
@@ -103,7 +104,7 @@ impl Tracker {
                 let written = udp::write_announce_header(
                     out,
                     tx,
-                    self.intervals.reply(rng, *interval),
+                    self.spread(*interval, spread).draw(rng),
                     counts.leechers,
                     counts.seeders,
                 );
