@@ -1075,6 +1075,42 @@ fn cli_bench_in_process_human_report() {
     assert!(stderr(&o).is_empty(), "--quiet: {}", stderr(&o));
 }
 
+/// `shoal bench --shed`: the model, no sockets; the three policies side by
+/// side, one row per simulated interval, and a usage error for a bad value.
+#[test]
+fn cli_bench_shed_compares_the_policies() {
+    let o = shoal(&[
+        "bench",
+        "--shed",
+        "--shed-peers",
+        "3000",
+        "--shed-interval",
+        "60",
+        "--shed-intervals",
+        "6",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(
+        (r["interval"].as_u64(), r["max_interval"].as_u64()),
+        (Some(60), Some(240))
+    );
+    let runs = r["runs"].as_array().unwrap();
+    let policies: Vec<&str> = runs.iter().map(|x| x["policy"].as_str().unwrap()).collect();
+    assert_eq!(policies, ["fixed", "jitter", "adaptive"]);
+    assert!(runs
+        .iter()
+        .all(|x| x["spans"].as_array().unwrap().len() == 6));
+    let last = |i: usize, key: &str| runs[i]["spans"][5][key].as_f64().unwrap();
+    assert_eq!(last(0, "interval_max"), 60.0);
+    assert!(last(2, "interval_max") > 60.0, "{r}");
+    assert!(last(2, "drops_per_sec") < last(0, "drops_per_sec"), "{r}");
+    let o = shoal(&["bench", "--shed", "--shed-load", "0"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--shed-load"), "{}", stderr(&o));
+}
+
 #[test]
 fn cli_bench_stops_at_its_duration_against_a_silent_target() {
     let silent = UdpSocket::bind("127.0.0.1:0").unwrap();

@@ -14,7 +14,7 @@ use super::UsageError;
 use crate::access::{AccessConfig, Mode};
 use crate::api::client::Request;
 use crate::api::{ApiConfig, ApiToken};
-use crate::bench::BenchConfig;
+use crate::bench::{BenchConfig, ShedConfig};
 use crate::client::{AnnounceParams, Client, Event};
 use crate::cluster::ClusterConfig;
 use crate::limit::LimitConfig;
@@ -264,6 +264,31 @@ impl BenchArgs {
             server_workers: self.server_workers,
             allow_remote: self.allow_remote,
             progress: !self.quiet,
+        };
+        config.validate().map_err(UsageError)?;
+        Ok(config)
+    }
+
+    /// The `--shed` model these flags describe.
+    pub fn to_shed(&self) -> Result<ShedConfig, UsageError> {
+        let interval = self.shed_interval;
+        if interval == 0 || interval > 10_800 {
+            return Err(UsageError::new("--shed-interval must be 1..=10800 seconds"));
+        }
+        let jitter = TrackerConfig::default().interval_jitter;
+        let max = TrackerConfig::default_max_interval(interval);
+        let config = ShedConfig {
+            peers: self.shed_peers,
+            load: self.shed_load,
+            intervals: self.shed_intervals,
+            tracker: TrackerConfig {
+                interval,
+                max_interval: Some(max),
+                peer_timeout: TrackerConfig::default_peer_timeout(interval, jitter, max),
+                ..TrackerConfig::default()
+            },
+            seed: self.seed,
+            calm_after: self.shed_calm_after,
         };
         config.validate().map_err(UsageError)?;
         Ok(config)

@@ -6,7 +6,7 @@
 //! and [`super::doc`] read these same definitions back.
 
 use super::print::Given;
-use crate::bench::BenchConfig;
+use crate::bench::{BenchConfig, ShedConfig};
 use crate::client::{self, TrackerUrl};
 use crate::limit::{Cidr, LimitConfig};
 use crate::net::HttpConfig;
@@ -669,6 +669,36 @@ pub struct BenchArgs {
     /// Print the final report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+
+    /// Send nothing: simulate whether the announce interval sheds load. One
+    /// worker, a population of BEP 15 clients that honour the interval they
+    /// are handed, shoal's own tracker core and interval control law, in
+    /// simulated time; a fixed interval, jitter alone and the adaptive
+    /// interval side by side, one line per simulated interval.
+    #[arg(long)]
+    pub shed: bool,
+
+    /// --shed: simulated clients.
+    #[arg(long, value_name = "N", default_value_t = ShedConfig::default().peers)]
+    pub shed_peers: u32,
+
+    /// --shed: the clients' demand at --shed-interval over what the worker answers.
+    #[arg(long, value_name = "X", default_value_t = ShedConfig::default().load)]
+    pub shed_load: f64,
+
+    /// --shed: simulated time, in intervals of --shed-interval.
+    #[arg(long, value_name = "N", default_value_t = ShedConfig::default().intervals)]
+    pub shed_intervals: u32,
+
+    /// --shed: the simulated tracker's --interval, in seconds (its jitter and
+    /// --max-interval are shoal's defaults for it).
+    #[arg(long, value_name = "SECS", default_value_t = TrackerConfig::default().interval)]
+    pub shed_interval: u32,
+
+    /// --shed: after this many intervals three clients in four leave, to
+    /// show the interval coming back [default: they all stay].
+    #[arg(long, value_name = "N")]
+    pub shed_calm_after: Option<u32>,
 }
 
 /// `shoal rendezvous` actions.
