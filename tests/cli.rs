@@ -170,6 +170,8 @@ fn help_lists_every_flag_with_its_env_twin() {
         ("--workers", "SHOAL_WORKERS"),
         ("--control-nice", "SHOAL_CONTROL_NICE"),
         ("--interval", "SHOAL_INTERVAL"),
+        ("--interval-jitter", "SHOAL_INTERVAL_JITTER"),
+        ("--max-interval", "SHOAL_MAX_INTERVAL"),
         ("--peer-timeout", "SHOAL_PEER_TIMEOUT"),
         ("--default-numwant", "SHOAL_DEFAULT_NUMWANT"),
         ("--max-numwant", "SHOAL_MAX_NUMWANT"),
@@ -636,7 +638,7 @@ fn environment_mistakes_are_named() {
     // Values that hurt clients are warned about too; the configuration is logged.
     assert!(seen.contains("--interval 60 is under 5 minutes"), "{seen}");
     assert!(
-        seen.contains("config: interval 60 s, peer timeout 2700 s"),
+        seen.contains("config: interval 60 s ±10 % (up to 240 s under load), peer timeout 294 s"),
         "{seen}"
     );
     assert!(seen.contains("socket buffers: "), "{seen}");

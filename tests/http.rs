@@ -20,6 +20,8 @@ use std::time::Duration;
 fn config() -> Config {
     let mut c = Config::for_udp("127.0.0.1:0".parse().unwrap());
     c.listen.http = vec!["127.0.0.1:0".parse().unwrap()];
+    // Replies carry exactly --interval, for the byte-exact bodies below.
+    c.tracker.interval_jitter = 0;
     c.http.metrics_on_tracker_port = true;
     c
 }

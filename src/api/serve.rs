@@ -7,7 +7,7 @@
 //! | method | path | |
 //! |---|---|---|
 //! | GET | `/` | the status page (no token: it asks for one) |
-//! | GET | `/api/v1/stats` | totals, rates over 10 s and 60 s, rejects, limits |
+//! | GET | `/api/v1/stats` | totals, rates over 10 s and 60 s, rejects, the announce interval, limits |
 //! | GET | `/api/v1/stats/history` | the last hour at 10 s |
 //! | GET | `/api/v1/torrents?limit=N&offset=M` | top torrents by peers |
 //! | GET | `/api/v1/torrents/{hex}` | one torrent and its peers |
@@ -294,6 +294,8 @@ fn stats(api: &Api, now: Now) -> Reply {
         rejects.insert(r.label().into(), now.rejects[r as usize].into());
     }
     let t = api.tracker.config();
+    let iv = api.tracker.intervals();
+    let workers: Vec<u64> = api.registry.workers.iter().map(|c| c.interval()).collect();
     let facts = &api.facts;
     let (list, keys) = match api.files() {
         Some(f) => (
@@ -330,8 +332,17 @@ fn stats(api: &Api, now: Now) -> Reply {
             "last_60s": r60.as_ref().map(rates_json),
         },
         "rejects": rejects,
+        "interval": {
+            "secs": workers.iter().max(),
+            "workers": workers,
+            "base_secs": iv.base(),
+            "max_secs": iv.max(),
+            "jitter_percent": iv.jitter(),
+        },
         "limits": {
             "interval_secs": t.interval,
+            "max_interval_secs": iv.max(),
+            "interval_jitter_percent": iv.jitter(),
             "peer_timeout_secs": t.peer_timeout,
             "max_numwant": t.max_numwant,
             "max_scrape": t.max_scrape,

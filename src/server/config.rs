@@ -175,8 +175,13 @@ impl Config {
         let share = t.max_torrent_share;
         let h = &self.http;
         format!(
-            "config: interval {} s, peer timeout {} s, numwant {} (max {}), max scrape {}, max peers {max_peers}, max memory {max_memory} (one torrent at most {share} %), connection id lifetime {} s, workers {}, shards {}, socket buffer {} bytes asked, HTTP: {} connections per worker, {} s idle timeout{}{}",
+            "config: interval {} s ±{} % ({}), peer timeout {} s, numwant {} (max {}), max scrape {}, max peers {max_peers}, max memory {max_memory} (one torrent at most {share} %), connection id lifetime {} s, workers {}, shards {}, socket buffer {} bytes asked, HTTP: {} connections per worker, {} s idle timeout{}{}",
             t.interval,
+            t.interval_jitter,
+            match t.max_interval() {
+                m if m > t.interval => format!("up to {m} s under load"),
+                _ => "fixed".to_string(),
+            },
             t.peer_timeout,
             t.default_numwant,
             t.max_numwant,
