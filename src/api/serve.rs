@@ -95,30 +95,51 @@ pub fn serve(api: &Api, counters: &Counters, req: Request<'_>, out: &mut Vec<u8>
         head_len,
         now,
     } = req;
-    let len = usize::try_from(head.content_length).unwrap_or(usize::MAX);
-    if len > MAX_BODY || head_len.saturating_add(len) > MAX_HEAD {
-        counters.reject(Reject::HttpMalformed);
-        let msg = format!("request body too large (at most {MAX_BODY} bytes)");
-        write(out, &Reply::error(413, &msg), false);
-        return Served::Done {
-            used: head_len,
-            keep_alive: false,
-        };
-    }
-    let Some(body) = buf.get(head_len..head_len + len) else {
-        return Served::Incomplete;
+    let body = match body(buf, head, head_len) {
+        Body::Complete(b) => b,
+        Body::Incomplete => return Served::Incomplete,
+        Body::TooLarge => {
+            counters.reject(Reject::HttpMalformed);
+            let msg = format!("request body too large (at most {MAX_BODY} bytes)");
+            write(out, &Reply::error(413, &msg), false);
+            return Served::Done {
+                used: head_len,
+                keep_alive: false,
+            };
+        }
     };
     let reply = route(api, counters, method(buf), head, body, now);
     let keep_alive = head.keep_alive;
     write(out, &reply, keep_alive);
     Served::Done {
-        used: head_len + len,
+        used: head_len + body.len(),
         keep_alive,
     }
 }
 
+/// The body of a request as far as it is buffered.
+pub(super) enum Body<'a> {
+    /// All `Content-Length` bytes.
+    Complete(&'a [u8]),
+    /// Not all here yet: read more.
+    Incomplete,
+    /// Over [`MAX_BODY`], or head and body over [`MAX_HEAD`]: refuse (413)
+    /// without reading it.
+    TooLarge,
+}
+
+/// The body of the request whose head (`head_len` bytes) starts `buf`.
+pub(super) fn body<'a>(buf: &'a [u8], head: &Head<'_>, head_len: usize) -> Body<'a> {
+    let len = usize::try_from(head.content_length).unwrap_or(usize::MAX);
+    if len > MAX_BODY || head_len.saturating_add(len) > MAX_HEAD {
+        return Body::TooLarge;
+    }
+    buf.get(head_len..head_len + len)
+        .map_or(Body::Incomplete, Body::Complete)
+}
+
 /// The request method as sent (the head parser keeps GET and HEAD only).
-fn method(buf: &[u8]) -> &[u8] {
+pub(super) fn method(buf: &[u8]) -> &[u8] {
     let start = buf
         .iter()
         .position(|&b| b != b'\r' && b != b'\n')
@@ -225,7 +246,8 @@ fn page(query: &[u8]) -> Result<(usize, usize), Reply> {
     Ok((limit.min(MAX_LIMIT), offset.min(1_000_000)))
 }
 
-fn hex(h: &[u8]) -> String {
+/// Lower-case hex, as info hashes are shown.
+pub(super) fn hex(h: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(h.len() * 2);
     for b in h {
