@@ -568,7 +568,11 @@ fn add_key(api: &Api, body: &[u8]) -> Reply {
         Ok(f) => f,
         Err(r) => return r,
     };
-    let valid_for = if body.iter().all(u8::is_ascii_whitespace) {
+    // JSON's whitespace only: a form feed is no empty body (RFC 8259 §2).
+    let valid_for = if body
+        .iter()
+        .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+    {
         None
     } else {
         let bad = || {
@@ -739,6 +743,40 @@ mod tests {
                 prop_assert!(text.starts_with("HTTP/1.1 401"), "{}", text);
             }
         }
+    }
+
+    #[test]
+    fn a_new_key_body_is_empty_only_by_json_whitespace() {
+        use crate::access::{KeySet, Policy, PolicyHandle};
+        let dir = std::env::temp_dir().join(format!("shoal-serve-ws-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let api = api();
+        let keys = Some(Arc::new(KeySet::from_entries([])));
+        let handle = PolicyHandle::new(Policy::new(None, keys, false));
+        let files = super::super::manage::Files::new(handle, None, Some(dir.join("keys.txt")));
+        api.set_files(files).unwrap();
+        for (body, status) in [("", 201), (" \r\n\t", 201), ("\x0c", 400), ("\x0b", 400)] {
+            let req = format!(
+                "POST /api/v1/keys HTTP/1.1\r\nAuthorization: Bearer 0123456789abcdef\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            let (head, used) = parse_head(req.as_bytes()).unwrap().unwrap();
+            let mut out = Vec::new();
+            let r = Request {
+                buf: req.as_bytes(),
+                head: &head,
+                head_len: used,
+                now: Now::from_secs(1),
+            };
+            serve(&api, &Counters::default(), r, &mut out);
+            let want = format!("HTTP/1.1 {status} ");
+            assert!(
+                out.starts_with(want.as_bytes()),
+                "{body:?}: {}",
+                String::from_utf8_lossy(&out)
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
