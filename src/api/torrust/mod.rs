@@ -308,7 +308,10 @@ fn info_hash(raw: &[u8]) -> Result<InfoHash, Reply> {
 }
 
 fn stats_reply(api: &Api, query: &[u8]) -> Reply {
-    let format = params(query, b"format").last();
+    let format = match single(query, "format") {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
     let prometheus = match format.as_deref() {
         None | Some(b"json") => false,
         Some(b"prometheus") => true,
@@ -341,9 +344,22 @@ fn stats_reply(api: &Api, query: &[u8]) -> Reply {
     Reply::with(200, JSON, body)
 }
 
+/// The value of a query parameter that may be given once (torrust's
+/// extractor refuses a second one).
+fn single(query: &[u8], name: &'static str) -> Result<Option<Vec<u8>>, Reply> {
+    let mut values = params(query, name.as_bytes());
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(Reply::bad_request(&format!(
+            "Failed to deserialize query string: duplicate field `{name}`"
+        )));
+    }
+    Ok(first)
+}
+
 /// A `u32` query parameter as torrust reads it: absent or empty is `None`.
 fn number(query: &[u8], name: &'static str) -> Result<Option<u32>, Reply> {
-    match params(query, name.as_bytes()).last() {
+    match single(query, name)? {
         None => Ok(None),
         Some(v) if v.is_empty() => Ok(None),
         Some(v) => std::str::from_utf8(&v)
@@ -361,12 +377,14 @@ fn number(query: &[u8], name: &'static str) -> Result<Option<u32>, Reply> {
 
 fn torrents(api: &Api, query: &[u8], now: Now) -> Reply {
     let swarm = api.tracker.swarm();
+    // Both are read (and a bad one refused) even when `info_hash` makes
+    // them moot, as torrust's query extractor does.
+    let (offset, limit) = match (number(query, "offset"), number(query, "limit")) {
+        (Ok(o), Ok(l)) => (o.unwrap_or(0), l.unwrap_or(MAX_PAGE as u32)),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
     let hashes: Vec<Vec<u8>> = params(query, b"info_hash").collect();
     let items: Vec<ListItem> = if hashes.is_empty() {
-        let (offset, limit) = match (number(query, "offset"), number(query, "limit")) {
-            (Ok(o), Ok(l)) => (o.unwrap_or(0), l.unwrap_or(MAX_PAGE as u32)),
-            (Err(r), _) | (_, Err(r)) => return r,
-        };
         let limit = (limit as usize).min(MAX_PAGE);
         page_by_hash(swarm, offset as usize, limit)
     } else {

@@ -244,8 +244,10 @@ fn stats_have_torrusts_fields_in_order_and_null_where_shoal_has_no_counter() {
         !prom.contains("udp_requests_banned"),
         "no invented number: {prom}"
     );
-    let (status, _, body) = get(&api(), "/api/v1/stats?token=0123456789abcdef&format=xml");
-    assert_eq!(status, 400, "{}", text(&body));
+    for bad in ["format=xml", "format=json&format=json"] {
+        let (status, _, body) = get(&api(), &format!("/api/v1/stats?token={TOKEN}&{bad}"));
+        assert_eq!(status, 400, "{bad}: {}", text(&body));
+    }
 }
 
 #[test]
@@ -272,7 +274,14 @@ fn torrents_and_a_torrent_of_an_empty_swarm() {
     assert_eq!(get(&api, &q).2, b"[]");
     let (status, _, _) = get(&api, &format!("/api/v1/torrents?{t}&info_hash=00"));
     assert_eq!(status, 400);
-    for bad in ["offset=-1", "limit=x", "limit=4294967296"] {
+    let ih = "ab".repeat(20);
+    for bad in [
+        "offset=-1",
+        "limit=x",
+        "limit=4294967296",
+        "offset=1&offset=",
+        &format!("info_hash={ih}&limit=-1"),
+    ] {
         let (status, _, _) = get(&api, &format!("/api/v1/torrents?{t}&{bad}"));
         assert_eq!(status, 400, "{bad}");
     }
