@@ -5,12 +5,13 @@
 # subscribes, so every batch is also delivered once. Loopback only; each run
 # is bounded by DURATION seconds, ROUNDS rounds.
 #
-# Needs redis-server on PATH and a release build (cargo build --release).
+# Needs redis-server on PATH and the dist build (cargo build --profile dist),
+# or SHOAL=path.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10}
-SHOAL=${SHOAL:-target/release/shoal}
+SHOAL=${SHOAL:-target/dist/shoal}
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }

@@ -23,9 +23,13 @@
 #
 # BASELINE=path/to/another/shoal puts that build (run with the same flags) in
 # aquatic_udp's place: this tree against an older commit, e.g.
-#   git worktree add /tmp/old COMMIT && (cd /tmp/old && cargo build --release)
-#   BASELINE=/tmp/old/target/release/shoal ROUND_TOOLS=aquatic_udp_load_test benches/compare.sh
-# aquatic_udp_load_test is still needed as a load generator.
+#   git worktree add /tmp/old COMMIT && (cd /tmp/old && cargo build --profile dist)
+#   BASELINE=/tmp/old/target/dist/shoal ROUND_TOOLS=aquatic_udp_load_test benches/compare.sh
+# aquatic_udp_load_test is needed only when ROUND_TOOLS names it or memory is
+# measured: BASELINE=... ROUND_TOOLS=shoal_bench SKIP_MEMORY=1 runs without it.
+# SHOAL=path measures that build instead of this tree's `dist` build (the
+# profile that ships; see BENCHMARKS.md, "Build profiles"); it is also the
+# `shoal bench` load generator for both trackers.
 # Pool the rounds of several runs into per-round ratios: benches/rounds.py OUT...
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,19 +50,19 @@ LOADTEST="$AQ_DIR/aquatic_udp_load_test"
 OUT=${OUT:-$(mktemp -d /tmp/shoal-compare.XXXXXX)}
 mkdir -p "$OUT"
 BASELINE=${BASELINE:-}
-# The load test is needed for its rounds and for the memory runs; against a
-# BASELINE with ROUND_TOOLS=shoal_bench SKIP_MEMORY=1, shoal bench alone drives both.
-needs_loadtest=0
-case "$ROUND_TOOLS" in *aquatic_udp_load_test*) needs_loadtest=1 ;; esac
-[ "$SKIP_MEMORY" = 1 ] || needs_loadtest=1
-{ [ "$needs_loadtest" = 0 ] || [ -x "$LOADTEST" ]; } && { [ -n "$BASELINE" ] || [ -x "$AQUATIC" ]; } || { echo "aquatic_udp / aquatic_udp_load_test not found (set AQUATIC_BIN)"; exit 1; }
+NEED_LOADTEST=0
+[[ " $ROUND_TOOLS " == *" aquatic_udp_load_test "* ]] || [ "$SKIP_MEMORY" != 1 ] && NEED_LOADTEST=1
+{ [ "$NEED_LOADTEST" = 0 ] || [ -x "$LOADTEST" ]; } && { [ -n "$BASELINE" ] || [ -x "$AQUATIC" ]; } ||
+  { echo "aquatic_udp / aquatic_udp_load_test not found (set AQUATIC_BIN)"; exit 1; }
 OPPONENT=${BASELINE:+baseline}; OPPONENT=${OPPONENT:-aquatic_udp}
 
-cargo build --release --quiet
-SHOAL=$PWD/target/release/shoal
+if [ -z "${SHOAL:-}" ]; then
+  cargo build --profile dist --quiet --bin shoal
+  SHOAL=$PWD/target/dist/shoal
+fi
 
 [ -n "$BASELINE" ] || "$AQUATIC" -p | sed -e "s/^address = .*/address = \"127.0.0.1:$PORT_AQ\"/" > "$OUT/aquatic.toml"
-[ "$needs_loadtest" = 1 ] && for port in $PORT_AQ $PORT_SH; do
+[ "$NEED_LOADTEST" = 0 ] || for port in $PORT_AQ $PORT_SH; do
   "$LOADTEST" -p | sed -e "s/^server_address = .*/server_address = \"127.0.0.1:$port\"/" \
     -e "s/^duration = .*/duration = $DURATION/" -e "s/^summarize_last = .*/summarize_last = $SUMMARIZE/" \
     -e "s/^number_of_torrents = .*/number_of_torrents = $TORRENTS/" -e "s/^number_of_peers = .*/number_of_peers = $PEERS/" \

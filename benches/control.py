@@ -10,9 +10,13 @@ rounds a poller thread hits one endpoint as fast as it answers while
 per build and endpoint the medians, and the ratio torrents/stats of the
 UDP p99 (the figure BENCHMARKS.md quotes), with the API's own latency.
 
-  benches/control.py target/release/shoal
-  benches/control.py old=/tmp/old/target/release/shoal new=target/release/shoal
-  ROUNDS=5 DURATION=8 benches/control.py new=target/release/shoal -- --control-nice 0
+  benches/control.py target/dist/shoal
+  benches/control.py old=/tmp/old/target/dist/shoal new=target/dist/shoal
+  benches/control.py "nice0=target/dist/shoal::--control-nice 0" nice10=target/dist/shoal
+  ROUNDS=5 DURATION=8 benches/control.py new=target/dist/shoal -- --stats-interval 5
+
+A build is NAME=PATH, optionally ::ARGS (its own extra flags, split on
+spaces); flags after `--` go to every build.
 
 Everything is on 127.0.0.1, bounded in time; the shoals are killed at exit.
 Standard library only.
@@ -107,13 +111,17 @@ def main():
     if "--" in args:
         i = args.index("--")
         args, extra = args[:i], args[i + 1:]
-    builds = [a.split("=", 1) if "=" in a else (os.path.basename(a), a) for a in args]
+    builds = []
+    for a in args:
+        spec, _, own = a.partition("::")
+        name, _, binary = spec.rpartition("=")
+        builds.append((name or os.path.basename(binary), binary, own.split()))
     if not builds:
         sys.exit(__doc__)
     shoal_for_bench = builds[-1][1]
     results = {}
-    for name, binary in builds:
-        p, udp, api = start(binary, extra)
+    for name, binary, own in builds:
+        p, udp, api = start(binary, own + extra)
         try:
             bench(shoal_for_bench, udp, FILL_SECS)
             host, port = api.rsplit(":", 1)
@@ -145,7 +153,7 @@ def main():
             p.terminate()
             p.wait(timeout=20)
     print()
-    for name, _ in builds:
+    for name, _, _ in builds:
         med = {ep: {k: statistics.median(row[k] for row in results[(name, ep)])
                     for k in results[(name, ep)][0]} for ep in ENDPOINTS}
         for ep in ENDPOINTS:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # shoal's resident memory per torrent and per peer (see BENCHMARKS.md, "Memory").
 #
-# 1. The long tail: `cargo bench --bench flood` floods a fresh release shoal with
+# 1. The long tail: `cargo bench --bench flood` floods a fresh shoal (the `bench` profile) with
 #    FLOOD_TORRENTS announces for distinct info hashes (one peer each) and
 #    prints RSS growth per stored torrent; `-- inproc` prints the map's own
 #    accounting (Swarm::approx_bytes) beside RSS for the same fill.
@@ -10,7 +10,8 @@
 #    in 1 M Zipf-weighted torrents; 60 s lets every peer announce), then its
 #    VmRSS divided by its peer count (shoal_peers from /metrics on PORT+1).
 #
-# SHOAL=path measures another build (default: target/release/shoal, built here);
+# SHOAL=path measures another build (default: target/dist/shoal, the profile
+# that ships, built here);
 # FLOOD=0 skips part 1.
 # Every run is bounded in time and sends only to 127.0.0.1.
 set -euo pipefail
@@ -19,8 +20,8 @@ cd "$(dirname "$0")/.."
 MEM_DURATION=${MEM_DURATION:-60}
 PORT=${PORT:-3001}
 if [ -z "${SHOAL:-}" ]; then
-  cargo build --release --quiet --bin shoal
-  SHOAL=$PWD/target/release/shoal
+  cargo build --profile dist --quiet --bin shoal
+  SHOAL=$PWD/target/dist/shoal
 fi
 export SHOAL
 OUT=$(mktemp -d /tmp/shoal-memory.XXXXXX)

@@ -2,15 +2,15 @@
 # Where a UDP server's CPU goes under aquatic_udp_load_test, by part of the
 # request path: `perf record` (cpu-clock: no hardware counters needed) on the
 # server while the load test runs, then every sample in the binary assigned to
-# a part by its inlined call chain (addr2line -i on the release build's line
+# a part by its inlined call chain (addr2line -i on the dist build's line
 # tables), so a part is counted wherever LTO inlined it. See BENCHMARKS.md,
 # "Where a reply's CPU goes at 20 M peers".
 #
-#   benches/profile.sh                                   # this tree's release build
-#   BUILDS="old=/tmp/old/target/release/shoal this=" benches/profile.sh
+#   benches/profile.sh                                   # this tree's dist build
+#   BUILDS="old=/tmp/old/target/dist/shoal this=" benches/profile.sh
 #
 # BUILDS names shoal binaries as name=path (an empty path: this tree's
-# target/release/shoal, built here). Builds run in turn, one server at a time
+# target/dist/shoal, built here with `--profile dist`, the profile that ships). Builds run in turn, one server at a time
 # on 127.0.0.1 (one worker, as compare.sh runs them). Per build: the load test
 # runs DURATION seconds at TORRENTS / PEERS; perf samples the server for
 # WINDOW seconds once SKIP of the load test's 5 s reports have passed (the map
@@ -38,7 +38,7 @@ command -v perf >/dev/null || { echo "needs perf (apt install linux-perf)"; exit
 [ $((SKIP * 5 + WINDOW + 20)) -lt "$DURATION" ] || { echo "SKIP * 5 + WINDOW + 20 must end before DURATION"; exit 1; }
 
 for b in $BUILDS; do
-  [ -n "${b#*=}" ] || { cargo build --release --quiet; break; }
+  [ -n "${b#*=}" ] || { cargo build --profile dist --quiet --bin shoal; break; }
 done
 "$LOADTEST" -p | sed -e "s/^server_address = .*/server_address = \"127.0.0.1:$PORT\"/" \
   -e "s/^duration = .*/duration = $DURATION/" -e "s/^summarize_last = .*/summarize_last = $SUMMARIZE/" \
@@ -46,7 +46,7 @@ done
   > "$OUT/load.toml"
 
 for b in $BUILDS; do
-  name=${b%%=*}; bin=${b#*=}; bin=$(realpath "${bin:-target/release/shoal}")
+  name=${b%%=*}; bin=${b#*=}; bin=$(realpath "${bin:-target/dist/shoal}")
   "$bin" --udp "127.0.0.1:$PORT" --workers 1 --log warn > "$OUT/$name.server.log" 2>&1 &
   spid=$!
   for _ in $(seq 100); do  # ready when it answers a scrape (bounded: 10 s)

@@ -11,8 +11,8 @@
 # and evictions; the table is printed as Markdown on stdout, the bench's JSON
 # report after it.
 #
-# SHOAL=path measures another build (default: target/release/shoal, built
-# here). Bounded in time (SOAK_SECS + 30 s at most) and loopback only.
+# SHOAL=path measures another build (default: target/dist/shoal, the profile
+# that ships, built here). Bounded in time (SOAK_SECS + 30 s at most) and loopback only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,8 +21,8 @@ SOAK_MAX_PEERS=${SOAK_MAX_PEERS:-1000000}
 SOAK_MAX_MEMORY=${SOAK_MAX_MEMORY:-48M}
 PORT=${PORT:-3101}
 if [ -z "${SHOAL:-}" ]; then
-  cargo build --release --quiet --bin shoal
-  SHOAL=$PWD/target/release/shoal
+  cargo build --profile dist --quiet --bin shoal
+  SHOAL=$PWD/target/dist/shoal
 fi
 OUT=$(mktemp -d /tmp/shoal-soak.XXXXXX)
 

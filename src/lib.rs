@@ -69,6 +69,8 @@ pub mod snapshot;
 pub mod state;
 pub mod stats;
 pub mod swarm;
+#[cfg(unix)]
+pub mod sys;
 pub mod time;
 pub mod tracker;
 pub mod wire;

@@ -369,7 +369,7 @@ fn the_record_path_allocates_nothing() {
     for d in &datagrams {
         let h = t.handle_udp(&mut w, now, src, d, &mut out);
         assert!(h.reply > 0);
-        publish(Some(&outbox), &h.outcome);
+        publish(Some(&outbox), &h.outcome, &w);
     }
     let mut spare = Vec::with_capacity(OUTBOX_RECORDS);
     status.take(0, &mut spare);
@@ -383,7 +383,7 @@ fn the_record_path_allocates_nothing() {
     for _ in 0..rounds {
         for d in &datagrams {
             let h = t.handle_udp(&mut w, now, src, d, &mut out);
-            publish(Some(&outbox), &h.outcome);
+            publish(Some(&outbox), &h.outcome, &w);
         }
     }
     assert_eq!(allocs() - before, 0, "no allocation, full buffer included");

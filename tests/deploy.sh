@@ -1,22 +1,27 @@
 #!/usr/bin/env bash
 # Checks contrib/shoal.service, the systemd unit the README recommends:
 #
-# - `systemd-analyze verify` accepts it with no complaint at all (verify exits 0
-#   on unknown keys and unparsable values, only printing them, so any output
-#   is a failure here);
+# - `systemd-analyze verify` accepts it with no complaint at all (verify exits
+#   0 on unknown keys and unparsable values, only printing them, so any output
+#   is a failure here; the man page the unit names is looked up where the
+#   package installs it, by tests/package.sh, and not here);
 # - `systemd-analyze security --offline` rates its sandbox at most 2.0 ("OK"),
 #   so a later edit cannot quietly drop the hardening;
 # - the settings this unit is about are present: ExecStart, DynamicUser, the
-#   empty CapabilityBoundingSet, SIGTERM, the SHOAL_* environment, and every
-#   SHOAL_* name it mentions is one `shoal --help` documents;
+#   empty CapabilityBoundingSet, SIGTERM, the state file under StateDirectory=,
+#   the metrics listener on loopback, the EnvironmentFile, and every SHOAL_*
+#   name it or contrib/debian/shoal.default mentions is one `shoal --help`
+#   documents;
+# - with its commented LoadCredential= lines for the API token turned on, the
+#   unit still verifies;
 # - if strace is installed: every system call shoal makes while starting,
 #   answering UDP (BEP 15 connect, from python3) and HTTP (curl) and stopping
-#   on SIGTERM is one the unit's SystemCallFilter allows (a call outside it
+#   on SIGTERM, writing its state file, is one the unit's SystemCallFilter allows (a call outside it
 #   would fail with EPERM in production only, e.g. pinning workers with
 #   sched_setaffinity, which is in the denied @resources).
 #
 # verify needs ExecStart's binary to exist, so the check runs on a temporary
-# copy whose ExecStart points at a built shoal (target/debug or release), else
+# copy whose ExecStart points at a built shoal (target/debug, release or dist), else
 # /bin/true. Installs nothing and builds nothing; starts shoal on loopback
 # only for the strace check. About 1 s. Skips (exit 0, saying so) only when
 # systemd-analyze is absent; each optional check says when it is skipped.
@@ -32,33 +37,25 @@ if ! command -v systemd-analyze >/dev/null; then
     exit 0
 fi
 
-passed=0
-failed=0
-pass() {
-    echo "ok   $1"
-    passed=$((passed + 1))
-}
-fail() {
-    echo "FAIL $1"
-    failed=$((failed + 1))
-}
+. tests/lib.sh
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+mkdir -p "$tmp/cred"
 
 bin=/bin/true
-for b in target/debug/shoal target/release/shoal; do
+for b in target/debug/shoal target/release/shoal target/dist/shoal; do
     if [ -x "$b" ]; then
         bin=$(realpath "$b")
         break
     fi
 done
 
-grep -q '^ExecStart=/usr/local/bin/shoal$' "$unit" &&
-    pass "ExecStart=/usr/local/bin/shoal" || fail "ExecStart is not /usr/local/bin/shoal"
+grep -qx 'ExecStart=shoal' "$unit" &&
+    pass "ExecStart=shoal (found in /usr/local/bin or /usr/bin)" || fail "ExecStart is not shoal"
 
-sed "s|^ExecStart=/usr/local/bin/shoal|ExecStart=$bin|" "$unit" >"$tmp/shoal.service"
-out=$(cd "$tmp" && systemd-analyze verify ./shoal.service 2>&1)
+sed "s|^ExecStart=shoal\$|ExecStart=$bin|" "$unit" >"$tmp/shoal.service"
+out=$(cd "$tmp" && systemd-analyze verify --man=no ./shoal.service 2>&1)
 rc=$?
 if [ $rc -eq 0 ] && [ -z "$out" ]; then
     pass "systemd-analyze verify: no complaints"
@@ -86,20 +83,31 @@ for line in DynamicUser=yes NoNewPrivileges=yes ProtectSystem=strict ProtectHome
     'CapabilityBoundingSet=' '#AmbientCapabilities=CAP_NET_BIND_SERVICE' \
     'RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX' 'SystemCallFilter=@system-service' \
     MemoryDenyWriteExecute=yes KillSignal=SIGTERM Restart=on-failure StateDirectory=shoal \
-    LimitNOFILE=65536 '#Environment=SHOAL_STATE_FILE=%S/shoal/state'; do
+    LimitNOFILE=65536 'Environment=SHOAL_STATE_FILE=%S/shoal/state' \
+    'Environment=SHOAL_METRICS=127.0.0.1:9969' 'EnvironmentFile=-/etc/default/shoal' \
+    '#LoadCredential=api-token:/etc/shoal/api-token' '#Environment=SHOAL_API_TOKEN_FILE=%d/api-token'; do
     grep -qxF -- "$line" "$unit" && pass "$line" || fail "missing line: $line"
 done
 
-# Every SHOAL_* the unit names must be one shoal knows, or it is silently
-# ignored in production. SHOAL_STATE_FILE is allowed to be ahead of the binary
-# (the unit says so) as long as it stays commented out.
+# The API token as a credential: the commented lines, turned on, still verify.
+sed -e 's|^#LoadCredential=|LoadCredential=|' -e 's|^#Environment=SHOAL_API_TOKEN_FILE=|Environment=SHOAL_API_TOKEN_FILE=|' \
+    "$tmp/shoal.service" >"$tmp/cred/shoal.service"
+out=$(cd "$tmp/cred" && systemd-analyze verify --man=no ./shoal.service 2>&1)
+rc=$?
+if [ $rc -eq 0 ] && [ -z "$out" ] && grep -q '^LoadCredential=' "$tmp/cred/shoal.service"; then
+    pass "systemd-analyze verify with LoadCredential= on: no complaints"
+else
+    fail "systemd-analyze verify with LoadCredential= on (exit $rc):"
+    printf '%s\n' "$out" | sed 's/^/     /'
+fi
+
+# Every SHOAL_* the unit or the settings file names must be one shoal knows,
+# or it is ignored in production (with only a warning in the journal).
 if [ "$bin" != /bin/true ]; then
     known=$("$bin" --help 2>&1 | grep -o 'SHOAL_[A-Z][A-Z_]*' | sort -u)
-    for name in $(grep -o 'SHOAL_[A-Z][A-Z_]*' "$unit" | sort -u); do
+    for name in $(grep -ho 'SHOAL_[A-Z][A-Z_]*' "$unit" contrib/debian/shoal.default | sort -u); do
         if printf '%s\n' "$known" | grep -qx "$name"; then
             pass "$name is a shoal setting"
-        elif [ "$name" = SHOAL_STATE_FILE ] && ! grep -q '^Environment=SHOAL_STATE_FILE' "$unit"; then
-            pass "$name (commented out until the warm-restart flag exists)"
         else
             fail "$name is not in \`shoal --help\`"
         fi
@@ -111,7 +119,7 @@ fi
 # ---- the system call filter against what shoal actually calls ---------------
 syscall_check() {
     strace -f -qq -o "$tmp/strace" "$bin" --udp 127.0.0.1:0 --http 127.0.0.1:0 \
-        --http-metrics --workers 2 --log info >"$tmp/log" 2>&1 &
+        --http-metrics --workers 2 --state-file "$tmp/state" --log info >"$tmp/log" 2>&1 &
     local pid=$! udp= http=
     for _ in $(seq 100); do
         udp=$(sed -n 's|.*listening on udp://\([0-9.:]*\).*|\1|p' "$tmp/log" | head -1)
@@ -151,6 +159,11 @@ PY
         kill -KILL "$pid" 2>/dev/null
     fi
     wait "$pid" 2>/dev/null
+    if [ -s "$tmp/state" ]; then
+        pass "syscall check: the state file was written at SIGTERM (its calls are counted)"
+    else
+        fail "syscall check: no state file written at SIGTERM"
+    fi
     local report
     report=$(systemd-analyze syscall-filter 2>/dev/null | python3 -c '
 import re, sys
@@ -169,15 +182,20 @@ def expand(g):
         out |= expand(x) if x.startswith("@") else {x}
     return out
 unit = open(sys.argv[1]).read()
-allow, deny = set(), set()
+# Lines apply in order, as systemd applies them: after the first (an allow
+# list), a ~ line takes calls out and a plain line puts them back.
+allowed = set()
 for value in re.findall(r"^SystemCallFilter=(.*)$", unit, re.M):
     neg = value.startswith("~")
     names = set()
     for w in value.lstrip("~").split():
         names |= expand(w) if w.startswith("@") else {w}
-    (deny if neg else allow).update(names)
+    if neg:
+        allowed -= names
+    else:
+        allowed |= names
 used = set(re.findall(r"^\d+\s+([a-z0-9_]+)\(", open(sys.argv[2]).read(), re.M))
-bad = sorted(n for n in used if n not in allow or n in deny)
+bad = sorted(n for n in used if n not in allowed)
 print(len(used), " ".join(bad))
 ' "$unit" "$tmp/strace")
     local n=${report%% *} bad=${report#* }
@@ -198,5 +216,4 @@ else
     syscall_check
 fi
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

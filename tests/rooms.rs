@@ -26,6 +26,7 @@ const ROOMS: &[(&str, &[&str])] = &[
     ("wire", &[]),
     ("snapshot", &[]),
     ("limit", &[]),
+    ("sys", &[]),
     // The map, and who may use it.
     ("swarm", &["snapshot"]),
     ("access", &["swarm", "wire"]),
@@ -54,6 +55,7 @@ const ROOMS: &[(&str, &[&str])] = &[
             "rendezvous",
             "stats",
             "swarm",
+            "sys",
             "time",
             "tracker",
             "wire",
@@ -73,6 +75,7 @@ const ROOMS: &[(&str, &[&str])] = &[
             "state",
             "stats",
             "swarm",
+            "sys",
             "time",
             "tracker",
             "wire",

@@ -118,7 +118,7 @@ pub struct ServeArgs {
     )]
     pub http_metrics: bool,
 
-    /// HTTP: most open connections per worker; more are closed at once.
+    /// HTTP: most open connections per worker; when all are taken, the one idle longest is closed to admit a newcomer.
     #[arg(long, value_name = "N", env = "SHOAL_HTTP_MAX_CONNECTIONS", default_value_t = HttpConfig::default().max_connections)]
     pub http_max_connections: usize,
 

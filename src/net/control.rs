@@ -104,7 +104,7 @@ impl ControlIo {
 pub fn run(mut io: ControlIo, ctx: ControlContext) {
     if ctx.nice != 0 {
         #[cfg(target_os = "linux")]
-        if let Err(e) = super::sys::nice_this_thread(ctx.nice) {
+        if let Err(e) = crate::sys::nice_this_thread(ctx.nice) {
             log::warn!("cannot lower the control thread's priority: {e}");
         }
     }

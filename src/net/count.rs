@@ -44,8 +44,8 @@ pub fn family_of(addr: SocketAddr) -> Family {
 #[inline]
 pub fn outcome(c: &Counters, proto: Proto, fam: Family, o: &Outcome, replied: bool) {
     let (asked, answered) = match *o {
+        Outcome::Announced => (Some(Kind::Announce), Kind::Announce),
         Outcome::Connected => (Some(Kind::Connect), Kind::Connect),
-        Outcome::Announced(_) => (Some(Kind::Announce), Kind::Announce),
         Outcome::Scraped => (Some(Kind::Scrape), Kind::Scrape),
         Outcome::Refused(asked, why) => {
             c.reject(reject_of(why));

@@ -25,8 +25,6 @@ mod mmsg;
 mod rendezvous;
 pub mod serve;
 mod socket;
-#[cfg(unix)]
-pub mod sys;
 pub mod udp;
 pub mod worker;
 

@@ -169,7 +169,7 @@ impl TrackerHttp<'_> {
                             body,
                         );
                         count::outcome(c, Proto::Http, fam, &o, true);
-                        publish(self.outbox, &o);
+                        publish(self.outbox, &o, self.worker);
                     }
                     None => {
                         c.request(Proto::Http, fam, Kind::Announce);

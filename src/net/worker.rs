@@ -116,8 +116,8 @@ impl WorkerIo {
 /// a fixed-size record into the worker's own buffer. Always inlined: without
 /// a cluster it is one test, not a call.
 #[inline(always)]
-pub fn publish(outbox: Option<&Outbox>, o: &Outcome) {
-    if let (Some(out), Outcome::Announced(Some(ev))) = (outbox, o) {
+pub fn publish(outbox: Option<&Outbox>, o: &Outcome, w: &Worker) {
+    if let (Some(out), Outcome::Announced, Some(ev)) = (outbox, o, w.event()) {
         // A port-0 peer is not worth a record (the batch format refuses it).
         if ev.addr.port() != 0 {
             out.push(Record::from(*ev));

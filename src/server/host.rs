@@ -6,10 +6,21 @@
 /// cgroup and each ancestor, or v1 `memory.limit_in_bytes`), its address-space
 /// limit (`RLIMIT_AS`, as `ulimit -v` sets it, less what is mapped already:
 /// threads and allocator arenas take address space the map never sees) and
-/// physical RAM (`MemTotal`). `None` where none can be read (not Linux).
-/// Read once at start-up.
+/// physical RAM (`MemTotal`, or `sysinfo(2)` where a sandbox hides
+/// `/proc/meminfo`). `None` where none can be read (not Linux). Read once
+/// at start-up.
 pub fn memory_limit() -> Option<(u64, &'static str)> {
-    memory_limit_from(|p| std::fs::read_to_string(p).ok())
+    let read = |p: &str| std::fs::read_to_string(p).ok();
+    #[cfg(unix)]
+    let read = move |p: &str| {
+        read(p).or_else(|| {
+            (p == "/proc/meminfo")
+                .then(crate::sys::physical_memory)
+                .flatten()
+                .map(|b| format!("MemTotal: {} kB\n", b / 1024))
+        })
+    };
+    memory_limit_from(read)
 }
 
 /// [`memory_limit`] over any file reader (tests give it a fake /proc and /sys).

@@ -43,7 +43,7 @@ impl Server {
     #[cfg(unix)]
     fn raise_nofile_limit(&self) {
         let config = &self.config;
-        let limit = match crate::net::sys::raise_nofile(1 << 20) {
+        let limit = match crate::sys::raise_nofile(1 << 20) {
             Ok(l) => l,
             Err(e) => {
                 log::warn!("cannot raise the open-file limit: {e}");

@@ -14,7 +14,7 @@
 //! stored. Paths carry keys, so nothing here logs a request path.
 
 use super::{
-    peer_event, random_pair, role, scrape_counts, Asked, CompactPeer, Outcome, PeerSink, Refusal,
+    random_pair, record_event, role, scrape_counts, Asked, CompactPeer, Outcome, PeerSink, Refusal,
     Tracker, Worker,
 };
 use crate::access::{self, keys, Deny};
@@ -46,6 +46,7 @@ impl Tracker {
             http_peers,
             policy,
             events,
+            event,
         } = w;
         let asked = Some(Asked::Announce);
         let q = match http::parse_announce(query) {
@@ -117,7 +118,8 @@ impl Tracker {
             bencode::end(body);
         }
         bencode::end(body);
-        Outcome::Announced(peer_event(*events, &req))
+        record_event(*events, event, &req);
+        Outcome::Announced
     }
 
     /// Scrape the hashes of `query`; the bencoded reply goes to `body`.

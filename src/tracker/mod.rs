@@ -102,9 +102,11 @@ pub struct Worker {
     /// This worker's view of the access policy, taken on its first request
     /// when the tracker has one.
     policy: Option<PolicyReader>,
-    /// Whether an announce's outcome carries its [`PeerEvent`]: a worker
-    /// that publishes nothing (no cluster) does not pay for building it.
+    /// Whether announces record their [`PeerEvent`]: a worker that
+    /// publishes nothing (no cluster) does not pay for building it.
     events: bool,
+    /// The last announce's event (with `events`).
+    event: Option<PeerEvent>,
 }
 
 impl Default for Worker {
@@ -127,14 +129,20 @@ impl Worker {
             http_peers: [Vec::new(), Vec::new()],
             policy: None,
             events: true,
+            event: None,
         }
     }
 
-    /// Whether announces' outcomes carry their [`PeerEvent`] (by default
-    /// they do).
+    /// Whether announces record their [`PeerEvent`] (by default they do).
     pub fn with_events(mut self, events: bool) -> Worker {
         self.events = events;
         self
+    }
+
+    /// What the last announce told the cluster, after an
+    /// [`Outcome::Announced`] (`None` for a worker without events).
+    pub fn event(&self) -> Option<&PeerEvent> {
+        self.event.as_ref()
     }
 }
 
@@ -148,19 +156,18 @@ pub fn role(event: Event, left: u64) -> Role {
     }
 }
 
-/// What the announce `req` tells the other instances of a cluster, if the
-/// worker wants events.
+/// Record what the announce `req` tells the other instances of a cluster,
+/// if the worker wants events.
 #[inline]
-fn peer_event(events: bool, req: &Announce<'_, SocketAddr>) -> Option<PeerEvent> {
-    if !events {
-        return None;
+fn record_event(events: bool, slot: &mut Option<PeerEvent>, req: &Announce<'_, SocketAddr>) {
+    if events {
+        *slot = Some(PeerEvent {
+            info_hash: req.info_hash,
+            addr: req.addr,
+            role: req.role,
+            completed: req.completed,
+        });
     }
-    Some(PeerEvent {
-        info_hash: req.info_hash,
-        addr: req.addr,
-        role: req.role,
-        completed: req.completed,
-    })
 }
 
 /// Two random words for one announce's sampling.

@@ -1,5 +1,10 @@
 //! What one request did, as the core reports it: the worker counts it,
 //! publishes what was stored, and sends the reply the core wrote.
+//!
+//! The reply goes into the caller's buffer and an announce's [`PeerEvent`]
+//! into the caller's [`super::Worker`] (as the rendezvous core writes its
+//! replies into the caller's `Replies`): what is returned stays two words,
+//! returned in registers on the per-packet path.
 
 use crate::access::Deny;
 use crate::swarm::{InfoHash, Role};
@@ -12,10 +17,9 @@ pub enum Outcome {
     /// A connection id was issued (BEP 15 connect).
     Connected,
     /// An announce was taken into the swarm and answered: the peer stored,
-    /// refreshed, or removed by `stopped`. The event is what the other
-    /// instances of a cluster are told; `None` when the worker said it
-    /// publishes no events ([`super::Worker::with_events`]).
-    Announced(Option<PeerEvent>),
+    /// refreshed, or removed by `stopped`. What the other instances of a
+    /// cluster are told is the worker's [`super::Worker::event`].
+    Announced,
     /// A scrape was answered.
     Scraped,
     /// Refused with an error reply (a BEP 15 error frame or a bencoded

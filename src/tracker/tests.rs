@@ -34,6 +34,8 @@ struct Client<'t> {
     out: [u8; 2048],
     /// Every outcome, in order.
     outcomes: Vec<Outcome>,
+    /// The event of every announce taken, in order.
+    events: Vec<PeerEvent>,
 }
 
 impl<'t> Client<'t> {
@@ -43,6 +45,7 @@ impl<'t> Client<'t> {
             w: worker(),
             out: [0; 2048],
             outcomes: Vec::new(),
+            events: Vec::new(),
         }
     }
 
@@ -51,6 +54,9 @@ impl<'t> Client<'t> {
             .t
             .handle_udp(&mut self.w, Now::from_secs(now), src, req, &mut self.out);
         self.outcomes.push(h.outcome);
+        if h.outcome == Outcome::Announced {
+            self.events.extend(self.w.event().copied());
+        }
         let n = h.reply_len()?;
         Some(self.out[..n].to_vec())
     }
@@ -428,14 +434,7 @@ fn ipv4_mapped_source_is_ipv4() {
     );
     assert_eq!(r.peers, vec![10, 0, 0, 1, 0x1a, 0xe1], "6-byte IPv4 peers");
     // The peer the cluster is told about is the canonical IPv4 address.
-    let announced: Vec<SocketAddr> = c
-        .outcomes
-        .iter()
-        .filter_map(|o| match o {
-            Outcome::Announced(Some(ev)) => Some(ev.addr),
-            _ => None,
-        })
-        .collect();
+    let announced: Vec<SocketAddr> = c.events.iter().map(|ev| ev.addr).collect();
     assert_eq!(announced.len(), 2);
     assert!(announced.iter().all(SocketAddr::is_ipv4), "{announced:?}");
 }

@@ -1,7 +1,7 @@
 //! The BEP 15 side of the core: one datagram in, one reply and an outcome out.
 
 use super::{
-    peer_event, random_pair, role, scrape_counts, Asked, CompactPeer, Handled, Outcome, PeerSink,
+    random_pair, record_event, role, scrape_counts, Asked, CompactPeer, Handled, Outcome, PeerSink,
     Refusal, Tracker, Worker,
 };
 use crate::access::{self, PresentedKey};
@@ -42,6 +42,7 @@ impl Tracker {
             rng,
             policy,
             events,
+            event,
             ..
         } = w;
         let request = match udp::parse_request(req) {
@@ -113,7 +114,8 @@ impl Tracker {
                     counts.leechers
                 );
                 let reply = written.map_or(0, |_| at);
-                Handled::sent(Outcome::Announced(peer_event(*events, &req)), reply)
+                record_event(*events, event, &req);
+                Handled::sent(Outcome::Announced, reply)
             }
             Request::Scrape(s) => {
                 if !self.conn_ids.check(s.connection_id, now, ip) {

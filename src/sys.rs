@@ -1,6 +1,7 @@
-//! What the server asks of the kernel for itself: the soft `RLIMIT_NOFILE`
-//! raised before it binds, and (Linux) a lower priority for the control
-//! thread than for the packet workers.
+//! What shoal asks of the kernel about itself: the soft `RLIMIT_NOFILE`
+//! raised before it binds, (Linux) a lower priority for the control thread
+//! than for the packet workers, and the physical memory (which a sandboxed
+//! `/proc`, e.g. systemd's `ProcSubset=pid`, may not show).
 //!
 //! systemd and most shells start services with a soft limit of 1024 open
 //! files, below what shoal may use (every worker may hold
@@ -92,6 +93,26 @@ pub fn thread_nice() -> io::Result<i32> {
     }
 }
 
+/// Physical memory in bytes, from `sysinfo(2)` (Linux): needs no `/proc`.
+#[cfg(target_os = "linux")]
+// c_ulong is u64 on 64-bit targets only: the casts are needed elsewhere.
+#[allow(clippy::unnecessary_cast)]
+pub fn physical_memory() -> Option<u64> {
+    // SAFETY: all-zero is a valid `sysinfo` (plain integers), and the call
+    // writes only into the struct it is given.
+    let mut info: libc::sysinfo = unsafe { std::mem::zeroed() };
+    // SAFETY: `info` is a valid, writable `sysinfo` for the call.
+    if unsafe { libc::sysinfo(&mut info) } != 0 {
+        return None;
+    }
+    (info.totalram as u64).checked_mul(u64::from(info.mem_unit))
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn physical_memory() -> Option<u64> {
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,6 +126,18 @@ mod tests {
         let again = raise_nofile(1 << 20).unwrap();
         assert_eq!(again.before, first.after);
         assert_eq!(again.after, first.after);
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn physical_memory_agrees_with_meminfo() {
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
+        let kb: u64 = meminfo
+            .lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap();
+        assert_eq!(physical_memory(), Some(kb * 1024));
     }
 
     #[test]
