@@ -495,6 +495,46 @@ fn http_client_against_shoal() {
     }
 }
 
+/// A private shoal with --private-scrape: the client derives the scrape URL
+/// from either keyed announce URL, passkey-first (BEP 48's convention) or
+/// with the key after the route, and the key travels with it.
+#[test]
+fn http_client_scrapes_a_private_tracker_by_its_announce_url() {
+    const KEY: &str = "abcdefghijklmnopqrstuvwxyzABCDEF";
+    let dir = common::TmpDir::new("tools-private-scrape");
+    let mut config = Config::for_udp("127.0.0.1:0".parse().unwrap());
+    config.listen.http = vec!["127.0.0.1:0".parse().unwrap()];
+    config.access = shoal::access::AccessConfig {
+        keys: Some(dir.write("keys.txt", &format!("{KEY}\n"))),
+        private_scrape: true,
+        ..Default::default()
+    };
+    let server = start(config);
+    let http = server.http_addrs()[0];
+    let c = client();
+    for (i, path) in [format!("/{KEY}/announce"), format!("/announce/{KEY}")]
+        .iter()
+        .enumerate()
+    {
+        let tracker = url(&format!("http://{http}{path}"));
+        c.announce(&tracker, &params(1000 + i as u16, 0)).unwrap();
+        let stats = c.scrape(&tracker, &[HASH]).unwrap();
+        assert_eq!(stats[0].unwrap().seeders, i as u32 + 1, "{path}");
+    }
+    let o = shoal(&["scrape", &format!("http://{http}/{KEY}/announce"), HASH_HEX]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains(&format!("{HASH_HEX}         2")),
+        "{}",
+        stdout(&o)
+    );
+    // Without the key the tracker refuses, and says why.
+    let o = shoal(&["scrape", &format!("http://{http}/announce"), HASH_HEX]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("missing key"), "{}", stderr(&o));
+    server.stop();
+}
+
 // ---------------------------------------------------------------------------
 // https: a test CA made at run time, and a rustls server thread
 // ---------------------------------------------------------------------------

@@ -88,6 +88,7 @@ impl ServeArgs {
             http: self.http.clone(),
             metrics: self.metrics.clone(),
             api: self.api.clone(),
+            torrust: self.torrust_api.clone(),
             rendezvous: self.rendezvous.clone(),
             defaults,
         }

@@ -390,7 +390,21 @@ pub struct ServeArgs {
     )]
     pub api: Vec<SocketAddr>,
 
-    /// The API's bearer token (at least 16 visible characters). Prefer
+    /// torrust-tracker's REST API (v1) on this address (repeatable;
+    /// comma-separated in the environment), so torrust-index and other tools
+    /// written for torrust drive shoal. Off by default; the same token and
+    /// access files as --api. Keep it on loopback or behind a firewall.
+    #[arg(
+        long = "torrust-api",
+        value_name = "ADDR",
+        env = "SHOAL_TORRUST_API",
+        value_delimiter = ',',
+        value_parser = parse_addr
+    )]
+    pub torrust_api: Vec<SocketAddr>,
+
+    /// The API's bearer token (at least 16 visible characters), for --api
+    /// and --torrust-api. Prefer
     /// SHOAL_API_TOKEN or --api-token-file: a flag shows in `ps`.
     #[arg(
         long,

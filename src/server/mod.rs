@@ -161,6 +161,10 @@ impl Server {
                 role: Role::Api,
                 addrs: &l.api,
             },
+            Wanted {
+                role: Role::Torrust,
+                addrs: &l.torrust,
+            },
         ];
         let bound = listen::bind(&wanted, n, config.socket_buffer, l.defaults)?;
         let mut workers = Vec::with_capacity(n);
@@ -215,8 +219,10 @@ impl Server {
             st.record_load(&registry.state);
         }
         let registry = Arc::new(registry);
-        let api = match (&config.api.token, l.api.is_empty()) {
-            (Some(token), false) => Some(Arc::new(Api::new(
+        // One API behind both surfaces: one token, one set of files.
+        let api_wanted = !l.api.is_empty() || !l.torrust.is_empty();
+        let api = match (&config.api.token, api_wanted) {
+            (Some(token), true) => Some(Arc::new(Api::new(
                 token.clone(),
                 Arc::clone(&tracker),
                 Arc::clone(&registry),
@@ -484,6 +490,10 @@ impl Running {
 
     pub fn api_addrs(&self) -> Vec<SocketAddr> {
         self.addrs(Role::Api)
+    }
+
+    pub fn torrust_addrs(&self) -> Vec<SocketAddr> {
+        self.addrs(Role::Torrust)
     }
 
     pub fn tracker(&self) -> &Arc<Tracker> {
