@@ -1,16 +1,24 @@
 //! Criterion benchmarks of what `--cluster` adds to the request path
 //! (src/cluster/): the record append, and one whole UDP announce with and
-//! without it.
+//! without it; and off the request path, what a batch costs to sign, check
+//! and apply.
 //!
 //! Groups:
-//! - `cluster/outbox_push`: one [`Outbox::push`] of a 40-byte record into a
-//!   worker's buffer (uncontended lock, copy, unlock); the buffer is swapped
-//!   out untimed before it fills, as the publisher does every 100 ms.
+//! - `cluster/outbox_push`: one [`Outbox::push`] of a 48-byte record into a
+//!   worker's buffer (stamp, uncontended lock, copy, unlock); the buffer is
+//!   swapped out untimed before it fills, as the publisher does every 100 ms.
 //! - `cluster/announce_v4/{off,on}`: one UDP re-announce through the core
 //!   (`Tracker::handle_udp`) by the 100 peers of one torrent in turn, each
 //!   getting 50 peers back (as `udp/announce_v4` in benches/core.rs), with
 //!   the worker's outbox unset and set.
-//! - `cluster/encode_4096`: the publisher encoding one full batch.
+//! - `cluster/mac/{batch_1,batch_4096}`: the HMAC-SHA256 tag of a batch of
+//!   one record and of a full batch: the MAC's cost per batch and (the
+//!   second over 4096) per record.
+//! - `cluster/encode_4096`, `cluster/decode_4096`: the publisher encoding
+//!   and signing one full batch; the subscriber checking its tag and
+//!   decoding it.
+//! - `cluster/versions_offer`: one record judged against the version table
+//!   (one million entries, 100 000 peers).
 //!
 //! ```sh
 //! cargo bench --bench cluster
@@ -20,8 +28,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use shoal::cluster::batch::{self, MAX_RECORDS};
-use shoal::cluster::{Record, Status, OUTBOX_RECORDS};
+use shoal::cluster::auth::{Keys, Secret};
+use shoal::cluster::batch::{self, Decoded, Sender, MAX_RECORDS};
+use shoal::cluster::versions::Versions;
+use shoal::cluster::{Record, Status, DEFAULT_VERSIONS, OUTBOX_RECORDS};
 use shoal::net::udp::Answer;
 use shoal::stats::Counters;
 use shoal::swarm::Role;
@@ -43,8 +53,22 @@ fn record(i: u16) -> Record {
         addr: SocketAddr::new(IpAddr::V4(SRC), 1024 + i),
         role: Role::Seeder,
         completed: false,
+        stamp: 0,
     }
 }
+
+fn keys() -> Keys {
+    Keys::derive(
+        Some(&Secret::new(b"a bench secret, 32 bytes long..").unwrap()),
+        "bench",
+    )
+}
+
+const FROM: Sender = Sender {
+    instance: 1,
+    sequence: 2,
+    stamp: 3,
+};
 
 fn outbox_push(c: &mut Criterion) {
     let mut g = c.benchmark_group("cluster");
@@ -61,7 +85,7 @@ fn outbox_push(c: &mut Criterion) {
                 let n = left.min(OUTBOX_RECORDS as u64 - 1);
                 let t = Instant::now();
                 for i in 0..n {
-                    out.push(black_box(record(i as u16)));
+                    out.push(black_box(record(i as u16)), NOW);
                 }
                 total += t.elapsed();
                 status.take(0, &mut spare);
@@ -72,13 +96,54 @@ fn outbox_push(c: &mut Criterion) {
         })
     });
     let recs: Vec<Record> = (0..MAX_RECORDS as u16).map(record).collect();
-    let mut msg = Vec::with_capacity(MAX_RECORDS * batch::RECORD_LEN + 64);
+    let keys = keys();
+    let mut msg = Vec::with_capacity(batch::MAX_BATCH);
     g.throughput(Throughput::Elements(MAX_RECORDS as u64));
     g.bench_function("encode_4096", |b| {
         b.iter(|| {
             msg.clear();
-            batch::encode(&mut msg, 1, 2, black_box(&recs));
+            batch::encode(&mut msg, &keys, FROM, black_box(&recs));
             black_box(msg.len())
+        })
+    });
+    let mut decoded = Decoded::default();
+    g.bench_function("decode_4096", |b| {
+        b.iter(|| {
+            let h = batch::decode(black_box(&msg), &keys, &mut decoded).unwrap();
+            black_box(h.count)
+        })
+    });
+    let body = &msg[..msg.len() - batch::TRAILER_LEN];
+    g.bench_function("mac/batch_4096", |b| {
+        b.iter(|| black_box(keys.sign_batch(black_box(body))))
+    });
+    let mut one = Vec::new();
+    batch::encode(&mut one, &keys, FROM, &recs[..1]);
+    let one = &one[..one.len() - batch::TRAILER_LEN];
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("mac/batch_1", |b| {
+        b.iter(|| black_box(keys.sign_batch(black_box(one))))
+    });
+    // The table at its default size holding 100 000 peers' latest events;
+    // each offer is a newer event of one of them.
+    let mut versions = Versions::new(DEFAULT_VERSIONS);
+    let peers: Vec<[u8; 38]> = (0..100_000u32)
+        .map(|i| {
+            let mut k = [0u8; 38];
+            k[..4].copy_from_slice(&i.to_be_bytes());
+            k
+        })
+        .collect();
+    for k in &peers {
+        versions.offer(k, 1, 1);
+    }
+    let mut stamp = 2;
+    let mut i = 0;
+    g.bench_function("versions_offer", |b| {
+        b.iter(|| {
+            i = (i + 1) % peers.len();
+            stamp += 1;
+            black_box(versions.offer(&peers[i], stamp, 2))
         })
     });
     g.finish();

@@ -22,18 +22,23 @@ redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$w
 rpid=$!; pids+=("$rpid")
 for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break; sleep 0.1; done
 url="redis://127.0.0.1:$port"
+# Signed batches, as a cluster should run (the MAC is part of the cost).
+echo "a cluster load benchmark secret.." > "$work/secret"
+cluster=(--cluster "$url" --cluster-name bench --cluster-secret-file "$work/secret")
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 
 start() { # args... -> prints "PID UDPADDR"
-  "$SHOAL" --udp 127.0.0.1:0 --workers 1 --log info "$@" 2> "$work/log.$$.$RANDOM" &
-  local pid=$! log
-  log=$(ls -t "$work"/log.* | head -1)
+  # Its own log file: the newest one may be a stopped instance's last lines.
+  local log pid
+  log=$(mktemp "$work/log.XXXXXX")
+  "$SHOAL" --udp 127.0.0.1:0 --workers 1 --log info "$@" 2> "$log" &
+  pid=$!
   for _ in $(seq 100); do grep -q "listening on udp://" "$log" && break; sleep 0.1; done
   echo "$pid $(grep -o 'listening on udp://[^ ]*' "$log" | head -1 | sed 's|.*udp://||')"
 }
 
-"$SHOAL" --udp 127.0.0.1:0 --workers 1 --cluster "$url" --cluster-name bench >/dev/null 2>&1 &
+"$SHOAL" --udp 127.0.0.1:0 --workers 1 "${cluster[@]}" >/dev/null 2>&1 &
 pids+=("$!")   # the idle subscriber
 
 printf "round\tcluster\treplies_per_s\tannounces\tredis_cpu_s\n"
@@ -43,7 +48,7 @@ KEEP=$("$SHOAL" bench --help 2>/dev/null | grep -o -- '--keep-peers' | head -1 |
 for round in $(seq "$ROUNDS"); do
   if [ $((round % 2)) -eq 1 ]; then order="off on"; else order="on off"; fi
   for mode in $order; do
-    if [ "$mode" = on ]; then read -r pid addr < <(start --cluster "$url" --cluster-name bench)
+    if [ "$mode" = on ]; then read -r pid addr < <(start "${cluster[@]}")
     else read -r pid addr < <(start); fi
     pids+=("$pid")
     r0=$(ticks "$rpid")

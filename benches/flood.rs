@@ -1,12 +1,13 @@
 //! Bytes of memory per one-peer torrent: the long tail of a public tracker.
 //!
-//! Two measurements of the same thing, the map holding `N` torrents of one IPv4
+//! Two measurements of the same thing, the map holding `N` torrents of one
 //! peer each (distinct info hashes, as a flood of announces for torrents nobody
-//! else has leaves it):
+//! else has leaves it), of IPv4 peers or, with `FLOOD_FAMILY=6`, IPv6 ones:
 //!
 //! - `server` (default): starts a release `shoal` (`--udp 127.0.0.1:0 --http
-//!   127.0.0.1:0`), floods it from one client over a few UDP sockets on
-//!   127.0.0.1 with announces for distinct info hashes, then reads the
+//!   127.0.0.1:0`, or `--udp [::1]:0` for IPv6), floods it from one client over
+//!   a few UDP sockets on 127.0.0.1 (or ::1) with announces for distinct info
+//!   hashes, then reads the
 //!   server's `VmRSS` (`/proc/PID/status`) and `shoal_torrents` (`/metrics`).
 //!   Prints the RSS growth over a warm-up baseline divided by the torrents
 //!   stored in between. Announces are sent in lock-step rounds (a window of a
@@ -17,7 +18,7 @@
 //!   each per torrent: the accounting model against the kernel's view.
 //!
 //! Bounded: at most `FLOOD_TORRENTS` announces (default 2 000 000) and
-//! `FLOOD_SECS` seconds (default 120); only 127.0.0.1.
+//! `FLOOD_SECS` seconds (default 120); only 127.0.0.1 and ::1.
 //!
 //! ```sh
 //! cargo build --release --bin shoal
@@ -25,14 +26,15 @@
 //! FLOOD_TORRENTS=4000000 cargo bench --bench flood
 //! SHOAL=/tmp/shoal-old cargo bench --bench flood   # another build
 //! cargo bench --bench flood -- inproc              # the map alone
+//! FLOOD_FAMILY=6 cargo bench --bench flood         # IPv6 peers, over ::1
 //! ```
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use shoal::swarm::{Announce, Peer4, Role, Swarm};
+use shoal::swarm::{Announce, Peer4, Peer6, Role, Swarm};
 use shoal::wire::udp::{self, field, AnnounceRequest};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -79,13 +81,18 @@ fn main() {
         .unwrap_or_else(|| "server".into());
     let n = env_u64("FLOOD_TORRENTS", 2_000_000);
     let limit = Duration::from_secs(env_u64("FLOOD_SECS", 120));
+    let v6 = match env_u64("FLOOD_FAMILY", 4) {
+        4 => false,
+        6 => true,
+        f => panic!("FLOOD_FAMILY={f}: 4 or 6"),
+    };
     match mode.as_str() {
-        "inproc" => inproc(n),
-        _ => server(n, limit),
+        "inproc" => inproc(n, v6),
+        _ => server(n, limit, v6),
     }
 }
 
-fn inproc(n: u64) {
+fn inproc(n: u64, v6: bool) {
     let pid = std::process::id();
     let swarm = Swarm::new(1024, 3600);
     let salt = fastrand::u64(..);
@@ -93,7 +100,7 @@ fn inproc(n: u64) {
         for i in from..to {
             let req = Announce {
                 info_hash: info_hash(salt, i),
-                addr: (Ipv4Addr::new(127, 0, 0, 1), 6881),
+                addr: (),
                 role: Role::Leecher,
                 completed: false,
                 now: 1000,
@@ -102,7 +109,13 @@ fn inproc(n: u64) {
                 peer_id: None,
                 emit_ids: false,
             };
-            swarm.announce::<Peer4>(&req, |_, _| {});
+            if v6 {
+                let req = req.with_addr((Ipv6Addr::LOCALHOST, 6881));
+                swarm.announce::<Peer6>(&req, |_, _| {});
+            } else {
+                let req = req.with_addr((Ipv4Addr::new(127, 0, 0, 1), 6881));
+                swarm.announce::<Peer4>(&req, |_, _| {});
+            }
         }
     };
     fill(0, WARMUP);
@@ -111,8 +124,9 @@ fn inproc(n: u64) {
     let (rss1, bytes1) = (rss_bytes(pid), swarm.approx_bytes());
     let t = swarm.totals().torrents - WARMUP;
     println!(
-        "inproc: {t} one-peer torrents added: approx_bytes {:.1} B/torrent, RSS {:.1} B/torrent \
+        "inproc: {t} one-peer IPv{} torrents added: approx_bytes {:.1} B/torrent, RSS {:.1} B/torrent \
          (approx_bytes {:.1} MiB in all)",
+        if v6 { 6 } else { 4 },
         (bytes1 - bytes0) as f64 / t as f64,
         (rss1 - rss0) as f64 / t as f64,
         bytes1 as f64 / (1 << 20) as f64
@@ -132,14 +146,14 @@ impl Drop for Server {
     }
 }
 
-fn start_server() -> Server {
+fn start_server(v6: bool) -> Server {
     let bin = std::env::var("SHOAL").unwrap_or_else(|_| {
         concat!(env!("CARGO_MANIFEST_DIR"), "/target/release/shoal").to_string()
     });
     let mut child = Command::new(&bin)
         .args([
             "--udp",
-            "127.0.0.1:0",
+            if v6 { "[::1]:0" } else { "127.0.0.1:0" },
             "--http",
             "127.0.0.1:0",
             "--http-metrics",
@@ -184,12 +198,12 @@ fn torrents(http: SocketAddr) -> u64 {
         .expect("shoal_torrents in /metrics")
 }
 
-fn server(n: u64, limit: Duration) {
-    let server = start_server();
+fn server(n: u64, limit: Duration, v6: bool) {
+    let server = start_server(v6);
     let pid = server.child.id();
     let socks: Vec<UdpSocket> = (0..SOCKETS)
         .map(|_| {
-            let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let s = UdpSocket::bind(if v6 { "[::1]:0" } else { "127.0.0.1:0" }).unwrap();
             s.connect(server.udp).unwrap();
             s.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
             // Room for a round of replies (capped by net.core.rmem_max).
@@ -253,8 +267,9 @@ fn server(n: u64, limit: Duration) {
     let (rss1, t1) = (rss_bytes(pid), torrents(server.http));
     let added = t1 - t0;
     println!(
-        "server: {sent} announces sent, {t1} torrents stored ({:.0} announces/s); \
+        "server: {sent} announces sent over IPv{}, {t1} torrents stored ({:.0} announces/s); \
          RSS {:.1} MiB -> {:.1} MiB: {:.1} B of RSS per one-peer torrent",
+        if v6 { 6 } else { 4 },
         (sent - WARMUP) as f64 / secs,
         rss0 as f64 / (1 << 20) as f64,
         rss1 as f64 / (1 << 20) as f64,

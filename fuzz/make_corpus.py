@@ -166,3 +166,56 @@ write(
 )
 write("client_parsers", "udp_scrape", struct.pack(">IIIII", 2, 7, 1, 2, 3))
 write("client_parsers", "udp_error", struct.pack(">II", 3, 7) + b"unknown torrent")
+
+# ---- cluster_batch: ctl, then a batch (src/cluster/batch.rs) --------------------
+# ctl bit 0: the target puts the right tag (32 bytes) in place of the last 32.
+RESIGN = 1
+TAG = bytes(32)
+
+
+def batch(kind, records, count=None):
+    n = len(records) if count is None else count
+    head = b"SHCL" + bytes([2, kind, 0, 0]) + struct.pack(">QQQHH", 7, 9, 11 << 16, n, 0)
+    return head + b"".join(records) + TAG
+
+
+def peer(ih, ip16, port, role, flags, stamp):
+    return ih + ip16 + struct.pack(">HBBQ", port, role, flags, stamp)
+
+
+MAPPED_10_0_0_1 = bytes(10) + b"\xff\xff" + bytes([10, 0, 0, 1])
+LOOP6 = bytes(15) + b"\x01"
+KEY = b"abcdefghijklmnopqrstuvwxyzABCDEF"
+
+
+def access(stamp, op, payload, expiry):
+    return struct.pack(">QB", stamp, op) + bytes(7) + payload + struct.pack(">Q", expiry)
+
+
+write("cluster_batch", "empty", bytes([RESIGN]) + batch(0, []))
+write(
+    "cluster_batch",
+    "one_seeder_completed",
+    bytes([RESIGN]) + batch(0, [peer(HASH_B, MAPPED_10_0_0_1, 6881, 1, 1, 12 << 16)]),
+)
+write(
+    "cluster_batch",
+    "leecher_and_stop_v6",
+    bytes([RESIGN])
+    + batch(0, [peer(HASH_A, LOOP6, 1, 0, 0, 5), peer(HASH_A, LOOP6, 1, 2, 0, 6)]),
+)
+write(
+    "cluster_batch",
+    "access_changes",
+    bytes([RESIGN])
+    + batch(
+        1,
+        [
+            access(1, 0, HASH_A + bytes(12), 0),
+            access(2, 1, HASH_B + bytes(12), 0),
+            access(3, 2, KEY, 1_900_000_000),
+            access(4, 2, KEY, 2**64 - 1),
+            access(5, 3, KEY, 0),
+        ],
+    ),
+)

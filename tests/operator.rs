@@ -445,7 +445,7 @@ fn help_is_grouped_by_area() {
                     "state-file" => "Warm restart:",
                     "cluster" => "Cluster:",
                     "rendezvous-timeout" => "Rendezvous:",
-                    "api-token-file" => "Management API:",
+                    "api-token-file" | "torrust-api" => "Management API:",
                     "workers" | "log" => "Process:",
                     _ => continue,
                 };

@@ -38,7 +38,7 @@ const ROOMS: &[(&str, &[&str])] = &[
     ("state", &["snapshot", "stats", "swarm", "time", "tracker"]),
     (
         "cluster",
-        &["snapshot", "stats", "swarm", "time", "tracker"],
+        &["access", "snapshot", "stats", "swarm", "time", "tracker"],
     ),
     (
         "api",

@@ -16,12 +16,14 @@
 //! Start-up and reload errors ([`LoadError`]) are one line naming the file and
 //! the 1-based line number. Request-path outcomes are the `Copy` enum [`Deny`].
 
+pub mod change;
 pub mod keys;
 pub mod list;
 pub mod live;
 pub mod reload;
 pub mod write;
 
+pub use change::Change;
 pub use keys::{key_from_options, key_from_path, key_from_url_data, Key, KeySet, PresentedKey};
 pub use list::AccessList;
 pub use live::{FileWatch, Fingerprint, LoadStats, PolicyHandle, PolicyReader, Reloaded, Reloader};

@@ -11,14 +11,31 @@
 //!
 //! Without the file (`--access-list`, `--keys`) there is nothing to write
 //! back to: [`ManageError::NoFile`] names the flag, answered with 409.
+//!
+//! Every change is a [`Change`] value. One made through the API is also
+//! handed to the [`Replicate`] hook, if the server set one (`--cluster`
+//! carries it to the other instances); one that came from elsewhere goes
+//! through [`Files::apply`], which changes policy and file alike and hands
+//! nothing on.
 
+use crate::access::live::{load_keys, load_list};
 use crate::access::write::{KEYS_MODE, LIST_MODE};
-use crate::access::{write_atomically, AccessList, Key, KeySet, Mode, PolicyHandle};
+use crate::access::{
+    write_atomically, AccessList, Change, Key, KeySet, LoadError, Mode, PolicyHandle,
+};
 use crate::swarm::InfoHash;
 use parking_lot::Mutex;
+use std::fmt;
 use std::io::Read;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+/// Where a change made through the API goes besides this instance's own
+/// policy and files: set by the server (the cluster's outbox of changes).
+pub trait Replicate: Send + Sync + fmt::Debug {
+    /// `change` was just applied here.
+    fn changed(&self, change: &Change);
+}
 
 /// The files behind the policy, and the handle changes are installed through.
 #[derive(Debug)]
@@ -28,6 +45,8 @@ pub struct Files {
     pub keys: Option<PathBuf>,
     /// Held for the length of one change (build, write, install).
     lock: Mutex<()>,
+    /// Told of every change made through the API.
+    replicate: OnceLock<Arc<dyn Replicate>>,
 }
 
 /// Why a change was not made.
@@ -37,6 +56,15 @@ pub enum ManageError {
     NoFile(&'static str),
     /// Writing the file failed (the change is not in force).
     Write(String),
+}
+
+impl fmt::Display for ManageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ManageError::NoFile(flag) => write!(f, "no {flag} file to write to"),
+            ManageError::Write(e) => f.write_str(e),
+        }
+    }
 }
 
 /// What a change did.
@@ -59,6 +87,40 @@ impl Files {
             list,
             keys,
             lock: Mutex::new(()),
+            replicate: OnceLock::new(),
+        }
+    }
+
+    /// Hand every change made through the API to `r` too (at most once).
+    pub fn set_replicate(&self, r: Arc<dyn Replicate>) -> Result<(), Arc<dyn Replicate>> {
+        self.replicate.set(r)
+    }
+
+    /// A change made through the API: applied here, then handed on.
+    fn make(&self, change: Change) -> Result<Changed, ManageError> {
+        let c = self.apply(&change)?;
+        self.hand_on(&change, c);
+        Ok(c)
+    }
+
+    /// Tell the hook of `change` if it changed anything here.
+    fn hand_on(&self, change: &Change, c: Changed) {
+        if c.changed {
+            if let Some(r) = self.replicate.get() {
+                r.changed(change);
+            }
+        }
+    }
+
+    /// Apply `change` (made elsewhere: another instance of a cluster) to
+    /// the policy and its file, handing nothing on.
+    pub fn apply(&self, change: &Change) -> Result<Changed, ManageError> {
+        let _one = self.lock.lock();
+        match *change {
+            Change::Listed(h) => self.list_one(h, true),
+            Change::Unlisted(h) => self.list_one(h, false),
+            Change::KeyAdded(k, expiry) => self.add_one(k, expiry),
+            Change::KeyRemoved(k) => self.remove_one(&k),
         }
     }
 
@@ -88,7 +150,27 @@ impl Files {
 
     /// List `hash` (`listed`) or take it off the list.
     pub fn set_listed(&self, hash: InfoHash, listed: bool) -> Result<Changed, ManageError> {
-        let _one = self.lock.lock();
+        self.make(if listed {
+            Change::Listed(hash)
+        } else {
+            Change::Unlisted(hash)
+        })
+    }
+
+    /// Add a new random key valid until `expiry` (Unix seconds; `None`: no expiry).
+    pub fn add_key(&self, expiry: Option<u64>) -> Result<(Key, Changed), ManageError> {
+        self.keys.as_ref().ok_or(ManageError::NoFile("--keys"))?;
+        let key = random_key().map_err(|e| ManageError::Write(format!("no randomness: {e}")))?;
+        let c = self.make(Change::KeyAdded(key, expiry))?;
+        Ok((key, c))
+    }
+
+    /// Remove `key`; `changed` is false if it was not listed.
+    pub fn remove_key(&self, key: &Key) -> Result<Changed, ManageError> {
+        self.make(Change::KeyRemoved(*key))
+    }
+
+    fn list_one(&self, hash: InfoHash, listed: bool) -> Result<Changed, ManageError> {
         let (path, mode) = self
             .list
             .clone()
@@ -116,31 +198,33 @@ impl Files {
         })
     }
 
-    /// Add a new random key valid until `expiry` (Unix seconds; `None`: no expiry).
-    pub fn add_key(&self, expiry: Option<u64>) -> Result<(Key, Changed), ManageError> {
-        let _one = self.lock.lock();
-        let path = self.keys.clone().ok_or(ManageError::NoFile("--keys"))?;
-        let current = self.keys()?;
-        let key = random_key().map_err(|e| ManageError::Write(format!("no randomness: {e}")))?;
-        let next =
-            KeySet::from_entries(current.iter().map(|(k, e)| (*k, e)).chain([(key, expiry)]));
-        let entries = self.install_keys(&path, next)?;
-        Ok((
-            key,
-            Changed {
-                changed: true,
-                entries,
-            },
-        ))
-    }
-
-    /// Remove `key`; `changed` is false if it was not listed.
-    pub fn remove_key(&self, key: &Key) -> Result<Changed, ManageError> {
-        let _one = self.lock.lock();
+    fn add_one(&self, key: Key, expiry: Option<u64>) -> Result<Changed, ManageError> {
         let path = self.keys.clone().ok_or(ManageError::NoFile("--keys"))?;
         let current = self.keys()?;
         // Equality on keys the operator already holds (a lookup, not an
         // authentication): constant time is not needed, but costs nothing.
+        let same = current
+            .iter()
+            .any(|(k, e)| crate::access::keys::ct_eq(&k.0, &key.0) && e == expiry);
+        if same {
+            return Ok(Changed {
+                changed: false,
+                entries: current.len(),
+            });
+        }
+        // A key already listed with another expiry takes the new one.
+        let next =
+            KeySet::from_entries(current.iter().map(|(k, e)| (*k, e)).chain([(key, expiry)]));
+        let entries = self.install_keys(&path, next)?;
+        Ok(Changed {
+            changed: true,
+            entries,
+        })
+    }
+
+    fn remove_one(&self, key: &Key) -> Result<Changed, ManageError> {
+        let path = self.keys.clone().ok_or(ManageError::NoFile("--keys"))?;
+        let current = self.keys()?;
         let listed = current
             .iter()
             .any(|(k, _)| crate::access::keys::ct_eq(&k.0, &key.0));
@@ -161,6 +245,64 @@ impl Files {
             changed: true,
             entries,
         })
+    }
+
+    /// Add the given `key` valid until `expiry` (Unix seconds; `None`: no
+    /// expiry). `changed` is false, and nothing is written, if it is already
+    /// listed (whatever its expiry).
+    pub fn insert_key(&self, key: Key, expiry: Option<u64>) -> Result<Changed, ManageError> {
+        let c = self.insert_one(key, expiry)?;
+        self.hand_on(&Change::KeyAdded(key, expiry), c);
+        Ok(c)
+    }
+
+    fn insert_one(&self, key: Key, expiry: Option<u64>) -> Result<Changed, ManageError> {
+        let _one = self.lock.lock();
+        let path = self.keys.clone().ok_or(ManageError::NoFile("--keys"))?;
+        let current = self.keys()?;
+        if current
+            .iter()
+            .any(|(k, _)| crate::access::keys::ct_eq(&k.0, &key.0))
+        {
+            return Ok(Changed {
+                changed: false,
+                entries: current.len(),
+            });
+        }
+        let next =
+            KeySet::from_entries(current.iter().map(|(k, e)| (*k, e)).chain([(key, expiry)]));
+        let entries = self.install_keys(&path, next)?;
+        Ok(Changed {
+            changed: true,
+            entries,
+        })
+    }
+
+    /// Read the access list again and put it in force, as a SIGHUP does, but
+    /// answering when done: the entries now in force, or why the file was
+    /// not loaded (the list in force stays). `None` without `--access-list`.
+    pub fn reload_list(&self) -> Option<Result<usize, LoadError>> {
+        let _one = self.lock.lock();
+        let (path, mode) = self.list.clone()?;
+        Some(load_list(&path).map(|list| {
+            let entries = list.len();
+            let list = Arc::new(list);
+            self.handle.update(|p| p.with_list(Some((mode, list))));
+            entries
+        }))
+    }
+
+    /// The key file's counterpart of [`Files::reload_list`]; `None` without
+    /// `--keys`.
+    pub fn reload_keys(&self) -> Option<Result<usize, LoadError>> {
+        let _one = self.lock.lock();
+        let path = self.keys.clone()?;
+        Some(load_keys(&path).map(|keys| {
+            let entries = keys.len();
+            let keys = Arc::new(keys);
+            self.handle.update(|p| p.with_keys(Some(keys)));
+            entries
+        }))
     }
 
     fn install_keys(&self, path: &std::path::Path, next: KeySet) -> Result<usize, ManageError> {
@@ -275,5 +417,105 @@ mod tests {
             files.set_listed([1; 20], true),
             Err(ManageError::NoFile("--access-list"))
         ));
+    }
+
+    #[derive(Debug, Default)]
+    struct Recorder(Mutex<Vec<Change>>);
+    impl Replicate for Recorder {
+        fn changed(&self, change: &Change) {
+            self.0.lock().push(*change);
+        }
+    }
+
+    /// Changes made through the API are handed on once each; changes from
+    /// elsewhere ([`Files::apply`]) are written and enforced but not handed
+    /// on again.
+    #[test]
+    fn api_changes_reach_the_hook_and_applied_ones_do_not() {
+        let d = tmp("hook");
+        let (list, keys) = (d.0.join("allow.txt"), d.0.join("keys.txt"));
+        let handle = PolicyHandle::new(Policy::new(
+            Some((Mode::Allow, Arc::new(AccessList::from_hashes([])))),
+            Some(Arc::new(KeySet::from_entries([]))),
+            false,
+        ));
+        let files = Files::new(
+            handle.clone(),
+            Some((list, Mode::Allow)),
+            Some(keys.clone()),
+        );
+        let rec = Arc::new(Recorder::default());
+        files.set_replicate(rec.clone()).unwrap();
+        files.set_listed([1; 20], true).unwrap();
+        files.set_listed([1; 20], true).unwrap(); // unchanged: not handed on
+        let (k, _) = files.add_key(Some(5_000_000_000)).unwrap();
+        files.remove_key(&k).unwrap();
+        assert_eq!(
+            *rec.0.lock(),
+            vec![
+                Change::Listed([1; 20]),
+                Change::KeyAdded(k, Some(5_000_000_000)),
+                Change::KeyRemoved(k)
+            ]
+        );
+        let other = Key(*b"abcdefghijklmnopqrstuvwxyzABCDEF");
+        assert!(files.apply(&Change::KeyAdded(other, None)).unwrap().changed);
+        assert!(files.apply(&Change::Unlisted([1; 20])).unwrap().changed);
+        assert_eq!(rec.0.lock().len(), 3, "nothing handed on");
+        assert!(!handle.load().torrent_allowed(&[1; 20]));
+        assert_eq!(handle.load().keys().unwrap().check(&other, 0), Ok(()));
+        assert!(std::fs::read_to_string(&keys)
+            .unwrap()
+            .contains("abcdefghijklmnopqrstuvwxyzABCDEF"));
+        // The same key again with another expiry takes the new one.
+        assert!(
+            files
+                .apply(&Change::KeyAdded(other, Some(7)))
+                .unwrap()
+                .changed
+        );
+        assert!(
+            !files
+                .apply(&Change::KeyAdded(other, Some(7)))
+                .unwrap()
+                .changed
+        );
+    }
+
+    #[test]
+    fn given_keys_are_added_once_and_files_reload_on_demand() {
+        let d = tmp("given");
+        let path = d.0.join("keys.txt");
+        let handle = PolicyHandle::new(Policy::new(
+            None,
+            Some(Arc::new(KeySet::from_entries([]))),
+            false,
+        ));
+        let files = Files::new(handle.clone(), None, Some(path.clone()));
+        let rec = Arc::new(Recorder::default());
+        files.set_replicate(rec.clone()).unwrap();
+        let k = Key(*b"abcdefghijklmnopqrstuvwxyzABCDEF");
+        let c = files.insert_key(k, Some(4_000_000_000)).unwrap();
+        assert_eq!((c.changed, c.entries), (true, 1));
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "abcdefghijklmnopqrstuvwxyzABCDEF 4000000000\n"
+        );
+        let again = files.insert_key(k, None).unwrap();
+        assert_eq!((again.changed, again.entries), (false, 1));
+        assert_eq!(handle.load().keys().unwrap().check(&k, 0), Ok(()));
+        // A hand edit is read on demand; a bad one keeps what is in force.
+        std::fs::write(&path, "").unwrap();
+        assert_eq!(files.reload_keys().unwrap().unwrap(), 0);
+        assert!(handle.load().keys().unwrap().check(&k, 0).is_err());
+        std::fs::write(&path, "not a key\n").unwrap();
+        assert!(files.reload_keys().unwrap().is_err());
+        assert!(files.reload_list().is_none(), "no --access-list");
+        // A given key is handed on once, as a random one is; a reload reads
+        // this instance's own file and hands nothing on.
+        assert_eq!(
+            *rec.0.lock(),
+            vec![Change::KeyAdded(k, Some(4_000_000_000))]
+        );
     }
 }

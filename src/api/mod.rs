@@ -7,6 +7,8 @@
 //! - [`history`]: the hour of stats samples behind `/stats` rates and
 //!   `/stats/history`;
 //! - [`manage`]: access-list and key changes written back to their files;
+//! - [`torrust`]: torrust-tracker's v1 REST API over the same state and
+//!   files (`--torrust-api`), for tools such as torrust-index;
 //! - [`client`]: `shoal api …`, the command-line client.
 //!
 //! Guarantees: every `/api/v1` request is checked against the token in
@@ -19,6 +21,7 @@ pub mod client;
 pub mod history;
 pub mod manage;
 pub mod serve;
+pub mod torrust;
 
 use crate::stats::Registry;
 use crate::time::Now;
@@ -117,7 +120,9 @@ pub struct Api {
     /// When the next sample is due (ms): the loop turn that checks reads
     /// this atomic, not the history's lock, which API readers also take.
     next_sample_ms: AtomicU64,
-    files: OnceLock<Files>,
+    /// Shared with the cluster, which applies other instances' changes
+    /// through the same files.
+    files: OnceLock<Arc<Files>>,
 }
 
 impl Api {
@@ -139,12 +144,12 @@ impl Api {
     }
 
     /// Manage the access files behind `files` (at most once).
-    pub fn set_files(&self, files: Files) -> Result<(), Files> {
+    pub fn set_files(&self, files: Arc<Files>) -> Result<(), Arc<Files>> {
         self.files.set(files)
     }
 
     pub fn files(&self) -> Option<&Files> {
-        self.files.get()
+        self.files.get().map(|f| &**f)
     }
 
     /// Take a history sample if one is due (called by the control thread

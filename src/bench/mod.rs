@@ -22,17 +22,21 @@
 //! simulated torrents and peers; `worker.rs` one load-generating thread and
 //! its counts ([`Totals`]); `hist.rs` the latency histogram; `report.rs` the
 //! outcome and its text and JSON forms; this file the set-up and the run.
+//! `shed.rs` is `shoal bench --shed`: no sockets, a model of one worker and
+//! a population that honours the announce interval, in simulated time.
 
 pub mod compare;
 mod config;
 pub mod hist;
 mod population;
 mod report;
+pub mod shed;
 mod worker;
 
 pub use config::{BenchConfig, Withdraw, MAX_DURATION, MAX_PEERS, MAX_SOCKETS, MAX_WORKERS};
 pub use population::info_hash;
 pub use report::Report;
+pub use shed::{ShedConfig, ShedReport};
 pub use worker::{Totals, Withdrawal, ANNOUNCE, CONNECT, SCRAPE};
 
 use crate::client::{Scheme, TrackerUrl};

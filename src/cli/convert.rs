@@ -14,9 +14,9 @@ use super::UsageError;
 use crate::access::{AccessConfig, Mode};
 use crate::api::client::Request;
 use crate::api::{ApiConfig, ApiToken};
-use crate::bench::{BenchConfig, Withdraw};
+use crate::bench::{BenchConfig, ShedConfig, Withdraw};
 use crate::client::{AnnounceParams, Client, Event};
-use crate::cluster::ClusterConfig;
+use crate::cluster::{ClusterConfig, Secret};
 use crate::limit::LimitConfig;
 use crate::net::HttpConfig;
 use crate::rendezvous::RendezvousConfig;
@@ -71,7 +71,7 @@ impl ServeArgs {
             api: self.api()?,
             rendezvous: self.rendezvous(),
             state: self.state(),
-            cluster: self.cluster(),
+            cluster: self.cluster()?,
             stats_interval: secs_or_off(self.stats_interval),
             control_nice: self.control_nice,
         };
@@ -95,15 +95,29 @@ impl ServeArgs {
             http: self.http.clone(),
             metrics: self.metrics.clone(),
             api: self.api.clone(),
+            torrust: self.torrust_api.clone(),
             rendezvous: self.rendezvous.clone(),
             defaults,
         }
     }
 
+    /// The tracker's settings. Of `--max-interval` and `--peer-timeout`, one
+    /// given alone sets the other's default (the longest interval handed out
+    /// must stay below the peer timeout); neither given: the default max
+    /// interval, and a peer timeout that covers it.
     fn tracker(&self) -> TrackerConfig {
-        TrackerConfig {
+        let jitter = self.interval_jitter;
+        let peer_timeout = self.peer_timeout.unwrap_or_else(|| {
+            let max = self
+                .max_interval
+                .unwrap_or_else(|| TrackerConfig::default_max_interval(self.interval));
+            TrackerConfig::default_peer_timeout(self.interval, jitter, max)
+        });
+        let mut t = TrackerConfig {
             interval: self.interval,
-            peer_timeout: self.peer_timeout,
+            interval_jitter: jitter,
+            max_interval: self.max_interval,
+            peer_timeout,
             default_numwant: self.default_numwant,
             max_numwant: self.max_numwant,
             max_scrape: self.max_scrape,
@@ -114,7 +128,11 @@ impl ServeArgs {
                 .unwrap_or_else(|| crate::server::host::default_max_memory().0),
             max_torrent_share: self.max_torrent_share,
             shards: self.shards,
-        }
+        };
+        // Resolved here, so the configuration (and --print-config) holds
+        // the value in force.
+        t.max_interval = Some(t.max_interval());
+        t
     }
 
     fn http(&self) -> HttpConfig {
@@ -178,15 +196,41 @@ impl ServeArgs {
         })
     }
 
-    fn cluster(&self) -> Option<ClusterConfig> {
-        self.cluster.as_ref().map(|url| ClusterConfig {
+    /// The cluster's settings; the secret and the CA are read here, once.
+    fn cluster(&self) -> Result<Option<ClusterConfig>, UsageError> {
+        let Some(url) = &self.cluster else {
+            if self.cluster_secret_file.is_some() || self.cluster_ca_file.is_some() {
+                return Err(UsageError::new(
+                    "--cluster-secret-file and --cluster-ca-file need --cluster",
+                ));
+            }
+            return Ok(None);
+        };
+        let secret = match &self.cluster_secret_file {
+            Some(path) => Some(
+                Secret::read(path).map_err(|e| UsageError(format!("--cluster-secret-file {e}")))?,
+            ),
+            None => None,
+        };
+        let ca =
+            match &self.cluster_ca_file {
+                Some(path) => Some(std::fs::read(path).map_err(|e| {
+                    UsageError(format!("--cluster-ca-file {}: {e}", path.display()))
+                })?),
+                None => None,
+            };
+        Ok(Some(ClusterConfig {
             url: url.clone(),
             name: self.cluster_name.clone(),
             state_interval: Duration::from_secs(match self.state_interval {
                 0 => CLUSTER_STATE_INTERVAL,
                 n => n,
             }),
-        })
+            secret,
+            ca,
+            backlog: Duration::from_secs(self.cluster_backlog),
+            versions: self.cluster_versions,
+        }))
     }
 }
 
@@ -274,6 +318,31 @@ impl BenchArgs {
             ..a.clone()
         };
         Ok(Some((a, b, self.rounds.unwrap_or(5))))
+    }
+
+    /// The `--shed` model these flags describe.
+    pub fn to_shed(&self) -> Result<ShedConfig, UsageError> {
+        let interval = self.shed_interval;
+        if interval == 0 || interval > 10_800 {
+            return Err(UsageError::new("--shed-interval must be 1..=10800 seconds"));
+        }
+        let jitter = TrackerConfig::default().interval_jitter;
+        let max = TrackerConfig::default_max_interval(interval);
+        let config = ShedConfig {
+            peers: self.shed_peers,
+            load: self.shed_load,
+            intervals: self.shed_intervals,
+            tracker: TrackerConfig {
+                interval,
+                max_interval: Some(max),
+                peer_timeout: TrackerConfig::default_peer_timeout(interval, jitter, max),
+                ..TrackerConfig::default()
+            },
+            seed: self.seed,
+            calm_after: self.shed_calm_after,
+        };
+        config.validate().map_err(UsageError)?;
+        Ok(config)
     }
 }
 

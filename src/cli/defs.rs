@@ -6,13 +6,14 @@
 //! and [`super::doc`] read these same definitions back.
 
 use super::print::Given;
-use crate::bench::BenchConfig;
+use crate::bench::{BenchConfig, ShedConfig};
 use crate::client::{self, TrackerUrl};
 use crate::limit::{Cidr, LimitConfig};
 use crate::net::HttpConfig;
 use crate::rendezvous::RendezvousConfig;
 use crate::server::config::CONTROL_NICE;
 use crate::server::Config;
+use crate::tracker::config::MAX_INTERVAL_JITTER;
 use crate::tracker::TrackerConfig;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
@@ -208,13 +209,38 @@ pub struct ServeArgs {
     )]
     pub control_nice: i32,
 
-    /// Announce interval sent to clients, in seconds.
+    /// Announce interval sent to clients, in seconds (while a worker keeps up).
     #[arg(help_heading = "Tracker", long, value_name = "SECS", env = "SHOAL_INTERVAL", default_value_t = TrackerConfig::default().interval)]
     pub interval: u32,
 
-    /// Drop a peer that has not announced for this long, in seconds (at most 32767).
-    #[arg(help_heading = "Tracker", long, value_name = "SECS", env = "SHOAL_PEER_TIMEOUT", default_value_t = TrackerConfig::default().peer_timeout)]
-    pub peer_timeout: u32,
+    /// Spread each reply's interval uniformly within ± PERCENT of the
+    /// current interval (0..=50), so clients that announced together drift apart.
+    #[arg(help_heading = "Tracker", long, value_name = "PERCENT", env = "SHOAL_INTERVAL_JITTER", default_value_t = TrackerConfig::default().interval_jitter, value_parser = clap::value_parser!(u8).range(0..=i64::from(MAX_INTERVAL_JITTER)))]
+    pub interval_jitter: u8,
+
+    /// Longest interval an overloaded worker hands out, in seconds: its
+    /// interval rises with the overload up to this and falls back once calm;
+    /// equal to --interval: fixed. [default: 4 × --interval, at most 3 h, and
+    /// below --peer-timeout if that is given]
+    #[arg(
+        help_heading = "Tracker",
+        long,
+        value_name = "SECS",
+        env = "SHOAL_MAX_INTERVAL"
+    )]
+    pub max_interval: Option<u32>,
+
+    /// Drop a peer that has not announced for this long, in seconds (at most
+    /// 32767); must exceed the longest interval handed out. [default: the
+    /// longest interval handed out (--max-interval plus its jitter) plus half
+    /// of --interval]
+    #[arg(
+        help_heading = "Tracker",
+        long,
+        value_name = "SECS",
+        env = "SHOAL_PEER_TIMEOUT"
+    )]
+    pub peer_timeout: Option<u32>,
 
     /// Peers sent when a client asks for the default (num_want -1).
     #[arg(help_heading = "Tracker", long, value_name = "N", env = "SHOAL_DEFAULT_NUMWANT", default_value_t = TrackerConfig::default().default_numwant)]
@@ -328,8 +354,9 @@ pub struct ServeArgs {
     #[arg(help_heading = "Rendezvous", long, value_name = "N", env = "SHOAL_RENDEZVOUS_PUSH_RATE", default_value_t = RendezvousConfig::default().push_rate)]
     pub rendezvous_push_rate: u32,
 
-    /// Share the swarm with other shoal instances through Redis or Valkey
-    /// pub/sub (redis://HOST:PORT[/DB]); every request is still answered locally.
+    /// Share the swarm with other shoal instances through a Redis or Valkey
+    /// stream (redis[s]://[USER:PASSWORD@]HOST:PORT[/DB]); every request is
+    /// still answered locally.
     #[arg(
         help_heading = "Cluster",
         long,
@@ -338,7 +365,8 @@ pub struct ServeArgs {
     )]
     pub cluster: Option<String>,
 
-    /// Cluster: the pub/sub channel shared by the instances, and the prefix of their state keys.
+    /// Cluster: the name shared by the instances: the stream is NAME:log, the
+    /// state keys NAME:state:*.
     #[arg(
         help_heading = "Cluster",
         long,
@@ -347,6 +375,50 @@ pub struct ServeArgs {
         default_value = "shoal"
     )]
     pub cluster_name: String,
+
+    /// Cluster: a file holding the secret shared by the instances (at least
+    /// 16 bytes, read once at start): every batch is signed with it, and only
+    /// signed batches are applied. Without it anyone who can write to the
+    /// stream can inject peers.
+    #[arg(
+        help_heading = "Cluster",
+        long,
+        value_name = "FILE",
+        env = "SHOAL_CLUSTER_SECRET_FILE"
+    )]
+    pub cluster_secret_file: Option<PathBuf>,
+
+    /// Cluster: PEM certificate(s) of the private CA a rediss:// server's
+    /// certificate is checked against, instead of the system's roots.
+    #[arg(
+        help_heading = "Cluster",
+        long,
+        value_name = "FILE",
+        env = "SHOAL_CLUSTER_CA_FILE"
+    )]
+    pub cluster_ca_file: Option<PathBuf>,
+
+    /// Cluster: how long the stream keeps batches, in seconds: what an
+    /// instance that reconnects or joins can catch up on. Redis holds about
+    /// 48 bytes per announce for this long.
+    #[arg(help_heading = "Cluster", 
+        long,
+        value_name = "SECS",
+        env = "SHOAL_CLUSTER_BACKLOG",
+        default_value_t = crate::cluster::DEFAULT_BACKLOG.as_secs()
+    )]
+    pub cluster_backlog: u64,
+
+    /// Cluster: entries of the table of each peer's latest event (24 bytes
+    /// each): how many recent events records arriving out of order are
+    /// judged against.
+    #[arg(help_heading = "Cluster", 
+        long,
+        value_name = "N",
+        env = "SHOAL_CLUSTER_VERSIONS",
+        default_value_t = crate::cluster::DEFAULT_VERSIONS
+    )]
+    pub cluster_versions: usize,
 
     /// Warm restart: load the swarms from FILE at start (if it exists) and
     /// write them to it at SIGTERM/SIGINT and every --state-interval. The file
@@ -382,7 +454,21 @@ pub struct ServeArgs {
     )]
     pub api: Vec<SocketAddr>,
 
-    /// The API's bearer token (at least 16 visible characters). Prefer
+    /// torrust-tracker's REST API (v1) on this address (repeatable;
+    /// comma-separated in the environment), so torrust-index and other tools
+    /// written for torrust drive shoal. Off by default; the same token and
+    /// access files as --api. Keep it on loopback or behind a firewall.
+    #[arg(help_heading = "Management API", 
+        long = "torrust-api",
+        value_name = "ADDR",
+        env = "SHOAL_TORRUST_API",
+        value_delimiter = ',',
+        value_parser = parse_addr
+    )]
+    pub torrust_api: Vec<SocketAddr>,
+
+    /// The API's bearer token (at least 16 visible characters), for --api
+    /// and --torrust-api. Prefer
     /// SHOAL_API_TOKEN or --api-token-file: a flag shows in `ps`.
     #[arg(
         help_heading = "Management API",
@@ -730,6 +816,36 @@ pub struct BenchArgs {
     /// Print the final report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+
+    /// Send nothing: simulate whether the announce interval sheds load. One
+    /// worker, a population of BEP 15 clients that honour the interval they
+    /// are handed, shoal's own tracker core and interval control law, in
+    /// simulated time; a fixed interval, jitter alone and the adaptive
+    /// interval side by side, one line per simulated interval.
+    #[arg(long)]
+    pub shed: bool,
+
+    /// --shed: simulated clients.
+    #[arg(long, value_name = "N", default_value_t = ShedConfig::default().peers)]
+    pub shed_peers: u32,
+
+    /// --shed: the clients' demand at --shed-interval over what the worker answers.
+    #[arg(long, value_name = "X", default_value_t = ShedConfig::default().load)]
+    pub shed_load: f64,
+
+    /// --shed: simulated time, in intervals of --shed-interval.
+    #[arg(long, value_name = "N", default_value_t = ShedConfig::default().intervals)]
+    pub shed_intervals: u32,
+
+    /// --shed: the simulated tracker's --interval, in seconds (its jitter and
+    /// --max-interval are shoal's defaults for it).
+    #[arg(long, value_name = "SECS", default_value_t = TrackerConfig::default().interval)]
+    pub shed_interval: u32,
+
+    /// --shed: after this many intervals three clients in four leave, to
+    /// show the interval coming back [default: they all stay].
+    #[arg(long, value_name = "N")]
+    pub shed_calm_after: Option<u32>,
 }
 
 /// `shoal rendezvous` actions.

@@ -14,8 +14,11 @@
 //! 3. for a default the flag states in prose (the UDP addresses), the
 //!    value in effect, commented (a set `SHOAL_UDP` would make an address
 //!    the host cannot bind an error, where the default skips it);
-//! 4. the default the flag's definition declares;
-//! 5. otherwise the setting is off or derived, and the line is a comment.
+//! 4. for a default derived from other settings (--max-interval and
+//!    --peer-timeout from --interval), the value derived, as a setting: it is
+//!    the same on any host (`derived`);
+//! 5. the default the flag's definition declares;
+//! 6. otherwise the setting is off, and the line is a comment.
 //!
 //! Read back as the environment of another `shoal`, the lines give the same
 //! configuration, with two deliberate exceptions: a secret (an argument
@@ -98,6 +101,18 @@ fn detected(id: &str, config: &Config) -> Option<String> {
     }
 }
 
+/// For settings whose default is derived from other settings, the value
+/// derived: the same on any host, printed as a setting.
+fn derived(id: &str, config: &Config) -> Option<String> {
+    match id {
+        // Derived from each other and from --interval: printed as derived,
+        // so the lines read back give the same pair.
+        "max_interval" => Some(config.tracker.max_interval().to_string()),
+        "peer_timeout" => Some(config.tracker.peer_timeout.to_string()),
+        _ => None,
+    }
+}
+
 /// For settings whose default is described in the flag's help rather than
 /// declared, the value in effect when it is the default.
 fn described_default(id: &str, config: &Config) -> Option<String> {
@@ -151,6 +166,9 @@ fn value(arg: &clap::Arg, given: &Given, config: &Config) -> Value {
     }
     if let Some(v) = detected(id, config) {
         return Value::Detected(v);
+    }
+    if let Some(v) = derived(id, config) {
+        return Value::Set(v);
     }
     if let Some(v) = described_default(id, config) {
         return Value::Default(v);
@@ -373,6 +391,17 @@ mod tests {
     fn host_detected_defaults_print_the_value_found() {
         let cmd = serve_command();
         let (config, text) = printed(&[]);
+        // Derived from other settings: the same anywhere, so settings.
+        for (id, env) in [
+            ("max_interval", "SHOAL_MAX_INTERVAL"),
+            ("peer_timeout", "SHOAL_PEER_TIMEOUT"),
+        ] {
+            let arg = cmd.get_arguments().find(|a| a.get_id() == id).unwrap();
+            assert!(arg.get_default_values().is_empty(), "{id}");
+            let found = derived(id, &config).unwrap();
+            let line = format!("\n{env}={found}  # --{}\n", arg.get_long().unwrap());
+            assert!(text.contains(&line), "{text}");
+        }
         for (id, env) in [
             ("workers", "SHOAL_WORKERS"),
             ("max_memory", "SHOAL_MAX_MEMORY"),

@@ -62,7 +62,7 @@ impl Answer<'_> {
             &handled.outcome,
             reply.is_some(),
         );
-        publish(self.outbox, &handled.outcome, self.worker);
+        publish(self.outbox, now, &handled.outcome, self.worker);
         reply
     }
 }

@@ -7,9 +7,12 @@
 //! shared swarm map; the worker counts and publishes what the core says
 //! happened. No channels, no async runtime, and no management work: map
 //! walks, metrics, the API and file writes belong to the control thread.
+//! Each turn adds its working time to the worker's counters and takes the
+//! announce interval the control thread set for it ([`super::load`]).
 
 use super::conn::{ConnConfig, Conns, Handoff, CONN_BASE};
 use super::listen::{Listener, Role, Socket};
+use super::load::Target;
 use super::rendezvous::{RdvIo, RdvSocket};
 use super::serve::{ClientAddr, TrackerHttp};
 use super::udp::{Answer, UdpIo};
@@ -17,14 +20,14 @@ use crate::cluster::{Outbox, Record};
 use crate::limit::RateLimiter;
 use crate::rendezvous::Rendezvous;
 use crate::stats::Counters;
-use crate::time::Clock;
+use crate::time::{Clock, Now};
 use crate::tracker::{Outcome, Tracker, Worker};
 use mio::net::{TcpListener, UdpSocket};
 use mio::{Events, Interest, Poll, Token, Waker};
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The token of a loop's waker (a shutdown, a hand-off).
 pub const WAKE: Token = Token(usize::MAX - 1);
@@ -53,6 +56,8 @@ pub struct WorkerContext {
     pub rendezvous: Option<Arc<Rendezvous>>,
     /// `--cluster`: this worker's record buffer.
     pub outbox: Option<Outbox>,
+    /// The announce interval the control thread sets for this worker.
+    pub interval: Arc<Target>,
 }
 
 /// A worker's poller and sockets, bound but not yet running.
@@ -110,17 +115,32 @@ impl WorkerIo {
         }
         Ok((io, waker))
     }
+
+    /// The inodes of the worker's tracker UDP sockets, whose receive drops
+    /// are its load signal (empty where `/proc` cannot tell).
+    pub fn udp_inodes(&self) -> Vec<u64> {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            self.udp
+                .iter()
+                .filter_map(|(_, sock)| crate::stats::fd_socket_inode(sock.as_raw_fd()))
+                .collect()
+        }
+        #[cfg(not(target_os = "linux"))]
+        Vec::new()
+    }
 }
 
-/// Tell the other instances of a cluster about an announce the swarm took:
-/// a fixed-size record into the worker's own buffer. Always inlined: without
-/// a cluster it is one test, not a call.
+/// Tell the other instances of a cluster about an announce the swarm took
+/// at `now`: a fixed-size record into the worker's own buffer. Always
+/// inlined: without a cluster it is one test, not a call.
 #[inline(always)]
-pub fn publish(outbox: Option<&Outbox>, o: &Outcome, w: &Worker) {
+pub fn publish(outbox: Option<&Outbox>, now: Now, o: &Outcome, w: &Worker) {
     if let (Some(out), Outcome::Announced, Some(ev)) = (outbox, o, w.event()) {
         // A port-0 peer is not worth a record (the batch format refuses it).
         if ev.addr.port() != 0 {
-            out.push(Record::from(*ev));
+            out.push(Record::from(*ev), now);
         }
     }
 }
@@ -142,6 +162,8 @@ pub fn run(id: usize, mut io: WorkerIo, ctx: WorkerContext) {
     let outbox = ctx.outbox.as_ref();
     log::debug!("worker {id} running");
     let mut now = ctx.clock.now();
+    let mut interval = 0;
+    let mut turn_start = Instant::now();
     loop {
         // Last turn's clock is close enough to bound the sleep.
         let timeout = if pending.iter().any(|&p| p) || rdv.has_pending() {
@@ -151,7 +173,11 @@ pub fn run(id: usize, mut io: WorkerIo, ctx: WorkerContext) {
                 .wake_in_ms(now.ms())
                 .map_or(IDLE_TICK, |ms| IDLE_TICK.min(Duration::from_millis(ms)))
         };
-        match io.poll.poll(&mut events, Some(timeout)) {
+        // The turn's work ends here; what poll waits is idle time.
+        counters.add_busy(turn_start.elapsed().as_nanos() as u64);
+        let polled = io.poll.poll(&mut events, Some(timeout));
+        turn_start = Instant::now();
+        match polled {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => {
@@ -163,6 +189,12 @@ pub fn run(id: usize, mut io: WorkerIo, ctx: WorkerContext) {
             break;
         }
         now = ctx.clock.now();
+        let wanted = ctx.interval.get();
+        if wanted != interval {
+            interval = wanted;
+            worker.set_interval(wanted);
+            counters.set_interval(ctx.tracker.intervals().centre(wanted));
+        }
         conns.expire(&mut io.poll, now.ms(), counters);
         {
             let mut http = TrackerHttp {

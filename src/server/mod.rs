@@ -18,18 +18,21 @@
 
 pub mod config;
 pub mod host;
+mod replicate;
 mod start;
 
 pub use config::{Config, Listen, DEFAULT_PORT};
 
 use crate::access::reload::{ReloadThread, Which};
 use crate::access::{LoadError, Reloader};
+use crate::api::manage::Files;
 use crate::api::{self, Api};
 use crate::cluster::{self, Status};
 use crate::limit::{ConnLimiter, RateLimiter};
 use crate::net::control::{self, ControlContext, ControlIo};
 use crate::net::housekeeping::Sources;
 use crate::net::listen::{self, Wanted};
+use crate::net::load::{Link, Target};
 use crate::net::serve::ClientAddr;
 use crate::net::worker::{self, WorkerContext, WorkerIo};
 use crate::net::{BindError, Buffers, ConnConfig, Listener, Role, Stop};
@@ -108,6 +111,8 @@ pub struct Server {
     reloader: Option<Reloader>,
     rendezvous: Option<Arc<Rendezvous>>,
     cluster: Option<Arc<Status>>,
+    /// The access files, shared by the API and the cluster.
+    files: Option<Arc<Files>>,
     api: Option<Arc<Api>>,
     rate_limiter: Option<Arc<RateLimiter>>,
     conn_limiter: Option<Arc<ConnLimiter>>,
@@ -156,6 +161,10 @@ impl Server {
                 role: Role::Api,
                 addrs: &l.api,
             },
+            Wanted {
+                role: Role::Torrust,
+                addrs: &l.torrust,
+            },
         ];
         let bound = listen::bind(&wanted, n, config.socket_buffer, l.defaults)?;
         let mut workers = Vec::with_capacity(n);
@@ -194,8 +203,11 @@ impl Server {
         let cluster = config
             .cluster
             .as_ref()
-            .map(|_| Arc::new(Status::new(n + 1)));
+            .map(|c| Arc::new(Status::for_config(n + 1, c)));
         let mut registry = Registry::new(n);
+        for c in &registry.workers {
+            c.set_interval(config.tracker.interval);
+        }
         registry.rendezvous = rendezvous.clone();
         registry.max_peers = config.tracker.max_peers;
         if let Some(c) = &cluster {
@@ -207,8 +219,10 @@ impl Server {
             st.record_load(&registry.state);
         }
         let registry = Arc::new(registry);
-        let api = match (&config.api.token, l.api.is_empty()) {
-            (Some(token), false) => Some(Arc::new(Api::new(
+        // One API behind both surfaces: one token, one set of files.
+        let api_wanted = !l.api.is_empty() || !l.torrust.is_empty();
+        let api = match (&config.api.token, api_wanted) {
+            (Some(token), true) => Some(Arc::new(Api::new(
                 token.clone(),
                 Arc::clone(&tracker),
                 Arc::clone(&registry),
@@ -220,11 +234,28 @@ impl Server {
             ))),
             _ => None,
         };
-        if let (Some(api), Some(r)) = (&api, &reloader) {
-            let a = &config.access;
-            let files = api::manage::Files::new(r.handle().clone(), a.list.clone(), a.keys.clone());
-            if api.set_files(files).is_err() {
+        // The access files, for changes made through the API and changes
+        // from other instances of a cluster.
+        let files = reloader
+            .as_ref()
+            .filter(|_| api.is_some() || cluster.is_some())
+            .map(|r| {
+                let a = &config.access;
+                Arc::new(Files::new(
+                    r.handle().clone(),
+                    a.list.clone(),
+                    a.keys.clone(),
+                ))
+            });
+        if let (Some(api), Some(files)) = (&api, &files) {
+            if api.set_files(Arc::clone(files)).is_err() {
                 log::warn!("the API already manages the access files");
+            }
+        }
+        if let (Some(status), Some(files)) = (&cluster, &files) {
+            let hook = Arc::new(replicate::ToCluster(Arc::clone(status)));
+            if files.set_replicate(hook).is_err() {
+                log::warn!("the access files already replicate");
             }
         }
         Ok(Server {
@@ -242,6 +273,7 @@ impl Server {
             reloader,
             rendezvous,
             cluster,
+            files,
             api,
             config,
         })
@@ -292,6 +324,7 @@ impl Server {
             reloader,
             rendezvous,
             cluster,
+            files,
             api,
             rate_limiter,
             conn_limiter,
@@ -304,9 +337,11 @@ impl Server {
                 tracker: Arc::clone(&tracker),
                 clock: clock.clone(),
                 stop: Arc::clone(&stop),
+                access: files
+                    .clone()
+                    .map(|f| Arc::new(replicate::ToFiles(f)) as Arc<dyn cluster::AccessSink>),
             };
-            cluster::join_state(cfg, status, &ctx);
-            threads.extend(cluster::spawn(cfg, status, &ctx).map_err(spawn_err)?);
+            threads.extend(cluster::start(cfg, status, &ctx).map_err(spawn_err)?);
         }
         let conns = ConnConfig {
             max_conns: config.http.max_connections,
@@ -323,8 +358,13 @@ impl Server {
             .metrics_on_tracker_port
             .then(|| control_io.handoff());
         let mut wakers = vec![control_waker];
+        let mut links = Vec::with_capacity(workers.len());
         for (id, (io, waker)) in workers.into_iter().enumerate() {
             wakers.push(waker);
+            let link = Link {
+                target: Arc::new(Target::new(config.tracker.interval)),
+                inodes: io.udp_inodes(),
+            };
             let ctx = WorkerContext {
                 tracker: Arc::clone(&tracker),
                 counters: Arc::clone(&registry.workers[id]),
@@ -336,7 +376,9 @@ impl Server {
                 handoff: handoff.clone(),
                 rendezvous: rendezvous.clone(),
                 outbox: cluster.as_ref().map(|c| c.outbox(id)),
+                interval: Arc::clone(&link.target),
             };
+            links.push(link);
             let t = std::thread::Builder::new()
                 .name(format!("shoal-worker-{id}"))
                 .spawn(move || worker::run(id, io, ctx))
@@ -352,6 +394,7 @@ impl Server {
                 rendezvous,
                 stats_interval: config.stats_interval,
                 http: !config.listen.http.is_empty() || !config.listen.metrics.is_empty(),
+                links,
             },
             counters: Arc::clone(&registry.control),
             clock: clock.clone(),
@@ -447,6 +490,10 @@ impl Running {
 
     pub fn api_addrs(&self) -> Vec<SocketAddr> {
         self.addrs(Role::Api)
+    }
+
+    pub fn torrust_addrs(&self) -> Vec<SocketAddr> {
+        self.addrs(Role::Torrust)
     }
 
     pub fn tracker(&self) -> &Arc<Tracker> {

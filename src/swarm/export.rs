@@ -24,11 +24,9 @@
 
 use super::peers::{is_fresh, Peer, Stamp};
 use super::{
-    Announce, InfoHash, Open, Peer4, Peer6, PeerFamily, PeerId, PeerIdKey, Role, Shard, Swarm,
-    Torrent,
+    Announce, InfoHash, Open, Peer4, Peer6, PeerFamily, PeerId, Role, Shard, Swarm, Torrent,
 };
 use crate::snapshot::{Header, Loaded, PeerRecord4, PeerRecord6, SnapshotWriter, TorrentRecord};
-use std::collections::HashMap;
 use std::io::{self, Write};
 use std::net::IpAddr;
 
@@ -91,7 +89,7 @@ fn age(now: Stamp, stamp: Stamp) -> u32 {
 }
 
 /// The peer-id side table of a shard.
-type PeerIds = HashMap<PeerIdKey, PeerId, ahash::RandomState>;
+use super::shard::PeerIds;
 
 /// What copying one torrent's peers needs to know.
 #[derive(Clone, Copy)]
@@ -241,19 +239,21 @@ impl Swarm {
             let at = self.shard_at(&info_hash);
             let mut guard = self.shards[at].lock();
             let shard = &mut *guard;
-            // The map never refuses a peer (it evicts its stalest instead),
-            // so what was not kept is read back from the torrent afterwards.
-            self.store_record(shard, &rec, now);
-            let Shard {
-                torrents, peer_ids, ..
-            } = shard;
+            // Past its bounds the map evicts its stalest (or leaves out a
+            // peer nothing makes room for), so what was not kept is read
+            // back from the torrent afterwards.
+            self.store_record(at, shard, &rec, now);
             offered += rec.peers() as u64;
-            let Some(torrent) = torrents.get_mut(&info_hash) else {
+            if shard.torrents.lookup(&info_hash).is_err() {
                 continue;
-            };
-            torrent.set_completed(rec.completed);
+            }
+            self.restore_count(at, shard, &info_hash, rec.completed, false);
             for &(index, id) in &rec.peer_ids {
                 let i = index as usize;
+                let Ok(pos) = shard.torrents.lookup(&info_hash) else {
+                    break;
+                };
+                let torrent = shard.torrents.torrent_at(pos);
                 let key = match (rec.v4.get(i), rec.v6.get(i.wrapping_sub(rec.v4.len()))) {
                     (Some(p), _)
                         if torrent.contains::<Peer4>(&(p.ip, p.port), &self.peer_hasher) =>
@@ -269,22 +269,23 @@ impl Swarm {
                     // have refused: no id to keep.
                     _ => continue,
                 };
-                peer_ids.insert(key, id);
-                done.peer_ids += 1;
+                if self.keep_peer_id(at, shard, key, &id) {
+                    done.peer_ids += 1;
+                }
             }
             done.torrents += 1;
-            self.publish(at, shard);
+            self.settle(at, shard);
         }
         // The stamps just written are exact at `now`: the next sweep measures
         // from here, not from the empty map's start (see `expire_shard`).
         for (at, shard) in self.shards.iter().enumerate() {
             let mut guard = shard.lock();
             guard.swept_at = now;
-            self.publish(at, &mut guard);
+            self.settle(at, &mut guard);
         }
-        // The map never refuses a peer: past its bounds it evicts the
-        // stalest, here as the net loop would before serving. What is left
-        // is what the import kept (the map was empty before it).
+        // Past 95 % of a bound the relief sweep evicts the stalest, here as
+        // the control thread would. What is left is what the import
+        // kept (the map was empty before it).
         for _ in 0..4 {
             if !self.under_pressure() {
                 break;
@@ -309,13 +310,11 @@ impl Swarm {
             let at = self.shard_at(&rec.info_hash);
             let mut guard = self.shards[at].lock();
             let shard = &mut *guard;
-            self.store_record(shard, &rec, now);
+            self.store_record(at, shard, &rec, now);
             // The other instance's count is already the cluster's: the
             // larger one never counts a download twice.
-            if let Some(t) = shard.torrents.get_mut(&rec.info_hash) {
-                t.raise_completed(rec.completed);
-            }
-            self.publish(at, shard);
+            self.restore_count(at, shard, &rec.info_hash, rec.completed, true);
+            self.settle(at, shard);
             done.torrents += 1;
             done.peers += rec.peers() as u64;
         }
@@ -325,7 +324,7 @@ impl Swarm {
     /// Stores `rec`'s peers in `shard` (the shard of its info hash), each as
     /// an announce made `age` seconds before `now` that wants no peers, so
     /// the map's bounds and accounting apply to them as to any other.
-    fn store_record(&self, shard: &mut Shard, rec: &TorrentRecord, now: u32) {
+    fn store_record(&self, at: usize, shard: &mut Shard, rec: &TorrentRecord, now: u32) {
         let role = |seeder| if seeder { Role::Seeder } else { Role::Leecher };
         let past = |age: u32, seeder: bool| Announce {
             info_hash: rec.info_hash,
@@ -342,11 +341,11 @@ impl Swarm {
         };
         for p in &rec.v4 {
             let req = past(p.age, p.seeder).with_addr((p.ip, p.port));
-            self.announce_locked::<Peer4, _>(shard, &req, &Open, |_, _| {});
+            self.announce_locked::<Peer4, _>(at, shard, &req, &Open, |_, _| {});
         }
         for p in &rec.v6 {
             let req = past(p.age, p.seeder).with_addr((p.ip, p.port));
-            self.announce_locked::<Peer6, _>(shard, &req, &Open, |_, _| {});
+            self.announce_locked::<Peer6, _>(at, shard, &req, &Open, |_, _| {});
         }
     }
 }

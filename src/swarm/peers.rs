@@ -16,7 +16,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// A peer's last announce time, as the low 16 bits of the tracker clock in seconds.
 /// Ages are signed 16-bit differences, exact while every stamp of a shard is
-/// less than 32768 s old: the net loop sweeps every shard at least once a
+/// less than 32768 s old: the control thread sweeps every shard at least once a
 /// minute, the swarm caps the peer timeout to leave room for that, and a
 /// shard swept too late for its stamps to be trusted is emptied rather than
 /// read wrong (see `Swarm::expire_shard`). 2 bytes a peer instead of 4.
@@ -88,6 +88,15 @@ macro_rules! impl_peer {
 
 impl_peer!(Peer4, Ipv4Addr);
 impl_peer!(Peer6, Ipv6Addr);
+
+impl Peer4 {
+    /// 0.0.0.0:0, stamp 0: what an unused inline slot holds.
+    pub const UNSPECIFIED: Peer4 = Peer4 {
+        ip: [0; 4],
+        port: 0,
+        stamp: 0,
+    };
+}
 
 /// Where an announce left a peer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,7 +171,7 @@ impl<P: Peer> PeerSet<P> {
             + self
                 .index
                 .as_ref()
-                .map_or(0, |i| std::mem::size_of::<Index>() + i.slots.len() * 4)
+                .map_or(0, |i| std::mem::size_of::<Index>() + i.slots.len() * SLOT)
     }
 
     pub fn contains(&self, addr: &P::Addr, hasher: &ahash::RandomState) -> bool {
@@ -204,56 +213,121 @@ impl<P: Peer> PeerSet<P> {
         max: usize,
         hasher: &ahash::RandomState,
     ) -> Upserted {
-        let s = self.seeders as usize;
         match self.find(&addr, hasher) {
-            Some(i) => {
-                self.peers[i].set_stamp(stamp);
-                let was_seeder = i < s;
-                let index = match (was_seeder, seeder) {
-                    (false, true) => {
-                        self.swap(i, s, hasher);
-                        self.seeders += 1;
-                        s
-                    }
-                    (true, false) => {
-                        self.swap(i, s - 1, hasher);
-                        self.seeders -= 1;
-                        s - 1
-                    }
-                    _ => i,
-                };
-                Upserted {
-                    index,
-                    was: Some(was_seeder),
-                }
-            }
-            None => {
-                let i = self.peers.len();
-                if self.peers.capacity() == 0 {
-                    // A set's first peer gets a vector of one, not the four a
-                    // push would allocate: the long tail of one-peer IPv6
-                    // torrents (IPv4 ones are inline) pays 20 bytes, not 80.
-                    self.peers.reserve_exact(1);
-                } else if i == self.peers.capacity() && i * 2 > max {
-                    // Near the cap: grow to it exactly, not to twice the length.
-                    self.peers.reserve_exact(max.max(i + 1) - i);
-                }
-                self.peers.push(P::new(addr, stamp));
-                match &mut self.index {
-                    Some(index) => index.insert(P::hash_key(&addr, hasher), i, &self.peers, hasher),
-                    None if self.peers.len() > INDEX_AT => self.rebuild_index(hasher),
-                    None => {}
-                }
-                let index = if seeder {
-                    self.swap(i, s, hasher);
-                    self.seeders += 1;
-                    s
-                } else {
-                    i
-                };
-                Upserted { index, was: None }
-            }
+            Some(i) => self.refresh_at(i, seeder, stamp, hasher),
+            None => self.insert_absent(addr, seeder, stamp, max, hasher),
         }
+    }
+
+    /// Refresh a known peer (its stamp, its role); `None` if it is not here.
+    pub fn refresh(
+        &mut self,
+        addr: &P::Addr,
+        seeder: bool,
+        stamp: Stamp,
+        hasher: &ahash::RandomState,
+    ) -> Option<Upserted> {
+        let i = self.find(addr, hasher)?;
+        Some(self.refresh_at(i, seeder, stamp, hasher))
+    }
+
+    fn refresh_at(
+        &mut self,
+        i: usize,
+        seeder: bool,
+        stamp: Stamp,
+        hasher: &ahash::RandomState,
+    ) -> Upserted {
+        let s = self.seeders as usize;
+        self.peers[i].set_stamp(stamp);
+        let was_seeder = i < s;
+        let index = match (was_seeder, seeder) {
+            (false, true) => {
+                self.swap(i, s, hasher);
+                self.seeders += 1;
+                s
+            }
+            (true, false) => {
+                self.swap(i, s - 1, hasher);
+                self.seeders -= 1;
+                s - 1
+            }
+            _ => i,
+        };
+        Upserted {
+            index,
+            was: Some(was_seeder),
+        }
+    }
+
+    /// Add a peer that is not in the set (as [`PeerSet::upsert`] would).
+    pub fn insert_absent(
+        &mut self,
+        addr: P::Addr,
+        seeder: bool,
+        stamp: Stamp,
+        max: usize,
+        hasher: &ahash::RandomState,
+    ) -> Upserted {
+        debug_assert!(self.find(&addr, hasher).is_none());
+        let s = self.seeders as usize;
+        let i = self.peers.len();
+        if self.peers.capacity() == 0 {
+            // A set's first peer gets a vector of one, not the four a
+            // push would allocate: a one-peer set costs one peer.
+            self.peers.reserve_exact(1);
+        } else if i == self.peers.capacity() && i * 2 > max {
+            // Near the cap: grow to it exactly, not to twice the length.
+            self.peers.reserve_exact(max.max(i + 1) - i);
+        }
+        self.peers.push(P::new(addr, stamp));
+        match &mut self.index {
+            Some(index) => index.insert(P::hash_key(&addr, hasher), i, &self.peers, hasher),
+            None if self.peers.len() > INDEX_AT => self.rebuild_index(hasher),
+            None => {}
+        }
+        let index = if seeder {
+            self.swap(i, s, hasher);
+            self.seeders += 1;
+            s
+        } else {
+            i
+        };
+        Upserted { index, was: None }
+    }
+
+    /// Heap bytes [`PeerSet::insert_absent`] would allocate with the same
+    /// `max`: the vector's growth and the index's (built or doubled). Exact:
+    /// the memory budget grants it before the insert.
+    #[inline]
+    pub fn insert_growth(&self, max: usize) -> usize {
+        let (len, cap) = (self.peers.len(), self.peers.capacity());
+        // The common case, checked first: room in the vector and the index.
+        let index_room = match &self.index {
+            Some(index) => (index.len + 1) * 2 <= index.slots.len(),
+            None => len < INDEX_AT,
+        };
+        if len < cap && index_room {
+            return 0;
+        }
+        self.growth_past_room(max)
+    }
+
+    /// [`PeerSet::insert_growth`] when the vector or the index is full.
+    #[inline(never)]
+    fn growth_past_room(&self, max: usize) -> usize {
+        let (len, cap) = (self.peers.len(), self.peers.capacity());
+        let grown = vec_capacity_after_insert(len, cap, max);
+        let vector = (grown - cap) * std::mem::size_of::<P>();
+        let index = match &self.index {
+            Some(index) if (index.len + 1) * 2 > index.slots.len() => index.slots.len() * SLOT,
+            Some(_) => 0,
+            None if len + 1 > INDEX_AT => {
+                std::mem::size_of::<Index>() + index_capacity(len + 1) * SLOT
+            }
+            None => 0,
+        };
+        vector + index
     }
 
     /// Remove a peer; returns whether it was there, and as a seeder.
@@ -340,8 +414,7 @@ impl<P: Peer> PeerSet<P> {
     }
 
     fn rebuild_index(&mut self, hasher: &ahash::RandomState) {
-        let cap = (self.peers.len() * 2).next_power_of_two().max(2 * INDEX_AT);
-        let mut index = Index::with_capacity(cap);
+        let mut index = Index::with_capacity(index_capacity(self.peers.len()));
         for (i, p) in self.peers.iter().enumerate() {
             index.insert_unchecked(P::hash_key(&p.addr(), hasher), i);
         }
@@ -370,6 +443,31 @@ impl<P: Peer> PeerSet<P> {
         sample(&self.peers, range, skip, want, random, emit)
     }
 }
+
+/// The capacity of a set's vector of `len` peers and `cap` room after
+/// [`PeerSet::insert_absent`] with `max`: its exact reserves, then a push's
+/// amortized growth (twice the room, at least four; std's rule for elements
+/// of 2 to 1024 bytes).
+pub fn vec_capacity_after_insert(len: usize, cap: usize, max: usize) -> usize {
+    let mut c = cap;
+    if c == 0 {
+        c = len + 1;
+    } else if len == c && len * 2 > max {
+        c = max.max(len + 1);
+    }
+    if len + 1 > c {
+        c = (2 * c).max(len + 1).max(4);
+    }
+    c
+}
+
+/// Slots of an index built over `len` peers: at most half full.
+fn index_capacity(len: usize) -> usize {
+    (len * 2).next_power_of_two().max(2 * INDEX_AT)
+}
+
+/// Bytes of one index slot (a position).
+const SLOT: usize = std::mem::size_of::<u32>();
 
 /// Sets up to this many peers are scanned whole for their stalest peer.
 pub const SCAN_AT: usize = 64;

@@ -25,7 +25,9 @@
 //! the hole (so positions are not stable across removals, and nothing outside
 //! this file keeps one); the table is keyed by the shard's keyed hash.
 
-use super::{readmit, Admission, InfoHash, Torrent};
+#[cfg(test)]
+use super::{readmit, Admission};
+use super::{InfoHash, Torrent};
 use ahash::RandomState;
 use hashbrown::HashTable;
 
@@ -47,6 +49,14 @@ fn new_chunk() -> Chunk {
 
 /// Bytes of one table slot (a position).
 const SLOT: usize = std::mem::size_of::<u32>();
+
+/// Bytes `hashbrown` allocates for a table of `buckets` positions: the slots
+/// rounded up to the control bytes' alignment (a group), a control byte a
+/// bucket, and a trailing group of them. (The test
+/// `the_table_grows_as_insert_growth_says` holds it to `allocation_size`.)
+fn table_bytes(buckets: usize) -> usize {
+    (buckets * SLOT).next_multiple_of(GROUP) + buckets + GROUP
+}
 
 /// Where a lookup in a table starts reading: the address of its control
 /// bytes and its bucket mask. Only ever used to prefetch, never dereferenced,
@@ -209,10 +219,6 @@ impl Torrents {
         self.position(key).map(|i| &self.at(i).torrent)
     }
 
-    pub fn get_mut(&mut self, key: &InfoHash) -> Option<&mut Torrent> {
-        self.position(key).map(|i| &mut self.at_mut(i).torrent)
-    }
-
     /// The entry of `key`: its admission stamp and its torrent.
     pub fn entry_mut(&mut self, key: &InfoHash) -> Option<(&mut u32, &mut Torrent)> {
         self.position(key).map(|i| {
@@ -221,9 +227,55 @@ impl Torrents {
         })
     }
 
+    /// Where `key` is (`Ok`: its position), or its hash to insert it with
+    /// (`Err`), in one lookup.
+    #[inline]
+    pub fn lookup(&self, key: &InfoHash) -> Result<usize, u64> {
+        let hash = self.hash(key);
+        self.position_hashed(hash, key).ok_or(hash)
+    }
+
+    /// The torrent at position `i` (`0..len`).
+    #[inline]
+    pub fn torrent_at(&self, i: usize) -> &Torrent {
+        &self.at(i).torrent
+    }
+
+    /// The entry at position `i` (`0..len`): its admission stamp and torrent.
+    #[inline]
+    pub fn entry_at(&mut self, i: usize) -> (&mut u32, &mut Torrent) {
+        let e = self.at_mut(i);
+        (&mut e.admitted, &mut e.torrent)
+    }
+
+    /// Heap bytes the next [`Torrents::insert_new`] may allocate: a new
+    /// chunk (and room for its pointer) when every chunk is full, and the
+    /// table's next size when it has no room left. An upper bound: a table
+    /// whose insert lands on a tombstone does not grow.
+    pub fn insert_growth(&self) -> usize {
+        let mut growth = 0;
+        if self.len == self.chunks.len() * CHUNK {
+            growth += std::mem::size_of::<[Entry; CHUNK]>();
+            let cap = self.chunks.capacity();
+            if self.chunks.len() == cap {
+                growth += ((2 * cap).max(4) - cap) * std::mem::size_of::<Chunk>();
+            }
+        }
+        if self.table.len() == self.table.capacity() {
+            // An unallocated table reads as one bucket; its first has four.
+            let grown = match self.table.allocation_size() {
+                0 => 4,
+                _ => 2 * self.table.num_buckets(),
+            };
+            growth += table_bytes(grown) - self.table.allocation_size();
+        }
+        growth
+    }
+
     /// The torrent of `key` if `adm` admits it (see [`super::Admission`]),
     /// added empty (under `adm`'s stamp) if it is not there; in one lookup.
     /// `None`, and nothing added, for one `adm` does not admit.
+    #[cfg(test)]
     pub fn get_or_insert_admitted<A: Admission>(
         &mut self,
         key: &InfoHash,
@@ -243,8 +295,9 @@ impl Torrents {
         Some(&mut self.at_mut(i).torrent)
     }
 
-    /// Add `key` (not stored, hashing to `hash`) with an empty torrent; its position.
-    fn insert_new(&mut self, hash: u64, key: &InfoHash, admitted: u32) -> usize {
+    /// Add `key` (not stored, hashing to `hash`) with an empty torrent
+    /// admitted under `admitted`; its position.
+    pub fn insert_new(&mut self, hash: u64, key: &InfoHash, admitted: u32) -> usize {
         let i = self.len;
         let Torrents {
             table,
@@ -309,6 +362,13 @@ impl Torrents {
             std::mem::swap(self.at_mut(i), &mut gone);
         }
         self.len -= 1;
+        if self.len == 0 {
+            // The last torrent gone: nothing kept. At a memory bound, a
+            // shard with no torrent to evict holds no bytes another shard's
+            // newcomer could need.
+            self.release();
+            return gone.torrent;
+        }
         // Free a spare empty chunk once the chunk before it has room again.
         let used = self.len.div_ceil(CHUNK);
         if self.chunks.len() > used + 1
@@ -317,6 +377,14 @@ impl Torrents {
             self.chunks.truncate(used);
         }
         gone.torrent
+    }
+
+    /// Free the table and the chunks of an empty shard.
+    fn release(&mut self) {
+        debug_assert_eq!(self.len, 0);
+        self.table = HashTable::new();
+        self.chunks = Vec::new();
+        self.layout = ProbeLayout::default();
     }
 
     /// Keep the torrents for which `keep` returns true (it may change them
@@ -497,5 +565,39 @@ mod tests {
         model.clear();
         check(&t, &model);
         assert!(t.chunks.is_empty());
+    }
+
+    #[test]
+    fn the_table_grows_as_insert_growth_says() {
+        let mut t = Torrents::with_hasher(RandomState::new());
+        let mut grew = 0;
+        for n in 0..20_000 {
+            let predicted = t.insert_growth();
+            let before = t.own_bytes();
+            let hash = t.hash(&key(n));
+            t.insert_new(hash, &key(n), 0);
+            let actual = t.own_bytes() - before;
+            // Without removals there are no tombstones: the bound is exact.
+            assert_eq!(actual, predicted, "insert {n}");
+            grew += usize::from(actual > 0);
+            if t.table.num_buckets() > 0 {
+                assert_eq!(
+                    t.table.allocation_size(),
+                    table_bytes(t.table.num_buckets())
+                );
+            }
+        }
+        assert!(grew > 300, "{grew} growths");
+        // After removals, the bound still holds (a tombstone may spare the growth).
+        for n in (0..20_000).step_by(3) {
+            t.remove(&key(n));
+        }
+        for n in 20_000..40_000 {
+            let predicted = t.insert_growth();
+            let before = t.own_bytes();
+            let hash = t.hash(&key(n));
+            t.insert_new(hash, &key(n), 0);
+            assert!(t.own_bytes() - before <= predicted, "insert {n}");
+        }
     }
 }

@@ -10,9 +10,9 @@
 
 use super::peers::Stamp;
 use super::torrent::PeerFamily;
-use super::{Counts, InfoHash, Peer4, Peer6, PeerIdKey, Swarm};
+use super::{Counts, InfoHash, Peer4, Peer6, Swarm};
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::net::IpAddr;
 
 /// Most peers listed for one torrent: the counts stay exact, the list stops.
@@ -126,7 +126,7 @@ impl Swarm {
 fn push_peers<P: PeerFamily>(
     out: &mut Vec<PeerView>,
     torrent: &super::Torrent,
-    ids: &HashMap<PeerIdKey, super::PeerId, ahash::RandomState>,
+    ids: &super::shard::PeerIds,
     info_hash: &InfoHash,
     now: u32,
 ) {

@@ -120,6 +120,7 @@ async function main() {
       return {
         torrents: v("torrents"), peers: v("peers"), seeders: v("seeders"), leechers: v("leechers"),
         requests: v("requests"), replies: v("replies"), rejects: v("rejects"), api401: v("api-401"),
+        interval: v("interval"), intervalTitle: document.getElementById("interval-card").title,
         rows: document.querySelectorAll("#torrents tr").length, lines,
         replyLines: document.querySelectorAll("#replies polyline").length,
       };
@@ -132,10 +133,16 @@ async function main() {
       // The tracker's refusals apart from the API's own 401s.
       rejects: stats.totals.rejects_total - stats.rejects.api_unauthorized,
       api401: stats.rejects.api_unauthorized,
+      // One value when the workers agree, else their range (the load
+      // above may have raised one worker's).
+      interval: ((lo, hi) => (lo === hi ? String(hi) : lo + "–" + hi) + " s")(
+        Math.min(...stats.interval.workers), Math.max(...stats.interval.workers)),
     };
     for (const [k, v] of Object.entries(want)) {
       assert.strictEqual(shown[k], String(v), k + ": the page shows " + shown[k] + ", /api/v1/stats says " + v);
     }
+    assert.strictEqual(stats.interval.workers.length, 2);
+    assert.ok(/±10 %.*up to 7200 s/.test(shown.intervalTitle), "the interval tile's range: " + shown.intervalTitle);
     assert.ok(stats.torrents > 0 && stats.peers.total > 0 && stats.totals.requests_total > 0, "no load seen");
     assert.ok(stats.rejects.api_unauthorized >= 1, "the refused API request was not counted");
     assert.ok(shown.rows > 0, "no top torrents");
