@@ -27,6 +27,7 @@ const ROOMS: &[(&str, &[&str])] = &[
     ("snapshot", &[]),
     ("limit", &[]),
     ("sys", &[]),
+    ("xdp", &[]),
     // The map, and who may use it.
     ("swarm", &["snapshot"]),
     ("access", &["swarm", "wire"]),
