@@ -3,6 +3,11 @@
 //!
 //! - [`frame`]: the Ethernet/IPv4/IPv6/UDP layouts: parse a frame addressed
 //!   to the tracker's ports, write the reply's headers and checksums around
-//!   the payload the core wrote in place. Pure byte code, no I/O.
+//!   the payload the core wrote in place. Pure byte code, no I/O; compiled
+//!   in every build so the default tests, fuzzing and benches cover it.
+//! - [`prog`] (feature `xdp`, Linux): the XDP program in C that redirects the
+//!   tracker's datagrams to AF_XDP sockets, loaded and attached with libbpf.
 
 pub mod frame;
+#[cfg(all(feature = "xdp", target_os = "linux"))]
+pub mod prog;

@@ -1,0 +1,217 @@
+//! The AF_XDP path on a real interface: a veth pair between two network
+//! namespaces this test creates (and deletes), the tracker's side in one,
+//! a sender in the other. Only with `--features xdp`, and only as root
+//! (network namespaces, BPF): otherwise each test says why in one line and
+//! passes without checking anything.
+//!
+//! ```sh
+//! cargo test --features xdp --test xdp
+//! ```
+#![cfg(all(feature = "xdp", target_os = "linux"))]
+// setns(2) moves a test thread into a namespace: the one unsafe call here.
+#![allow(unsafe_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use shoal::xdp::prog::{Error, Program};
+use std::fs::File;
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::process::Command;
+use std::time::Duration;
+
+/// Why these tests cannot run here, if they cannot.
+fn unable() -> Option<String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("not root".into());
+    }
+    match Command::new("ip").arg("-V").output() {
+        Ok(o) if o.status.success() => {}
+        _ => return Some("no `ip` command (iproute2)".into()),
+    }
+    // A container may deny namespaces even to root.
+    let probe = format!("shoal-xdp-probe-{}", std::process::id());
+    let made = Command::new("ip").args(["netns", "add", &probe]).output();
+    let _ = Command::new("ip").args(["netns", "del", &probe]).output();
+    match made {
+        Ok(o) if o.status.success() => None,
+        Ok(o) => Some(format!(
+            "no network namespaces: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        )),
+        Err(e) => Some(format!("no network namespaces: {e}")),
+    }
+}
+
+macro_rules! skip_unless_able {
+    () => {
+        if let Some(why) = unable() {
+            eprintln!(
+                "skipped: the AF_XDP tests need root, iproute2 and network namespaces: {why}"
+            );
+            return;
+        }
+    };
+}
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Two namespaces joined by a veth pair: `a` (the tracker's, 10.231.N.1 and
+/// fd31:N::1 on `iface_a`) and `b` (the sender's, .2 and ::2). Deleted on drop.
+struct Link {
+    a: String,
+    b: String,
+    iface_a: String,
+    v4_a: String,
+    v6_a: String,
+}
+
+impl Link {
+    fn new(tag: u8) -> Link {
+        let id = std::process::id();
+        let (a, b) = (
+            format!("shoal-xdp-{id}-{tag}a"),
+            format!("shoal-xdp-{id}-{tag}b"),
+        );
+        let (va, vb) = (format!("sx{id}{tag}a"), format!("sx{id}{tag}b"));
+        let link = Link {
+            a: a.clone(),
+            b: b.clone(),
+            iface_a: va.clone(),
+            v4_a: format!("10.231.{tag}.1"),
+            v6_a: format!("fd31:{tag}::1"),
+        };
+        ip(&["netns", "add", &a]);
+        ip(&["netns", "add", &b]);
+        ip(&[
+            "link", "add", &va, "netns", &a, "type", "veth", "peer", "name", &vb, "netns", &b,
+        ]);
+        for (ns, dev, n) in [(&a, &va, 1), (&b, &vb, 2)] {
+            let v4 = format!("10.231.{tag}.{n}/24");
+            let v6 = format!("fd31:{tag}::{n}/64");
+            ip(&["-n", ns, "addr", "add", &v4, "dev", dev]);
+            ip(&["-n", ns, "addr", "add", &v6, "dev", dev, "nodad"]);
+            ip(&["-n", ns, "link", "set", dev, "up"]);
+            ip(&["-n", ns, "link", "set", "lo", "up"]);
+        }
+        link
+    }
+
+    /// Runs `f` on a thread inside namespace `ns`.
+    fn within<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let file = File::open(format!("/run/netns/{ns}")).unwrap();
+        std::thread::spawn(move || {
+            // SAFETY: a valid namespace fd; only this thread changes namespace.
+            let r = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
+            f()
+        })
+        .join()
+        .unwrap()
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        // Deleting a namespace deletes the veth end inside it, and so the pair.
+        for ns in [&self.a, &self.b] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+/// Receives one datagram within a bound; its length.
+fn recv_len(s: &UdpSocket) -> usize {
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 4096];
+    s.recv_from(&mut buf).expect("a datagram within 5 s").0
+}
+
+/// With no AF_XDP socket in its map, the program must leave every frame to
+/// the kernel: its own sockets still get everything, including what the
+/// program matched (its fallback is XDP_PASS). What it matched must be
+/// exactly the unfragmented UDP datagrams to the tracker's port, IPv4 and
+/// IPv6; not another port, not the fragments of a large datagram, not ARP
+/// (the sender has no static neighbour entry, so ARP and ND go through it
+/// first).
+#[test]
+fn program_matches_only_tracker_datagrams_and_passes_the_rest() {
+    skip_unless_able!();
+    let link = Link::new(1);
+    let (iface, v4_a, v6_a) = (link.iface_a.clone(), link.v4_a.clone(), link.v6_a.clone());
+    let (tx, rx) = std::sync::mpsc::channel::<(SocketAddr, SocketAddr, SocketAddr)>();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let b = link.b.clone();
+    let a = link.a.clone();
+    let tracker = std::thread::spawn(move || {
+        Link::within(&a, move || {
+            // Dual-stack sockets on ports the kernel picks in this namespace.
+            let port = UdpSocket::bind("[::]:0").unwrap();
+            let other = UdpSocket::bind("[::]:0").unwrap();
+            let p = port.local_addr().unwrap().port();
+            let q = other.local_addr().unwrap().port();
+            let prog = Program::attach(&iface, &[p]).expect("attach in native mode");
+            tx.send((
+                format!("{v4_a}:{p}").parse().unwrap(),
+                format!("[{v6_a}]:{p}").parse().unwrap(),
+                format!("{v4_a}:{q}").parse().unwrap(),
+            ))
+            .unwrap();
+            let mut got = vec![recv_len(&port), recv_len(&port)];
+            let other_len = recv_len(&other);
+            got.push(recv_len(&port));
+            got.push(recv_len(&port));
+            got.sort();
+            let matched = prog.matched().unwrap();
+            done_rx.recv().unwrap();
+            (got, other_len, matched)
+        })
+    });
+    let (to_v4, to_v6, to_other) = rx.recv().unwrap();
+    Link::within(&b, move || {
+        let s4 = UdpSocket::bind("0.0.0.0:0").unwrap();
+        let s6 = UdpSocket::bind("[::]:0").unwrap();
+        s4.send_to(&[1; 16], to_v4).unwrap();
+        s6.send_to(&[2; 17], to_v6).unwrap();
+        s4.send_to(&[3; 18], to_other).unwrap();
+        // Larger than the 1500-byte MTU: sent as fragments.
+        s4.send_to(&[4; 3000], to_v4).unwrap();
+        s6.send_to(&[5; 3001], to_v6).unwrap();
+    });
+    done_tx.send(()).unwrap();
+    let (got, other_len, matched) = tracker.join().unwrap();
+    assert_eq!(got, vec![16, 17, 3000, 3001]);
+    assert_eq!(other_len, 18);
+    assert_eq!(
+        matched, 2,
+        "only the two unfragmented datagrams to the port"
+    );
+}
+
+/// Start-up errors say what is wrong: no such interface, or one that already
+/// runs an XDP program; dropping the program detaches it.
+#[test]
+fn attach_errors_and_detach_on_drop() {
+    skip_unless_able!();
+    let link = Link::new(2);
+    let iface = link.iface_a.clone();
+    Link::within(&link.a, move || {
+        let e = Program::attach("shoal-no-such0", &[6969]).unwrap_err();
+        assert!(matches!(e, Error::NoInterface(_)), "{e}");
+        assert!(e.to_string().contains("no network interface"), "{e}");
+        let first = Program::attach(&iface, &[6969]).unwrap();
+        let e = Program::attach(&iface, &[6969]).unwrap_err();
+        assert!(matches!(e, Error::Busy(_)), "{e}");
+        assert!(!e.to_string().contains('\n'));
+        drop(first);
+        Program::attach(&iface, &[6969]).expect("attach again after the first is dropped");
+    });
+}
