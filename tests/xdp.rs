@@ -12,12 +12,16 @@
 #![allow(unsafe_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use shoal::time::Clock;
+use shoal::tracker::{Tracker, TrackerConfig, Worker};
 use shoal::xdp::prog::{Error, Program};
+use shoal::xdp::xsk::Xsk;
 use std::fs::File;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::process::Command;
 use std::time::Duration;
+use std::time::Instant;
 
 /// Why these tests cannot run here, if they cannot.
 fn unable() -> Option<String> {
@@ -214,4 +218,118 @@ fn attach_errors_and_detach_on_drop() {
         drop(first);
         Program::attach(&iface, &[6969]).expect("attach again after the first is dropped");
     });
+}
+
+/// A BEP 15 exchange over AF_XDP, answered by the tracker core: from the
+/// peer namespace, an IPv4 connect, an announce with the connection id it
+/// got, and an IPv6 connect, through ordinary kernel sockets; on the
+/// tracker's side an AF_XDP socket on queue 0 receives the frames and
+/// `Tracker::handle_udp` answers in the TX frames. The sender's kernel
+/// accepts the replies, so their MACs, addresses, ports, lengths and
+/// checksums are right; the tracker's own kernel socket on that port gets
+/// none of the datagrams.
+#[test]
+fn bep15_over_af_xdp_answered_by_the_tracker_core() {
+    skip_unless_able!();
+    let link = Link::new(3);
+    let (iface, v4_a, v6_a) = (link.iface_a.clone(), link.v4_a.clone(), link.v6_a.clone());
+    let (tx, rx) = std::sync::mpsc::channel::<(SocketAddr, SocketAddr)>();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let a = link.a.clone();
+    let tracker = std::thread::spawn(move || {
+        Link::within(&a, move || {
+            let kernel = UdpSocket::bind("[::]:0").unwrap();
+            let p = kernel.local_addr().unwrap().port();
+            let prog = Program::attach(&iface, &[p]).expect("attach in native mode");
+            let mut xsk = Xsk::bind(prog.ifindex(), 0).expect("AF_XDP socket on queue 0");
+            prog.insert(0, std::os::fd::AsRawFd::as_raw_fd(&xsk))
+                .unwrap();
+            tx.send((
+                format!("{v4_a}:{p}").parse().unwrap(),
+                format!("[{v6_a}]:{p}").parse().unwrap(),
+            ))
+            .unwrap();
+            let core = Tracker::new(TrackerConfig::default());
+            let mut w = Worker::new();
+            let clock = Clock::system();
+            let mut total = shoal::xdp::xsk::Served::default();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while done_rx.try_recv().is_err() {
+                assert!(Instant::now() < deadline, "sender done within 10 s");
+                xsk.wait(Duration::from_millis(50)).unwrap();
+                let s = xsk
+                    .serve(&[p], |src, req, out| {
+                        core.handle_udp(&mut w, clock.now(), src, req, out).reply
+                    })
+                    .unwrap();
+                total.received += s.received;
+                total.skipped += s.skipped;
+                total.replied += s.replied;
+                total.dropped += s.dropped;
+            }
+            kernel.set_nonblocking(true).unwrap();
+            let leaked = kernel.recv_from(&mut [0u8; 64]).is_ok();
+            (total, prog.matched().unwrap(), leaked)
+        })
+    });
+    let (to_v4, to_v6) = rx.recv().unwrap();
+    Link::within(&link.b.clone(), move || {
+        let exchange = |s: &UdpSocket, to: SocketAddr, req: &[u8]| -> Vec<u8> {
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            s.send_to(req, to).unwrap();
+            let mut buf = [0u8; 1500];
+            let (n, from) = s.recv_from(&mut buf).expect("a reply within 5 s");
+            assert_eq!(
+                from, to,
+                "the reply comes from the tracker's address and port"
+            );
+            buf[..n].to_vec()
+        };
+        let connect = |tid: u32| {
+            let mut r = 0x0417_2710_1980u64.to_be_bytes().to_vec();
+            r.extend_from_slice(&0u32.to_be_bytes());
+            r.extend_from_slice(&tid.to_be_bytes());
+            r
+        };
+        let s4 = UdpSocket::bind("0.0.0.0:0").unwrap();
+        let rep = exchange(&s4, to_v4, &connect(0xA1B2_C3D4));
+        assert_eq!(rep.len(), 16);
+        assert_eq!(rep[..8], [0, 0, 0, 0, 0xA1, 0xB2, 0xC3, 0xD4]);
+        let conn_id = &rep[8..16];
+        // An announce (BEP 15): connection id, action 1, transaction id,
+        // info hash, peer id, downloaded, left, uploaded, event, ip, key,
+        // num_want, port.
+        let mut ann = conn_id.to_vec();
+        ann.extend_from_slice(&1u32.to_be_bytes());
+        ann.extend_from_slice(&7u32.to_be_bytes());
+        ann.extend_from_slice(&[0x11; 20]);
+        ann.extend_from_slice(b"-SH0100-xdpxdpxdpxdp");
+        ann.extend_from_slice(&[0; 8]);
+        ann.extend_from_slice(&100u64.to_be_bytes());
+        ann.extend_from_slice(&[0; 8]);
+        ann.extend_from_slice(&2u32.to_be_bytes()); // started
+        ann.extend_from_slice(&[0; 4]);
+        ann.extend_from_slice(&9u32.to_be_bytes());
+        ann.extend_from_slice(&50i32.to_be_bytes());
+        ann.extend_from_slice(&6881u16.to_be_bytes());
+        let rep = exchange(&s4, to_v4, &ann);
+        assert_eq!(rep[..8], [0, 0, 0, 1, 0, 0, 0, 7], "an announce response");
+        assert_eq!(rep.len(), 20, "no other peers yet");
+        assert_eq!(
+            rep[12..16],
+            1u32.to_be_bytes(),
+            "the announcer counted as a leecher"
+        );
+        let s6 = UdpSocket::bind("[::]:0").unwrap();
+        let rep = exchange(&s6, to_v6, &connect(0x0506_0708));
+        assert_eq!(rep.len(), 16);
+        assert_eq!(rep[..8], [0, 0, 0, 0, 5, 6, 7, 8]);
+    });
+    done_tx.send(()).unwrap();
+    let (served, matched, leaked) = tracker.join().unwrap();
+    assert_eq!(served.replied, 3, "{served:?}");
+    assert_eq!(served.received, 3, "{served:?}");
+    assert_eq!((served.skipped, served.dropped), (0, 0), "{served:?}");
+    assert_eq!(matched, 3);
+    assert!(!leaked, "no datagram reached the kernel's socket");
 }

@@ -7,7 +7,11 @@
 //!   in every build so the default tests, fuzzing and benches cover it.
 //! - [`prog`] (feature `xdp`, Linux): the XDP program in C that redirects the
 //!   tracker's datagrams to AF_XDP sockets, loaded and attached with libbpf.
+//! - [`xsk`] (feature `xdp`, Linux): one AF_XDP socket and its rings: frames
+//!   in, a handler writes each reply's payload in place, frames out.
 
 pub mod frame;
 #[cfg(all(feature = "xdp", target_os = "linux"))]
 pub mod prog;
+#[cfg(all(feature = "xdp", target_os = "linux"))]
+pub mod xsk;

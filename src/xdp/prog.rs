@@ -197,9 +197,24 @@ impl Program {
         Ok(prog)
     }
 
-    /// The XSKMAP's fd: an AF_XDP socket goes in at its queue's index.
-    pub fn xsks_fd(&self) -> c_int {
-        self.xsks
+    /// The interface's index (for binding AF_XDP sockets to its queues).
+    pub fn ifindex(&self) -> u32 {
+        self.ifindex as u32
+    }
+
+    /// Redirects the tracker's datagrams arriving on `queue` to the AF_XDP
+    /// socket `fd` (bound to that queue of this interface).
+    pub fn insert(&self, queue: u32, fd: std::os::fd::RawFd) -> Result<(), Error> {
+        // SAFETY: key and value are live locals of the XSKMAP's sizes (u32, u32).
+        let ret = unsafe {
+            bpf_map_update_elem(
+                self.xsks,
+                (&raw const queue).cast(),
+                (&raw const fd).cast(),
+                0,
+            )
+        };
+        check(ret, "adding the AF_XDP socket to the program's map").map(|_| ())
     }
 
     /// Frames the program matched and handed to the queue's socket (or, with
