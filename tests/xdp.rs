@@ -96,7 +96,26 @@ impl Link {
         ip(&["netns", "add", &a]);
         ip(&["netns", "add", &b]);
         ip(&[
-            "link", "add", &va, "netns", &a, "type", "veth", "peer", "name", &vb, "netns", &b,
+            "link",
+            "add",
+            &va,
+            "netns",
+            &a,
+            "numtxqueues",
+            "1",
+            "numrxqueues",
+            "1",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &vb,
+            "netns",
+            &b,
+            "numtxqueues",
+            "1",
+            "numrxqueues",
+            "1",
         ]);
         for (ns, dev, n) in [(&a, &va, 1), (&b, &vb, 2)] {
             let v4 = format!("10.231.{tag}.{n}/24");
