@@ -80,6 +80,11 @@ struct Link {
 
 impl Link {
     fn new(tag: u8) -> Link {
+        Link::with_peer_queues(tag, "1")
+    }
+
+    /// With `peer_tx` TX queues on the sender's end.
+    fn with_peer_queues(tag: u8, peer_tx: &str) -> Link {
         let id = std::process::id();
         let (a, b) = (
             format!("shoal-xdp-{id}-{tag}a"),
@@ -113,7 +118,7 @@ impl Link {
             "netns",
             &b,
             "numtxqueues",
-            "1",
+            peer_tx,
             "numrxqueues",
             "1",
         ]);
@@ -351,4 +356,54 @@ fn bep15_over_af_xdp_answered_by_the_tracker_core() {
     assert_eq!((served.skipped, served.dropped), (0, 0), "{served:?}");
     assert_eq!(matched, 3);
     assert!(!leaked, "no datagram reached the kernel's socket");
+}
+
+/// Without privileges, attaching fails with one line that says what is
+/// needed. The thread drops root with a raw setresuid, which (unlike
+/// glibc's) changes only the calling thread's credentials and capabilities.
+#[test]
+fn without_privileges_attach_says_what_it_needs() {
+    skip_unless_able!();
+    let link = Link::new(4);
+    let iface = link.iface_a.clone();
+    let (e, sock) = Link::within(&link.a, move || {
+        let nobody = 65534;
+        // SAFETY: a raw system call with integer arguments.
+        let r = unsafe { libc::syscall(libc::SYS_setresuid, nobody, nobody, nobody) };
+        assert_eq!(r, 0, "setresuid: {}", std::io::Error::last_os_error());
+        let e = Program::attach(&iface, &[6969]).unwrap_err();
+        let sock = Xsk::bind(1, 0).unwrap_err();
+        (e, sock)
+    });
+    assert!(matches!(e, Error::NotPermitted(_)), "{e:?}");
+    let line = e.to_string();
+    assert!(
+        line.contains("root or with CAP_BPF and CAP_NET_ADMIN"),
+        "{line}"
+    );
+    assert!(!line.contains('\n'));
+    assert_eq!(sock.raw_os_error(), Some(libc::EPERM), "{sock}");
+}
+
+/// A refusal from the kernel comes with the kernel's own reason on the same
+/// line: here veth's, for a peer with more TX queues than this end has RX
+/// queues.
+#[test]
+fn kernel_refusal_carries_the_kernels_reason() {
+    skip_unless_able!();
+    let link = Link::with_peer_queues(5, "2");
+    let iface = link.iface_a.clone();
+    let e = Link::within(&link.a, move || {
+        Program::attach(&iface, &[6969]).unwrap_err()
+    });
+    let line = e.to_string();
+    assert!(
+        line.starts_with("--xdp: attaching the XDP program failed: "),
+        "{line}"
+    );
+    assert!(
+        line.contains("veth: XDP expects number of rx queues"),
+        "{line}"
+    );
+    assert!(!line.contains('\n'), "{line}");
 }

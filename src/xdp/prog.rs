@@ -21,6 +21,7 @@
 //! - C strings are NUL-terminated `CString`s or literals that outlive the call.
 #![allow(unsafe_code)]
 
+use parking_lot::Mutex;
 use std::ffi::{c_char, c_int, c_void, CString};
 use std::fmt;
 use std::io;
@@ -64,6 +65,13 @@ extern "C" {
     fn bpf_xdp_attach(ifindex: c_int, prog_fd: c_int, flags: u32, opts: *const c_void) -> c_int;
     fn bpf_xdp_detach(ifindex: c_int, flags: u32, opts: *const c_void) -> c_int;
     fn libbpf_num_possible_cpus() -> c_int;
+    fn libbpf_set_print(f: Option<PrintFn>) -> Option<PrintFn>;
+}
+
+type PrintFn = unsafe extern "C" fn(c_int, *const c_char, *mut c_void) -> c_int;
+
+extern "C" {
+    fn vsnprintf(buf: *mut c_char, n: usize, fmt: *const c_char, args: *mut c_void) -> c_int;
 }
 
 /// Why the program could not be put in place, said in one line.
@@ -77,8 +85,9 @@ pub enum Error {
     NoDriverSupport(String),
     /// The interface already runs an XDP program.
     Busy(String),
-    /// Anything else, with the step that failed.
-    Other(&'static str, io::Error),
+    /// Anything else: the step that failed, the error, and libbpf's last
+    /// message (often the kernel's own reason), if it printed one.
+    Other(&'static str, io::Error, String),
 }
 
 impl fmt::Display for Error {
@@ -94,12 +103,55 @@ impl fmt::Display for Error {
                 "--xdp: the driver of {i} has no native XDP support (generic mode is not used)"
             ),
             Error::Busy(i) => write!(f, "--xdp: {i} already has an XDP program attached"),
-            Error::Other(step, e) => write!(f, "--xdp: {step} failed: {e}"),
+            Error::Other(step, e, said) if said.is_empty() => {
+                write!(f, "--xdp: {step} failed: {e}")
+            }
+            Error::Other(step, e, said) => write!(f, "--xdp: {step} failed: {e} ({said})"),
         }
     }
 }
 
 impl std::error::Error for Error {}
+
+impl Error {
+    fn other(step: &'static str, e: io::Error) -> Error {
+        Error::Other(step, e, last_message())
+    }
+}
+
+/// libbpf's last warning, kept for the error line instead of printed on
+/// stderr (libbpf prints several lines per failure, some misleading, such
+/// as a hint about RLIMIT_MEMLOCK when the real cause is a missing
+/// capability). Start-up only, so a mutex costs nothing.
+static LAST: Mutex<String> = Mutex::new(String::new());
+
+fn last_message() -> String {
+    std::mem::take(&mut *LAST.lock())
+}
+
+/// `LIBBPF_WARN` (libbpf.h): warnings; 1 is info, 2 debug.
+const LIBBPF_WARN: c_int = 0;
+
+/// libbpf's print callback: formats the message with `vsnprintf`, keeps the
+/// last warning for [`Error`], and logs everything at debug.
+///
+/// The `va_list` parameter is declared as a pointer: on x86-64 and AArch64
+/// a `va_list` argument is passed as a pointer to the caller's list, and it
+/// is handed on, untouched, to `vsnprintf`, which takes it the same way.
+unsafe extern "C" fn on_libbpf_print(level: c_int, fmt: *const c_char, args: *mut c_void) -> c_int {
+    let mut buf = [0u8; 512];
+    // SAFETY: `buf` is writable for its length; `fmt` and `args` come from
+    // libbpf as a format and its arguments.
+    let n = unsafe { vsnprintf(buf.as_mut_ptr().cast(), buf.len(), fmt, args) };
+    let Ok(n) = usize::try_from(n) else { return 0 };
+    let text = String::from_utf8_lossy(&buf[..n.min(buf.len() - 1)]);
+    let text = text.trim();
+    log::debug!("libbpf: {text}");
+    if level == LIBBPF_WARN && !text.is_empty() {
+        *LAST.lock() = text.replace('\n', " ");
+    }
+    0
+}
 
 /// libbpf returns `-errno` (and sets errno) on failure.
 fn check(ret: c_int, step: &'static str) -> Result<c_int, Error> {
@@ -109,7 +161,7 @@ fn check(ret: c_int, step: &'static str) -> Result<c_int, Error> {
     let e = io::Error::from_raw_os_error(-ret);
     Err(match e.raw_os_error() {
         Some(libc::EPERM) | Some(libc::EACCES) => Error::NotPermitted(step),
-        _ => Error::Other(step, e),
+        _ => Error::Other(step, e, last_message()),
     })
 }
 
@@ -126,6 +178,9 @@ impl Program {
     /// Loads the program, sets `ports` in its port table and attaches it to
     /// `iface` in native mode.
     pub fn attach(iface: &str, ports: &[u16]) -> Result<Program, Error> {
+        // SAFETY: installs a callback with libbpf's signature.
+        unsafe { libbpf_set_print(Some(on_libbpf_print)) };
+        last_message();
         let name = CString::new(iface).map_err(|_| Error::NoInterface(iface.to_string()))?;
         // SAFETY: a NUL-terminated string that outlives the call.
         let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
@@ -137,7 +192,7 @@ impl Program {
         let obj =
             unsafe { bpf_object__open_mem(OBJECT.as_ptr().cast(), OBJECT.len(), std::ptr::null()) };
         if obj.is_null() {
-            return Err(Error::Other(
+            return Err(Error::other(
                 "opening the XDP object",
                 io::Error::last_os_error(),
             ));
@@ -171,7 +226,7 @@ impl Program {
         // SAFETY: `obj` is live; the name is a NUL-terminated literal.
         let p = unsafe { bpf_object__find_program_by_name(obj, c"shoal_xdp".as_ptr()) };
         if p.is_null() {
-            return Err(Error::Other(
+            return Err(Error::other(
                 "finding the XDP program",
                 io::Error::last_os_error(),
             ));
@@ -182,10 +237,10 @@ impl Program {
         let ret = unsafe { bpf_xdp_attach(ifindex, fd, ATTACH_FLAGS, std::ptr::null()) };
         match check(ret, "attaching the XDP program") {
             Ok(_) => {}
-            Err(Error::Other(_, e)) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => {
+            Err(Error::Other(_, e, _)) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => {
                 return Err(Error::NoDriverSupport(iface.to_string()))
             }
-            Err(Error::Other(_, e))
+            Err(Error::Other(_, e, _))
                 if e.raw_os_error() == Some(libc::EBUSY)
                     || e.raw_os_error() == Some(libc::EEXIST) =>
             {
