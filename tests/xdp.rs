@@ -14,6 +14,7 @@
 
 use shoal::time::Clock;
 use shoal::tracker::{Tracker, TrackerConfig, Worker};
+use shoal::xdp::path::XdpPath;
 use shoal::xdp::prog::{Error, Program};
 use shoal::xdp::xsk::Xsk;
 use std::fs::File;
@@ -264,10 +265,14 @@ fn bep15_over_af_xdp_answered_by_the_tracker_core() {
         Link::within(&a, move || {
             let kernel = UdpSocket::bind("[::]:0").unwrap();
             let p = kernel.local_addr().unwrap().port();
-            let prog = Program::attach(&iface, &[p]).expect("attach in native mode");
-            let mut xsk = Xsk::bind(prog.ifindex(), 0).expect("AF_XDP socket on queue 0");
-            prog.insert(0, std::os::fd::AsRawFd::as_raw_fd(&xsk))
-                .unwrap();
+            let mut path = XdpPath::open(&iface, &[p], 4).expect("the AF_XDP path");
+            assert_eq!(path.queues, 1);
+            assert_eq!(
+                path.sockets.len(),
+                1,
+                "one socket: one queue, though 4 workers"
+            );
+            let mut xsk = path.sockets.pop().unwrap();
             tx.send((
                 format!("{v4_a}:{p}").parse().unwrap(),
                 format!("[{v6_a}]:{p}").parse().unwrap(),
@@ -293,7 +298,7 @@ fn bep15_over_af_xdp_answered_by_the_tracker_core() {
             }
             kernel.set_nonblocking(true).unwrap();
             let leaked = kernel.recv_from(&mut [0u8; 64]).is_ok();
-            (total, prog.matched().unwrap(), leaked)
+            (total, path.matched().unwrap(), leaked)
         })
     });
     let (to_v4, to_v6) = rx.recv().unwrap();
