@@ -26,15 +26,20 @@ impl XdpPath {
     pub fn open(iface: &str, ports: &[u16], workers: usize) -> Result<XdpPath, Error> {
         let queues = rx_queues(iface).unwrap_or(1).max(1);
         let program = Program::attach(iface, ports)?;
+        let mtu = std::fs::read_to_string(format!("/sys/class/net/{iface}/mtu"))
+            .ok()
+            .and_then(|m| m.trim().parse().ok())
+            .unwrap_or(1500);
         let served = queues.min(u32::try_from(workers).unwrap_or(u32::MAX));
         let mut sockets = Vec::with_capacity(served as usize);
         for q in 0..served {
-            let xsk = Xsk::bind(program.ifindex(), q).map_err(|e| match e.raw_os_error() {
+            let mut xsk = Xsk::bind(program.ifindex(), q).map_err(|e| match e.raw_os_error() {
                 Some(libc::EPERM) | Some(libc::EACCES) => {
                     Error::NotPermitted("opening an AF_XDP socket")
                 }
                 _ => Error::Other("binding an AF_XDP socket to a queue", e, String::new()),
             })?;
+            xsk.set_mtu(mtu);
             program.insert(q, std::os::fd::AsRawFd::as_raw_fd(&xsk))?;
             sockets.push(xsk);
         }

@@ -169,6 +169,9 @@ pub struct Xsk {
     tx: Ring<libc::xdp_desc>,
     /// TX frames we own, by UMEM address.
     free: Vec<u64>,
+    /// Longest frame to send: the interface's MTU plus the Ethernet header
+    /// (AF_XDP cannot fragment; the kernel refuses longer frames).
+    max_frame: usize,
 }
 
 // SAFETY: the mappings are owned by the Xsk alone; moving it to another
@@ -263,6 +266,7 @@ impl Xsk {
                 fd,
                 umem,
                 free: Vec::with_capacity(FRAMES / 2),
+                max_frame: frame::field::eth::END + 1500,
             };
             // The first half of the frames receive; the second half send.
             let (prod, _) = xsk.fill.room();
@@ -301,10 +305,17 @@ impl Xsk {
         })
     }
 
+    /// Replies are sized for `mtu` (1500 until told otherwise).
+    pub fn set_mtu(&mut self, mtu: usize) {
+        self.max_frame = (frame::field::eth::END + mtu).min(FRAME);
+    }
+
     fn frame_mut(&mut self, addr: u64) -> &mut [u8] {
         // SAFETY: `addr` is one of our frame addresses (see Safety), owned by
         // us while it is on the free list or being filled.
-        unsafe { std::slice::from_raw_parts_mut(self.umem.as_ptr().add(addr as usize), FRAME) }
+        unsafe {
+            std::slice::from_raw_parts_mut(self.umem.as_ptr().add(addr as usize), self.max_frame)
+        }
     }
 
     /// Waits up to `timeout` for frames to arrive.
