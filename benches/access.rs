@@ -170,6 +170,13 @@ fn bench(c: &mut Criterion) {
     g.bench_function("key_from_http_path", |b| {
         b.iter(|| black_box(key_from_path(black_box(&target), ANNOUNCE)))
     });
+    // The passkey-first form, `/KEY/announce`.
+    let mut first = b"/".to_vec();
+    first.extend_from_slice(&keys[1234].0);
+    first.extend_from_slice(b"/announce?info_hash=%00");
+    g.bench_function("key_first_from_http_path", |b| {
+        b.iter(|| black_box(key_from_path(black_box(&first), ANNOUNCE)))
+    });
     let open = PolicyHandle::new(Policy::default());
     let mut open_reader = open.reader();
     let mut next = cycling(&shuffled);

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Criterion's announce/* cases of several builds' bench binaries, run in turn
+# Criterion's announce/* (or, with FILTER, udp/*) cases of several builds' bench binaries, run in turn
 # ROUNDS times, so each round compares the builds under the same machine load.
 # Prints each build's median ns per case and, per case, the median over rounds
 # of each build's ratio to the first. See BENCHMARKS.md, "The one-peer
@@ -37,7 +37,7 @@ for r in $(seq "$ROUNDS"); do
     # own line when it is long); keep the middle estimate, in ns.
     "${BIN[$name]}" --bench "$FILTER" --measurement-time "$MEASURE" --warm-up-time 1 --noplot 2>/dev/null |
       awk -v n="$name" -v r="$r" '
-        /^announce/ { c = $1 }
+        /^(announce|udp)\// { c = $1 }
         /time:/ {
           for (i = 1; i <= NF; i++) if ($i == "time:") { v = $(i + 3); u = $(i + 4) }
           if (u == "µs") v *= 1000

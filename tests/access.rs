@@ -1,6 +1,7 @@
 //! Who may use the tracker, over real sockets: the access list (allow and
-//! deny), private keys over UDP (BEP 41 URL data) and HTTP (`/announce/KEY`),
-//! both combined, private scrape, reloads by SIGHUP and by file change, a torn
+//! deny), private keys over UDP (BEP 41 URL data) and HTTP (`/announce/KEY`
+//! and the passkey-first `/KEY/announce`, `/KEY/scrape`), both combined,
+//! private scrape, reloads by SIGHUP and by file change, a torn
 //! write, 1 M entries, start-up errors, the expiry pass dropping a swarm that
 //! left the list, `shoal announce` with a key, and no allocation per checked
 //! announce.
@@ -338,6 +339,54 @@ fn private_scrape_needs_a_key() {
     r.stop();
 }
 
+/// The passkey-first form: `/KEY/announce` over HTTP and in BEP 41 URL data,
+/// `/KEY/scrape` under --private-scrape, with the same refusals as the key
+/// after the route.
+#[test]
+fn passkey_first_urls_over_http_and_udp() {
+    let d = TmpDir::new("passkey-first");
+    let r = serve(&private(&d, true));
+    let q = |ih: &[u8; 20]| {
+        format!(
+            "?info_hash={}&peer_id=-XX0000-000000000000&port=6881&left=0&compact=1",
+            pct(ih)
+        )
+    };
+    // One seeder per address family.
+    for (seeders, http) in (1..).zip(r.http_addrs().to_vec()) {
+        let announce =
+            |key: &str| bencoded_outcome(&http_get(http, &format!("/{key}/announce{}", q(&H1))));
+        assert_eq!(announce(K1), ok(seeders, 0), "{http}");
+        assert_eq!(announce(K_UNKNOWN), err("unknown key"));
+        assert_eq!(announce(K_EXPIRED), err("unknown key"));
+        assert_eq!(announce("short"), err("unknown key"));
+        let scrape = |key: &str| http_get(http, &format!("/{key}/scrape?info_hash={}", pct(&H1)));
+        let files = scrape(K1);
+        assert!(files.starts_with(b"d5:filesd20:"), "{files:?}");
+        assert!(
+            String::from_utf8_lossy(&files).contains(&format!("8:completei{seeders}e")),
+            "{files:?}"
+        );
+        assert_eq!(bencoded_outcome(&scrape(K_UNKNOWN)), err("unknown key"));
+        // Two segments before the route: not a tracker path.
+        let r = common::get(http, &format!("/x/{K1}/announce{}", q(&H1)));
+        assert_eq!(r.status, 404);
+    }
+    for udp_addr in r.udp_addrs().to_vec() {
+        let mut c = Client::connected(udp_addr);
+        let first = format!("/{K1}/announce");
+        assert!(udp_announce(&mut c, H2, &[&first]).is_ok(), "{udp_addr}");
+        let (a, b) = first.split_at(20);
+        assert!(udp_announce(&mut c, H2, &[a, b, "?passkey=x"]).is_ok());
+        let unknown = format!("/{K_UNKNOWN}/announce");
+        assert_eq!(udp_announce(&mut c, H2, &[&unknown]), err("unknown key"));
+    }
+    // Per HTTP address 3 announces and 1 scrape, per UDP address 1 announce.
+    assert_eq!(rejects(&r, Reject::UnknownKey), 2 * 4 + 2);
+    assert_eq!(rejects(&r, Reject::MissingKey), 0);
+    r.stop();
+}
+
 #[test]
 fn list_and_keys_combine() {
     let d = TmpDir::new("combined");
@@ -595,6 +644,8 @@ fn shoal_announce_sends_the_key_and_prints_the_trackers_error() {
         format!("http://{}", p.addr(Role::Http)),
     ] {
         let out = announce(format!("{base}/announce/{K1}"));
+        assert!(out.status.success(), "{base}: {out:?}");
+        let out = announce(format!("{base}/{K1}/announce"));
         assert!(out.status.success(), "{base}: {out:?}");
         let out = announce(format!("{base}/announce/{K_UNKNOWN}"));
         assert!(!out.status.success());

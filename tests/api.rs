@@ -94,6 +94,11 @@ fn stats_torrents_and_history_reflect_the_swarm() {
     assert_eq!(s["totals"]["replies"]["udp"]["announce"], 3);
     assert_eq!(s["workers"], 2);
     assert_eq!(s["limits"]["max_numwant"], 200);
+    // Calm workers hand out --interval; the range is the configuration's.
+    assert_eq!(s["interval"]["workers"], serde_json::json!([1800, 1800]));
+    assert_eq!(s["interval"]["secs"], 1800);
+    assert_eq!(s["interval"]["max_secs"], 7200);
+    assert_eq!(s["interval"]["jitter_percent"], 10);
     assert!(s["rates"]["last_10s"]["seconds"].as_f64().unwrap() > 0.0);
     assert!(s["access"]["list"].is_null() && s["access"]["keys"].is_null());
     if cfg!(target_os = "linux") {

@@ -20,6 +20,8 @@ use std::time::Duration;
 fn config() -> Config {
     let mut c = Config::for_udp("127.0.0.1:0".parse().unwrap());
     c.listen.http = vec!["127.0.0.1:0".parse().unwrap()];
+    // Replies carry exactly --interval, for the byte-exact bodies below.
+    c.tracker.interval_jitter = 0;
     c.http.metrics_on_tracker_port = true;
     c
 }
@@ -236,6 +238,43 @@ fn bad_parameters_get_a_failure_reason() {
     );
     assert!(r.body.starts_with(b"d8:complete"));
     assert!(server.registry().rejects(Reject::InvalidRequest) >= 4);
+    server.stop();
+}
+
+/// `/KEY/announce` and `/KEY/scrape` are the tracker's routes too (an open
+/// tracker ignores the key, as it ignores `/announce/KEY`'s), counted as
+/// announces and scrapes; a path with more segments before the route is not.
+#[test]
+fn passkey_first_paths_are_announce_and_scrape() {
+    const KEY: &str = "abcdefghijklmnopqrstuvwxyzABCDEF";
+    let server = start(config());
+    let addr = http_addr(&server);
+    let ih = [0x3c; 20];
+    let path = announce_path(ih, "-lt2000-pppppppppppp", 7003, 0, "&compact=1");
+    let r = get(addr, &format!("/{KEY}{path}"));
+    assert_eq!(r.status, 200);
+    assert!(
+        r.body.starts_with(b"d8:completei1e10:incompletei0e"),
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let r = get(addr, &format!("/{KEY}/scrape?info_hash={}", pct(&ih)));
+    assert_eq!(r.status, 200);
+    let mut want = b"d5:filesd20:".to_vec();
+    want.extend_from_slice(&ih);
+    want.extend_from_slice(b"d8:completei1e10:downloadedi0e10:incompletei0eeee");
+    assert_eq!(r.body, want);
+    for other in [format!("/x/{KEY}/announce"), format!("/{KEY}/announce/x")] {
+        assert_eq!(get(addr, &other).status, 404, "{other}");
+    }
+    let text = String::from_utf8(get(addr, "/metrics").body).unwrap();
+    for needle in [
+        "shoal_requests_total{protocol=\"http\",family=\"ipv4\",kind=\"announce\"} 1",
+        "shoal_requests_total{protocol=\"http\",family=\"ipv4\",kind=\"scrape\"} 1",
+        "shoal_rejected_total{reason=\"http_not_found\"} 2",
+    ] {
+        assert!(text.contains(needle), "missing {needle} in\n{text}");
+    }
     server.stop();
 }
 

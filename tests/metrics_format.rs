@@ -353,6 +353,9 @@ fn live_metrics_are_valid_exposition_format() {
             env!("CARGO_PKG_VERSION")
         ),
         "shoal_max_peers 20000000\n",
+        // The worker's interval before jitter: --interval while calm.
+        "shoal_announce_interval_seconds{worker=\"0\"} 1800\n",
+        "\nshoal_worker_busy_seconds_total{worker=\"0\"} ",
         "\nshoal_udp_receive_drops_total ",
         "\nprocess_cpu_seconds_total ",
         "\nprocess_resident_memory_bytes ",

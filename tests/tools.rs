@@ -41,8 +41,16 @@ fn params(port: u16, left: u64) -> AnnounceParams {
 // The client library against shoal (UDP)
 // ---------------------------------------------------------------------------
 
+/// A one-worker UDP tracker on `bind` whose replies carry exactly
+/// `--interval` (no jitter), for tests that compare the reply shown.
+fn fixed_interval(bind: &str) -> Config {
+    let mut c = Config::for_udp(bind.parse().unwrap());
+    c.tracker.interval_jitter = 0;
+    c
+}
+
 fn announce_and_scrape(bind: &str) {
-    let server = start(Config::for_udp(bind.parse().unwrap()));
+    let server = start(fixed_interval(bind));
     let addr = server.udp_addrs()[0];
     // A path and query travel as BEP 41 URL data; shoal accepts them.
     let tracker = url(&format!("udp://{addr}/announce?passkey=abc"));
@@ -457,7 +465,7 @@ fn http_reply_over_the_cap_is_refused() {
 fn http_client_against_shoal() {
     for bind in ["127.0.0.1:0", "[::1]:0"] {
         let config = {
-            let mut c = Config::for_udp("127.0.0.1:0".parse().unwrap());
+            let mut c = fixed_interval("127.0.0.1:0");
             c.listen.http = vec![bind.parse().unwrap()];
             c
         };
@@ -485,6 +493,46 @@ fn http_client_against_shoal() {
         );
         server.stop();
     }
+}
+
+/// A private shoal with --private-scrape: the client derives the scrape URL
+/// from either keyed announce URL, passkey-first (BEP 48's convention) or
+/// with the key after the route, and the key travels with it.
+#[test]
+fn http_client_scrapes_a_private_tracker_by_its_announce_url() {
+    const KEY: &str = "abcdefghijklmnopqrstuvwxyzABCDEF";
+    let dir = common::TmpDir::new("tools-private-scrape");
+    let mut config = Config::for_udp("127.0.0.1:0".parse().unwrap());
+    config.listen.http = vec!["127.0.0.1:0".parse().unwrap()];
+    config.access = shoal::access::AccessConfig {
+        keys: Some(dir.write("keys.txt", &format!("{KEY}\n"))),
+        private_scrape: true,
+        ..Default::default()
+    };
+    let server = start(config);
+    let http = server.http_addrs()[0];
+    let c = client();
+    for (i, path) in [format!("/{KEY}/announce"), format!("/announce/{KEY}")]
+        .iter()
+        .enumerate()
+    {
+        let tracker = url(&format!("http://{http}{path}"));
+        c.announce(&tracker, &params(1000 + i as u16, 0)).unwrap();
+        let stats = c.scrape(&tracker, &[HASH]).unwrap();
+        assert_eq!(stats[0].unwrap().seeders, i as u32 + 1, "{path}");
+    }
+    let o = shoal(&["scrape", &format!("http://{http}/{KEY}/announce"), HASH_HEX]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains(&format!("{HASH_HEX}         2")),
+        "{}",
+        stdout(&o)
+    );
+    // Without the key the tracker refuses, and says why.
+    let o = shoal(&["scrape", &format!("http://{http}/announce"), HASH_HEX]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("missing key"), "{}", stderr(&o));
+    server.stop();
 }
 
 // ---------------------------------------------------------------------------
@@ -720,7 +768,7 @@ fn json_number(json: &str, path: &str) -> f64 {
 
 #[test]
 fn cli_announce_and_scrape() {
-    let server = start(Config::for_udp("127.0.0.1:0".parse().unwrap()));
+    let server = start(fixed_interval("127.0.0.1:0"));
     let tracker = format!("udp://{}", server.udp_addrs()[0]);
     let t = tracker.as_str();
 
@@ -881,7 +929,7 @@ fn cli_json_errors_are_json_with_the_same_status() {
 #[test]
 fn cli_probe_leaves_no_peer_behind() {
     let config = {
-        let mut c = Config::for_udp("127.0.0.1:0".parse().unwrap());
+        let mut c = fixed_interval("127.0.0.1:0");
         c.listen.http = vec!["127.0.0.1:0".parse().unwrap()];
         c
     };
@@ -1065,6 +1113,42 @@ fn cli_bench_in_process_human_report() {
         assert!(out.contains(field), "{field} missing from {out}");
     }
     assert!(stderr(&o).is_empty(), "--quiet: {}", stderr(&o));
+}
+
+/// `shoal bench --shed`: the model, no sockets; the three policies side by
+/// side, one row per simulated interval, and a usage error for a bad value.
+#[test]
+fn cli_bench_shed_compares_the_policies() {
+    let o = shoal(&[
+        "bench",
+        "--shed",
+        "--shed-peers",
+        "3000",
+        "--shed-interval",
+        "60",
+        "--shed-intervals",
+        "6",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(
+        (r["interval"].as_u64(), r["max_interval"].as_u64()),
+        (Some(60), Some(240))
+    );
+    let runs = r["runs"].as_array().unwrap();
+    let policies: Vec<&str> = runs.iter().map(|x| x["policy"].as_str().unwrap()).collect();
+    assert_eq!(policies, ["fixed", "jitter", "adaptive"]);
+    assert!(runs
+        .iter()
+        .all(|x| x["spans"].as_array().unwrap().len() == 6));
+    let last = |i: usize, key: &str| runs[i]["spans"][5][key].as_f64().unwrap();
+    assert_eq!(last(0, "interval_max"), 60.0);
+    assert!(last(2, "interval_max") > 60.0, "{r}");
+    assert!(last(2, "drops_per_sec") < last(0, "drops_per_sec"), "{r}");
+    let o = shoal(&["bench", "--shed", "--shed-load", "0"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--shed-load"), "{}", stderr(&o));
 }
 
 #[test]

@@ -23,10 +23,9 @@ fn ipv4_swarm_over_two_workers() {
     let mut seeder = Client::new("127.0.0.1:0", addr);
     seeder.connect();
     let r = seeder.announce(ih, Event::Started, 0, -1);
-    assert_eq!(
-        (r.interval, r.seeders, r.leechers, r.peers.len()),
-        (1800, 1, 0, 0)
-    );
+    assert_eq!((r.seeders, r.leechers, r.peers.len()), (1, 0, 0));
+    // --interval 1800 spread by the default ±10 %.
+    assert!((1620..=1980).contains(&r.interval), "{}", r.interval);
     let mut leechers: Vec<Client> = (0..5).map(|_| Client::new("127.0.0.1:0", addr)).collect();
     for (i, l) in leechers.iter_mut().enumerate() {
         l.connect();

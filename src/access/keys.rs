@@ -15,9 +15,12 @@
 //! tells them nothing about the stored keys) and then compares all 32 bytes
 //! with [`ct_eq`].
 //!
-//! The key travels in the announce URL path, `/announce/KEY`: for HTTP in the
-//! request target ([`key_from_path`]), for UDP in BEP 41 URL data
-//! ([`key_from_url_data`], [`key_from_options`]), both without allocation.
+//! The key travels in the announce URL path, after the route (`/announce/KEY`)
+//! or before it (`/KEY/announce`, the passkey-first form, whose last segment
+//! is the route's name so a client derives `/KEY/scrape` by BEP 48's
+//! convention): for HTTP in the request target ([`key_from_path`]), for UDP in
+//! BEP 41 URL data ([`key_from_url_data`], [`key_from_options`]), both without
+//! allocation. A path in both forms (`/announce/announce`) is read route first.
 
 use super::{Deny, LineError, Rendered};
 use crate::wire::udp::{AnnounceOption, Options};
@@ -80,14 +83,29 @@ pub enum PresentedKey {
 pub const ANNOUNCE: &[u8] = b"/announce";
 pub const SCRAPE: &[u8] = b"/scrape";
 
-/// Longest path we need to see: `/announce/` + key; one more byte tells "too long".
+/// Longest path we need to see: `/announce/` + key (or `/` + key +
+/// `/announce`); one more byte tells "too long".
 const PATH_BUF: usize = ANNOUNCE.len() + 1 + KEY_LEN + 1;
+
+/// The first segment of a passkey-first path, `/SEG` + `route` with `SEG` one
+/// non-empty segment (`/KEY/announce` → `KEY`); `None` for any other path
+/// (query already removed).
+pub fn key_first<'a>(path: &'a [u8], route: &[u8]) -> Option<&'a [u8]> {
+    let seg = path.strip_suffix(route)?.strip_prefix(b"/")?;
+    (!seg.is_empty() && !seg.contains(&b'/')).then_some(seg)
+}
 
 /// Classify a path (query already removed). `truncated` says more path bytes
 /// followed what is in `path`.
 fn classify(path: &[u8], truncated: bool, route: &[u8]) -> PresentedKey {
     let Some(rest) = path.strip_prefix(route) else {
-        return PresentedKey::Missing;
+        // A truncated path's end is unseen: it cannot be told passkey-first.
+        return match key_first(path, route) {
+            Some(seg) if !truncated => {
+                Key::parse(seg).map_or(PresentedKey::Malformed, PresentedKey::Key)
+            }
+            _ => PresentedKey::Missing,
+        };
     };
     if rest.is_empty() && !truncated {
         return PresentedKey::Missing;
@@ -108,7 +126,8 @@ fn classify(path: &[u8], truncated: bool, route: &[u8]) -> PresentedKey {
     }
 }
 
-/// The key in an HTTP request target such as `/announce/KEY?info_hash=…`.
+/// The key in an HTTP request target such as `/announce/KEY?info_hash=…` or
+/// `/KEY/announce?info_hash=…`.
 pub fn key_from_path(target: &[u8], route: &[u8]) -> PresentedKey {
     let path = match target.iter().position(|&c| c == b'?') {
         Some(q) => &target[..q],
@@ -453,6 +472,45 @@ mod tests {
     }
 
     #[test]
+    fn test_key_first_paths() {
+        let k = PresentedKey::Key(key(K1));
+        let p = |s: &str, route| key_from_path(s.as_bytes(), route);
+        assert_eq!(p("/abcdefghijklmnopqrstuvwxyzABCDEF/announce", ANNOUNCE), k);
+        assert_eq!(
+            p(
+                "/abcdefghijklmnopqrstuvwxyzABCDEF/announce?info_hash=%00",
+                ANNOUNCE
+            ),
+            k
+        );
+        assert_eq!(p("/abcdefghijklmnopqrstuvwxyzABCDEF/scrape?x=1", SCRAPE), k);
+        // The scrape route does not take an announce path, nor the reverse.
+        assert_eq!(
+            p("/abcdefghijklmnopqrstuvwxyzABCDEF/announce", SCRAPE),
+            PresentedKey::Missing
+        );
+        assert_eq!(p("/short/announce", ANNOUNCE), PresentedKey::Malformed);
+        assert_eq!(
+            p("/abcdefghijklmnopqrstuvwxyzABCDE%46/announce", ANNOUNCE),
+            PresentedKey::Malformed
+        );
+        for missing in [
+            "//announce",
+            "/a/b/announce",
+            "/abcdefghijklmnopqrstuvwxyzABCDEF/announce/",
+            "/abcdefghijklmnopqrstuvwxyzABCDEF/announce.php",
+            "abcdefghijklmnopqrstuvwxyzABCDEF/announce",
+        ] {
+            assert_eq!(p(missing, ANNOUNCE), PresentedKey::Missing, "{missing}");
+        }
+        // Route first when a path reads both ways.
+        assert_eq!(p("/announce/announce", ANNOUNCE), PresentedKey::Malformed);
+        assert_eq!(key_first(b"/k/scrape", SCRAPE), Some(&b"k"[..]));
+        assert_eq!(key_first(b"/scrape", SCRAPE), None);
+        assert_eq!(key_first(b"/k/x/scrape", SCRAPE), None);
+    }
+
+    #[test]
     fn test_key_from_split_url_data() {
         let k = PresentedKey::Key(key(K1));
         let whole = b"/announce/abcdefghijklmnopqrstuvwxyzABCDEF?a=b";
@@ -474,6 +532,16 @@ mod tests {
         );
         assert_eq!(
             key_from_url_data([&long[..]], ANNOUNCE),
+            PresentedKey::Missing
+        );
+        let first = b"/abcdefghijklmnopqrstuvwxyzABCDEF/announce?a=b";
+        for cut in 0..=first.len() {
+            let (a, b) = first.split_at(cut);
+            assert_eq!(key_from_url_data([a, b], ANNOUNCE), k, "cut at {cut}");
+        }
+        // Too long to see its end: not taken as passkey-first.
+        assert_eq!(
+            key_from_url_data([&long[..], b"/announce"], ANNOUNCE),
             PresentedKey::Missing
         );
     }
@@ -525,8 +593,14 @@ mod tests {
         #[test]
         fn prop_url_data_split_anywhere_agrees_with_path(
             key in "[A-Za-z0-9]{32}", query in "[?][a-z=&]{0,20}", cuts in proptest::collection::vec(0usize..60, 0..4),
+            first in any::<bool>(),
         ) {
-            let whole = format!("/announce/{key}{query}").into_bytes();
+            let whole = if first {
+                format!("/{key}/announce{query}")
+            } else {
+                format!("/announce/{key}{query}")
+            }
+            .into_bytes();
             let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(whole.len())).collect();
             cuts.sort_unstable();
             let mut chunks = Vec::new();

@@ -125,6 +125,27 @@ fn num(v: &Value) -> String {
     }
 }
 
+/// The announce interval the workers hand out now, and its range.
+fn interval_line(i: &Value) -> String {
+    let workers: Vec<u64> = i["workers"]
+        .as_array()
+        .map(|w| w.iter().filter_map(Value::as_u64).collect())
+        .unwrap_or_default();
+    let now = match (workers.iter().min(), workers.iter().max()) {
+        (Some(lo), Some(hi)) if lo < hi => format!("{lo}-{hi} s"),
+        (_, Some(hi)) => format!("{hi} s"),
+        _ => "-".into(),
+    };
+    let base = num(&i["base_secs"]);
+    let max = num(&i["max_secs"]);
+    let range = if base == max {
+        "fixed".to_string()
+    } else {
+        format!("--interval {base} s, up to {max} s under load")
+    };
+    format!("{now} ±{} % ({range})", num(&i["jitter_percent"]))
+}
+
 /// The reply in a few lines for a person.
 pub fn human(req: &Request, v: &Value) -> String {
     let mut o = String::new();
@@ -192,6 +213,7 @@ pub fn human(req: &Request, v: &Value) -> String {
                 num(&keys["entries"])
             };
             let _ = writeln!(o, "keys       {keys}");
+            let _ = writeln!(o, "interval   {}", interval_line(&v["interval"]));
             let mem = v["resident_memory_bytes"]
                 .as_u64()
                 .map_or("-".into(), |b| format!("{:.1} MiB", b as f64 / 1048576.0));
@@ -338,6 +360,17 @@ mod tests {
             Request::AddKey { valid_for: None }.route().2.as_deref(),
             Some("{}")
         );
+    }
+
+    #[test]
+    fn interval_lines() {
+        let i = json!({"secs": 2400, "workers": [1800, 2400], "base_secs": 1800, "max_secs": 7200, "jitter_percent": 10});
+        assert_eq!(
+            interval_line(&i),
+            "1800-2400 s ±10 % (--interval 1800 s, up to 7200 s under load)"
+        );
+        let i = json!({"secs": 900, "workers": [900], "base_secs": 900, "max_secs": 900, "jitter_percent": 0});
+        assert_eq!(interval_line(&i), "900 s ±0 % (fixed)");
     }
 
     #[test]

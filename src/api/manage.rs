@@ -18,8 +18,11 @@
 //! through [`Files::apply`], which changes policy and file alike and hands
 //! nothing on.
 
+use crate::access::live::{load_keys, load_list};
 use crate::access::write::{KEYS_MODE, LIST_MODE};
-use crate::access::{write_atomically, AccessList, Change, Key, KeySet, Mode, PolicyHandle};
+use crate::access::{
+    write_atomically, AccessList, Change, Key, KeySet, LoadError, Mode, PolicyHandle,
+};
 use crate::swarm::InfoHash;
 use parking_lot::Mutex;
 use std::fmt;
@@ -96,12 +99,17 @@ impl Files {
     /// A change made through the API: applied here, then handed on.
     fn make(&self, change: Change) -> Result<Changed, ManageError> {
         let c = self.apply(&change)?;
+        self.hand_on(&change, c);
+        Ok(c)
+    }
+
+    /// Tell the hook of `change` if it changed anything here.
+    fn hand_on(&self, change: &Change, c: Changed) {
         if c.changed {
             if let Some(r) = self.replicate.get() {
-                r.changed(&change);
+                r.changed(change);
             }
         }
-        Ok(c)
     }
 
     /// Apply `change` (made elsewhere: another instance of a cluster) to
@@ -237,6 +245,64 @@ impl Files {
             changed: true,
             entries,
         })
+    }
+
+    /// Add the given `key` valid until `expiry` (Unix seconds; `None`: no
+    /// expiry). `changed` is false, and nothing is written, if it is already
+    /// listed (whatever its expiry).
+    pub fn insert_key(&self, key: Key, expiry: Option<u64>) -> Result<Changed, ManageError> {
+        let c = self.insert_one(key, expiry)?;
+        self.hand_on(&Change::KeyAdded(key, expiry), c);
+        Ok(c)
+    }
+
+    fn insert_one(&self, key: Key, expiry: Option<u64>) -> Result<Changed, ManageError> {
+        let _one = self.lock.lock();
+        let path = self.keys.clone().ok_or(ManageError::NoFile("--keys"))?;
+        let current = self.keys()?;
+        if current
+            .iter()
+            .any(|(k, _)| crate::access::keys::ct_eq(&k.0, &key.0))
+        {
+            return Ok(Changed {
+                changed: false,
+                entries: current.len(),
+            });
+        }
+        let next =
+            KeySet::from_entries(current.iter().map(|(k, e)| (*k, e)).chain([(key, expiry)]));
+        let entries = self.install_keys(&path, next)?;
+        Ok(Changed {
+            changed: true,
+            entries,
+        })
+    }
+
+    /// Read the access list again and put it in force, as a SIGHUP does, but
+    /// answering when done: the entries now in force, or why the file was
+    /// not loaded (the list in force stays). `None` without `--access-list`.
+    pub fn reload_list(&self) -> Option<Result<usize, LoadError>> {
+        let _one = self.lock.lock();
+        let (path, mode) = self.list.clone()?;
+        Some(load_list(&path).map(|list| {
+            let entries = list.len();
+            let list = Arc::new(list);
+            self.handle.update(|p| p.with_list(Some((mode, list))));
+            entries
+        }))
+    }
+
+    /// The key file's counterpart of [`Files::reload_list`]; `None` without
+    /// `--keys`.
+    pub fn reload_keys(&self) -> Option<Result<usize, LoadError>> {
+        let _one = self.lock.lock();
+        let path = self.keys.clone()?;
+        Some(load_keys(&path).map(|keys| {
+            let entries = keys.len();
+            let keys = Arc::new(keys);
+            self.handle.update(|p| p.with_keys(Some(keys)));
+            entries
+        }))
     }
 
     fn install_keys(&self, path: &std::path::Path, next: KeySet) -> Result<usize, ManageError> {
@@ -413,6 +479,43 @@ mod tests {
                 .apply(&Change::KeyAdded(other, Some(7)))
                 .unwrap()
                 .changed
+        );
+    }
+
+    #[test]
+    fn given_keys_are_added_once_and_files_reload_on_demand() {
+        let d = tmp("given");
+        let path = d.0.join("keys.txt");
+        let handle = PolicyHandle::new(Policy::new(
+            None,
+            Some(Arc::new(KeySet::from_entries([]))),
+            false,
+        ));
+        let files = Files::new(handle.clone(), None, Some(path.clone()));
+        let rec = Arc::new(Recorder::default());
+        files.set_replicate(rec.clone()).unwrap();
+        let k = Key(*b"abcdefghijklmnopqrstuvwxyzABCDEF");
+        let c = files.insert_key(k, Some(4_000_000_000)).unwrap();
+        assert_eq!((c.changed, c.entries), (true, 1));
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "abcdefghijklmnopqrstuvwxyzABCDEF 4000000000\n"
+        );
+        let again = files.insert_key(k, None).unwrap();
+        assert_eq!((again.changed, again.entries), (false, 1));
+        assert_eq!(handle.load().keys().unwrap().check(&k, 0), Ok(()));
+        // A hand edit is read on demand; a bad one keeps what is in force.
+        std::fs::write(&path, "").unwrap();
+        assert_eq!(files.reload_keys().unwrap().unwrap(), 0);
+        assert!(handle.load().keys().unwrap().check(&k, 0).is_err());
+        std::fs::write(&path, "not a key\n").unwrap();
+        assert!(files.reload_keys().unwrap().is_err());
+        assert!(files.reload_list().is_none(), "no --access-list");
+        // A given key is handed on once, as a random one is; a reload reads
+        // this instance's own file and hands nothing on.
+        assert_eq!(
+            *rec.0.lock(),
+            vec![Change::KeyAdded(k, Some(4_000_000_000))]
         );
     }
 }

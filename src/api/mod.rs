@@ -7,6 +7,8 @@
 //! - [`history`]: the hour of stats samples behind `/stats` rates and
 //!   `/stats/history`;
 //! - [`manage`]: access-list and key changes written back to their files;
+//! - [`torrust`]: torrust-tracker's v1 REST API over the same state and
+//!   files (`--torrust-api`), for tools such as torrust-index;
 //! - [`client`]: `shoal api …`, the command-line client.
 //!
 //! Guarantees: every `/api/v1` request is checked against the token in
@@ -19,6 +21,7 @@ pub mod client;
 pub mod history;
 pub mod manage;
 pub mod serve;
+pub mod torrust;
 
 use crate::stats::Registry;
 use crate::time::Now;

@@ -7,7 +7,7 @@
 //! | method | path | |
 //! |---|---|---|
 //! | GET | `/` | the status page (no token: it asks for one) |
-//! | GET | `/api/v1/stats` | totals, rates over 10 s and 60 s, rejects, limits |
+//! | GET | `/api/v1/stats` | totals, rates over 10 s and 60 s, rejects, the announce interval, limits |
 //! | GET | `/api/v1/stats/history` | the last hour at 10 s |
 //! | GET | `/api/v1/torrents?limit=N&offset=M` | top torrents by peers |
 //! | GET | `/api/v1/torrents/{hex}` | one torrent and its peers |
@@ -95,30 +95,51 @@ pub fn serve(api: &Api, counters: &Counters, req: Request<'_>, out: &mut Vec<u8>
         head_len,
         now,
     } = req;
-    let len = usize::try_from(head.content_length).unwrap_or(usize::MAX);
-    if len > MAX_BODY || head_len.saturating_add(len) > MAX_HEAD {
-        counters.reject(Reject::HttpMalformed);
-        let msg = format!("request body too large (at most {MAX_BODY} bytes)");
-        write(out, &Reply::error(413, &msg), false);
-        return Served::Done {
-            used: head_len,
-            keep_alive: false,
-        };
-    }
-    let Some(body) = buf.get(head_len..head_len + len) else {
-        return Served::Incomplete;
+    let body = match body(buf, head, head_len) {
+        Body::Complete(b) => b,
+        Body::Incomplete => return Served::Incomplete,
+        Body::TooLarge => {
+            counters.reject(Reject::HttpMalformed);
+            let msg = format!("request body too large (at most {MAX_BODY} bytes)");
+            write(out, &Reply::error(413, &msg), false);
+            return Served::Done {
+                used: head_len,
+                keep_alive: false,
+            };
+        }
     };
     let reply = route(api, counters, method(buf), head, body, now);
     let keep_alive = head.keep_alive;
     write(out, &reply, keep_alive);
     Served::Done {
-        used: head_len + len,
+        used: head_len + body.len(),
         keep_alive,
     }
 }
 
+/// The body of a request as far as it is buffered.
+pub(super) enum Body<'a> {
+    /// All `Content-Length` bytes.
+    Complete(&'a [u8]),
+    /// Not all here yet: read more.
+    Incomplete,
+    /// Over [`MAX_BODY`], or head and body over [`MAX_HEAD`]: refuse (413)
+    /// without reading it.
+    TooLarge,
+}
+
+/// The body of the request whose head (`head_len` bytes) starts `buf`.
+pub(super) fn body<'a>(buf: &'a [u8], head: &Head<'_>, head_len: usize) -> Body<'a> {
+    let len = usize::try_from(head.content_length).unwrap_or(usize::MAX);
+    if len > MAX_BODY || head_len.saturating_add(len) > MAX_HEAD {
+        return Body::TooLarge;
+    }
+    buf.get(head_len..head_len + len)
+        .map_or(Body::Incomplete, Body::Complete)
+}
+
 /// The request method as sent (the head parser keeps GET and HEAD only).
-fn method(buf: &[u8]) -> &[u8] {
+pub(super) fn method(buf: &[u8]) -> &[u8] {
     let start = buf
         .iter()
         .position(|&b| b != b'\r' && b != b'\n')
@@ -225,7 +246,8 @@ fn page(query: &[u8]) -> Result<(usize, usize), Reply> {
     Ok((limit.min(MAX_LIMIT), offset.min(1_000_000)))
 }
 
-fn hex(h: &[u8]) -> String {
+/// Lower-case hex, as info hashes are shown.
+pub(super) fn hex(h: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(h.len() * 2);
     for b in h {
@@ -294,6 +316,8 @@ fn stats(api: &Api, now: Now) -> Reply {
         rejects.insert(r.label().into(), now.rejects[r as usize].into());
     }
     let t = api.tracker.config();
+    let iv = api.tracker.intervals();
+    let workers: Vec<u64> = api.registry.workers.iter().map(|c| c.interval()).collect();
     let facts = &api.facts;
     let (list, keys) = match api.files() {
         Some(f) => (
@@ -330,8 +354,17 @@ fn stats(api: &Api, now: Now) -> Reply {
             "last_60s": r60.as_ref().map(rates_json),
         },
         "rejects": rejects,
+        "interval": {
+            "secs": workers.iter().max(),
+            "workers": workers,
+            "base_secs": iv.base(),
+            "max_secs": iv.max(),
+            "jitter_percent": iv.jitter(),
+        },
         "limits": {
             "interval_secs": t.interval,
+            "max_interval_secs": iv.max(),
+            "interval_jitter_percent": iv.jitter(),
             "peer_timeout_secs": t.peer_timeout,
             "max_numwant": t.max_numwant,
             "max_scrape": t.max_scrape,
@@ -546,7 +579,11 @@ fn add_key(api: &Api, body: &[u8]) -> Reply {
         Ok(f) => f,
         Err(r) => return r,
     };
-    let valid_for = if body.iter().all(u8::is_ascii_whitespace) {
+    // JSON's whitespace only: a form feed is no empty body (RFC 8259 §2).
+    let valid_for = if body
+        .iter()
+        .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+    {
         None
     } else {
         let bad = || {
@@ -717,6 +754,40 @@ mod tests {
                 prop_assert!(text.starts_with("HTTP/1.1 401"), "{}", text);
             }
         }
+    }
+
+    #[test]
+    fn a_new_key_body_is_empty_only_by_json_whitespace() {
+        use crate::access::{KeySet, Policy, PolicyHandle};
+        let dir = std::env::temp_dir().join(format!("shoal-serve-ws-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let api = api();
+        let keys = Some(Arc::new(KeySet::from_entries([])));
+        let handle = PolicyHandle::new(Policy::new(None, keys, false));
+        let files = super::super::manage::Files::new(handle, None, Some(dir.join("keys.txt")));
+        api.set_files(Arc::new(files)).unwrap();
+        for (body, status) in [("", 201), (" \r\n\t", 201), ("\x0c", 400), ("\x0b", 400)] {
+            let req = format!(
+                "POST /api/v1/keys HTTP/1.1\r\nAuthorization: Bearer 0123456789abcdef\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            let (head, used) = parse_head(req.as_bytes()).unwrap().unwrap();
+            let mut out = Vec::new();
+            let r = Request {
+                buf: req.as_bytes(),
+                head: &head,
+                head_len: used,
+                now: Now::from_secs(1),
+            };
+            serve(&api, &Counters::default(), r, &mut out);
+            let want = format!("HTTP/1.1 {status} ");
+            assert!(
+                out.starts_with(want.as_bytes()),
+                "{body:?}: {}",
+                String::from_utf8_lossy(&out)
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

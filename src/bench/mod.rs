@@ -20,15 +20,19 @@
 //! simulated torrents and peers; `worker.rs` one load-generating thread and
 //! its counts ([`Totals`]); `hist.rs` the latency histogram; `report.rs` the
 //! outcome and its text and JSON forms; this file the set-up and the run.
+//! `shed.rs` is `shoal bench --shed`: no sockets, a model of one worker and
+//! a population that honours the announce interval, in simulated time.
 
 mod config;
 pub mod hist;
 mod population;
 mod report;
+pub mod shed;
 mod worker;
 
 pub use config::{BenchConfig, MAX_DURATION, MAX_PEERS, MAX_SOCKETS, MAX_WORKERS};
 pub use report::Report;
+pub use shed::{ShedConfig, ShedReport};
 pub use worker::{Totals, ANNOUNCE, CONNECT, SCRAPE};
 
 use crate::client::{Scheme, TrackerUrl};

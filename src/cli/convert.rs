@@ -14,7 +14,7 @@ use super::UsageError;
 use crate::access::{AccessConfig, Mode};
 use crate::api::client::Request;
 use crate::api::{ApiConfig, ApiToken};
-use crate::bench::BenchConfig;
+use crate::bench::{BenchConfig, ShedConfig};
 use crate::client::{AnnounceParams, Client, Event};
 use crate::cluster::{ClusterConfig, Secret};
 use crate::limit::LimitConfig;
@@ -88,15 +88,29 @@ impl ServeArgs {
             http: self.http.clone(),
             metrics: self.metrics.clone(),
             api: self.api.clone(),
+            torrust: self.torrust_api.clone(),
             rendezvous: self.rendezvous.clone(),
             defaults,
         }
     }
 
+    /// The tracker's settings. Of `--max-interval` and `--peer-timeout`, one
+    /// given alone sets the other's default (the longest interval handed out
+    /// must stay below the peer timeout); neither given: the default max
+    /// interval, and a peer timeout that covers it.
     fn tracker(&self) -> TrackerConfig {
-        TrackerConfig {
+        let jitter = self.interval_jitter;
+        let peer_timeout = self.peer_timeout.unwrap_or_else(|| {
+            let max = self
+                .max_interval
+                .unwrap_or_else(|| TrackerConfig::default_max_interval(self.interval));
+            TrackerConfig::default_peer_timeout(self.interval, jitter, max)
+        });
+        let mut t = TrackerConfig {
             interval: self.interval,
-            peer_timeout: self.peer_timeout,
+            interval_jitter: jitter,
+            max_interval: self.max_interval,
+            peer_timeout,
             default_numwant: self.default_numwant,
             max_numwant: self.max_numwant,
             max_scrape: self.max_scrape,
@@ -107,7 +121,11 @@ impl ServeArgs {
                 .unwrap_or_else(|| crate::server::host::default_max_memory().0),
             max_torrent_share: self.max_torrent_share,
             shards: self.shards,
-        }
+        };
+        // Resolved here, so the configuration (and --print-config) holds
+        // the value in force.
+        t.max_interval = Some(t.max_interval());
+        t
     }
 
     fn http(&self) -> HttpConfig {
@@ -273,6 +291,31 @@ impl BenchArgs {
             server_workers: self.server_workers,
             allow_remote: self.allow_remote,
             progress: !self.quiet,
+        };
+        config.validate().map_err(UsageError)?;
+        Ok(config)
+    }
+
+    /// The `--shed` model these flags describe.
+    pub fn to_shed(&self) -> Result<ShedConfig, UsageError> {
+        let interval = self.shed_interval;
+        if interval == 0 || interval > 10_800 {
+            return Err(UsageError::new("--shed-interval must be 1..=10800 seconds"));
+        }
+        let jitter = TrackerConfig::default().interval_jitter;
+        let max = TrackerConfig::default_max_interval(interval);
+        let config = ShedConfig {
+            peers: self.shed_peers,
+            load: self.shed_load,
+            intervals: self.shed_intervals,
+            tracker: TrackerConfig {
+                interval,
+                max_interval: Some(max),
+                peer_timeout: TrackerConfig::default_peer_timeout(interval, jitter, max),
+                ..TrackerConfig::default()
+            },
+            seed: self.seed,
+            calm_after: self.shed_calm_after,
         };
         config.validate().map_err(UsageError)?;
         Ok(config)

@@ -6,13 +6,14 @@
 //! and [`super::doc`] read these same definitions back.
 
 use super::print::Given;
-use crate::bench::BenchConfig;
+use crate::bench::{BenchConfig, ShedConfig};
 use crate::client::{self, TrackerUrl};
 use crate::limit::{Cidr, LimitConfig};
 use crate::net::HttpConfig;
 use crate::rendezvous::RendezvousConfig;
 use crate::server::config::CONTROL_NICE;
 use crate::server::Config;
+use crate::tracker::config::MAX_INTERVAL_JITTER;
 use crate::tracker::TrackerConfig;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
@@ -187,13 +188,28 @@ pub struct ServeArgs {
     )]
     pub control_nice: i32,
 
-    /// Announce interval sent to clients, in seconds.
+    /// Announce interval sent to clients, in seconds (while a worker keeps up).
     #[arg(long, value_name = "SECS", env = "SHOAL_INTERVAL", default_value_t = TrackerConfig::default().interval)]
     pub interval: u32,
 
-    /// Drop a peer that has not announced for this long, in seconds (at most 32767).
-    #[arg(long, value_name = "SECS", env = "SHOAL_PEER_TIMEOUT", default_value_t = TrackerConfig::default().peer_timeout)]
-    pub peer_timeout: u32,
+    /// Spread each reply's interval uniformly within ± PERCENT of the
+    /// current interval (0..=50), so clients that announced together drift apart.
+    #[arg(long, value_name = "PERCENT", env = "SHOAL_INTERVAL_JITTER", default_value_t = TrackerConfig::default().interval_jitter, value_parser = clap::value_parser!(u8).range(0..=i64::from(MAX_INTERVAL_JITTER)))]
+    pub interval_jitter: u8,
+
+    /// Longest interval an overloaded worker hands out, in seconds: its
+    /// interval rises with the overload up to this and falls back once calm;
+    /// equal to --interval: fixed. [default: 4 × --interval, at most 3 h, and
+    /// below --peer-timeout if that is given]
+    #[arg(long, value_name = "SECS", env = "SHOAL_MAX_INTERVAL")]
+    pub max_interval: Option<u32>,
+
+    /// Drop a peer that has not announced for this long, in seconds (at most
+    /// 32767); must exceed the longest interval handed out. [default: the
+    /// longest interval handed out (--max-interval plus its jitter) plus half
+    /// of --interval]
+    #[arg(long, value_name = "SECS", env = "SHOAL_PEER_TIMEOUT")]
+    pub peer_timeout: Option<u32>,
 
     /// Peers sent when a client asks for the default (num_want -1).
     #[arg(long, value_name = "N", env = "SHOAL_DEFAULT_NUMWANT", default_value_t = TrackerConfig::default().default_numwant)]
@@ -374,7 +390,21 @@ pub struct ServeArgs {
     )]
     pub api: Vec<SocketAddr>,
 
-    /// The API's bearer token (at least 16 visible characters). Prefer
+    /// torrust-tracker's REST API (v1) on this address (repeatable;
+    /// comma-separated in the environment), so torrust-index and other tools
+    /// written for torrust drive shoal. Off by default; the same token and
+    /// access files as --api. Keep it on loopback or behind a firewall.
+    #[arg(
+        long = "torrust-api",
+        value_name = "ADDR",
+        env = "SHOAL_TORRUST_API",
+        value_delimiter = ',',
+        value_parser = parse_addr
+    )]
+    pub torrust_api: Vec<SocketAddr>,
+
+    /// The API's bearer token (at least 16 visible characters), for --api
+    /// and --torrust-api. Prefer
     /// SHOAL_API_TOKEN or --api-token-file: a flag shows in `ps`.
     #[arg(
         long,
@@ -689,6 +719,36 @@ pub struct BenchArgs {
     /// Print the final report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+
+    /// Send nothing: simulate whether the announce interval sheds load. One
+    /// worker, a population of BEP 15 clients that honour the interval they
+    /// are handed, shoal's own tracker core and interval control law, in
+    /// simulated time; a fixed interval, jitter alone and the adaptive
+    /// interval side by side, one line per simulated interval.
+    #[arg(long)]
+    pub shed: bool,
+
+    /// --shed: simulated clients.
+    #[arg(long, value_name = "N", default_value_t = ShedConfig::default().peers)]
+    pub shed_peers: u32,
+
+    /// --shed: the clients' demand at --shed-interval over what the worker answers.
+    #[arg(long, value_name = "X", default_value_t = ShedConfig::default().load)]
+    pub shed_load: f64,
+
+    /// --shed: simulated time, in intervals of --shed-interval.
+    #[arg(long, value_name = "N", default_value_t = ShedConfig::default().intervals)]
+    pub shed_intervals: u32,
+
+    /// --shed: the simulated tracker's --interval, in seconds (its jitter and
+    /// --max-interval are shoal's defaults for it).
+    #[arg(long, value_name = "SECS", default_value_t = TrackerConfig::default().interval)]
+    pub shed_interval: u32,
+
+    /// --shed: after this many intervals three clients in four leave, to
+    /// show the interval coming back [default: they all stay].
+    #[arg(long, value_name = "N")]
+    pub shed_calm_after: Option<u32>,
 }
 
 /// `shoal rendezvous` actions.

@@ -81,12 +81,16 @@ enum Value {
 }
 
 /// For settings whose default is found on the host at start-up rather than
-/// declared by the flag ("[default: available cores]"), the value found, as
-/// the configuration holds it.
+/// declared by the flag ("[default: available cores]"), or derived from
+/// other settings, the value found, as the configuration holds it.
 fn detected(id: &str, config: &Config) -> Option<String> {
     match id {
         "workers" => Some(config.workers.to_string()),
         "max_memory" => Some(config.tracker.max_memory.to_string()),
+        // Derived from each other and from --interval: printed as derived,
+        // so the lines read back give the same pair.
+        "max_interval" => Some(config.tracker.max_interval().to_string()),
+        "peer_timeout" => Some(config.tracker.peer_timeout.to_string()),
         _ => None,
     }
 }
@@ -345,6 +349,8 @@ mod tests {
         for (id, env) in [
             ("workers", "SHOAL_WORKERS"),
             ("max_memory", "SHOAL_MAX_MEMORY"),
+            ("max_interval", "SHOAL_MAX_INTERVAL"),
+            ("peer_timeout", "SHOAL_PEER_TIMEOUT"),
         ] {
             let arg = cmd.get_arguments().find(|a| a.get_id() == id).unwrap();
             assert!(arg.get_default_values().is_empty(), "{id}");

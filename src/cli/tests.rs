@@ -40,6 +40,8 @@ fn no_arguments_serve_the_defaults() {
         c.tracker,
         TrackerConfig {
             max_memory: budget,
+            // Resolved by the conversion: the default's value.
+            max_interval: Some(TrackerConfig::default().max_interval()),
             ..TrackerConfig::default()
         }
     );
@@ -130,6 +132,37 @@ fn serve_subcommand_and_flags() {
         .message()
         .contains("--peer-timeout"));
     assert!(try_parse_from(["shoal", "--udp", "not-an-address"]).is_err());
+}
+
+/// --max-interval and --peer-timeout: one given alone sets the other's
+/// default; both given must agree; the jitter is bounded.
+#[test]
+fn interval_flags_and_the_peer_timeout_they_need() {
+    let t = |args: &[&str]| serve(args).to_config().map(|c| c.tracker);
+    let d = t(&[]).unwrap();
+    assert_eq!(
+        (
+            d.interval,
+            d.interval_jitter,
+            d.max_interval(),
+            d.peer_timeout
+        ),
+        (1800, 10, 7200, 8820)
+    );
+    let c = t(&["--max-interval", "3600"]).unwrap();
+    assert_eq!((c.max_interval(), c.peer_timeout), (3600, 3960 + 900));
+    let c = t(&["--peer-timeout", "2700"]).unwrap();
+    assert_eq!((c.max_interval(), c.peer_timeout), (2454, 2700));
+    let c = t(&["--interval", "600", "--interval-jitter", "0"]).unwrap();
+    assert_eq!((c.max_interval(), c.peer_timeout), (2400, 2700));
+    let c = t(&["--max-interval", "1800"]).unwrap();
+    assert!(!crate::tracker::Intervals::of(&c).adaptive());
+    let e = t(&["--max-interval", "7200", "--peer-timeout", "2700"]).unwrap_err();
+    assert!(e.message().contains("--peer-timeout (2700)"), "{e}");
+    assert!(e.message().contains("--max-interval 7200"), "{e}");
+    let e = t(&["--max-interval", "600"]).unwrap_err();
+    assert!(e.message().contains("--max-interval (600)"), "{e}");
+    assert!(try_parse_from(["shoal", "--interval-jitter", "51"]).is_err());
 }
 
 #[test]

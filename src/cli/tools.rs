@@ -216,6 +216,9 @@ pub fn run_api(args: &ApiArgs) -> ToolRun {
 /// stderr even with `--json` (the report is the JSON). A run without a
 /// single reply still prints its report (what was sent and lost), and fails.
 pub fn run_bench(args: &BenchArgs) -> ToolRun {
+    if args.shed {
+        return run_shed(args);
+    }
     let config = match args.to_config() {
         Ok(c) => c,
         Err(e) => return ToolRun::error(e.message(), UsageError::EXIT_CODE, false),
@@ -240,6 +243,19 @@ pub fn run_bench(args: &BenchArgs) -> ToolRun {
         };
     }
     ToolRun::ok(stdout)
+}
+
+/// `shoal bench --shed`: the model's report as text or JSON.
+fn run_shed(args: &BenchArgs) -> ToolRun {
+    let config = match args.to_shed() {
+        Ok(c) => c,
+        Err(e) => return ToolRun::error(e.message(), UsageError::EXIT_CODE, false),
+    };
+    match crate::bench::shed::run(&config) {
+        Ok(r) if args.json => ToolRun::ok(r.to_json() + "\n"),
+        Ok(r) => ToolRun::ok(r.to_text()),
+        Err(message) => ToolRun::error(&message, 1, false),
+    }
 }
 
 #[cfg(test)]

@@ -103,8 +103,11 @@ impl TrackerUrl {
     /// The scrape URL of an HTTP(S) URL, by the BEP 48 convention. A scrape
     /// URL (last path segment starting with `scrape`) is its own; in an
     /// announce URL the last path segment's leading `announce` becomes
-    /// `scrape` (`/x/announce.php?k=1` → `/x/scrape.php?k=1`). A UDP URL is
-    /// its own scrape URL (BEP 15 scrapes over the same connection).
+    /// `scrape` (`/x/announce.php?k=1` → `/x/scrape.php?k=1`, and a private
+    /// tracker's passkey-first `/KEY/announce` → `/KEY/scrape`). Beyond BEP
+    /// 48, a key after the route, `/announce/KEY` (shoal's and torrust's
+    /// other private form), becomes `/scrape/KEY`, which both answer. A UDP
+    /// URL is its own scrape URL (BEP 15 scrapes over the same connection).
     pub fn scrape_url(&self) -> Result<TrackerUrl, ClientError> {
         if self.scheme == Scheme::Udp {
             return Ok(self.clone());
@@ -119,7 +122,15 @@ impl TrackerUrl {
             return Ok(self.clone());
         }
         let Some(rest) = last.strip_prefix("announce") else {
-            return Err(ClientError::Unsupported("cannot derive a scrape URL: the last path segment starts with neither \"announce\" nor \"scrape\" (BEP 48)".into()));
+            if let Some(parent) = dir.strip_suffix("/announce/") {
+                if !last.is_empty() {
+                    return Ok(TrackerUrl {
+                        path_and_query: format!("{parent}/scrape/{last}{query}"),
+                        ..self.clone()
+                    });
+                }
+            }
+            return Err(ClientError::Unsupported("cannot derive a scrape URL: the last path segment starts with neither \"announce\" nor \"scrape\" (BEP 48), and the one before it is not \"announce\"".into()));
         };
         Ok(TrackerUrl {
             path_and_query: format!("{dir}scrape{rest}{query}"),
@@ -352,8 +363,28 @@ mod tests {
             s("https://h:8443/x/scrape.php?k=1").unwrap(),
             "https://h:8443/x/scrape.php?k=1"
         );
+        // Private trackers: the key before the route (passkey-first) or after it.
+        const K: &str = "abcdefghijklmnopqrstuvwxyzABCDEF";
+        assert_eq!(
+            s(&format!("http://h:7070/{K}/announce")).unwrap(),
+            format!("http://h:7070/{K}/scrape")
+        );
+        assert_eq!(
+            s(&format!("https://h/x/{K}/announce?a=1")).unwrap(),
+            format!("https://h/x/{K}/scrape?a=1")
+        );
+        assert_eq!(
+            s(&format!("http://h/announce/{K}")).unwrap(),
+            format!("http://h/scrape/{K}")
+        );
+        assert_eq!(
+            s(&format!("http://h/t/announce/{K}?a=1")).unwrap(),
+            format!("http://h/t/scrape/{K}?a=1")
+        );
         assert!(s("http://h/a").is_err());
-        assert!(s("http://h/announce/x").is_err());
+        assert!(s("http://h/announce/").is_err());
+        assert!(s("http://h/announcer/x").is_err());
+        assert!(s("http://h/announce/x/y").is_err());
         assert!(s("http://h/x/scrape/y").is_err());
         assert!(s("http://h").is_err());
         assert_eq!(s("udp://h:1/announce").unwrap(), "udp://h:1/announce");

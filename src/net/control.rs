@@ -1,5 +1,6 @@
 //! The control thread: the operator listeners (`--metrics`), the management
-//! API (`--api`), the tracker port's `/metrics` and `/health` (handed over
+//! API (`--api`) and its torrust-compatible twin (`--torrust-api`), the
+//! tracker port's `/metrics` and `/health` (handed over
 //! by the packet workers with `--http-metrics`), and the periodic work of
 //! [`super::housekeeping`]. A walk of the map, a metrics render, an fsync of
 //! the access list: none of them can stall a packet, because none of them
@@ -172,21 +173,19 @@ impl Handler for ControlHttp<'_> {
 
     fn serve(&mut self, req: &Request<'_>, out: &mut Vec<u8>) -> Served {
         let path = req.head.path;
-        match req.role {
-            Role::Api => match &self.ctx.sources.api {
-                Some(api) => {
-                    let r = api::Request {
-                        buf: req.buf,
-                        head: req.head,
-                        head_len: req.head_len,
-                        now: req.now,
-                    };
-                    served(api::serve(api, &self.ctx.counters, r, out))
-                }
-                None => self.operator(req, out),
-            },
-            Role::Http if !is_operator_path(path) => {
-                let ctx = self.ctx;
+        let api_req = || api::Request {
+            buf: req.buf,
+            head: req.head,
+            head_len: req.head_len,
+            now: req.now,
+        };
+        let ctx = self.ctx;
+        match (req.role, &ctx.sources.api) {
+            (Role::Api, Some(api)) => served(api::serve(api, &ctx.counters, api_req(), out)),
+            (Role::Torrust, Some(api)) => {
+                served(api::torrust::serve(api, &ctx.counters, api_req(), out))
+            }
+            (Role::Http, _) if !is_operator_path(path) => {
                 let mut tracker = TrackerHttp {
                     tracker: &ctx.sources.tracker,
                     worker: self.worker,

@@ -13,7 +13,10 @@
 //!   until the map is back under it.
 //! - **Logs**: evictions at most once a minute; the `--stats-interval` line.
 //! - **The API's history**: a sample every 10 s.
+//! - **Announce intervals**: each packet worker's, from its load, once a
+//!   second ([`super::load`]).
 
+use super::load::{Link, Shedding};
 use super::worker::IDLE_TICK;
 use crate::api::Api;
 use crate::rendezvous::Rendezvous;
@@ -21,7 +24,7 @@ use crate::stats::{Kind, Proto, Registry};
 use crate::time::{Clock, Now};
 use crate::tracker::{Tracker, Worker};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Shards swept at most per loop turn, unless more are needed to keep pace.
 const SWEEP_BUDGET: u64 = 64;
@@ -39,6 +42,8 @@ pub struct Sources {
     pub stats_interval: Option<Duration>,
     /// Whether HTTP is served (the stats line then shows its rate).
     pub http: bool,
+    /// Each packet worker's interval target and sockets, in worker order.
+    pub links: Vec<Link>,
 }
 
 /// The control thread's periodic work and where each part stands.
@@ -57,6 +62,7 @@ pub struct Housekeeping {
     evict_log_at: u64,
     evicted_logged: u64,
     stats: StatsLine,
+    shedding: Shedding,
 }
 
 impl Housekeeping {
@@ -77,6 +83,12 @@ impl Housekeeping {
             evict_log_at: EVICT_LOG_MS,
             evicted_logged: 0,
             stats: StatsLine::starting(every_ms, clock.now().ms()),
+            shedding: Shedding::new(
+                src.tracker.intervals(),
+                &src.registry,
+                &src.links,
+                Instant::now(),
+            ),
             src,
         }
     }
@@ -89,6 +101,7 @@ impl Housekeeping {
         self.sweep(now);
         self.sweep_rendezvous(now);
         self.log_evictions(now.ms());
+        self.shedding.turn(Instant::now());
         self.stats.maybe_log(&self.src, now.ms());
         if let Some(api) = &self.src.api {
             api.tick(now);
@@ -256,8 +269,13 @@ impl StatsLine {
             )
         });
         let http = src.http.then(|| format!(", http {}/s", rate(http)));
+        let interval = match r.interval_range() {
+            Some((lo, hi)) if lo == hi => format!("; interval {lo} s"),
+            Some((lo, hi)) => format!("; interval {lo}-{hi} s"),
+            None => String::new(),
+        };
         log::info!(
-            "stats: {} req/s (connect {}/s, announce {}/s, scrape {}/s{}); errors {}/s, rejects {}/s, drops {}/s; {} torrents, {} peers ({} seeders, {} leechers){}",
+            "stats: {} req/s (connect {}/s, announce {}/s, scrape {}/s{}); errors {}/s, rejects {}/s, drops {}/s; {} torrents, {} peers ({} seeders, {} leechers){}{}",
             rate(connect + announce + scrape),
             rate(connect),
             rate(announce),
@@ -270,6 +288,7 @@ impl StatsLine {
             t.peers(),
             t.seeders4 + t.seeders6,
             t.leechers4 + t.leechers6,
+            interval,
             rendezvous.as_deref().unwrap_or(""),
         );
     }
@@ -367,6 +386,7 @@ mod tests {
             rendezvous: None,
             stats_interval: None,
             http: false,
+            links: Vec::new(),
         };
         let mut hk = Housekeeping::new(src, &clock);
         // An idle loop: one turn per IDLE_TICK.

@@ -26,6 +26,9 @@ pub enum Role {
     Metrics,
     /// The management API and its status page (`--api`).
     Api,
+    /// torrust-tracker's REST API contract (`--torrust-api`), over the
+    /// same access files and token as `--api`.
+    Torrust,
 }
 
 /// Which threads serve a role.
@@ -42,7 +45,7 @@ impl Role {
     pub const fn plane(self) -> Plane {
         match self {
             Role::Udp | Role::Http | Role::Rendezvous => Plane::Data,
-            Role::Metrics | Role::Api => Plane::Control,
+            Role::Metrics | Role::Api | Role::Torrust => Plane::Control,
         }
     }
 
@@ -58,6 +61,7 @@ impl Role {
             Role::Rendezvous => "rendezvous",
             Role::Metrics => "metrics",
             Role::Api => "api",
+            Role::Torrust => "torrust-api",
         }
     }
 }

@@ -7,7 +7,8 @@
 //!   async runtime, nothing allocated per packet.
 //! - **The control plane**: one thread ([`control`]) for the operator
 //!   listeners, the management API and the periodic work that walks the map
-//!   ([`housekeeping`]), at a lower priority than the packet workers.
+//!   ([`housekeeping`]), at a lower priority than the packet workers; among
+//!   it, each worker's announce interval from its load ([`load`]).
 //!
 //! Both planes bind up front ([`listen::bind`]: start-up errors surface
 //! before any thread runs, and tests can read the ephemeral ports) and
@@ -20,6 +21,7 @@ pub mod control;
 mod count;
 pub mod housekeeping;
 pub mod listen;
+pub mod load;
 #[cfg(target_os = "linux")]
 mod mmsg;
 mod rendezvous;

@@ -3,7 +3,8 @@
 //! and the HTTP head around the core's bencoded body.
 //!
 //! Routes: `/announce…` (any path starting so, extra query parameters
-//! ignored), `/scrape…`; with `--http-metrics`, `/metrics` and `/health` are
+//! ignored), `/scrape…`, and the passkey-first `/KEY/announce` and
+//! `/KEY/scrape` ([`route`]); with `--http-metrics`, `/metrics` and `/health` are
 //! handed to the control thread with their connection ([`Served::HandOff`]);
 //! anything else is 404, a method other than GET or HEAD is 405. Tracker
 //! errors are 200 with a bencoded `failure reason` (what BitTorrent clients
@@ -13,6 +14,7 @@
 use super::conn::{refuse_body, Handler, Request, Served};
 use super::count;
 use super::worker::publish;
+use crate::access::keys::{self, ANNOUNCE, SCRAPE};
 use crate::cluster::Outbox;
 use crate::limit::{Cidr, RateLimiter};
 use crate::stats::{Counters, Kind, Proto, Reject};
@@ -27,6 +29,33 @@ pub const TEXT: &str = "text/plain";
 /// The operator endpoints.
 pub fn is_operator_path(path: &[u8]) -> bool {
     path == b"/metrics" || path == b"/health"
+}
+
+/// The tracker route a request path (query removed) asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Announce,
+    Scrape,
+    /// Anything else: 404.
+    Other,
+}
+
+/// `/announce…` and `/scrape…` first (what every tracker URL has been), then
+/// the passkey-first `/KEY/announce` and `/KEY/scrape`, where the key comes
+/// before the route so that the last segment names it (BEP 48's scrape
+/// convention then works). No allocation: this runs on every HTTP request.
+pub fn route(path: &[u8]) -> Route {
+    if path.starts_with(ANNOUNCE) {
+        Route::Announce
+    } else if path.starts_with(SCRAPE) {
+        Route::Scrape
+    } else if keys::key_first(path, ANNOUNCE).is_some() {
+        Route::Announce
+    } else if keys::key_first(path, SCRAPE).is_some() {
+        Route::Scrape
+    } else {
+        Route::Other
+    }
 }
 
 /// How the HTTP tracker finds its client's address.
@@ -91,8 +120,9 @@ impl TrackerHttp<'_> {
         // per-family metrics add up; the socket peer's when there is none.
         let client = client_ip(self.client, head, req.peer, c);
         let fam = count::family(client.unwrap_or_else(|| req.peer.ip()));
-        let announce = head.path.starts_with(b"/announce");
-        let scrape = head.path.starts_with(b"/scrape");
+        let route = route(head.path);
+        let announce = route == Route::Announce;
+        let scrape = route == Route::Scrape;
         // Announce and scrape count against the client's rate (a HEAD
         // announce too: it costs a request).
         let limited = (announce || scrape)
@@ -268,6 +298,30 @@ mod tests {
             let mut out = Vec::new();
             h.serve(&req, &mut out);
             out
+        }
+    }
+
+    #[test]
+    fn routes_read_the_route_before_or_after_the_key() {
+        const K: &str = "abcdefghijklmnopqrstuvwxyzABCDEF";
+        for (path, want) in [
+            ("/announce".to_string(), Route::Announce),
+            ("/announce.php".to_string(), Route::Announce),
+            (format!("/announce/{K}"), Route::Announce),
+            (format!("/{K}/announce"), Route::Announce),
+            ("/scrape".to_string(), Route::Scrape),
+            (format!("/scrape/{K}"), Route::Scrape),
+            (format!("/{K}/scrape"), Route::Scrape),
+            // Route first: a path that reads both ways.
+            ("/scrape/announce".to_string(), Route::Scrape),
+            ("/announce/scrape".to_string(), Route::Announce),
+            (format!("/{K}/announce/x"), Route::Other),
+            (format!("/x/{K}/announce"), Route::Other),
+            ("//announce".to_string(), Route::Other),
+            ("/".to_string(), Route::Other),
+            ("/metrics".to_string(), Route::Other),
+        ] {
+            assert_eq!(route(path.as_bytes()), want, "{path}");
         }
     }
 

@@ -7,9 +7,12 @@
 //! shared swarm map; the worker counts and publishes what the core says
 //! happened. No channels, no async runtime, and no management work: map
 //! walks, metrics, the API and file writes belong to the control thread.
+//! Each turn adds its working time to the worker's counters and takes the
+//! announce interval the control thread set for it ([`super::load`]).
 
 use super::conn::{ConnConfig, Conns, Handoff, CONN_BASE};
 use super::listen::{Listener, Role, Socket};
+use super::load::Target;
 use super::rendezvous::{RdvIo, RdvSocket};
 use super::serve::{ClientAddr, TrackerHttp};
 use super::udp::{Answer, UdpIo};
@@ -24,7 +27,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The token of a loop's waker (a shutdown, a hand-off).
 pub const WAKE: Token = Token(usize::MAX - 1);
@@ -53,6 +56,8 @@ pub struct WorkerContext {
     pub rendezvous: Option<Arc<Rendezvous>>,
     /// `--cluster`: this worker's record buffer.
     pub outbox: Option<Outbox>,
+    /// The announce interval the control thread sets for this worker.
+    pub interval: Arc<Target>,
 }
 
 /// A worker's poller and sockets, bound but not yet running.
@@ -110,6 +115,21 @@ impl WorkerIo {
         }
         Ok((io, waker))
     }
+
+    /// The inodes of the worker's tracker UDP sockets, whose receive drops
+    /// are its load signal (empty where `/proc` cannot tell).
+    pub fn udp_inodes(&self) -> Vec<u64> {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            self.udp
+                .iter()
+                .filter_map(|(_, sock)| crate::stats::fd_socket_inode(sock.as_raw_fd()))
+                .collect()
+        }
+        #[cfg(not(target_os = "linux"))]
+        Vec::new()
+    }
 }
 
 /// Tell the other instances of a cluster about an announce the swarm took
@@ -142,6 +162,8 @@ pub fn run(id: usize, mut io: WorkerIo, ctx: WorkerContext) {
     let outbox = ctx.outbox.as_ref();
     log::debug!("worker {id} running");
     let mut now = ctx.clock.now();
+    let mut interval = 0;
+    let mut turn_start = Instant::now();
     loop {
         // Last turn's clock is close enough to bound the sleep.
         let timeout = if pending.iter().any(|&p| p) || rdv.has_pending() {
@@ -151,7 +173,11 @@ pub fn run(id: usize, mut io: WorkerIo, ctx: WorkerContext) {
                 .wake_in_ms(now.ms())
                 .map_or(IDLE_TICK, |ms| IDLE_TICK.min(Duration::from_millis(ms)))
         };
-        match io.poll.poll(&mut events, Some(timeout)) {
+        // The turn's work ends here; what poll waits is idle time.
+        counters.add_busy(turn_start.elapsed().as_nanos() as u64);
+        let polled = io.poll.poll(&mut events, Some(timeout));
+        turn_start = Instant::now();
+        match polled {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => {
@@ -163,6 +189,12 @@ pub fn run(id: usize, mut io: WorkerIo, ctx: WorkerContext) {
             break;
         }
         now = ctx.clock.now();
+        let wanted = ctx.interval.get();
+        if wanted != interval {
+            interval = wanted;
+            worker.set_interval(wanted);
+            counters.set_interval(ctx.tracker.intervals().centre(wanted));
+        }
         conns.expire(&mut io.poll, now.ms(), counters);
         {
             let mut http = TrackerHttp {

@@ -34,6 +34,8 @@ pub struct Listen {
     pub metrics: Vec<SocketAddr>,
     /// Management API listeners (`--api`).
     pub api: Vec<SocketAddr>,
+    /// torrust-tracker REST API listeners (`--torrust-api`).
+    pub torrust: Vec<SocketAddr>,
     /// Sobani rendezvous addresses (UDP). Empty = off.
     pub rendezvous: Vec<SocketAddr>,
     /// Whether `udp`/`http` are the built-in defaults: a default IPv6
@@ -52,6 +54,7 @@ impl Default for Listen {
             http: Vec::new(),
             metrics: Vec::new(),
             api: Vec::new(),
+            torrust: Vec::new(),
             rendezvous: Vec::new(),
             defaults: true,
         }
@@ -146,10 +149,12 @@ impl Config {
         }
         self.tracker.validate()?;
         self.http.validate()?;
-        if !l.api.is_empty() && self.api.token.is_none() {
-            return Err(
-                "--api needs a token: give --api-token, SHOAL_API_TOKEN or --api-token-file".into(),
-            );
+        for (flag, list) in [("--api", &l.api), ("--torrust-api", &l.torrust)] {
+            if !list.is_empty() && self.api.token.is_none() {
+                return Err(format!(
+                    "{flag} needs a token: give --api-token, SHOAL_API_TOKEN or --api-token-file"
+                ));
+            }
         }
         if self.limits.rate_limit > 0 && self.limits.burst() == 0 {
             return Err("--rate-burst must be at least 1".into());
@@ -175,8 +180,13 @@ impl Config {
         let share = t.max_torrent_share;
         let h = &self.http;
         format!(
-            "config: interval {} s, peer timeout {} s, numwant {} (max {}), max scrape {}, max peers {max_peers}, max memory {max_memory} (one torrent at most {share} %), connection id lifetime {} s, workers {}, shards {}, socket buffer {} bytes asked, HTTP: {} connections per worker, {} s idle timeout{}{}",
+            "config: interval {} s ±{} % ({}), peer timeout {} s, numwant {} (max {}), max scrape {}, max peers {max_peers}, max memory {max_memory} (one torrent at most {share} %), connection id lifetime {} s, workers {}, shards {}, socket buffer {} bytes asked, HTTP: {} connections per worker, {} s idle timeout{}{}",
             t.interval,
+            t.interval_jitter,
+            match t.max_interval() {
+                m if m > t.interval => format!("up to {m} s under load"),
+                _ => "fixed".to_string(),
+            },
             t.peer_timeout,
             t.default_numwant,
             t.max_numwant,
@@ -226,11 +236,20 @@ impl Config {
                 "--http-client-ip-header is believed only from --http-trusted-proxy, by default loopback (127.0.0.0/8, ::1/128): if the proxy runs on another host, name its address, or every client behind it is seen as the proxy".into(),
             );
         }
+        // torrust-index whitelists every torrent it takes in; without an
+        // allow list those calls fail.
+        if !self.listen.torrust.is_empty()
+            && !matches!(self.access.list, Some((_, crate::access::Mode::Allow)))
+        {
+            w.push(
+                "--torrust-api without an allow list (--access-list FILE --access-mode allow): its whitelist calls fail, and torrust-index cannot add torrents".into(),
+            );
+        }
         w
     }
 
     /// The same fixed address twice for one protocol (in one list, or across
-    /// `--udp`/`--rendezvous` or `--http`/`--metrics`/`--api`) is a
+    /// `--udp`/`--rendezvous` or `--http`/`--metrics`/`--api`/`--torrust-api`) is a
     /// configuration error naming both flags: binding it would fail the
     /// in-use probe with a misleading "address already in use".
     fn check_duplicates(&self) -> Result<(), String> {
@@ -240,6 +259,7 @@ impl Config {
             ("--http", &l.http),
             ("--metrics", &l.metrics),
             ("--api", &l.api),
+            ("--torrust-api", &l.torrust),
         ];
         for lists in [&udp[..], &tcp[..]] {
             let mut seen: Vec<(&str, SocketAddr)> = Vec::new();
@@ -284,6 +304,12 @@ mod tests {
         let mut c = Config::default();
         c.listen.api = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
         assert!(c.validate().unwrap_err().contains("--api needs a token"));
+        let mut c = Config::default();
+        c.listen.torrust = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .contains("--torrust-api needs a token"));
     }
 
     #[test]

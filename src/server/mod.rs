@@ -32,6 +32,7 @@ use crate::limit::{ConnLimiter, RateLimiter};
 use crate::net::control::{self, ControlContext, ControlIo};
 use crate::net::housekeeping::Sources;
 use crate::net::listen::{self, Wanted};
+use crate::net::load::{Link, Target};
 use crate::net::serve::ClientAddr;
 use crate::net::worker::{self, WorkerContext, WorkerIo};
 use crate::net::{BindError, Buffers, ConnConfig, Listener, Role, Stop};
@@ -160,6 +161,10 @@ impl Server {
                 role: Role::Api,
                 addrs: &l.api,
             },
+            Wanted {
+                role: Role::Torrust,
+                addrs: &l.torrust,
+            },
         ];
         let bound = listen::bind(&wanted, n, config.socket_buffer, l.defaults)?;
         let mut workers = Vec::with_capacity(n);
@@ -200,6 +205,9 @@ impl Server {
             .as_ref()
             .map(|c| Arc::new(Status::for_config(n + 1, c)));
         let mut registry = Registry::new(n);
+        for c in &registry.workers {
+            c.set_interval(config.tracker.interval);
+        }
         registry.rendezvous = rendezvous.clone();
         registry.max_peers = config.tracker.max_peers;
         if let Some(c) = &cluster {
@@ -211,8 +219,10 @@ impl Server {
             st.record_load(&registry.state);
         }
         let registry = Arc::new(registry);
-        let api = match (&config.api.token, l.api.is_empty()) {
-            (Some(token), false) => Some(Arc::new(Api::new(
+        // One API behind both surfaces: one token, one set of files.
+        let api_wanted = !l.api.is_empty() || !l.torrust.is_empty();
+        let api = match (&config.api.token, api_wanted) {
+            (Some(token), true) => Some(Arc::new(Api::new(
                 token.clone(),
                 Arc::clone(&tracker),
                 Arc::clone(&registry),
@@ -348,8 +358,13 @@ impl Server {
             .metrics_on_tracker_port
             .then(|| control_io.handoff());
         let mut wakers = vec![control_waker];
+        let mut links = Vec::with_capacity(workers.len());
         for (id, (io, waker)) in workers.into_iter().enumerate() {
             wakers.push(waker);
+            let link = Link {
+                target: Arc::new(Target::new(config.tracker.interval)),
+                inodes: io.udp_inodes(),
+            };
             let ctx = WorkerContext {
                 tracker: Arc::clone(&tracker),
                 counters: Arc::clone(&registry.workers[id]),
@@ -361,7 +376,9 @@ impl Server {
                 handoff: handoff.clone(),
                 rendezvous: rendezvous.clone(),
                 outbox: cluster.as_ref().map(|c| c.outbox(id)),
+                interval: Arc::clone(&link.target),
             };
+            links.push(link);
             let t = std::thread::Builder::new()
                 .name(format!("shoal-worker-{id}"))
                 .spawn(move || worker::run(id, io, ctx))
@@ -377,6 +394,7 @@ impl Server {
                 rendezvous,
                 stats_interval: config.stats_interval,
                 http: !config.listen.http.is_empty() || !config.listen.metrics.is_empty(),
+                links,
             },
             counters: Arc::clone(&registry.control),
             clock: clock.clone(),
@@ -472,6 +490,10 @@ impl Running {
 
     pub fn api_addrs(&self) -> Vec<SocketAddr> {
         self.addrs(Role::Api)
+    }
+
+    pub fn torrust_addrs(&self) -> Vec<SocketAddr> {
+        self.addrs(Role::Torrust)
     }
 
     pub fn tracker(&self) -> &Arc<Tracker> {

@@ -25,11 +25,11 @@ impl Server {
                 Role::Metrics => log::info!("serving /metrics and /health on http://{addr}"),
                 Role::Api => {
                     log::info!("serving the management API and status page on http://{addr}");
-                    if !addr.ip().is_loopback() {
-                        log::warn!(
-                            "the management API on {addr} is not on loopback: keep it behind a firewall"
-                        );
-                    }
+                    warn_if_exposed("management API", addr);
+                }
+                Role::Torrust => {
+                    log::info!("serving the torrust REST API (v1) on http://{addr}");
+                    warn_if_exposed("torrust REST API", addr);
                 }
             }
         }
@@ -66,7 +66,10 @@ impl Server {
         }
         // Each loop: its sockets and poller, plus up to the HTTP connection limit.
         let l = &config.listen;
-        let streams = !l.http.is_empty() || !l.metrics.is_empty() || !l.api.is_empty();
+        let streams = !l.http.is_empty()
+            || !l.metrics.is_empty()
+            || !l.api.is_empty()
+            || !l.torrust.is_empty();
         let per_loop = 16 + self.table.len();
         let loops = config.workers + 1;
         let max = config.http.max_connections;
@@ -82,6 +85,14 @@ impl Server {
 
     #[cfg(not(unix))]
     fn raise_nofile_limit(&self) {}
+}
+
+/// A management listener off loopback: whoever reaches it with the token can
+/// change who may use the tracker.
+fn warn_if_exposed(what: &str, addr: std::net::SocketAddr) {
+    if !addr.ip().is_loopback() {
+        log::warn!("the {what} on {addr} is not on loopback: keep it behind a firewall");
+    }
 }
 
 /// Log what the kernel granted for --socket-buffer, and warn (once, for all

@@ -15,6 +15,7 @@
 mod procfs;
 mod render;
 
+pub use procfs::{fd_socket_inode, udp_drops_of};
 pub use render::{metric, Series};
 
 use crate::rendezvous::{Outcome, Rendezvous};
@@ -203,6 +204,12 @@ pub struct Counters {
     pub http_connections: Counter,
     /// Rendezvous datagrams by what became of them, indexed by [`Outcome::index`].
     rendezvous: [Counter; RENDEZVOUS_OUTCOMES],
+    /// Nanoseconds the thread spent working rather than waiting in `poll`
+    /// (a packet worker adds each loop turn's): its utilisation.
+    busy_ns: Counter,
+    /// Gauge: the announce interval the worker hands out now, before
+    /// jitter, seconds.
+    interval: Counter,
 }
 
 /// Counters and gauges of the state file (see [`crate::state`]).
@@ -274,6 +281,42 @@ impl Counters {
 
     pub fn drops(&self, d: Dropped) -> u64 {
         self.drops[d as usize].get()
+    }
+
+    /// Add one loop turn's working time.
+    #[inline]
+    pub fn add_busy(&self, ns: u64) {
+        self.busy_ns.add(ns);
+    }
+
+    /// Nanoseconds spent working since start.
+    pub fn busy_ns(&self) -> u64 {
+        self.busy_ns.get()
+    }
+
+    /// The interval the worker hands out from now on (seconds, before jitter).
+    pub fn set_interval(&self, secs: u32) {
+        self.interval.set(u64::from(secs));
+    }
+
+    /// The interval the worker hands out now.
+    pub fn interval(&self) -> u64 {
+        self.interval.get()
+    }
+
+    /// Requests handled, every protocol and outcome: those counted as
+    /// requests and those refused or ignored (a refusal that names what was
+    /// asked counts twice; the load estimate this feeds does not mind).
+    pub fn handled(&self) -> u64 {
+        let requests: u64 = self
+            .requests
+            .iter()
+            .flatten()
+            .flatten()
+            .map(Counter::get)
+            .sum();
+        let rejects: u64 = self.rejects.iter().map(Counter::get).sum();
+        requests + rejects
     }
 }
 
@@ -374,6 +417,14 @@ impl Registry {
         self.sum(|c| c.drops(d))
     }
 
+    /// The shortest and longest interval the packet workers hand out now
+    /// (seconds, before jitter); `None` without workers.
+    pub fn interval_range(&self) -> Option<(u64, u64)> {
+        let mut it = self.workers.iter().map(|c| c.interval());
+        let first = it.next()?;
+        Some(it.fold((first, first), |(lo, hi), i| (lo.min(i), hi.max(i))))
+    }
+
     pub fn requests(&self, p: Proto, f: Family, k: Kind) -> u64 {
         self.sum(|c| c.requests(p, f, k))
     }
@@ -427,6 +478,37 @@ mod tests {
         assert_eq!(procfs::drops_of(table, &ours), 12);
         assert_eq!(procfs::socket_inode("socket:[5551]"), Some(5551));
         assert_eq!(procfs::socket_inode("pipe:[5551]"), None);
+        // Per socket, in the order asked, for a worker's own sockets.
+        let mut per = [0; 3];
+        procfs::add_drops(table, &[5553, 5552, 9999], &mut per);
+        assert_eq!(per, [5, 100, 0]);
+    }
+
+    /// A socket's inode read through /proc/self/fd finds its row, whose
+    /// drops rise when its buffer overflows.
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn a_sockets_own_drops_are_read_by_its_inode() {
+        use std::os::fd::AsRawFd;
+        let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
+        sock.set_recv_buffer_size(1).unwrap();
+        sock.bind(
+            &"127.0.0.1:0"
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .into(),
+        )
+        .unwrap();
+        let sock: std::net::UdpSocket = sock.into();
+        let inode = fd_socket_inode(sock.as_raw_fd()).expect("a socket inode");
+        let to = sock.local_addr().unwrap();
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        // The smallest buffer holds a few datagrams: 200 overflow it.
+        for _ in 0..200 {
+            sender.send_to(&[0; 64], to).unwrap();
+        }
+        let drops = udp_drops_of(&[inode, 0]).unwrap();
+        assert!(drops[0] > 0 && drops[1] == 0, "{drops:?}");
     }
 
     /// This process's own /proc files parse (the series are present).
@@ -439,6 +521,41 @@ mod tests {
         assert!(procfs::udp_drops().is_some());
         let p = procfs::process().unwrap();
         assert!(p.resident_bytes > 0 && p.open_fds >= 1, "{p:?}");
+    }
+
+    #[test]
+    fn a_worker_reports_its_busy_time_its_interval_and_what_it_handled() {
+        let a = Arc::new(Counters::default());
+        let b = Arc::new(Counters::default());
+        a.add_busy(1_500_000_000);
+        a.add_busy(250_000_000);
+        a.set_interval(1800);
+        b.set_interval(2400);
+        a.request(Proto::Udp, Family::V4, Kind::Connect);
+        a.request(Proto::Http, Family::V6, Kind::Announce);
+        a.reject(Reject::BadConnectionId);
+        assert_eq!(
+            (a.busy_ns(), a.handled(), b.handled()),
+            (1_750_000_000, 3, 0)
+        );
+        let reg = Registry {
+            workers: vec![a, b],
+            ..Registry::default()
+        };
+        assert_eq!(reg.interval_range(), Some((1800, 2400)));
+        assert_eq!(Registry::default().interval_range(), None);
+        let mut s = String::new();
+        reg.render_prometheus(&mut s, &Totals::default(), 0);
+        for line in [
+            "# TYPE shoal_announce_interval_seconds gauge\n",
+            "shoal_announce_interval_seconds{worker=\"0\"} 1800\n",
+            "shoal_announce_interval_seconds{worker=\"1\"} 2400\n",
+            "# TYPE shoal_worker_busy_seconds_total counter\n",
+            "shoal_worker_busy_seconds_total{worker=\"0\"} 1.750000000\n",
+            "shoal_worker_busy_seconds_total{worker=\"1\"} 0.000000000\n",
+        ] {
+            assert!(s.contains(line), "missing {line:?} in\n{s}");
+        }
     }
 
     #[test]

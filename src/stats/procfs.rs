@@ -76,6 +76,44 @@ pub fn udp_drops() -> Option<u64> {
     total
 }
 
+/// Receive drops of the UDP sockets `inodes` (`/proc/net/udp{,6}`'s `drops`
+/// column), one count per inode in order; 0 for an inode not listed.
+/// `None` when neither table can be read.
+pub fn udp_drops_of(inodes: &[u64]) -> Option<Vec<u64>> {
+    let mut out = vec![0; inodes.len()];
+    let mut read = false;
+    for table in ["/proc/net/udp", "/proc/net/udp6"] {
+        if let Ok(text) = fs::read_to_string(table) {
+            read = true;
+            add_drops(&text, inodes, &mut out);
+        }
+    }
+    read.then_some(out)
+}
+
+/// Add the `drops` of each row of `table` whose inode is `inodes[i]` to `out[i]`.
+pub fn add_drops(table: &str, inodes: &[u64], out: &mut [u64]) {
+    for row in table.lines().skip(1) {
+        let cols: Vec<&str> = row.split_whitespace().collect();
+        let (Some(inode), Some(drops)) = (
+            cols.get(9).and_then(|c| c.parse::<u64>().ok()),
+            cols.last().and_then(|c| c.parse::<u64>().ok()),
+        ) else {
+            continue;
+        };
+        if let Some(i) = inodes.iter().position(|&n| n == inode) {
+            out[i] += drops;
+        }
+    }
+}
+
+/// The socket inode of this process's file descriptor `fd`
+/// (`/proc/self/fd/FD` links to `socket:[INODE]`).
+pub fn fd_socket_inode(fd: i32) -> Option<u64> {
+    let link = fs::read_link(format!("/proc/self/fd/{fd}")).ok()?;
+    socket_inode(&link.to_string_lossy())
+}
+
 /// `socket:[12345]` → 12345.
 pub fn socket_inode(link: &str) -> Option<u64> {
     link.strip_prefix("socket:[")?

@@ -28,6 +28,36 @@ impl Registry {
         let _ = self.render(out, totals, uptime_secs);
     }
 
+    /// Each packet worker's announce interval and busy time, labelled by
+    /// its index.
+    fn render_workers(&self, out: &mut String) -> std::fmt::Result {
+        writeln!(
+            out,
+            "# HELP shoal_announce_interval_seconds The announce interval each packet worker hands out now, before jitter: --interval, more while the worker is overloaded (up to --max-interval).\n# TYPE shoal_announce_interval_seconds gauge"
+        )?;
+        for (i, c) in self.workers.iter().enumerate() {
+            writeln!(
+                out,
+                "shoal_announce_interval_seconds{{worker=\"{i}\"}} {}",
+                c.interval()
+            )?;
+        }
+        writeln!(
+            out,
+            "# HELP shoal_worker_busy_seconds_total Time each packet worker spent working rather than waiting for packets; its rate is the worker's utilisation.\n# TYPE shoal_worker_busy_seconds_total counter"
+        )?;
+        for (i, c) in self.workers.iter().enumerate() {
+            let ns = c.busy_ns();
+            writeln!(
+                out,
+                "shoal_worker_busy_seconds_total{{worker=\"{i}\"}} {}.{:09}",
+                ns / 1_000_000_000,
+                ns % 1_000_000_000
+            )?;
+        }
+        Ok(())
+    }
+
     /// The state file's series (zeros without `--state-file`).
     fn render_state(&self, out: &mut String) -> std::fmt::Result {
         let st = |f: fn(&StateCounters) -> &Counter| f(&self.state).get();
@@ -273,6 +303,7 @@ impl Registry {
             "Worker threads serving requests.",
             [([], self.workers.len() as u64)],
         )?;
+        self.render_workers(out)?;
         metric(
             out,
             "shoal_max_peers",

@@ -46,6 +46,8 @@ impl Tracker {
             http_peers,
             policy,
             events,
+            interval,
+            spread,
             event,
         } = w;
         let asked = Some(Asked::Announce);
@@ -99,10 +101,11 @@ impl Tracker {
         bencode::int(body, i64::from(counts.seeders));
         bencode::bytes(body, b"incomplete");
         bencode::int(body, i64::from(counts.leechers));
+        let spread = self.spread(*interval, spread);
         bencode::bytes(body, b"interval");
-        bencode::int(body, i64::from(self.config.interval));
+        bencode::int(body, i64::from(spread.draw(rng)));
         bencode::bytes(body, b"min interval");
-        bencode::int(body, i64::from((self.config.interval / 2).max(1)));
+        bencode::int(body, i64::from(spread.min_interval()));
         bencode::bytes(body, b"peers");
         if q.compact {
             bencode::bytes(body, v4_list.bytes);

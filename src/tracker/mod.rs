@@ -16,6 +16,9 @@
 //! - the reply's address family follows the packet: IPv4 (and IPv4-mapped)
 //!   sources get only IPv4 peers in 6-byte form, IPv6 sources 18-byte IPv6 peers;
 //! - the announce's `ip` field is ignored: the source address is the peer;
+//! - an announce reply's interval is the worker's current one ([`Worker::set_interval`],
+//!   which its load moves between `--interval` and `--max-interval`), spread by
+//!   ± `--interval-jitter` with the worker's own generator ([`interval`]);
 //! - `num_want` < 0 → the default, 0 → none, capped by `max_numwant` and by what
 //!   fits in one unfragmented datagram;
 //! - a scrape answers at most `max_scrape` hashes, in request order; the rest of
@@ -33,10 +36,12 @@
 pub mod config;
 pub mod connid;
 mod http;
+pub mod interval;
 mod outcome;
 mod udp;
 
 pub use config::{TrackerConfig, MAX_PEER_TIMEOUT};
+pub use interval::{Governor, Intervals, Load, Spread};
 pub use outcome::{Asked, Handled, Outcome, PeerEvent, Refusal};
 
 use crate::access::{Deny, Policy, PolicyHandle, PolicyReader, PresentedKey};
@@ -72,6 +77,8 @@ pub const PREFETCH_HASHES: usize = 4;
 #[derive(Debug)]
 pub struct Tracker {
     config: TrackerConfig,
+    /// The interval settings replies read, resolved from `config` once.
+    intervals: Intervals,
     conn_ids: ConnectionIds,
     swarm: Swarm,
     /// Who may use the tracker; unset: everyone. Set once before serving, so
@@ -105,6 +112,13 @@ pub struct Worker {
     /// Whether announces record their [`PeerEvent`]: a worker that
     /// publishes nothing (no cluster) does not pay for building it.
     events: bool,
+    /// The interval this worker hands out now, before jitter, seconds;
+    /// clamped to `[--interval, --max-interval]` (so 0, the start, is the
+    /// base). Set by the packet worker when its governor moves it.
+    interval: u32,
+    /// What replies carry at `interval`: worked out by the first reply
+    /// after a change ([`Tracker::spread`]), then one draw per reply.
+    spread: Spread,
     /// The last announce's event (with `events`).
     event: Option<PeerEvent>,
 }
@@ -129,8 +143,18 @@ impl Worker {
             http_peers: [Vec::new(), Vec::new()],
             policy: None,
             events: true,
+            interval: 0,
+            spread: Spread::UNSET,
             event: None,
         }
+    }
+
+    /// Hand out `secs` (before jitter) from now on, clamped to the
+    /// configured range.
+    #[inline]
+    pub fn set_interval(&mut self, secs: u32) {
+        self.interval = secs;
+        self.spread = Spread::UNSET;
     }
 
     /// Whether announces record their [`PeerEvent`] (by default they do).
@@ -263,6 +287,7 @@ impl Tracker {
         });
         Tracker {
             conn_ids: ConnectionIds::new(config.connection_id_lifetime),
+            intervals: Intervals::of(&config),
             config,
             swarm,
             access: OnceLock::new(),
@@ -314,6 +339,27 @@ impl Tracker {
 
     pub fn config(&self) -> &TrackerConfig {
         &self.config
+    }
+
+    /// The interval settings in force (the configuration's, resolved).
+    pub fn intervals(&self) -> Intervals {
+        self.intervals
+    }
+
+    /// What a worker's replies carry at its `interval`: `spread`, worked
+    /// out first if the interval changed since the last reply.
+    #[inline(always)]
+    fn spread(&self, interval: u32, spread: &mut Spread) -> Spread {
+        if spread.is_unset() {
+            *spread = self.work_out_spread(interval);
+        }
+        *spread
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn work_out_spread(&self, interval: u32) -> Spread {
+        self.intervals.spread(interval)
     }
 
     pub fn swarm(&self) -> &Swarm {

@@ -229,7 +229,11 @@ fn no_reply_to_an_unauthenticated_packet_is_larger_than_it() {
 
 #[test]
 fn announce_fixture_and_counts() {
-    let t = tracker();
+    // No jitter: the fixture's interval is exactly --interval.
+    let t = tracker_with(TrackerConfig {
+        interval_jitter: 0,
+        ..TrackerConfig::default()
+    });
     let mut c = Client::new(&t);
     let id1 = c.connect(0, v4(1, 1));
     let id2 = c.connect(0, v4(2, 1));
@@ -660,4 +664,62 @@ fn test_scrape_of_a_hash_not_allowed_is_zeros_and_it_is_swept_away() {
     assert_eq!(swept, 1);
     assert_eq!(t.swarm().totals().torrents, 1);
     assert_eq!(t.swarm().scrape(&[1; 20]).seeders, 1);
+}
+
+/// The interval of every announce reply, UDP and HTTP, is the worker's
+/// current one spread by the jitter, clamped to [--interval, --max-interval].
+#[test]
+fn replies_carry_the_workers_interval_spread_by_the_jitter() {
+    let t = tracker_with(TrackerConfig {
+        interval: 1000,
+        interval_jitter: 20,
+        max_interval: Some(3000),
+        peer_timeout: 5000,
+        ..TrackerConfig::default()
+    });
+    let mut c = Client::new(&t);
+    let id = c.connect(0, v4(1, 1));
+    let udp_interval = |c: &mut Client<'_>| {
+        let req = announce_bytes(id, 1, Event::None, 0, 0, 6881);
+        parse_announce(&c.send(0, v4(1, 1), &req).unwrap()).interval
+    };
+    let http_interval = |w: &mut Worker| {
+        let mut body = Vec::new();
+        let q = b"info_hash=%01%01%01%01%01%01%01%01%01%01%01%01%01%01%01%01%01%01%01%01&peer_id=-TR3000-aaaaaaaaaaaa&port=6881&compact=1";
+        let o = t.http_announce(
+            w,
+            Now::from_secs(0),
+            v4(2, 1).ip(),
+            b"/announce",
+            q,
+            &mut body,
+        );
+        assert!(matches!(o, Outcome::Announced), "{o:?}");
+        let text = String::from_utf8_lossy(&body).into_owned();
+        let int = |key: &str| -> u32 {
+            let at = text.find(key).unwrap() + key.len();
+            text[at..].split('e').next().unwrap().parse().unwrap()
+        };
+        (int("8:intervali"), int("12:min intervali"))
+    };
+    let mut http_worker = Worker::with_rng(fastrand::Rng::with_seed(5));
+    for (set, lo, hi) in [(0, 800, 1200), (2000, 1600, 2400), (99_999, 2400, 3600)] {
+        c.w.set_interval(set);
+        http_worker.set_interval(set);
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..200 {
+            let u = udp_interval(&mut c);
+            let (h, min) = http_interval(&mut http_worker);
+            assert!(
+                (lo..=hi).contains(&u) && (lo..=hi).contains(&h),
+                "{set}: {u} {h}"
+            );
+            assert_eq!(min, (lo + hi) / 4, "half the current interval");
+            assert!(min < h);
+            seen.insert(u);
+            seen.insert(h);
+        }
+        // Spread, not one value: 200 draws from 400 values.
+        assert!(seen.len() > 100, "{set}: {} distinct", seen.len());
+    }
 }

@@ -42,6 +42,8 @@ impl Tracker {
             rng,
             policy,
             events,
+            interval,
+            spread,
             event,
             ..
         } = w;
@@ -103,7 +105,7 @@ impl Tracker {
                 let written = udp::write_announce_header(
                     out,
                     tx,
-                    self.config.interval,
+                    self.spread(*interval, spread).draw(rng),
                     counts.leechers,
                     counts.seeders,
                 );

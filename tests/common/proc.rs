@@ -13,7 +13,7 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 /// The start-up line of each kind of listener, up to its address.
-const LISTENING: [(Role, &str); 5] = [
+const LISTENING: [(Role, &str); 6] = [
     (Role::Udp, "listening on udp://"),
     (Role::Http, "listening on http://"),
     (Role::Rendezvous, "listening on rendezvous://"),
@@ -21,6 +21,10 @@ const LISTENING: [(Role, &str); 5] = [
     (
         Role::Api,
         "serving the management API and status page on http://",
+    ),
+    (
+        Role::Torrust,
+        "serving the torrust REST API (v1) on http://",
     ),
 ];
 

@@ -37,7 +37,19 @@ for unmodified, real-world clients:
                       port with the same file; the scrape shows the seeder, and a new libtorrent
                       leecher downloads the file from it. The seeder was known only from the
                       snapshot: its session sent no announce after the restart (checked).
-9. ``shutdown``       SIGTERM makes shoal exit with status 0 promptly.
+9. ``cluster``        two instances sharing a swarm through a real redis-server: a seeder on one,
+                      a leecher on the other, the file arrives.
+10. ``torrust-index`` a shoal with ``--torrust-api``, an allow list and a key file, driven with
+                      torrust-index's own requests (its tracker client's paths, ``?token=``, one
+                      kept-alive connection): the failure bodies it matches, whitelist the
+                      torrent, ``POST key/{secs}``; a libtorrent seeder announces to the URL the
+                      index publishes from that key (``/announce/KEY``), a leecher to the
+                      passkey-first ``/KEY/announce``, both over HTTP, and the file arrives;
+                      each scrapes through the URL libtorrent derives (2 seeders); the index's
+                      ``torrent/{ih}`` and 50-hash batch read the swarm back; un-whitelisting
+                      makes the seeder's next announce fail with "torrent not allowed"; neither
+                      the key nor the token is in shoal's log.
+11. ``shutdown``      SIGTERM makes shoal exit with status 0 promptly.
 
 Every torrent is private (no DHT/PEX/LSD), and DHT/LSD/UPnP/NAT-PMP are off in every client, so
 the tracker is the only way the peers can discover each other. Each case uses its own random
@@ -56,6 +68,8 @@ exit status is 0 only when nothing failed. Every wait is bounded (about 60 s per
 """
 
 import argparse
+import http.client
+import json
 import os
 import random
 import re
@@ -128,19 +142,21 @@ def wait_for(what, predicate, timeout, on_timeout=None):
 class Shoal:
     """shoal as a subprocess on ephemeral loopback ports; stderr is drained by a thread."""
 
-    LISTEN_RE = re.compile(r"listening on (udp|http)://(\S+)")
+    LISTEN_RE = re.compile(r"(?:listening on (udp|http)|serving the (torrust) REST API \(v1\) on http)"
+                           r"://(\S+)")
     ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
 
-    def __init__(self, binary, extra_args=(), udp="127.0.0.1:0"):
+    def __init__(self, binary, extra_args=(), udp="127.0.0.1:0", env=None):
         self.cmd = [binary, "--udp", udp, "--http", "127.0.0.1:0", "--http-metrics",
                     "--workers", "1", "--log", "info"] + list(extra_args)
         self.lines = []
         self.addrs = {}
         self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     env=dict(os.environ, **(env or {})))
         threading.Thread(target=self._drain, daemon=True).start()
         wait_for("shoal to log 'listening on udp://' and 'listening on http://'",
-                 lambda: len(self.addrs) == 2 or self.proc.poll() is not None,
+                 lambda: {"udp", "http"} <= set(self.addrs) or self.proc.poll() is not None,
                  STARTUP_TIMEOUT, self.tail)
         if self.proc.poll() is not None:
             raise Failure("shoal exited with status %s during startup\n%s"
@@ -157,7 +173,7 @@ class Shoal:
             self.lines.append(line)
             m = self.LISTEN_RE.search(line)
             if m:
-                self.addrs.setdefault(m.group(1), m.group(2).rstrip("/,;\"'"))
+                self.addrs.setdefault(m.group(1) or m.group(2), m.group(3).rstrip("/,;\"'"))
 
     @staticmethod
     def _hostport(addr):
@@ -357,9 +373,9 @@ class Client:
         "user_agent": "shoal-e2e/libtorrent-" + lt.__version__,
     }
 
-    def __init__(self, label):
+    def __init__(self, label, **settings):
         self.label = label
-        self.session = lt.session(self.SETTINGS)
+        self.session = lt.session(dict(self.SETTINGS, **settings))
         self.alerts = []   # (label, message) of every alert seen, for failure messages
 
     def add(self, torrent_bytes, save_path, seed_mode=False):
@@ -537,6 +553,181 @@ def private_wrong_key(shoal, workdir):
     ch = client.add(torrent, http_dir, seed_mode=True)
     client.wait_tracker_error(ch, '"unknown key"',
                               lambda a: a.failure_reason() == "unknown key")
+
+
+# --------------------------------------------------------------------------------------------
+# torrust-index's calls (--torrust-api), then real clients with the key they hand out
+# --------------------------------------------------------------------------------------------
+
+# Made as the README makes one (base64): `+`, `/` and `=` reach shoal percent-encoded, as
+# torrust-index's reqwest client encodes a query value.
+TORRUST_TOKEN = "e2e+torrust/token0123456789=="
+
+
+class TorrustIndex:
+    """The requests torrust-index's tracker client (src/tracker/api.rs) sends, on one kept-alive
+    connection as its pooled reqwest client does: the token as ``?token=``, no body."""
+
+    def __init__(self, addr, token=TORRUST_TOKEN):
+        host, _, port = addr.rpartition(":")
+        self.conn = http.client.HTTPConnection(host.strip("[]"), int(port), timeout=10)
+        self.token = token
+
+    def call(self, method, path, query=(), token=True):
+        """(status, body text) of METHOD /api/v1/PATH?token=T&QUERY."""
+        params = ([("token", self.token)] if token else []) + list(query)
+        target = "/api/v1/%s" % path
+        if params:
+            target += "?" + urllib.parse.urlencode(params)
+        # reqwest sends `content-length: 0` with a bodiless POST or DELETE.
+        headers = {"Content-Length": "0"} if method in ("POST", "DELETE") else {}
+        self.conn.request(method, target, headers=headers)
+        r = self.conn.getresponse()
+        return r.status, r.read().decode("utf-8", "replace")
+
+    def ok(self, method, path, query=()):
+        status, body = self.call(method, path, query)
+        if status != 200:
+            raise Failure("%s %s: %d %s" % (method, path, status, body))
+        return body
+
+    def close(self):
+        self.conn.close()
+
+
+def index_announce_url(tracker_url, key):
+    """What torrust-index publishes for a user (service.rs: `tracker_url.join(key)`, RFC 3986
+    reference resolution): the key replaces the last path segment."""
+    return urllib.parse.urljoin(tracker_url, key)
+
+
+def scrape_counts(client, handle):
+    """libtorrent's own scrape (it derives the scrape URL from the announce URL): (complete,
+    incomplete) of the reply, or a Failure with the tracker's error."""
+    client.pump()
+    handle.scrape_tracker()
+    found = {}
+
+    def replied():
+        for a in client.pump():
+            if getattr(a, "handle", None) != handle:
+                continue
+            if isinstance(a, lt.scrape_reply_alert):
+                found["counts"] = (a.complete, a.incomplete)
+                return True
+            if isinstance(a, lt.scrape_failed_alert):
+                raise Failure("%s: scrape failed: %s (%s)" % (client.label, a.message(), a.error.message()))
+        return False
+    wait_for("%s's scrape reply" % client.label, replied, ANNOUNCE_TIMEOUT, client.diagnostics)
+    return found["counts"]
+
+
+def torrust_index(binary, workdir, running):
+    """shoal as torrust-index's private tracker, driven as the index drives it.
+
+    The index whitelists the torrent and makes a user's key through ``--torrust-api``; a
+    libtorrent seeder announces with the URL the index publishes (``/announce/KEY``), a leecher
+    with the passkey-first form (``/KEY/announce``), both over HTTP; the file arrives intact.
+    Each scrapes through the URL it derives from its announce URL; the index's importer reads
+    the torrent and the batch; the index un-whitelists it and the next announce is refused.
+    """
+    allow = os.path.join(workdir, "torrust-allow.txt")
+    keys = os.path.join(workdir, "torrust-keys.txt")
+    for path in (allow, keys):
+        open(path, "w").close()
+    ts = running["torrust"] = Shoal(
+        binary, ["--access-list", allow, "--access-mode", "allow", "--keys", keys,
+                 "--torrust-api", "127.0.0.1:0"],
+        env={"SHOAL_API_TOKEN": TORRUST_TOKEN})
+    wait_for("shoal to log the torrust REST API's address", lambda: "torrust" in ts.addrs,
+             STARTUP_TIMEOUT, ts.tail)
+    index = TorrustIndex(ts.addrs["torrust"])
+    try:
+        # The failures the index tells apart by their bodies (service.rs).
+        want = (500, 'Unhandled rejection: Err { reason: "unauthorized" }')
+        got = index.call("GET", "torrents", token=False)
+        if got != want:
+            raise Failure("without a token: %r, want %r" % (got, want))
+        wrong = TorrustIndex(ts.addrs["torrust"], token="not-the-token-0000000000")
+        want = (500, 'Unhandled rejection: Err { reason: "token not valid" }')
+        got = wrong.call("POST", "whitelist/" + "ab" * 20)
+        wrong.close()
+        if got != want:
+            raise Failure("with a wrong token: %r, want %r" % (got, want))
+
+        seed_dir = os.path.join(workdir, "torrust-seed")
+        leech_dir = os.path.join(workdir, "torrust-leech")
+        os.makedirs(seed_dir)
+        os.makedirs(leech_dir)
+        # The index's `[tracker] url`, with the trailing slash the README asks for.
+        tracker_url = "http://%s:%d/announce/" % ts.http
+        torrent, info_hash, original = make_torrent(seed_dir, tracker_url)
+        ih = info_hash.hex()
+
+        # Upload: the index whitelists the torrent.
+        index.ok("POST", "whitelist/" + ih)
+        # Download: the index makes the user's key (its default validity, 12 weeks).
+        before = int(time.time())
+        made = json.loads(index.ok("POST", "key/7257600"))
+        key, until = made["key"], made["valid_until"]
+        if not (re.fullmatch(r"[0-9A-Za-z]{32}", key) and isinstance(until, int)
+                and before + 7257600 <= until <= int(time.time()) + 7257600):
+            raise Failure("POST key/7257600 answered %r" % made)
+
+        published = index_announce_url(tracker_url, key)
+        if published != "http://%s:%d/announce/%s" % (ts.http + (key,)):
+            raise Failure("the index would publish %s" % published)
+        first = "http://%s:%d/%s/announce" % (ts.http + (key,))
+        # libtorrent's SSRF mitigation refuses a request to a tracker on loopback whose path
+        # does not start with /announce (so /KEY/announce, and either scrape URL); a tracker
+        # anywhere else is not restricted, so it is off here.
+        seeder = Client("torrust seeder (/announce/KEY)", ssrf_mitigation=False)
+        leecher = Client("torrust leecher (/KEY/announce)", ssrf_mitigation=False)
+        sh = seeder.add(with_tracker(torrent, published), seed_dir, seed_mode=True)
+        seeder.wait_announced(sh)
+        lh = leecher.add(with_tracker(torrent, first), leech_dir)
+        wait_downloaded("the leecher (/KEY/announce) to download from the seeder "
+                        "(/announce/KEY)", seeder, leecher, lh, [ts], original, leech_dir)
+
+        # Both URL forms scrape: libtorrent replaces `announce` with `scrape` in either.
+        # The leecher's `completed` announce may still be on its way: wait for 2 seeders.
+        for client, handle in ((seeder, sh), (leecher, lh)):
+            counts = {}
+
+            def two_seeders():
+                counts["last"] = scrape_counts(client, handle)
+                return counts["last"] == (2, 0)
+            wait_for("%s's scrape to show 2 seeders" % client.label, two_seeders,
+                     SCRAPE_TIMEOUT, lambda: "last %r" % (counts.get("last"),))
+
+        # The importer: one torrent, then a batch of 50 with the others unknown.
+        info = json.loads(index.ok("GET", "torrent/" + ih))
+        addrs = sorted(p["peer_addr"] for p in info["peers"])
+        if (info["info_hash"], info["seeders"], info["leechers"], len(addrs)) != (ih, 2, 0, 2):
+            raise Failure("torrent/%s: %r" % (ih, info))
+        if info["completed"] < 1:
+            raise Failure("torrent/%s: the leecher's download is not counted: %r" % (ih, info))
+        batch_query = [("info_hash", h) for h in [ih] + [os.urandom(20).hex() for _ in range(49)]]
+        batch = json.loads(index.ok("GET", "torrents", batch_query))
+        if [(t["info_hash"], t["seeders"], t["leechers"]) for t in batch] != [(ih, 2, 0)]:
+            raise Failure("torrents?info_hash=... (50): %r" % batch)
+        log("torrust importer: %d peers %s, completed %d" % (len(addrs), addrs, info["completed"]))
+
+        # Delete: the index un-whitelists the torrent; the next announce is refused.
+        index.ok("DELETE", "whitelist/" + ih)
+        seeder.pump()
+        # Now, not at the tracker's min interval.
+        sh.force_reannounce(0, -1, lt.reannounce_flags_t.ignore_min_interval)
+        seeder.wait_tracker_error(sh, '"torrent not allowed"',
+                                  lambda a: a.failure_reason() == "torrent not allowed")
+        seeder.session.remove_torrent(sh)
+        leecher.session.remove_torrent(lh)
+    finally:
+        index.close()
+    # No key and no token reached the log.
+    for secret in (key, TORRUST_TOKEN):
+        if any(secret in line for line in ts.lines):
+            raise Failure("a key or the token is in shoal's log")
 
 
 # --------------------------------------------------------------------------------------------
@@ -802,6 +993,8 @@ def main():
     ap.add_argument("--shoal", default=os.path.join(REPO_ROOT, "target", "release", "shoal"),
                     help="path to the shoal binary (default: target/release/shoal)")
     ap.add_argument("-v", "--verbose", action="store_true", help="print progress details")
+    ap.add_argument("--case", action="append", metavar="NAME",
+                    help="run only this case (repeatable); the others are not reported")
     args = ap.parse_args()
     VERBOSE = args.verbose
 
@@ -814,6 +1007,8 @@ def main():
     results = []
 
     def case(name, fn):
+        if args.case and name not in args.case:
+            return
         start = time.monotonic()
         try:
             fn()
@@ -837,6 +1032,7 @@ def main():
     private = {}  # the private-mode shoal and its one key, started by the first private case
     restart = {}  # the warm-restart case's shoal of the moment
     cluster = {}  # the cluster case's redis-server and two instances
+    torrust = {}  # the torrust-index case's shoal
     try:
         try:
             shoal = Shoal(args.shoal)
@@ -898,6 +1094,7 @@ def main():
         case("private-wrong-key", lambda: private_wrong_key(private_shoal()[0], workdir))
         case("warm-restart", lambda: warm_restart(args.shoal, workdir, restart))
         case("cluster", lambda: cluster_download(args.shoal, workdir, cluster))
+        case("torrust-index", lambda: torrust_index(args.shoal, workdir, torrust))
 
         def shutdown():
             shoal.alive()
@@ -924,6 +1121,8 @@ def main():
                 cluster[inst].terminate()
         if "redis" in cluster:
             cluster["redis"].stop()
+        if "torrust" in torrust:
+            torrust["torrust"].terminate()
         shutil.rmtree(workdir, ignore_errors=True)
         passed = sum(results)
         print("%d passed, %d failed" % (passed, len(results) - passed), flush=True)

@@ -115,6 +115,7 @@ async function main() {
       return {
         torrents: v("torrents"), peers: v("peers"), seeders: v("seeders"), leechers: v("leechers"),
         requests: v("requests"), replies: v("replies"), rejects: v("rejects"),
+        interval: v("interval"), intervalTitle: document.getElementById("interval-card").title,
         rows: document.querySelectorAll("#torrents tr").length, lines,
         replyLines: document.querySelectorAll("#replies polyline").length,
       };
@@ -124,10 +125,16 @@ async function main() {
       torrents: stats.torrents, peers: stats.peers.total, seeders: stats.peers.seeders,
       leechers: stats.peers.leechers, requests: stats.totals.requests_total,
       replies: stats.totals.replies_total, rejects: stats.totals.rejects_total,
+      // One value when the workers agree, else their range (the load
+      // above may have raised one worker's).
+      interval: ((lo, hi) => (lo === hi ? String(hi) : lo + "–" + hi) + " s")(
+        Math.min(...stats.interval.workers), Math.max(...stats.interval.workers)),
     };
     for (const [k, v] of Object.entries(want)) {
       assert.strictEqual(shown[k], String(v), k + ": the page shows " + shown[k] + ", /api/v1/stats says " + v);
     }
+    assert.strictEqual(stats.interval.workers.length, 2);
+    assert.ok(/±10 %.*up to 7200 s/.test(shown.intervalTitle), "the interval tile's range: " + shown.intervalTitle);
     assert.ok(stats.torrents > 0 && stats.peers.total > 0 && stats.totals.requests_total > 0, "no load seen");
     assert.ok(shown.rows > 0, "no top torrents");
     const top = await get("torrents?limit=10");
