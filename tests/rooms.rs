@@ -60,6 +60,7 @@ const ROOMS: &[(&str, &[&str])] = &[
             "time",
             "tracker",
             "wire",
+            "xdp",
         ],
     ),
     // The one room that knows every room above.
@@ -80,6 +81,7 @@ const ROOMS: &[(&str, &[&str])] = &[
             "time",
             "tracker",
             "wire",
+            "xdp",
         ],
     ),
     // Tools built on the rooms.
@@ -108,6 +110,7 @@ const ROOMS: &[(&str, &[&str])] = &[
             "time",
             "tracker",
             "wire",
+            "xdp",
         ],
     ),
 ];

@@ -20,6 +20,7 @@ use shoal::xdp::xsk::Xsk;
 use std::fs::File;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::time::Duration;
 use std::time::Instant;
@@ -411,4 +412,118 @@ fn kernel_refusal_carries_the_kernels_reason() {
         "{line}"
     );
     assert!(!line.contains('\n'), "{line}");
+}
+
+/// UDP datagrams the kernel's UDP stack of namespace `ns` has taken in.
+fn kernel_udp_in(ns: &str) -> u64 {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "cat", "/proc/net/snmp"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut udp = text.lines().filter(|l| l.starts_with("Udp: "));
+    let (names, values) = (udp.next().unwrap(), udp.next().unwrap());
+    let at = names.split(' ').position(|n| n == "InDatagrams").unwrap();
+    values.split(' ').nth(at).unwrap().parse().unwrap()
+}
+
+/// The binary with `--xdp`: a BEP 15 connect from the peer namespace is
+/// answered, the tracker namespace's kernel UDP stack never sees it (its
+/// InDatagrams counter does not move), SIGTERM ends it with status 0 and
+/// the program is detached. The port is fixed: the namespace is this
+/// test's own, so nothing else can hold it.
+#[test]
+fn shoal_with_xdp_answers_over_af_xdp() {
+    skip_unless_able!();
+    let link = Link::new(6);
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &link.a, env!("CARGO_BIN_EXE_shoal")])
+        .args([
+            "--udp",
+            "10.231.6.1:6969",
+            "--workers",
+            "1",
+            "--xdp",
+            &link.iface_a,
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let connect = |b: &str, tid: u8| {
+        Link::within(b, move || {
+            let s = UdpSocket::bind("0.0.0.0:0").unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
+            let mut req = 0x0417_2710_1980u64.to_be_bytes().to_vec();
+            req.extend_from_slice(&[0, 0, 0, 0, 9, 8, 7, tid]);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let mut buf = [0u8; 64];
+            // Until the server is up: each try waits 200 ms for its reply.
+            while Instant::now() < deadline {
+                s.send_to(&req, "10.231.6.1:6969").unwrap();
+                if let Ok((n, _)) = s.recv_from(&mut buf) {
+                    return buf[..n].to_vec();
+                }
+            }
+            Vec::new()
+        })
+    };
+    // Once one connect is answered the workers run, so the sockets are in
+    // the program's map (a datagram that came before may have been the
+    // kernel's).
+    let first = connect(&link.b, 1);
+    let before = kernel_udp_in(&link.a);
+    let answered = connect(&link.b, 6);
+    let after = kernel_udp_in(&link.a);
+    let link_shows = || {
+        let out = Command::new("ip")
+            .args(["-n", &link.a, "link", "show", "dev", &link.iface_a])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let running = link_shows();
+    // SAFETY: kill(2) on our own child's id.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    let mut log = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut log).unwrap();
+    assert_eq!(first.len(), 16, "a connect response; log:\n{log}");
+    assert_eq!(answered.len(), 16, "a connect response; log:\n{log}");
+    assert_eq!(answered[..8], [0, 0, 0, 0, 9, 8, 7, 6]);
+    assert_eq!(
+        after, before,
+        "the kernel's UDP stack saw none of it; log:\n{log}"
+    );
+    assert!(log.contains("AF_XDP on 1 of 1 receive queues"), "{log}");
+    assert!(status.success(), "{status}; log:\n{log}");
+    assert!(
+        running.contains("prog/xdp"),
+        "attached while running: {running}"
+    );
+    let shown = link_shows();
+    assert!(
+        !shown.contains("prog/xdp"),
+        "the program is detached at exit: {shown}; log:\n{log}"
+    );
+}
+
+/// Without privileges the binary says so in one line and exits 1.
+#[test]
+fn shoal_with_xdp_without_privileges_exits_1() {
+    skip_unless_able!();
+    let out = Command::new(env!("CARGO_BIN_EXE_shoal"))
+        .args(["--udp", "127.0.0.1:0", "--workers", "1", "--xdp", "lo"])
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| l.contains("--xdp")).collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(
+        lines[0].contains("run as root or with CAP_BPF and CAP_NET_ADMIN"),
+        "{err}"
+    );
 }

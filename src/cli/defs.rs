@@ -157,6 +157,13 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", env = "SHOAL_RATE_LIMIT", default_value_t = 0)]
     pub rate_limit: u32,
 
+    /// UDP through AF_XDP on this interface (Linux, root or CAP_BPF and
+    /// CAP_NET_ADMIN, a build with the `xdp` feature): an XDP program hands
+    /// the tracker's UDP datagrams straight to the workers, one AF_XDP socket
+    /// per worker and receive queue; all other traffic goes to the kernel.
+    #[arg(long, value_name = "IFACE", env = "SHOAL_XDP")]
+    pub xdp: Option<String>,
+
     /// Requests an address may send at once before --rate-limit applies. [default: 2 × --rate-limit]
     #[arg(long, value_name = "N", env = "SHOAL_RATE_BURST")]
     pub rate_burst: Option<u32>,

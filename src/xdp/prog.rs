@@ -174,6 +174,11 @@ pub struct Program {
     matched: c_int,
 }
 
+// SAFETY: the bpf_object is owned by this Program alone and libbpf ties it
+// to no thread; moving the Program moves that ownership. Not Sync: the
+// methods are called from one thread at a time.
+unsafe impl Send for Program {}
+
 impl Program {
     /// Loads the program, sets `ports` in its port table and attaches it to
     /// `iface` in native mode.

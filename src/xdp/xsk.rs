@@ -484,3 +484,28 @@ impl Drop for Xsk {
         unsafe { libc::munmap(self.umem.as_ptr().cast(), UMEM_LEN) };
     }
 }
+
+/// In a worker's mio poll: readable when the RX ring has frames.
+impl mio::event::Source for Xsk {
+    fn register(
+        &mut self,
+        registry: &mio::Registry,
+        token: mio::Token,
+        interests: mio::Interest,
+    ) -> io::Result<()> {
+        mio::unix::SourceFd(&self.fd.as_raw_fd()).register(registry, token, interests)
+    }
+
+    fn reregister(
+        &mut self,
+        registry: &mio::Registry,
+        token: mio::Token,
+        interests: mio::Interest,
+    ) -> io::Result<()> {
+        mio::unix::SourceFd(&self.fd.as_raw_fd()).reregister(registry, token, interests)
+    }
+
+    fn deregister(&mut self, registry: &mio::Registry) -> io::Result<()> {
+        mio::unix::SourceFd(&self.fd.as_raw_fd()).deregister(registry)
+    }
+}
