@@ -2,15 +2,14 @@
 //! path, alternating, one tracker thread each (not criterion).
 //!
 //! Two network namespaces joined by a veth pair (made and deleted here, root
-//! only): the tracker side runs either shoal's socket server with one worker
-//! (`Server::bind`, mio + recvmmsg/sendmmsg) or one thread serving an
-//! AF_XDP socket on queue 0 through the same `Tracker::handle_udp`; the
+//! only): the tracker side runs shoal's server with one worker
+//! (`Server::bind`), with `--xdp` on the veth (its worker serves an AF_XDP
+//! socket on queue 0) or without (mio + recvmmsg/sendmmsg); the
 //! other side runs `shoal bench`'s load generator (1 worker, 4 sockets, 16
 //! in flight each, 50:50:1 connect:announce:scrape). Rounds alternate; the
 //! medians and the ratio are printed, with the CPU time of the tracker's
-//! thread per reply (from getrusage / /proc), which is what tells the two
-//! paths apart when the load generator is the limit. The AF_XDP thread does
-//! not count outcomes (the socket worker does, a few ns a request).
+//! worker per reply (from /proc), which is what tells the two paths apart
+//! when the load generator is the limit. Both count outcomes the same way.
 //!
 //! ```sh
 //! cargo bench --features xdp --bench xdp_veth            # 3 rounds of 5 s each
@@ -21,16 +20,11 @@
 
 use shoal::bench::{self, BenchConfig};
 use shoal::server::{Config, Server};
-use shoal::time::Clock;
-use shoal::tracker::{Tracker, TrackerConfig, Worker};
-use shoal::xdp::prog::Program;
-use shoal::xdp::xsk::Xsk;
+use shoal::xdp::XdpConfig;
 use std::fs::File;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 fn ip(args: &[&str]) {
@@ -102,16 +96,6 @@ fn thread_cpu(name: &str) -> f64 {
     panic!("no thread named {name}");
 }
 
-/// CPU seconds of the calling thread.
-fn own_cpu() -> f64 {
-    // SAFETY: a zeroed rusage is valid; getrusage fills it.
-    let mut r: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: a live rusage.
-    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut r) };
-    let t = |v: libc::timeval| v.tv_sec as f64 + v.tv_usec as f64 / 1e6;
-    t(r.ru_utime) + t(r.ru_stime)
-}
-
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -164,36 +148,23 @@ fn main() {
 
     let (mut xdp, mut sock) = (Vec::new(), Vec::new());
     for round in 0..rounds {
-        // The AF_XDP path.
-        let stop = Arc::new(AtomicBool::new(false));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let (ns, dev, stop2) = (a.clone(), va.clone(), stop.clone());
-        let server = std::thread::spawn(move || {
-            within(&ns, move || {
-                let p = 6969;
-                let prog = Program::attach(&dev, &[p]).unwrap();
-                let mut xsk = Xsk::bind(prog.ifindex(), 0).unwrap();
-                prog.insert(0, xsk.as_raw_fd()).unwrap();
-                tx.send(SocketAddr::from(([10, 232, 0, 1], p))).unwrap();
-                let core = Tracker::new(TrackerConfig::default());
-                let mut w = Worker::new();
-                let clock = Clock::system();
-                let cpu = own_cpu();
-                while !stop2.load(Ordering::Relaxed) {
-                    xsk.wait(Duration::from_millis(10)).unwrap();
-                    let now = clock.now();
-                    xsk.serve(&[p], |src, req, out| {
-                        core.handle_udp(&mut w, now, src, req, out).reply
-                    })
-                    .unwrap();
-                }
-                own_cpu() - cpu
-            })
+        // The AF_XDP path: the same server, with --xdp on the veth.
+        let dev = va.clone();
+        let running = within(&a, move || {
+            let config = Config {
+                workers: 1,
+                xdp: XdpConfig { iface: Some(dev) },
+                ..Config::for_udp(SocketAddr::from(([10, 232, 0, 1], 0)))
+            };
+            Server::bind(config).unwrap().spawn().unwrap()
         });
-        let target = rx.recv().unwrap();
+        let target = running.udp_addrs()[0];
+        let cpu = thread_cpu("shoal-worker-0");
         let r = load(&b, target, secs);
-        stop.store(true, Ordering::Relaxed);
-        let xdp_cpu = server.join().unwrap() / secs as f64;
+        let xdp_cpu = (thread_cpu("shoal-worker-0") - cpu) / secs as f64;
+        // Stopped in the namespace it runs in: detaching the program goes
+        // through that namespace's netlink.
+        within(&a, move || running.stop());
         xdp.push(r);
 
         // The socket path.

@@ -165,7 +165,9 @@ fn check(ret: c_int, step: &'static str) -> Result<c_int, Error> {
     })
 }
 
-/// The program, loaded and attached to one interface until dropped.
+/// The program, loaded and attached to one interface until dropped. Drop it
+/// in the network namespace it was attached in: detaching goes through
+/// that namespace's netlink, by interface index.
 #[derive(Debug)]
 pub struct Program {
     obj: *mut BpfObject,
