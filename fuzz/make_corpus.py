@@ -219,3 +219,23 @@ write(
         ],
     ),
 )
+
+
+# ---- xdp_frame: whole Ethernet frames (the fixtures of src/xdp/frame/tests.rs,
+# written by scapy): a BEP 15 connect over IPv4 and IPv6 to port 6969, and an
+# IPv4 one padded to the 60-byte minimum frame.
+V4_CONNECT = bytes.fromhex(
+    "0200000000020200000000010800"
+    "4500002c1c46400040110a790a0000010a000002"
+    "9c401b3900188a13"
+    "000004172710198000000000a1b2c3d4"
+)
+V6_CONNECT = bytes.fromhex(
+    "02000000000202000000000186dd"
+    "6000000000181140fd000000000000000000000000000001fd000000000000000000000000000002"
+    "9c401b390018a411"
+    "000004172710198000000000a1b2c3d4"
+)
+write("xdp_frame", "v4_connect", V4_CONNECT)
+write("xdp_frame", "v4_connect_padded", V4_CONNECT + bytes(2))
+write("xdp_frame", "v6_connect", V6_CONNECT)

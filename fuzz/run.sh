@@ -19,7 +19,7 @@ shift || true
 if [ $# -gt 0 ]; then
   targets=("$@")
 else
-  targets=(udp_core http_core client_parsers snapshot cluster_batch)
+  targets=(udp_core http_core client_parsers snapshot cluster_batch xdp_frame)
 fi
 # No sanitizer by default: shoal's parsing and core code is safe Rust (the one
 # unsafe module, net/mmsg.rs, is not reachable from these targets), so ASan

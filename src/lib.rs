@@ -13,6 +13,8 @@
 //! - [`wire`]: byte layouts. BEP 15 frames ([`wire::udp`]), HTTP request heads and
 //!   announce/scrape queries ([`wire::http`]), bencode output ([`wire::bencode`]).
 //!   No I/O, no clocks, no locks, no allocation per packet.
+//! - [`xdp`]: the AF_XDP path's frames: Ethernet, IPv4/IPv6 and UDP headers
+//!   around BEP 15 payloads, parsed and written with their checksums.
 //! - [`snapshot`]: the warm-restart file format: versioned, checksummed,
 //!   atomic streaming writer, all-or-nothing loader. No locks, no clock.
 //! - [`limit`]: per-address limits: a fixed-size rate limiter shared by all
@@ -74,3 +76,4 @@ pub mod sys;
 pub mod time;
 pub mod tracker;
 pub mod wire;
+pub mod xdp;

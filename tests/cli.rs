@@ -862,3 +862,25 @@ fn stats_line_shows_fractional_rates_errors_drops_rejects_and_http() {
     }
     assert!(signal_and_wait(child, "-TERM").success());
 }
+
+/// `--xdp` in a build without the `xdp` feature: refused in one line,
+/// exit 2, before anything is bound.
+#[cfg(not(feature = "xdp"))]
+#[test]
+fn xdp_without_the_feature_is_refused() {
+    let out = shoal()
+        .args(["--udp", "127.0.0.1:0", "--xdp", "lo"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--xdp: this shoal was built without AF_XDP support"),
+        "{err}"
+    );
+    assert_eq!(
+        err.lines().filter(|l| l.contains("--xdp")).count(),
+        1,
+        "{err}"
+    );
+}

@@ -27,6 +27,7 @@ const ROOMS: &[(&str, &[&str])] = &[
     ("snapshot", &[]),
     ("limit", &[]),
     ("sys", &[]),
+    ("xdp", &[]),
     // The map, and who may use it.
     ("swarm", &["snapshot"]),
     ("access", &["swarm", "wire"]),
@@ -59,6 +60,7 @@ const ROOMS: &[(&str, &[&str])] = &[
             "time",
             "tracker",
             "wire",
+            "xdp",
         ],
     ),
     // The one room that knows every room above.
@@ -79,6 +81,7 @@ const ROOMS: &[(&str, &[&str])] = &[
             "time",
             "tracker",
             "wire",
+            "xdp",
         ],
     ),
     // Tools built on the rooms.
@@ -107,6 +110,7 @@ const ROOMS: &[(&str, &[&str])] = &[
             "time",
             "tracker",
             "wire",
+            "xdp",
         ],
     ),
 ];

@@ -23,6 +23,7 @@ use crate::rendezvous::RendezvousConfig;
 use crate::server::{Config, Listen};
 use crate::state::StateConfig;
 use crate::tracker::TrackerConfig;
+use crate::xdp::XdpConfig;
 use std::time::Duration;
 
 /// How often a cluster member stores its swarm state when
@@ -74,6 +75,9 @@ impl ServeArgs {
             cluster: self.cluster()?,
             stats_interval: secs_or_off(self.stats_interval),
             control_nice: self.control_nice,
+            xdp: XdpConfig {
+                iface: self.xdp.clone(),
+            },
         };
         config.validate().map_err(UsageError)?;
         Ok(config)

@@ -168,6 +168,13 @@ pub struct ServeArgs {
     )]
     pub rate_limit: u32,
 
+    /// UDP through AF_XDP on this interface (Linux, root or CAP_BPF and
+    /// CAP_NET_ADMIN, a build with the `xdp` feature): an XDP program hands
+    /// the tracker's UDP datagrams straight to the workers, one AF_XDP socket
+    /// per worker and receive queue; all other traffic goes to the kernel.
+    #[arg(long, value_name = "IFACE", env = "SHOAL_XDP")]
+    pub xdp: Option<String>,
+
     /// Requests an address may send at once before --rate-limit applies. [default: 2 × --rate-limit]
     #[arg(
         help_heading = "Memory and limits",

@@ -22,6 +22,8 @@ use crate::rendezvous::Rendezvous;
 use crate::stats::Counters;
 use crate::time::{Clock, Now};
 use crate::tracker::{Outcome, Tracker, Worker};
+#[cfg(all(feature = "xdp", target_os = "linux"))]
+use crate::xdp::xsk::{Xsk, BATCH as XSK_BATCH};
 use mio::net::{TcpListener, UdpSocket};
 use mio::{Events, Interest, Poll, Token, Waker};
 use std::io;
@@ -31,6 +33,9 @@ use std::time::{Duration, Instant};
 
 /// The token of a loop's waker (a shutdown, a hand-off).
 pub const WAKE: Token = Token(usize::MAX - 1);
+/// The token of a worker's AF_XDP socket (`--xdp`).
+#[cfg(all(feature = "xdp", target_os = "linux"))]
+const XSK: Token = Token(usize::MAX - 2);
 /// Longest a loop sleeps with nothing to do, so time-outs run when idle.
 pub const IDLE_TICK: Duration = Duration::from_millis(250);
 
@@ -69,6 +74,9 @@ pub struct WorkerIo {
     streams: Vec<Option<TcpListener>>,
     roles: Vec<Option<Role>>,
     rdv: Vec<RdvSocket>,
+    /// `--xdp`: this worker's AF_XDP socket and the tracker's UDP ports.
+    #[cfg(all(feature = "xdp", target_os = "linux"))]
+    xsk: Option<(Xsk, Vec<u16>)>,
 }
 
 impl WorkerIo {
@@ -86,6 +94,8 @@ impl WorkerIo {
             streams: (0..table.len()).map(|_| None).collect(),
             roles: vec![None; table.len()],
             rdv: Vec::new(),
+            #[cfg(all(feature = "xdp", target_os = "linux"))]
+            xsk: None,
         };
         for (i, socket) in sockets {
             let Some(l) = table.get(i) else { continue };
@@ -114,6 +124,16 @@ impl WorkerIo {
             }
         }
         Ok((io, waker))
+    }
+
+    /// `--xdp`: serve the tracker's `ports` from this AF_XDP socket too.
+    #[cfg(all(feature = "xdp", target_os = "linux"))]
+    pub fn set_xsk(&mut self, mut xsk: Xsk, ports: Vec<u16>) -> io::Result<()> {
+        self.poll
+            .registry()
+            .register(&mut xsk, XSK, Interest::READABLE)?;
+        self.xsk = Some((xsk, ports));
+        Ok(())
     }
 
     /// The inodes of the worker's tracker UDP sockets, whose receive drops
@@ -164,9 +184,12 @@ pub fn run(id: usize, mut io: WorkerIo, ctx: WorkerContext) {
     let mut now = ctx.clock.now();
     let mut interval = 0;
     let mut turn_start = Instant::now();
+    // The AF_XDP socket had frames left when its batch ran out.
+    #[cfg_attr(not(all(feature = "xdp", target_os = "linux")), allow(unused_mut))]
+    let mut xsk_pending = false;
     loop {
         // Last turn's clock is close enough to bound the sleep.
-        let timeout = if pending.iter().any(|&p| p) || rdv.has_pending() {
+        let timeout = if pending.iter().any(|&p| p) || rdv.has_pending() || xsk_pending {
             Duration::ZERO
         } else {
             conns
@@ -212,6 +235,8 @@ pub fn run(id: usize, mut io: WorkerIo, ctx: WorkerContext) {
                 let t = event.token().0;
                 match io.roles.get(t).copied().flatten() {
                     _ if event.token() == WAKE => {}
+                    #[cfg(all(feature = "xdp", target_os = "linux"))]
+                    _ if event.token() == XSK => xsk_pending = true,
                     Some(_) => {
                         conns.on_event(&mut io.poll, &io.streams, &mut http, event, now);
                     }
@@ -239,6 +264,18 @@ pub fn run(id: usize, mut io: WorkerIo, ctx: WorkerContext) {
             if pending[i] {
                 pending[i] = udp_io.drain(sock, &mut answer, now);
             }
+        }
+        #[cfg(all(feature = "xdp", target_os = "linux"))]
+        if let (true, Some((xsk, ports))) = (xsk_pending, io.xsk.as_mut()) {
+            xsk_pending = match xsk.serve(ports, |src, req, out| {
+                answer.answer(now, src, req, out).unwrap_or(0)
+            }) {
+                Ok(s) => s.received == XSK_BATCH,
+                Err(e) => {
+                    log::warn!("worker {id}: AF_XDP socket: {e}");
+                    false
+                }
+            };
         }
         if let Some(r) = &ctx.rendezvous {
             rdv.run(&io.rdv, r, counters, now.secs());

@@ -13,6 +13,7 @@ use crate::net::HttpConfig;
 use crate::rendezvous::RendezvousConfig;
 use crate::state::StateConfig;
 use crate::tracker::TrackerConfig;
+use crate::xdp::XdpConfig;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -98,6 +99,8 @@ pub struct Config {
     pub stats_interval: Option<Duration>,
     /// The control thread's nice value (Linux); 0 = the workers' priority.
     pub control_nice: i32,
+    /// `--xdp IFACE`: the AF_XDP path for UDP.
+    pub xdp: XdpConfig,
 }
 
 impl Default for Config {
@@ -116,6 +119,7 @@ impl Default for Config {
             cluster: None,
             stats_interval: None,
             control_nice: CONTROL_NICE,
+            xdp: XdpConfig::default(),
         }
     }
 }
@@ -140,6 +144,7 @@ impl Config {
             );
         }
         self.rendezvous.validate()?;
+        self.xdp.validate()?;
         if let Some(c) = &self.cluster {
             c.validate()?;
         }

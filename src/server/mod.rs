@@ -62,6 +62,9 @@ pub enum StartError {
     Bind(BindError),
     /// A thread or event loop cannot be created.
     Spawn(io::Error),
+    /// `--xdp`: the XDP program or an AF_XDP socket cannot be put in place
+    /// (privileges, driver support): the one-line reason.
+    Xdp(String),
 }
 
 impl StartError {
@@ -70,7 +73,7 @@ impl StartError {
     pub fn exit_code(&self) -> u8 {
         match self {
             StartError::Config(_) | StartError::State(_) | StartError::Access(_) => 2,
-            StartError::Bind(_) | StartError::Spawn(_) => 1,
+            StartError::Bind(_) | StartError::Spawn(_) | StartError::Xdp(_) => 1,
         }
     }
 }
@@ -83,6 +86,7 @@ impl fmt::Display for StartError {
             StartError::Access(e) => e.fmt(f),
             StartError::Bind(e) => e.fmt(f),
             StartError::Spawn(e) => write!(f, "cannot start a thread: {e}"),
+            StartError::Xdp(m) => f.write_str(m),
         }
     }
 }
@@ -116,6 +120,9 @@ pub struct Server {
     api: Option<Arc<Api>>,
     rate_limiter: Option<Arc<RateLimiter>>,
     conn_limiter: Option<Arc<ConnLimiter>>,
+    /// `--xdp`: the attached program, detached when the server is done.
+    #[cfg(all(feature = "xdp", target_os = "linux"))]
+    xdp: Option<crate::xdp::path::XdpPath>,
 }
 
 impl Server {
@@ -172,6 +179,29 @@ impl Server {
             workers.push(WorkerIo::new(&bound.table, sockets).map_err(BindError::Poll)?);
         }
         let control = ControlIo::new(&bound.table, bound.control).map_err(BindError::Poll)?;
+        #[cfg(all(feature = "xdp", target_os = "linux"))]
+        let xdp = match &config.xdp.iface {
+            Some(iface) => {
+                let ports: Vec<u16> = bound
+                    .table
+                    .iter()
+                    .filter(|l| l.role == Role::Udp)
+                    .map(|l| l.addr.port())
+                    .collect();
+                let mut path = crate::xdp::path::XdpPath::open(iface, &ports, n)
+                    .map_err(|e| StartError::Xdp(e.to_string()))?;
+                for (w, xsk) in workers.iter_mut().zip(path.sockets.drain(..)) {
+                    w.0.set_xsk(xsk, ports.clone()).map_err(BindError::Poll)?;
+                }
+                log::info!(
+                    "--xdp {iface}: AF_XDP on {} of {} receive queues, UDP ports {ports:?}",
+                    n.min(path.queues as usize),
+                    path.queues
+                );
+                Some(path)
+            }
+            None => None,
+        };
 
         let mut tracker = Tracker::new(config.tracker.clone());
         // Loaded whole before any worker runs: no request sees a half map.
@@ -265,6 +295,8 @@ impl Server {
             stop: Arc::new(AtomicBool::new(false)),
             tracker,
             registry,
+            #[cfg(all(feature = "xdp", target_os = "linux"))]
+            xdp,
             table: bound.table,
             buffers: bound.buffers,
             workers,
@@ -328,6 +360,8 @@ impl Server {
             api,
             rate_limiter,
             conn_limiter,
+            #[cfg(all(feature = "xdp", target_os = "linux"))]
+            xdp,
             ..
         } = self;
         let spawn_err = StartError::Spawn;
@@ -441,6 +475,8 @@ impl Server {
             tracker,
             registry,
             cluster,
+            #[cfg(all(feature = "xdp", target_os = "linux"))]
+            _xdp: xdp,
         })
     }
 }
@@ -459,6 +495,10 @@ pub struct Running {
     tracker: Arc<Tracker>,
     registry: Arc<Registry>,
     cluster: Option<Arc<Status>>,
+    /// `--xdp`: held for its drop, which detaches the program after the
+    /// workers have stopped (`join` drops it last).
+    #[cfg(all(feature = "xdp", target_os = "linux"))]
+    _xdp: Option<crate::xdp::path::XdpPath>,
 }
 
 impl Running {
