@@ -241,3 +241,36 @@ fn the_reader_sees_grouped_paths_and_skips_tests_and_comments() {
     let found: Vec<String> = imports(source).into_iter().collect();
     assert_eq!(found, ["api", "net", "time"]);
 }
+
+/// Every `.rs` file under `dir`, recursively.
+fn rust_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+/// A room stays readable: no source file over 900 lines. Unit tests may
+/// live in a sibling `tests.rs`, which this does not count.
+#[test]
+fn no_source_file_is_over_900_lines() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let long: Vec<String> = rust_files(&src)
+        .into_iter()
+        .filter(|p| p.file_name().is_some_and(|n| n != "tests.rs"))
+        .filter_map(|p| {
+            let lines = std::fs::read_to_string(&p).unwrap().lines().count();
+            (lines > 900).then(|| format!("{} ({lines} lines)", p.display()))
+        })
+        .collect();
+    assert!(long.is_empty(), "split these: {long:?}");
+}
