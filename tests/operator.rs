@@ -437,7 +437,7 @@ fn help_is_grouped_by_area() {
                 let flag = flag.split([' ', ',']).next().unwrap();
                 seen.push(flag);
                 let want = match flag {
-                    "udp" | "no-udp" | "http" | "metrics" => "Listeners:",
+                    "udp" | "no-udp" | "http" | "metrics" | "xdp" => "Listeners:",
                     "interval" | "peer-timeout" => "Tracker:",
                     "max-memory" | "rate-burst" => "Memory and limits:",
                     "http-client-ip-header" => "HTTP tracker:",

@@ -174,7 +174,12 @@ pub struct ServeArgs {
     /// CAP_NET_ADMIN, a build with the `xdp` feature): an XDP program hands
     /// the tracker's UDP datagrams straight to the workers, one AF_XDP socket
     /// per worker and receive queue; all other traffic goes to the kernel.
-    #[arg(long, value_name = "IFACE", env = "SHOAL_XDP")]
+    #[arg(
+        help_heading = "Listeners",
+        long,
+        value_name = "IFACE",
+        env = "SHOAL_XDP"
+    )]
     pub xdp: Option<String>,
 
     /// Requests an address may send at once before --rate-limit applies. [default: 2 × --rate-limit]
