@@ -119,7 +119,7 @@ impl Files {
         match *change {
             Change::Listed(h) => self.list_one(h, true),
             Change::Unlisted(h) => self.list_one(h, false),
-            Change::KeyAdded(k, expiry) => self.add_one(k, expiry),
+            Change::KeyAdded(k, expiry) => self.add_one(k, expiry, false),
             Change::KeyRemoved(k) => self.remove_one(&k),
         }
     }
@@ -198,14 +198,16 @@ impl Files {
         })
     }
 
-    fn add_one(&self, key: Key, expiry: Option<u64>) -> Result<Changed, ManageError> {
+    /// Add `key` valid until `expiry`. With `keep`, a key already listed is
+    /// left as it is whatever its expiry; without, it takes the new one.
+    fn add_one(&self, key: Key, expiry: Option<u64>, keep: bool) -> Result<Changed, ManageError> {
         let path = self.keys.clone().ok_or(ManageError::NoFile("--keys"))?;
         let current = self.keys()?;
         // Equality on keys the operator already holds (a lookup, not an
         // authentication): constant time is not needed, but costs nothing.
         let same = current
             .iter()
-            .any(|(k, e)| crate::access::keys::ct_eq(&k.0, &key.0) && e == expiry);
+            .any(|(k, e)| crate::access::keys::ct_eq(&k.0, &key.0) && (keep || e == expiry));
         if same {
             return Ok(Changed {
                 changed: false,
@@ -258,24 +260,7 @@ impl Files {
 
     fn insert_one(&self, key: Key, expiry: Option<u64>) -> Result<Changed, ManageError> {
         let _one = self.lock.lock();
-        let path = self.keys.clone().ok_or(ManageError::NoFile("--keys"))?;
-        let current = self.keys()?;
-        if current
-            .iter()
-            .any(|(k, _)| crate::access::keys::ct_eq(&k.0, &key.0))
-        {
-            return Ok(Changed {
-                changed: false,
-                entries: current.len(),
-            });
-        }
-        let next =
-            KeySet::from_entries(current.iter().map(|(k, e)| (*k, e)).chain([(key, expiry)]));
-        let entries = self.install_keys(&path, next)?;
-        Ok(Changed {
-            changed: true,
-            entries,
-        })
+        self.add_one(key, expiry, true)
     }
 
     /// Read the access list again and put it in force, as a SIGHUP does, but
